@@ -1,0 +1,955 @@
+//! The engine: one task that owns all mutable state (the master, readings, settings, policy) and
+//! talks to everything else through channels.
+//!
+//! ```text
+//! Comms ──frames──▶ bus task ──▶ engine ◀── readings ── one task per EMS source
+//!   ▲                              │  ◀── commands (mpsc + oneshot) ── control surfaces
+//!   └──── frames (heartbeats) ─────┤
+//!                                  ├── watch<Status>  ──▶ control surfaces, status publishers
+//!                                  └── broadcast<Event> ─▶ loggers (each with its own queue)
+//! ```
+//!
+//! Everything runs on tokio's clock, so tests and the simulator can use paused time.
+
+use crate::master::{Master, MasterConfig, MasterEvent};
+use crate::model::{
+    BusStatus, CentiAmps, ChargeNow, ChargeSession, EnergyReading, Event, PolicyStatus, Settings,
+    SlaveStatus, SourceStatus, Status,
+};
+use crate::plugin::{Comms, EmsSource, Logger, PluginError, PollSettings, Received, StatusPublisher};
+use crate::policy::{self, PolicyInput};
+use crate::protocol::{DecodeStats, Frame, FrameError, TwcId};
+use crate::share::{self, Demand, ShareInput};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{debug, error, info, trace, warn};
+
+/// Engine settings (from `[wiring]`, `[master]`, `[site]`).
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Bus master settings, including the wiring limits.
+    pub master: MasterConfig,
+    /// Never offer a car less than this (unless 0).
+    pub min_amps_per_twc: CentiAmps,
+    /// Volts per phase when the slaves report none.
+    pub voltage: f64,
+    /// Phases the chargers are wired for.
+    pub phases: u8,
+    /// True when the consumption a meter reports includes the chargers.
+    pub consumption_includes_chargers: bool,
+    /// How often the policy is re-evaluated without new input (staleness, end of Charge Now).
+    pub tick: Duration,
+    /// How often a `SlaveStatus` event is emitted per slave.
+    pub slave_status_interval: Duration,
+    /// Capacity of the event broadcast (each logger has its own queue behind it).
+    pub event_capacity: usize,
+    /// Longest graceful shutdown before we stop transmitting anyway.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            master: MasterConfig::default(),
+            min_amps_per_twc: CentiAmps::from_amps(6),
+            voltage: 230.0,
+            phases: 1,
+            consumption_includes_chargers: true,
+            tick: Duration::from_secs(1),
+            slave_status_interval: Duration::from_secs(60),
+            event_capacity: 1024,
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// An energy source with its name and poll settings.
+pub struct SourceSpec {
+    /// Registry name (or instance name).
+    pub name: String,
+    /// The source.
+    pub source: Box<dyn EmsSource>,
+    /// Interval and staleness.
+    pub poll: PollSettings,
+}
+
+/// What control surfaces may ask of the engine. Everything is validated; nothing is clamped
+/// silently (safety invariant 5).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Command {
+    /// Charge at `amps` for the whole site for `duration`.
+    ChargeNow {
+        /// Amps (≤ wiring max for all TWCs).
+        amps: f64,
+        /// How long.
+        duration: Duration,
+    },
+    /// End Charge Now.
+    CancelChargeNow,
+    /// Change the non-scheduled action (`charge`, `stop`, `green`) and/or its amps.
+    SetNonScheduled {
+        /// New action.
+        action: Option<String>,
+        /// New amps.
+        amps: Option<f64>,
+    },
+    /// Send `FC B1` to one slave or all.
+    StartCharging {
+        /// `None` = every slave.
+        slave: Option<TwcId>,
+    },
+    /// Send `FC B2` to one slave or all.
+    StopCharging {
+        /// `None` = every slave.
+        slave: Option<TwcId>,
+    },
+    /// Replace the runtime settings (validated as a whole).
+    ReplaceSettings(Box<Settings>),
+    /// Offer 0 A to every slave, wait for them to confirm, stop transmitting and end the engine.
+    Shutdown,
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// The request is invalid (→ HTTP 400).
+    #[error("{0}")]
+    Invalid(String),
+    /// The request is valid but cannot be done now (→ HTTP 409/503).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The engine has stopped.
+    #[error("the engine has stopped")]
+    Stopped,
+}
+
+struct Request {
+    cmd: Command,
+    reply: oneshot::Sender<Result<Settings, CommandError>>,
+}
+
+/// A cheap, cloneable handle to a running engine.
+#[derive(Clone)]
+pub struct EngineHandle {
+    cmd: mpsc::Sender<Request>,
+    status: watch::Receiver<Status>,
+    events: broadcast::Sender<Event>,
+}
+
+impl EngineHandle {
+    /// The latest status snapshot.
+    pub fn status(&self) -> Status {
+        self.status.borrow().clone()
+    }
+    /// A receiver that sees every new snapshot.
+    pub fn watch_status(&self) -> watch::Receiver<Status> {
+        self.status.clone()
+    }
+    /// A receiver of events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+    /// Send a command; returns the settings after it was applied.
+    pub async fn command(&self, cmd: Command) -> Result<Settings, CommandError> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd
+            .send(Request { cmd, reply: tx })
+            .await
+            .map_err(|_| CommandError::Stopped)?;
+        rx.await.map_err(|_| CommandError::Stopped)?
+    }
+}
+
+enum BusIn {
+    Rx(Received),
+    Down(String),
+    Up,
+}
+
+struct SourceState {
+    name: String,
+    poll: PollSettings,
+    last: Option<EnergyReading>,
+    last_error: Option<String>,
+    errors: u64,
+    was_stale: bool,
+}
+
+/// The running engine's parts, returned by [`spawn`].
+pub struct Engine {
+    /// Handle for control surfaces.
+    pub handle: EngineHandle,
+    /// Resolves when the engine has shut down (after [`Command::Shutdown`]).
+    pub task: JoinHandle<()>,
+}
+
+/// Start the engine with a bus transport, energy sources and initial settings.
+pub fn spawn(
+    cfg: EngineConfig,
+    comms: Box<dyn Comms>,
+    sources: Vec<SourceSpec>,
+    settings: Settings,
+) -> Engine {
+    let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let (events_tx, _) = broadcast::channel(cfg.event_capacity);
+    let master = Master::new(cfg.master.clone());
+    let (status_tx, status_rx) = watch::channel(Status::default());
+    let (bus_out_tx, bus_out_rx) = mpsc::channel::<Frame>(32);
+    let (bus_in_tx, bus_in_rx) = mpsc::channel::<BusIn>(256);
+    let bus_task = tokio::spawn(bus_task(comms, bus_out_rx, bus_in_tx));
+    let (read_tx, read_rx) = mpsc::channel(64);
+    let mut states = Vec::new();
+    for (i, spec) in sources.into_iter().enumerate() {
+        states.push(SourceState {
+            name: spec.name.clone(),
+            poll: spec.poll,
+            last: None,
+            last_error: None,
+            errors: 0,
+            was_stale: false,
+        });
+        tokio::spawn(ems_task(i, spec, read_tx.clone()));
+    }
+    drop(read_tx);
+    let now = Instant::now();
+    let core = Core {
+        cfg,
+        master,
+        settings,
+        sources: states,
+        events: events_tx.clone(),
+        status: status_tx,
+        bus: BusStatus::default(),
+        decode: DecodeStats::default(),
+        policy: PolicyStatus::default(),
+        combined: None,
+        start_instant: now,
+        start_wall: Utc::now(),
+        sessions: BTreeMap::new(),
+        last_slave_event: BTreeMap::new(),
+        bus_out: bus_out_tx,
+    };
+    let task = tokio::spawn(core.run(cmd_rx, bus_in_rx, read_rx, bus_task));
+    Engine {
+        handle: EngineHandle {
+            cmd: cmd_tx,
+            status: status_rx,
+            events: events_tx,
+        },
+        task,
+    }
+}
+
+async fn bus_task(mut comms: Box<dyn Comms>, mut out: mpsc::Receiver<Frame>, tx: mpsc::Sender<BusIn>) {
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let failure = tokio::select! {
+            r = comms.recv() => match r {
+                Ok(item) => {
+                    if tx.send(BusIn::Rx(item)).await.is_err() { return; }
+                    continue;
+                }
+                Err(e) => e,
+            },
+            f = out.recv() => match f {
+                Some(frame) => match comms.send(&frame).await {
+                    Ok(()) => { backoff = Duration::from_millis(500); continue; }
+                    Err(e) => e,
+                },
+                None => return,
+            },
+        };
+        let _ = tx.send(BusIn::Down(failure.chain())).await;
+        // Retry with backoff until the link is back; frames queued meanwhile are dropped (the
+        // next heartbeat round carries fresh values).
+        loop {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+            while out.try_recv().is_ok() {}
+            if out.is_closed() {
+                return;
+            }
+            match comms.reconnect().await {
+                Ok(()) => {
+                    let _ = tx.send(BusIn::Up).await;
+                    break;
+                }
+                Err(e) => debug!(error = %e.chain(), "Reconnect failed"),
+            }
+        }
+    }
+}
+
+async fn ems_task(index: usize, spec: SourceSpec, tx: mpsc::Sender<(usize, Result<EnergyReading, PluginError>)>) {
+    let mut iv = tokio::time::interval(spec.poll.interval);
+    iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let limit = spec.poll.interval.max(Duration::from_secs(5)) * 2;
+    loop {
+        iv.tick().await;
+        let r = match tokio::time::timeout(limit, spec.source.read()).await {
+            Ok(r) => r,
+            Err(_) => Err(PluginError::new(
+                crate::plugin::ErrorKind::Transient,
+                spec.name.clone(),
+                format!("no answer within {} s", limit.as_secs()),
+            )),
+        };
+        if tx.send((index, r)).await.is_err() {
+            return;
+        }
+    }
+}
+
+struct Core {
+    cfg: EngineConfig,
+    master: Master,
+    settings: Settings,
+    sources: Vec<SourceState>,
+    events: broadcast::Sender<Event>,
+    status: watch::Sender<Status>,
+    bus: BusStatus,
+    decode: DecodeStats,
+    policy: PolicyStatus,
+    combined: Option<EnergyReading>,
+    start_instant: Instant,
+    start_wall: DateTime<Utc>,
+    sessions: BTreeMap<TwcId, ChargeSession>,
+    last_slave_event: BTreeMap<TwcId, Instant>,
+    bus_out: mpsc::Sender<Frame>,
+}
+
+impl Core {
+    fn wall(&self, now: Instant) -> DateTime<Utc> {
+        self.start_wall
+            + chrono::Duration::from_std(now - self.start_instant).unwrap_or(chrono::Duration::zero())
+    }
+
+    fn emit(&self, e: Event) {
+        let _ = self.events.send(e);
+    }
+
+    async fn run(
+        mut self,
+        mut cmd_rx: mpsc::Receiver<Request>,
+        mut bus_rx: mpsc::Receiver<BusIn>,
+        mut read_rx: mpsc::Receiver<(usize, Result<EnergyReading, PluginError>)>,
+        bus_task: JoinHandle<()>,
+    ) {
+        info!(
+            master = %self.master.id(),
+            sign = format!("{:02X}", self.master.sign()),
+            wiring_max_all = %self.cfg.master.wiring_max_all,
+            wiring_max_per_twc = %self.cfg.master.wiring_max_per_twc,
+            "Engine started as bus master"
+        );
+        self.bus.link_up = true;
+        let mut tick = tokio::time::interval(self.cfg.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut shutdown: Option<(Instant, Vec<oneshot::Sender<Result<Settings, CommandError>>>)> = None;
+        let mut reads_open = true;
+        self.recompute(Instant::now());
+        loop {
+            let now = Instant::now();
+            if let Some((started, _)) = &shutdown {
+                if self.master.shutdown_complete() || now - *started >= self.cfg.shutdown_timeout {
+                    break;
+                }
+            }
+            let wake = self.master.next_wakeup(now);
+            tokio::select! {
+                biased;
+                Some(input) = bus_rx.recv() => self.on_bus(input, Instant::now()),
+                Some(req) = cmd_rx.recv() => {
+                    if matches!(req.cmd, Command::Shutdown) {
+                        info!("Shutting down: offering 0 A to every slave");
+                        self.master.begin_shutdown();
+                        shutdown.get_or_insert((Instant::now(), Vec::new())).1.push(req.reply);
+                    } else {
+                        let r = self.on_command(req.cmd, Instant::now());
+                        let _ = req.reply.send(r);
+                    }
+                }
+                r = read_rx.recv(), if reads_open => match r {
+                    Some((i, r)) => self.on_reading(i, r, Instant::now()),
+                    None => reads_open = false,
+                },
+                _ = tokio::time::sleep_until(wake) => self.transmit(Instant::now()).await,
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    let ev = self.master.check_timeouts(now);
+                    self.on_master_events(ev, now);
+                    self.recompute(now);
+                    self.periodic_slave_events(now);
+                }
+            }
+            self.publish(Instant::now());
+        }
+        let n = self.master.slaves().count();
+        info!(slaves = n, "Stopped transmitting; the slaves hold 0 A");
+        drop(self.bus_out);
+        let _ = tokio::time::timeout(Duration::from_secs(2), bus_task).await;
+        if let Some((_, waiters)) = shutdown {
+            for w in waiters {
+                let _ = w.send(Ok(self.settings.clone()));
+            }
+        }
+    }
+
+    async fn transmit(&mut self, now: Instant) {
+        if let Some((frame, events)) = self.master.poll_transmit(now) {
+            trace!(hex = %frame.hex(), "TX");
+            if self.bus_out.send(frame).await.is_err() {
+                self.bus.link_up = false;
+            }
+            self.on_master_events(events, now);
+        }
+    }
+
+    fn on_bus(&mut self, input: BusIn, now: Instant) {
+        match input {
+            BusIn::Rx(Received::Frame(f)) => {
+                self.decode.frames_ok += 1;
+                trace!(hex = %f.hex(), "RX");
+                let ev = self.master.handle_frame(&f, now);
+                self.on_master_events(ev, now);
+            }
+            BusIn::Rx(Received::Dropped(e)) => {
+                match e {
+                    FrameError::BadChecksum { .. } => self.decode.bad_checksum += 1,
+                    FrameError::BadEscape(_) => self.decode.bad_escape += 1,
+                    FrameError::TooLong => self.decode.too_long += 1,
+                    _ => self.decode.bad_length += 1,
+                }
+                debug!(error = %e, "Dropped a frame");
+            }
+            BusIn::Down(e) => {
+                if self.bus.link_up {
+                    warn!(error = %e, "Bus link lost; retrying with backoff");
+                    self.emit(Event::Fault {
+                        at: self.wall(now),
+                        component: "bus".into(),
+                        message: format!("bus link lost: {e}"),
+                    });
+                }
+                self.bus.link_up = false;
+                self.bus.last_error = Some(e);
+            }
+            BusIn::Up => {
+                info!("Bus link restored");
+                self.bus.link_up = true;
+            }
+        }
+    }
+
+    fn on_master_events(&mut self, events: Vec<MasterEvent>, now: Instant) {
+        let at = self.wall(now);
+        let mut recompute = false;
+        for e in events {
+            match e {
+                MasterEvent::SlaveLinked(id) | MasterEvent::SlaveRelinked(id) => {
+                    let s = self.master.slave(id).expect("linked slave exists");
+                    info!(slave = %id, max = %s.max_amps, protocol = s.version.number(), "Slave linked");
+                    if self.cfg.master.wiring_max_per_twc > s.max_amps {
+                        warn!(slave = %id, rated = %s.max_amps, wiring = %self.cfg.master.wiring_max_per_twc,
+                            "The wiring limit per TWC is above this unit's rating; offering at most its rating");
+                    }
+                    self.emit(Event::SlaveLinked {
+                        at,
+                        slave: id,
+                        max_amps: s.max_amps,
+                        version: s.version,
+                    });
+                    recompute = true;
+                }
+                MasterEvent::SlaveTimedOut(id) => {
+                    warn!(slave = %id, "Slave timed out (no heartbeat reply for {} s)", self.cfg.master.slave_timeout.as_secs());
+                    self.emit(Event::SlaveTimedOut { at, slave: id });
+                    recompute = true;
+                }
+                MasterEvent::Heartbeat(id) => {
+                    if let Some(s) = self.master.slave(id) {
+                        debug!(slave = %id, state = s.state.name(), limit = %s.reported_limit, actual = %s.actual, offered = %s.offered, "Slave heartbeat");
+                    }
+                }
+                MasterEvent::StateChanged { slave, from, to } => {
+                    info!(slave = %slave, from = from.name(), to = to.name(), "Slave state changed");
+                    recompute = true;
+                }
+                MasterEvent::OfferSent { slave, from, to } => {
+                    info!(slave = %slave, from = %from, to = %to, "Offer changed");
+                    self.emit(Event::OfferChanged { at, slave, from, to });
+                }
+                MasterEvent::LifetimeKwh(id) => {
+                    if let Some(s) = self.master.slave(id) {
+                        debug!(slave = %id, kwh = s.lifetime_kwh, volts = ?s.volts, "Lifetime kWh and voltage");
+                        if let (Some(sess), Some(kwh)) = (self.sessions.get_mut(&id), s.lifetime_kwh) {
+                            if sess.start_kwh.is_none() {
+                                sess.start_kwh = Some(kwh);
+                            }
+                            sess.energy_kwh = sess.start_kwh.map(|a| kwh.saturating_sub(a) as f64).unwrap_or(0.0);
+                        }
+                    }
+                }
+                MasterEvent::Vin(id, vin) => {
+                    if vin.is_empty() {
+                        info!(slave = %id, "The car gives no VIN (not a Tesla, or CAN disabled)");
+                    } else {
+                        info!(slave = %id, vin = %vin, "VIN read");
+                    }
+                    if let Some(sess) = self.sessions.get_mut(&id) {
+                        sess.vin = (!vin.is_empty()).then(|| vin.clone());
+                    }
+                    self.emit(Event::VinRead { at, slave: id, vin });
+                }
+                MasterEvent::SessionStarted(id) => {
+                    let s = self.master.slave(id).expect("slave exists");
+                    let session = ChargeSession {
+                        slave: id,
+                        vin: s.vin.clone().filter(|v| !v.is_empty()),
+                        started_at: at,
+                        start_kwh: s.lifetime_kwh,
+                        energy_kwh: 0.0,
+                    };
+                    info!(slave = %id, "Charge session started");
+                    self.sessions.insert(id, session.clone());
+                    self.emit(Event::SessionStarted { at, session });
+                    recompute = true;
+                }
+                MasterEvent::SessionEnded(id) => {
+                    if let Some(mut session) = self.sessions.remove(&id) {
+                        if let (Some(a), Some(b)) = (session.start_kwh, self.master.slave(id).and_then(|s| s.lifetime_kwh)) {
+                            session.energy_kwh = b.saturating_sub(a) as f64;
+                        }
+                        info!(slave = %id, kwh = session.energy_kwh, "Charge session ended");
+                        self.emit(Event::SessionEnded { at, session });
+                    }
+                    recompute = true;
+                }
+                MasterEvent::ForeignMaster(id) => {
+                    error!(other = %id, "Another master is on the bus: set every TWC's rotary switch to F. Not transmitting until it has been silent");
+                    self.emit(Event::Fault {
+                        at,
+                        component: "bus".into(),
+                        message: format!("another master ({id}) is on the bus; set every TWC's rotary switch to F"),
+                    });
+                }
+                MasterEvent::ForeignMasterGone => info!("The other master has gone quiet; transmitting again"),
+                MasterEvent::IdClash(id) => {
+                    warn!(slave = %id, "TWCID clash; sending link-ready bursts so the slave picks a new TWCID");
+                }
+                MasterEvent::TooManySlaves(id) => {
+                    warn!(slave = %id, max = self.cfg.master.max_slaves, "Ignoring a slave: the bus already has the most slaves allowed");
+                }
+                MasterEvent::Overdraw { slave, actual, limit } => {
+                    warn!(slave = %slave, actual = %actual, limit = %limit, "The car draws more than the slave's limit");
+                    self.emit(Event::Fault {
+                        at,
+                        component: format!("slave {slave}"),
+                        message: format!("car draws {actual}, more than the limit {limit}"),
+                    });
+                }
+                MasterEvent::Unknown(code) => debug!(code = %code, "Unknown message"),
+                MasterEvent::Malformed(e) => debug!(error = %e, "Malformed message"),
+                MasterEvent::Ack { slave, start } => {
+                    info!(slave = %slave, "{} acknowledged", if start { "Start" } else { "Stop" })
+                }
+            }
+        }
+        if recompute {
+            self.recompute(now);
+        }
+    }
+
+    fn on_reading(&mut self, i: usize, r: Result<EnergyReading, PluginError>, now: Instant) {
+        let at = self.wall(now);
+        let Some(st) = self.sources.get_mut(i) else {
+            return;
+        };
+        match r {
+            Ok(reading) => {
+                if st.last_error.take().is_some() || st.was_stale {
+                    info!(source = %st.name, "Source is delivering readings again");
+                }
+                st.was_stale = false;
+                debug!(source = %st.name, generation_w = ?reading.generation_w, consumption_w = ?reading.consumption_w, grid_w = ?reading.grid_w, "Reading");
+                let name = st.name.clone();
+                st.last = Some(reading.clone());
+                self.emit(Event::Reading { at, source: name, reading });
+            }
+            Err(e) => {
+                st.errors += 1;
+                let msg = e.chain();
+                if st.last_error.is_none() {
+                    warn!(source = %st.name, error = %msg, "Source read failed; its last reading ages and will go stale");
+                } else {
+                    debug!(source = %st.name, error = %msg, count = st.errors, "Source read failed again");
+                }
+                st.last_error = Some(msg);
+            }
+        }
+        self.recompute(now);
+    }
+
+    fn combine(&mut self, now: Instant) -> Option<EnergyReading> {
+        let mut out: Option<EnergyReading> = None;
+        for st in &mut self.sources {
+            let fresh = st
+                .last
+                .as_ref()
+                .filter(|r| r.age_secs(now) <= st.poll.stale_after.as_secs_f64());
+            if fresh.is_none() && st.last.is_some() && !st.was_stale {
+                st.was_stale = true;
+                warn!(source = %st.name, "Source reading is stale; it no longer counts");
+            }
+            let Some(r) = fresh else { continue };
+            let o = out.get_or_insert_with(|| EnergyReading {
+                measured_at: r.measured_at,
+                ..EnergyReading::default()
+            });
+            o.generation_w = o.generation_w.or(r.generation_w);
+            o.consumption_w = o.consumption_w.or(r.consumption_w);
+            o.grid_w = o.grid_w.or(r.grid_w);
+            o.battery_w = o.battery_w.or(r.battery_w);
+            o.battery_soc_pct = o.battery_soc_pct.or(r.battery_soc_pct);
+            o.phase_voltages = o.phase_voltages.take().or_else(|| r.phase_voltages.clone());
+            o.phase_currents_a = o.phase_currents_a.take().or_else(|| r.phase_currents_a.clone());
+            o.measured_at = o.measured_at.min(r.measured_at);
+        }
+        out
+    }
+
+    fn voltage(&self) -> f64 {
+        let v: Vec<f64> = self
+            .master
+            .slaves()
+            .flat_map(|s| s.volts.iter().copied())
+            .filter(|&v| v >= 100)
+            .map(f64::from)
+            .collect();
+        if v.is_empty() {
+            self.cfg.voltage
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
+    }
+
+    fn recompute(&mut self, now: Instant) {
+        let reading = self.combine(now);
+        let charger_amps: f64 = self.master.slaves().map(|s| s.actual.amps()).sum();
+        let now_unix = self.wall(now).timestamp();
+        if let Some(cn) = self.settings.charge_now {
+            if cn.until_unix <= now_unix {
+                info!("Charge Now has ended");
+                self.settings.charge_now = None;
+            }
+        }
+        let d = policy::decide(&PolicyInput {
+            settings: &self.settings,
+            now_unix,
+            reading: reading.as_ref(),
+            charger_amps,
+            voltage: self.voltage(),
+            phases: self.cfg.phases,
+            consumption_includes_chargers: self.cfg.consumption_includes_chargers,
+        });
+        let wiring = self.cfg.master.wiring_max_all;
+        let asked = CentiAmps::from_f64(d.amps);
+        let (budget, limited_by) = if asked > wiring {
+            (wiring, Some("wiring".to_string()))
+        } else {
+            (asked, None)
+        };
+        if d.name != self.policy.name {
+            info!(from = %self.policy.name, to = %d.name, reason = %d.reason, "Policy changed");
+            self.emit(Event::PolicyChanged {
+                at: self.wall(now),
+                from: self.policy.name.clone(),
+                to: d.name.clone(),
+                reason: d.reason.clone(),
+            });
+        }
+        if budget != self.policy.budget {
+            debug!(budget = %budget, "Site budget changed");
+            self.emit(Event::BudgetChanged {
+                at: self.wall(now),
+                budget,
+                reading: reading.clone(),
+            });
+        }
+        self.policy = PolicyStatus {
+            name: d.name,
+            reason: d.reason,
+            is_green: d.is_green,
+            budget,
+            policy_amps: Some(d.amps),
+            limited_by,
+        };
+        self.combined = reading;
+        let inputs: Vec<ShareInput> = self
+            .master
+            .slaves()
+            .filter(|s| !s.timed_out)
+            .map(|s| ShareInput {
+                id: s.id,
+                cap: self.master.cap(s.id),
+                min: self.cfg.min_amps_per_twc.max(s.version.min_amps()),
+                demand: if s.actual.0 >= 100 {
+                    Demand::Charging
+                } else if s.state.car_connected() {
+                    Demand::Connected
+                } else {
+                    Demand::Idle
+                },
+                priority: 0,
+            })
+            .collect();
+        let targets = share::distribute(budget, wiring, &inputs);
+        self.master.set_targets(&targets);
+    }
+
+    fn periodic_slave_events(&mut self, now: Instant) {
+        let due: Vec<TwcId> = self
+            .master
+            .slaves()
+            .filter(|s| {
+                self.last_slave_event
+                    .get(&s.id)
+                    .is_none_or(|t| now - *t >= self.cfg.slave_status_interval)
+            })
+            .map(|s| s.id)
+            .collect();
+        for id in due {
+            self.last_slave_event.insert(id, now);
+            if let Some(s) = self.slave_status(id, now) {
+                self.emit(Event::SlaveStatus {
+                    at: self.wall(now),
+                    slave: s,
+                });
+            }
+        }
+    }
+
+    fn slave_status(&self, id: TwcId, now: Instant) -> Option<SlaveStatus> {
+        let s = self.master.slave(id)?;
+        Some(SlaveStatus {
+            id: s.id,
+            sign: s.sign,
+            version: s.version,
+            max_amps: s.max_amps,
+            cap_amps: self.master.cap(s.id),
+            state: s.state.0,
+            state_name: s.state.name().to_string(),
+            reported_limit: s.reported_limit,
+            actual: s.actual,
+            offered: s.offered,
+            target: s.target,
+            lifetime_kwh: s.lifetime_kwh,
+            volts: s.volts,
+            vin: s.vin.clone().filter(|v| !v.is_empty()),
+            last_vin: s.last_vin.clone(),
+            last_heartbeat_secs: s.last_rx.map(|t| (now - t).as_secs_f64()).unwrap_or(0.0),
+            timed_out: s.timed_out,
+            charging: s.charging,
+            session_kwh: self.sessions.get(&id).map(|x| x.energy_kwh).unwrap_or(0.0),
+            session_secs: s.session_started_at.map(|t| (now - t).as_secs_f64()),
+            firmware: s.firmware.clone(),
+            overdraw: s.overdraw,
+        })
+    }
+
+    fn publish(&mut self, now: Instant) {
+        let c = self.master.counters();
+        self.bus.master_id = self.master.id();
+        self.bus.master_sign = self.master.sign();
+        self.bus.transmitting = self.master.transmitting();
+        self.bus.foreign_master = self.master.foreign_master();
+        self.bus.frames_tx = c.frames_tx;
+        self.bus.decode = self.decode;
+        self.bus.unknown_messages = c.unknown;
+        self.bus.malformed_messages = c.malformed;
+        self.bus.unlinked_heartbeats = c.unlinked_heartbeats;
+        self.bus.echoes = c.echoes;
+        let slaves = self
+            .master
+            .slaves()
+            .filter_map(|s| self.slave_status(s.id, now))
+            .collect();
+        let sources = self
+            .sources
+            .iter()
+            .map(|st| SourceStatus {
+                name: st.name.clone(),
+                last: st.last.clone(),
+                age_secs: st.last.as_ref().map(|r| r.age_secs(now)),
+                stale: st
+                    .last
+                    .as_ref()
+                    .is_none_or(|r| r.age_secs(now) > st.poll.stale_after.as_secs_f64()),
+                last_error: st.last_error.clone(),
+                errors: st.errors,
+            })
+            .collect();
+        let status = Status {
+            updated_at: Some(self.wall(now)),
+            bus: self.bus.clone(),
+            slaves,
+            policy: self.policy.clone(),
+            reading: self.combined.clone(),
+            sources,
+            settings: self.settings.clone(),
+            wiring_max_all: self.cfg.master.wiring_max_all,
+            wiring_max_per_twc: self.cfg.master.wiring_max_per_twc,
+        };
+        self.status.send_if_modified(|old| {
+            if *old == status {
+                false
+            } else {
+                *old = status;
+                true
+            }
+        });
+    }
+
+    fn on_command(&mut self, cmd: Command, now: Instant) -> Result<Settings, CommandError> {
+        let wiring = self.cfg.master.wiring_max_all.amps();
+        match cmd {
+            Command::ChargeNow { amps, duration } => {
+                validate_amps("amps", amps, wiring)?;
+                if amps <= 0.0 {
+                    return Err(CommandError::Invalid("amps must be greater than 0".into()));
+                }
+                if duration.is_zero() {
+                    return Err(CommandError::Invalid("duration must be greater than 0".into()));
+                }
+                let until = self.wall(now).timestamp() + duration.as_secs() as i64;
+                info!(amps, seconds = duration.as_secs(), "Charge Now requested");
+                self.settings.charge_now = Some(ChargeNow {
+                    amps,
+                    until_unix: until,
+                });
+            }
+            Command::CancelChargeNow => {
+                info!("Charge Now cancelled");
+                self.settings.charge_now = None;
+            }
+            Command::SetNonScheduled { action, amps } => {
+                if let Some(a) = &action {
+                    if !matches!(a.as_str(), "charge" | "stop" | "green") {
+                        return Err(CommandError::Invalid(format!(
+                            "non-scheduled action must be \"charge\", \"stop\" or \"green\", got {a:?}"
+                        )));
+                    }
+                }
+                if let Some(a) = amps {
+                    validate_amps("amps", a, wiring)?;
+                }
+                if let Some(a) = action {
+                    self.settings.non_scheduled_action = a;
+                }
+                if let Some(a) = amps {
+                    self.settings.non_scheduled_amps = a;
+                }
+            }
+            Command::StartCharging { slave } | Command::StopCharging { slave } => {
+                let start = matches!(cmd, Command::StartCharging { .. });
+                let ids: Vec<TwcId> = match slave {
+                    Some(id) => vec![id],
+                    None => self.master.slaves().map(|s| s.id).collect(),
+                };
+                if ids.is_empty() {
+                    return Err(CommandError::Unavailable("no slave is linked".into()));
+                }
+                for id in ids {
+                    let r = if start {
+                        self.master.request_start(id)
+                    } else {
+                        self.master.request_stop(id)
+                    };
+                    r.map_err(CommandError::Unavailable)?;
+                }
+            }
+            Command::ReplaceSettings(s) => {
+                validate_amps("non_scheduled_amps", s.non_scheduled_amps, wiring)?;
+                if let Some(cn) = s.charge_now {
+                    validate_amps("charge_now.amps", cn.amps, wiring)?;
+                }
+                if !matches!(s.non_scheduled_action.as_str(), "charge" | "stop" | "green") {
+                    return Err(CommandError::Invalid(
+                        "non_scheduled_action must be \"charge\", \"stop\" or \"green\"".into(),
+                    ));
+                }
+                self.settings = *s;
+            }
+            Command::Shutdown => unreachable!("handled by the loop"),
+        }
+        self.recompute(now);
+        Ok(self.settings.clone())
+    }
+}
+
+fn validate_amps(key: &str, amps: f64, wiring: f64) -> Result<(), CommandError> {
+    if !amps.is_finite() || amps < 0.0 {
+        return Err(CommandError::Invalid(format!(
+            "{key} must be a number ≥ 0, got {amps}"
+        )));
+    }
+    if amps > wiring {
+        return Err(CommandError::Invalid(format!(
+            "{key} = {amps} A is above the wiring limit for all TWCs ({wiring} A)"
+        )));
+    }
+    Ok(())
+}
+
+/// Feed every event to a logger through its own bounded queue, so a slow logger never blocks the
+/// engine. Returns the task; the counter of events the logger missed is logged.
+pub fn spawn_logger(handle: &EngineHandle, name: String, logger: Box<dyn Logger>) -> JoinHandle<()> {
+    let mut rx = handle.subscribe();
+    tokio::spawn(async move {
+        loop {
+            match rx.recv().await {
+                Ok(e) => {
+                    if let Err(err) = logger.record(&e).await {
+                        warn!(logger = %name, error = %err.chain(), "Logger failed to record an event");
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    warn!(logger = %name, missed = n, "Logger fell behind and missed events");
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    let _ = logger.flush().await;
+                    return;
+                }
+            }
+        }
+    })
+}
+
+/// Publish every status change to a publisher, at most once per `min_interval`, always ending
+/// with the latest snapshot.
+pub fn spawn_publisher(
+    handle: &EngineHandle,
+    name: String,
+    publisher: Box<dyn StatusPublisher>,
+    min_interval: Duration,
+) -> JoinHandle<()> {
+    let mut rx = handle.watch_status();
+    tokio::spawn(async move {
+        loop {
+            if rx.changed().await.is_err() {
+                return;
+            }
+            let snapshot = rx.borrow_and_update().clone();
+            if let Err(err) = publisher.publish(&snapshot).await {
+                warn!(publisher = %name, error = %err.chain(), "Status publish failed");
+            }
+            tokio::time::sleep(min_interval).await;
+        }
+    })
+}

@@ -1,0 +1,14 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod engine;
+pub mod master;
+pub mod model;
+pub mod plugin;
+pub mod policy;
+pub mod protocol;
+pub mod share;
+pub mod transport;
+
+pub use async_trait::async_trait;
+pub use inventory;

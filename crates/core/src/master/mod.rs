@@ -1,0 +1,832 @@
+//! The bus master as a sans-I/O state machine.
+//!
+//! The engine feeds it received frames ([`Master::handle_frame`]) and asks it for the next frame
+//! to send ([`Master::poll_transmit`]) at the times it names ([`Master::next_wakeup`]). All time
+//! comes in as `tokio::time::Instant`, so tests and the simulator run on paused time.
+//!
+//! **Invariant (safety 1):** a heartbeat never offers a slave more than its cap,
+//! `min(wiring max per TWC, rated max)`. **Invariant (safety 2):** the sum over slaves of what
+//! each may draw (`max(offered, reported limit)`) never exceeds the wiring max for all TWCs: a
+//! raise is only sent once lowering elsewhere has been confirmed by the slaves.
+
+mod slave;
+
+pub use slave::{Slave, VinState};
+
+use crate::model::CentiAmps;
+use crate::protocol::{
+    Frame, MasterCommand, Message, MessageCode, MessageError, ProtocolVersion, SlaveState, TwcId,
+    message::vin_is_valid,
+};
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Master settings (from `[master]` and `[wiring]`).
+#[derive(Debug, Clone)]
+pub struct MasterConfig {
+    /// Fixed TWCID; random when `None`.
+    pub id: Option<TwcId>,
+    /// Fixed sign; random when `None`.
+    pub sign: Option<u8>,
+    /// Wiring limit for all TWCs together.
+    pub wiring_max_all: CentiAmps,
+    /// Wiring limit per TWC.
+    pub wiring_max_per_twc: CentiAmps,
+    /// Each slave gets a heartbeat this often.
+    pub heartbeat_interval: Duration,
+    /// Minimum gap between two frames we send (room for the slave's reply).
+    pub frame_gap: Duration,
+    /// A slave silent this long is timed out.
+    pub slave_timeout: Duration,
+    /// How often to ask each slave for lifetime kWh and voltages.
+    pub kwh_interval: Duration,
+    /// Send 5 × `FC E1` + 5 × `FB E2` at start.
+    pub link_ready_bursts: bool,
+    /// Largest number of slaves (the protocol's limit is 3).
+    pub max_slaves: usize,
+    /// Stay silent this long after the last frame of another master.
+    pub foreign_master_hold: Duration,
+    /// Ask slaves for the VIN of the car.
+    pub query_vin: bool,
+}
+
+impl Default for MasterConfig {
+    fn default() -> Self {
+        MasterConfig {
+            id: None,
+            sign: None,
+            wiring_max_all: CentiAmps::from_amps(6),
+            wiring_max_per_twc: CentiAmps::from_amps(6),
+            heartbeat_interval: Duration::from_secs(1),
+            frame_gap: Duration::from_millis(100),
+            slave_timeout: Duration::from_secs(26),
+            kwh_interval: Duration::from_secs(60),
+            link_ready_bursts: true,
+            max_slaves: 3,
+            foreign_master_hold: Duration::from_secs(60),
+            query_vin: true,
+        }
+    }
+}
+
+/// What happened on the bus, for the engine to log and publish.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum MasterEvent {
+    /// A new slave linked.
+    SlaveLinked(TwcId),
+    /// A slave that had timed out linked again.
+    SlaveRelinked(TwcId),
+    /// A slave was silent longer than the timeout.
+    SlaveTimedOut(TwcId),
+    /// A slave heartbeat was received (status updated).
+    Heartbeat(TwcId),
+    /// A slave's state byte changed.
+    StateChanged {
+        /// Which slave.
+        slave: TwcId,
+        /// Old state.
+        from: SlaveState,
+        /// New state.
+        to: SlaveState,
+    },
+    /// A heartbeat carrying a new limit was sent.
+    OfferSent {
+        /// Which slave.
+        slave: TwcId,
+        /// Previous offer.
+        from: CentiAmps,
+        /// New offer.
+        to: CentiAmps,
+    },
+    /// Lifetime kWh / voltages arrived.
+    LifetimeKwh(TwcId),
+    /// A VIN was read (empty = not a Tesla / no CAN).
+    Vin(TwcId, String),
+    /// Car started drawing ≥ 1 A.
+    SessionStarted(TwcId),
+    /// Car below 1 A for 5 s.
+    SessionEnded(TwcId),
+    /// Another master was heard; we stop transmitting.
+    ForeignMaster(TwcId),
+    /// The other master has been silent long enough; we transmit again.
+    ForeignMasterGone,
+    /// A slave claims our TWCID, or two slaves share one.
+    IdClash(TwcId),
+    /// A slave linked while the table was full.
+    TooManySlaves(TwcId),
+    /// A slave's car draws more than the slave's reported limit.
+    Overdraw {
+        /// Which slave.
+        slave: TwcId,
+        /// What it draws.
+        actual: CentiAmps,
+        /// Its limit.
+        limit: CentiAmps,
+    },
+    /// A frame with an unknown code.
+    Unknown(MessageCode),
+    /// A frame with a known code but a length that does not fit.
+    Malformed(MessageError),
+    /// A start/stop command was acknowledged.
+    Ack {
+        /// Which slave.
+        slave: TwcId,
+        /// True for start, false for stop.
+        start: bool,
+    },
+}
+
+/// Counters the engine copies into `BusStatus`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MasterCounters {
+    /// Frames handed out by `poll_transmit`.
+    pub frames_tx: u64,
+    /// Unknown message codes.
+    pub unknown: u64,
+    /// Known codes with bad lengths.
+    pub malformed: u64,
+    /// Heartbeats from slaves never linked.
+    pub unlinked_heartbeats: u64,
+    /// Our own frames heard back.
+    pub echoes: u64,
+}
+
+enum Pending {
+    Start(TwcId),
+    Stop(TwcId),
+}
+
+/// The bus master.
+pub struct Master {
+    cfg: MasterConfig,
+    id: TwcId,
+    sign: u8,
+    slaves: BTreeMap<TwcId, Slave>,
+    /// Slaves that timed out: their last possible draw stays reserved until this instant.
+    reserved: BTreeMap<TwcId, (CentiAmps, Instant)>,
+    bursts: VecDeque<Frame>,
+    commands: VecDeque<Pending>,
+    last_tx: Option<Instant>,
+    foreign: Option<(TwcId, Instant)>,
+    counters: MasterCounters,
+    shutdown: Option<u32>,
+    rr_cursor: Option<TwcId>,
+}
+
+const ONE_AMP: CentiAmps = CentiAmps(100);
+const OVERDRAW_TOLERANCE: CentiAmps = CentiAmps(150);
+const VIN_RETRY: Duration = Duration::from_secs(60);
+const VIN_MAX_ATTEMPTS: u32 = 6;
+const SESSION_END_AFTER: Duration = Duration::from_secs(5);
+const QUERY_AFTER_HEARTBEAT: Duration = Duration::from_millis(300);
+const SHUTDOWN_ROUNDS: u32 = 3;
+
+impl Master {
+    /// A master with a random (or configured) TWCID and sign. Queues the link-ready bursts.
+    pub fn new(cfg: MasterConfig) -> Self {
+        let id = cfg.id.unwrap_or_else(|| random_id(&[]));
+        let sign = cfg.sign.unwrap_or_else(rand::random);
+        let mut m = Master {
+            cfg,
+            id,
+            sign,
+            slaves: BTreeMap::new(),
+            reserved: BTreeMap::new(),
+            bursts: VecDeque::new(),
+            commands: VecDeque::new(),
+            last_tx: None,
+            foreign: None,
+            counters: MasterCounters::default(),
+            shutdown: None,
+            rr_cursor: None,
+        };
+        if m.cfg.link_ready_bursts {
+            m.queue_bursts();
+        }
+        m
+    }
+
+    /// Our TWCID.
+    pub fn id(&self) -> TwcId {
+        self.id
+    }
+    /// Our sign byte.
+    pub fn sign(&self) -> u8 {
+        self.sign
+    }
+    /// The configuration.
+    pub fn config(&self) -> &MasterConfig {
+        &self.cfg
+    }
+    /// Counters.
+    pub fn counters(&self) -> MasterCounters {
+        self.counters
+    }
+    /// The slave table, sorted by id.
+    pub fn slaves(&self) -> impl Iterator<Item = &Slave> {
+        self.slaves.values()
+    }
+    /// One slave.
+    pub fn slave(&self, id: TwcId) -> Option<&Slave> {
+        self.slaves.get(&id)
+    }
+    /// The other master we heard, while we hold back.
+    pub fn foreign_master(&self) -> Option<TwcId> {
+        self.foreign.map(|(id, _)| id)
+    }
+    /// True while we may transmit.
+    pub fn transmitting(&self) -> bool {
+        self.foreign.is_none() && !self.shutdown_complete()
+    }
+
+    fn queue_bursts(&mut self) {
+        self.bursts.clear();
+        for _ in 0..5 {
+            self.bursts.push_back(
+                Message::MasterLinkReady1 {
+                    master: self.id,
+                    sign: self.sign,
+                }
+                .encode()
+                .expect("link-ready encodes"),
+            );
+        }
+        for _ in 0..5 {
+            self.bursts.push_back(
+                Message::MasterLinkReady2 {
+                    master: self.id,
+                    sign: self.sign,
+                }
+                .encode()
+                .expect("link-ready encodes"),
+            );
+        }
+    }
+
+    /// The most slave `id` may be offered: min(wiring max per TWC, its rated max).
+    pub fn cap(&self, id: TwcId) -> CentiAmps {
+        self.slaves
+            .get(&id)
+            .map(|s| s.max_amps.min(self.cfg.wiring_max_per_twc))
+            .unwrap_or(CentiAmps::ZERO)
+    }
+
+    /// What each slave may draw right now, as far as we know: the larger of what we last
+    /// offered and what it reports as its limit, plus reservations for slaves that timed out.
+    pub fn committed_except(&self, except: Option<TwcId>) -> CentiAmps {
+        let live: CentiAmps = self
+            .slaves
+            .values()
+            .filter(|s| Some(s.id) != except)
+            .map(|s| s.committed())
+            .sum();
+        let reserved: CentiAmps = self
+            .reserved
+            .iter()
+            .filter(|(id, _)| Some(**id) != except)
+            .map(|(_, (a, _))| *a)
+            .sum();
+        live + reserved
+    }
+
+    /// Set what the engine wants each slave to get. Slaves not named get 0. Values are clamped to
+    /// the slave's cap; the master reaches them as fast as the lower-before-raise rule allows.
+    pub fn set_targets(&mut self, targets: &BTreeMap<TwcId, CentiAmps>) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        let ids: Vec<TwcId> = self.slaves.keys().copied().collect();
+        for id in ids {
+            let cap = self.cap(id);
+            let t = targets.get(&id).copied().unwrap_or(CentiAmps::ZERO).min(cap);
+            if let Some(s) = self.slaves.get_mut(&id) {
+                s.target = t.floor_whole();
+            }
+        }
+    }
+
+    /// Queue `FC B1` (start) for a slave. Only protocol-2 firmware has it.
+    pub fn request_start(&mut self, id: TwcId) -> Result<(), String> {
+        self.check_start_stop(id)?;
+        self.commands.push_back(Pending::Start(id));
+        Ok(())
+    }
+
+    /// Queue `FC B2` (stop) for a slave. A Tesla then needs a re-plug.
+    pub fn request_stop(&mut self, id: TwcId) -> Result<(), String> {
+        self.check_start_stop(id)?;
+        self.commands.push_back(Pending::Stop(id));
+        Ok(())
+    }
+
+    fn check_start_stop(&self, id: TwcId) -> Result<(), String> {
+        match self.slaves.get(&id) {
+            None => Err(format!("no slave {id} is linked")),
+            Some(s) if s.version == ProtocolVersion::V1 => Err(format!(
+                "slave {id} speaks protocol 1, whose firmware has no start/stop command"
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Begin the graceful shutdown of spec §12: offer 0 A to every slave and keep heartbeating
+    /// until each reports 0 A or three rounds have passed.
+    pub fn begin_shutdown(&mut self) {
+        for s in self.slaves.values_mut() {
+            s.target = CentiAmps::ZERO;
+        }
+        self.bursts.clear();
+        self.commands.clear();
+        self.shutdown = Some(0);
+    }
+
+    /// True once shutdown may stop transmitting.
+    pub fn shutdown_complete(&self) -> bool {
+        match self.shutdown {
+            None => false,
+            Some(rounds) => {
+                rounds >= SHUTDOWN_ROUNDS
+                    || self
+                        .slaves
+                        .values()
+                        .filter(|s| !s.timed_out)
+                        .all(|s| s.offered == CentiAmps::ZERO && s.reported_limit == CentiAmps::ZERO)
+            }
+        }
+    }
+
+    /// Handle one received frame.
+    pub fn handle_frame(&mut self, frame: &Frame, now: Instant) -> Vec<MasterEvent> {
+        let mut ev = Vec::new();
+        let msg = match Message::decode(frame) {
+            Ok(m) => m,
+            Err(e) => {
+                self.counters.malformed += 1;
+                ev.push(MasterEvent::Malformed(e));
+                return ev;
+            }
+        };
+        match msg {
+            Message::MasterLinkReady1 { master, .. }
+            | Message::MasterLinkReady2 { master, .. }
+            | Message::MasterHeartbeat { master, .. }
+            | Message::Query { master, .. }
+            | Message::StartCharging { master, .. }
+            | Message::StopCharging { master, .. } => {
+                if master == self.id {
+                    self.counters.echoes += 1;
+                } else if matches!(
+                    msg.code(),
+                    MessageCode::MASTER_LINKREADY1
+                        | MessageCode::MASTER_LINKREADY2
+                        | MessageCode::MASTER_HEARTBEAT
+                ) {
+                    if self.foreign.is_none() {
+                        ev.push(MasterEvent::ForeignMaster(master));
+                    }
+                    self.foreign = Some((master, now));
+                }
+            }
+            Message::SlaveLinkReady {
+                slave,
+                sign,
+                max_amps,
+                version,
+            } => self.on_link_ready(slave, sign, max_amps, version, now, &mut ev),
+            Message::SlaveHeartbeat {
+                slave,
+                state,
+                max,
+                actual,
+                version,
+                ..
+            } => self.on_heartbeat(slave, state, max, actual, version, now, &mut ev),
+            Message::LifetimeKwh { slave, kwh, volts, .. } => {
+                if let Some(s) = self.slaves.get_mut(&slave) {
+                    s.lifetime_kwh = Some(kwh);
+                    s.volts = volts;
+                    s.kwh_received_at = Some(now);
+                    ev.push(MasterEvent::LifetimeKwh(slave));
+                }
+            }
+            Message::Firmware { slave, version } => {
+                if let Some(s) = self.slaves.get_mut(&slave) {
+                    s.firmware = Some(format!(
+                        "{}.{}.{}.{}",
+                        version[0], version[1], version[2], version[3]
+                    ));
+                }
+            }
+            Message::Serial { slave, serial } => {
+                if let Some(s) = self.slaves.get_mut(&slave) {
+                    s.serial = Some(serial);
+                }
+            }
+            Message::VinPart { slave, part, chars } => self.on_vin_part(slave, part, chars, now, &mut ev),
+            Message::StartAck { slave } => ev.push(MasterEvent::Ack { slave, start: true }),
+            Message::StopAck { slave } => ev.push(MasterEvent::Ack { slave, start: false }),
+            Message::Idle => {}
+            Message::Unknown { code, .. } => {
+                self.counters.unknown += 1;
+                ev.push(MasterEvent::Unknown(code));
+            }
+        }
+        ev
+    }
+
+    fn on_link_ready(
+        &mut self,
+        id: TwcId,
+        sign: u8,
+        max_amps: CentiAmps,
+        version: ProtocolVersion,
+        now: Instant,
+        ev: &mut Vec<MasterEvent>,
+    ) {
+        if id == self.id {
+            // A slave holds our TWCID: the bursts make it pick a new one (spec §5).
+            ev.push(MasterEvent::IdClash(id));
+            if self.shutdown.is_none() {
+                self.queue_bursts();
+            }
+            return;
+        }
+        if let Some(s) = self.slaves.get_mut(&id) {
+            if !s.timed_out && s.sign != sign && s.last_rx.is_some_and(|t| now - t < Duration::from_secs(5)) {
+                // Two units answer with one TWCID: treat them as one at the lower maximum.
+                s.max_amps = s.max_amps.min(max_amps);
+                ev.push(MasterEvent::IdClash(id));
+                self.queue_bursts();
+                return;
+            }
+            let was_timed_out = s.timed_out;
+            s.sign = sign;
+            s.max_amps = max_amps;
+            s.version = version;
+            s.timed_out = false;
+            s.last_rx = Some(now);
+            s.next_heartbeat = now;
+            if was_timed_out {
+                ev.push(MasterEvent::SlaveRelinked(id));
+            }
+            return;
+        }
+        if self.slaves.len() >= self.cfg.max_slaves {
+            ev.push(MasterEvent::TooManySlaves(id));
+            return;
+        }
+        let mut s = Slave::new(id, sign, max_amps, version, now);
+        s.next_query = now + self.cfg.heartbeat_interval;
+        // Keep whatever a timed-out predecessor may still draw reserved until it expires.
+        self.reserved.remove(&id);
+        self.slaves.insert(id, s);
+        ev.push(MasterEvent::SlaveLinked(id));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_heartbeat(
+        &mut self,
+        id: TwcId,
+        state: SlaveState,
+        max: CentiAmps,
+        actual: CentiAmps,
+        version: ProtocolVersion,
+        now: Instant,
+        ev: &mut Vec<MasterEvent>,
+    ) {
+        let query_vin = self.cfg.query_vin;
+        let Some(s) = self.slaves.get_mut(&id) else {
+            self.counters.unlinked_heartbeats += 1;
+            return;
+        };
+        if s.timed_out {
+            // It speaks again before re-announcing: accept it back.
+            s.timed_out = false;
+            ev.push(MasterEvent::SlaveRelinked(id));
+        }
+        s.version = version;
+        if s.state != state && s.heartbeats > 0 {
+            ev.push(MasterEvent::StateChanged {
+                slave: id,
+                from: s.state,
+                to: state,
+            });
+        }
+        s.state = state;
+        s.reported_limit = max;
+        s.actual = actual;
+        s.last_rx = Some(now);
+        s.heartbeats += 1;
+        ev.push(MasterEvent::Heartbeat(id));
+        let overdraw = actual > max + OVERDRAW_TOLERANCE;
+        if overdraw && !s.overdraw {
+            ev.push(MasterEvent::Overdraw {
+                slave: id,
+                actual,
+                limit: max,
+            });
+        }
+        s.overdraw = overdraw;
+        // Sessions and VIN (spec §7): ≥ 1 A starts, < 1 A for 5 s ends.
+        if actual >= ONE_AMP {
+            s.below_one_amp_since = None;
+            if !s.charging {
+                s.charging = true;
+                s.session_started_at = Some(now);
+                s.session_start_kwh = s.lifetime_kwh;
+                ev.push(MasterEvent::SessionStarted(id));
+                if query_vin && s.vin.is_none() {
+                    s.vin_state = VinState::Querying {
+                        part: 1,
+                        attempts: 1,
+                        parts: Vec::new(),
+                    };
+                    s.next_vin_query = now;
+                }
+            }
+        } else if s.charging {
+            let since = *s.below_one_amp_since.get_or_insert(now);
+            if now - since >= SESSION_END_AFTER {
+                s.charging = false;
+                s.below_one_amp_since = None;
+                s.session_started_at = None;
+                if s.vin.is_some() {
+                    s.last_vin = s.vin.take();
+                }
+                s.vin_state = VinState::Idle;
+                ev.push(MasterEvent::SessionEnded(id));
+            }
+        }
+    }
+
+    fn on_vin_part(
+        &mut self,
+        id: TwcId,
+        part: u8,
+        chars: Vec<u8>,
+        now: Instant,
+        ev: &mut Vec<MasterEvent>,
+    ) {
+        let Some(s) = self.slaves.get_mut(&id) else {
+            return;
+        };
+        let VinState::Querying {
+            part: want,
+            attempts,
+            parts,
+        } = &mut s.vin_state
+        else {
+            return;
+        };
+        if part != *want {
+            return;
+        }
+        parts.push(chars);
+        if part < 3 {
+            *want += 1;
+            s.next_vin_query = now;
+            return;
+        }
+        let all: Vec<u8> = parts.iter().flatten().copied().collect();
+        let attempts = *attempts;
+        if all.iter().all(|&c| c == 0) {
+            // Not a Tesla, or CAN disabled: stop asking (spec §3.7).
+            s.vin_state = VinState::Unavailable;
+            s.vin = Some(String::new());
+            ev.push(MasterEvent::Vin(id, String::new()));
+            return;
+        }
+        let vin = crate::protocol::message::ascii(&all);
+        if vin_is_valid(&vin) {
+            s.vin = Some(vin.clone());
+            s.vin_state = VinState::Done;
+            ev.push(MasterEvent::Vin(id, vin));
+        } else if attempts < VIN_MAX_ATTEMPTS {
+            s.vin_state = VinState::Querying {
+                part: 1,
+                attempts: attempts + 1,
+                parts: Vec::new(),
+            };
+            s.next_vin_query = now + VIN_RETRY;
+        } else {
+            s.vin_state = VinState::Unavailable;
+        }
+    }
+
+    /// Time out silent slaves; drop expired reservations; end the foreign-master hold.
+    pub fn check_timeouts(&mut self, now: Instant) -> Vec<MasterEvent> {
+        let mut ev = Vec::new();
+        let timeout = self.cfg.slave_timeout;
+        let mut timed_out = Vec::new();
+        for s in self.slaves.values_mut() {
+            if !s.timed_out && s.last_rx.is_some_and(|t| now - t >= timeout) {
+                s.timed_out = true;
+                timed_out.push((s.id, s.committed()));
+                ev.push(MasterEvent::SlaveTimedOut(s.id));
+            }
+        }
+        for (id, committed) in timed_out {
+            // Without heartbeats a car stops within 20–30 s (spec §5); keep its possible draw
+            // reserved for 30 s more, then forget the slave until it links again.
+            self.reserved.insert(id, (committed, now + Duration::from_secs(30)));
+            self.slaves.remove(&id);
+        }
+        self.reserved.retain(|_, (_, until)| *until > now);
+        if let Some((_, last)) = self.foreign {
+            if now - last >= self.cfg.foreign_master_hold {
+                self.foreign = None;
+                ev.push(MasterEvent::ForeignMasterGone);
+                if self.cfg.link_ready_bursts {
+                    self.queue_bursts();
+                }
+            }
+        }
+        ev
+    }
+
+    /// When `poll_transmit` should next be called.
+    pub fn next_wakeup(&self, now: Instant) -> Instant {
+        let gap_end = self.last_tx.map(|t| t + self.cfg.frame_gap).unwrap_or(now);
+        let mut due = now + Duration::from_millis(500);
+        if !self.bursts.is_empty() || !self.commands.is_empty() {
+            due = now;
+        }
+        for s in self.slaves.values().filter(|s| !s.timed_out) {
+            due = due.min(s.next_heartbeat).min(self.next_query_due(s));
+        }
+        due.max(gap_end)
+    }
+
+    fn next_query_due(&self, s: &Slave) -> Instant {
+        let mut due = s.next_query;
+        if matches!(s.vin_state, VinState::Querying { .. }) {
+            due = due.min(s.next_vin_query);
+        }
+        due.max(s.last_heartbeat_tx.map(|t| t + QUERY_AFTER_HEARTBEAT).unwrap_or(due))
+    }
+
+    /// The next frame to send, if one is due. Returns at most one frame per call and respects the
+    /// minimum gap between frames.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<(Frame, Vec<MasterEvent>)> {
+        if self.foreign.is_some() || self.shutdown_complete() {
+            return None;
+        }
+        if let Some(t) = self.last_tx {
+            if now < t + self.cfg.frame_gap {
+                return None;
+            }
+        }
+        let out = self.next_frame(now)?;
+        self.last_tx = Some(now);
+        self.counters.frames_tx += 1;
+        Some(out)
+    }
+
+    fn next_frame(&mut self, now: Instant) -> Option<(Frame, Vec<MasterEvent>)> {
+        if let Some(f) = self.bursts.pop_front() {
+            return Some((f, Vec::new()));
+        }
+        if let Some(cmd) = self.commands.pop_front() {
+            let msg = match cmd {
+                Pending::Start(slave) => Message::StartCharging {
+                    master: self.id,
+                    slave,
+                },
+                Pending::Stop(slave) => Message::StopCharging {
+                    master: self.id,
+                    slave,
+                },
+            };
+            return msg.encode().ok().map(|f| (f, Vec::new()));
+        }
+        // Heartbeats first, round robin among due slaves starting after the last one served.
+        let due: Vec<TwcId> = self
+            .slaves
+            .values()
+            .filter(|s| !s.timed_out && s.next_heartbeat <= now)
+            .map(|s| s.id)
+            .collect();
+        if !due.is_empty() {
+            let pick = match self.rr_cursor {
+                Some(c) => due.iter().copied().find(|id| *id > c).unwrap_or(due[0]),
+                None => due[0],
+            };
+            self.rr_cursor = Some(pick);
+            return Some(self.heartbeat(pick, now));
+        }
+        // Then queries.
+        let query = self
+            .slaves
+            .values()
+            .filter(|s| !s.timed_out)
+            .find(|s| self.next_query_due(s) <= now)
+            .map(|s| s.id)?;
+        self.query(query, now)
+    }
+
+    fn heartbeat(&mut self, id: TwcId, now: Instant) -> (Frame, Vec<MasterEvent>) {
+        let room = self
+            .cfg
+            .wiring_max_all
+            .saturating_sub(self.committed_except(Some(id)));
+        let cap = self.cap(id);
+        let interval = self.cfg.heartbeat_interval;
+        let in_shutdown = self.shutdown.is_some();
+        let s = self.slaves.get_mut(&id).expect("due slave exists");
+        let min = s.version.min_amps();
+        let target = s.target.min(cap);
+        let mut offer = target.min(room).floor_whole();
+        if offer < min {
+            offer = if target >= min && s.offered <= room {
+                // Waiting for others to lower: hold the current offer rather than drop to 0.
+                s.offered.min(target)
+            } else {
+                CentiAmps::ZERO
+            };
+        }
+        let mut events = Vec::new();
+        if offer != s.offered {
+            events.push(MasterEvent::OfferSent {
+                slave: id,
+                from: s.offered,
+                to: offer,
+            });
+        }
+        // Spec §4.4: send the set-limit command when the slave's limit differs, or when it is 0
+        // (re-sending 0 stops relay clicking); otherwise "no change".
+        let (command, amps) = if s.reported_limit != offer || offer == CentiAmps::ZERO || s.heartbeats == 0 {
+            (s.version.set_limit_command(), offer)
+        } else {
+            (MasterCommand::NONE, CentiAmps::ZERO)
+        };
+        s.offered = offer;
+        s.next_heartbeat = now + interval;
+        s.last_heartbeat_tx = Some(now);
+        if s.last_rx.is_none() {
+            s.last_rx = Some(now);
+        }
+        let frame = Message::MasterHeartbeat {
+            master: self.id,
+            slave: id,
+            command,
+            amps,
+            master_plugged_in: false,
+            version: s.version,
+        }
+        .encode()
+        .expect("heartbeat encodes");
+        if in_shutdown && Some(id) == self.slaves.keys().next_back().copied() {
+            if let Some(r) = self.shutdown.as_mut() {
+                *r += 1;
+            }
+        }
+        (frame, events)
+    }
+
+    fn query(&mut self, id: TwcId, now: Instant) -> Option<(Frame, Vec<MasterEvent>)> {
+        let kwh_interval = self.cfg.kwh_interval;
+        let master = self.id;
+        let s = self.slaves.get_mut(&id)?;
+        let len = s.version.frame_len();
+        let code = match &s.vin_state {
+            VinState::Querying { part, .. } if s.next_vin_query <= now => {
+                s.next_vin_query = now + Duration::from_secs(2);
+                match part {
+                    1 => MessageCode::QUERY_VIN1,
+                    2 => MessageCode::QUERY_VIN2,
+                    _ => MessageCode::QUERY_VIN3,
+                }
+            }
+            _ => {
+                s.next_query = now + kwh_interval;
+                if s.firmware.is_none() && s.kwh_received_at.is_some() && s.version == ProtocolVersion::V2 && !s.firmware_asked {
+                    s.firmware_asked = true;
+                    MessageCode::QUERY_FIRMWARE
+                } else {
+                    MessageCode::QUERY_KWH
+                }
+            }
+        };
+        Message::Query {
+            code,
+            master,
+            slave: id,
+            len,
+        }
+        .encode()
+        .ok()
+        .map(|f| (f, Vec::new()))
+    }
+}
+
+/// A random TWCID that is not `0000`, `FFFF`, nor in `avoid`.
+pub fn random_id(avoid: &[TwcId]) -> TwcId {
+    loop {
+        let id = TwcId(rand::random());
+        if id.0 != [0, 0] && id.0 != [0xFF, 0xFF] && !avoid.contains(&id) {
+            return id;
+        }
+    }
+}

@@ -1,0 +1,141 @@
+use crate::model::CentiAmps;
+use crate::protocol::{ProtocolVersion, SlaveState, TwcId};
+use tokio::time::Instant;
+
+/// Progress of reading a car's VIN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VinState {
+    /// Not asking.
+    Idle,
+    /// Asking part `part` (1–3) of attempt `attempts`.
+    Querying {
+        /// Next part to ask.
+        part: u8,
+        /// Attempt number, 1-based.
+        attempts: u32,
+        /// Parts received so far.
+        parts: Vec<Vec<u8>>,
+    },
+    /// Read.
+    Done,
+    /// The slave has no VIN to give (non-Tesla, CAN off, old firmware).
+    Unavailable,
+}
+
+/// One slave in the master's table.
+#[derive(Debug, Clone)]
+pub struct Slave {
+    /// Bus address.
+    pub id: TwcId,
+    /// Sign from its link-ready.
+    pub sign: u8,
+    /// Rated maximum from its link-ready.
+    pub max_amps: CentiAmps,
+    /// Protocol version.
+    pub version: ProtocolVersion,
+    /// Last state byte.
+    pub state: SlaveState,
+    /// Limit it reported.
+    pub reported_limit: CentiAmps,
+    /// What the car draws.
+    pub actual: CentiAmps,
+    /// What we last offered.
+    pub offered: CentiAmps,
+    /// What the engine wants it to get.
+    pub target: CentiAmps,
+    /// Lifetime kWh.
+    pub lifetime_kwh: Option<u32>,
+    /// Phase voltages.
+    pub volts: [u16; 3],
+    /// Current VIN (`Some("")` = no VIN available).
+    pub vin: Option<String>,
+    /// Previous session's VIN.
+    pub last_vin: Option<String>,
+    /// VIN read-out progress.
+    pub vin_state: VinState,
+    /// Firmware version.
+    pub firmware: Option<String>,
+    /// Serial number.
+    pub serial: Option<String>,
+    /// When it linked.
+    pub linked_at: Instant,
+    /// Last frame from it.
+    pub last_rx: Option<Instant>,
+    /// Heartbeats received.
+    pub heartbeats: u64,
+    /// Silent longer than the timeout.
+    pub timed_out: bool,
+    /// Car draws ≥ 1 A.
+    pub charging: bool,
+    /// Car draws more than the reported limit.
+    pub overdraw: bool,
+    /// Session start.
+    pub session_started_at: Option<Instant>,
+    /// Lifetime kWh at session start.
+    pub session_start_kwh: Option<u32>,
+    pub(crate) below_one_amp_since: Option<Instant>,
+    pub(crate) next_heartbeat: Instant,
+    pub(crate) last_heartbeat_tx: Option<Instant>,
+    pub(crate) next_query: Instant,
+    pub(crate) next_vin_query: Instant,
+    pub(crate) kwh_received_at: Option<Instant>,
+    pub(crate) firmware_asked: bool,
+}
+
+impl Slave {
+    pub(crate) fn new(
+        id: TwcId,
+        sign: u8,
+        max_amps: CentiAmps,
+        version: ProtocolVersion,
+        now: Instant,
+    ) -> Self {
+        Slave {
+            id,
+            sign,
+            max_amps,
+            version,
+            state: SlaveState::READY,
+            reported_limit: CentiAmps::ZERO,
+            actual: CentiAmps::ZERO,
+            offered: CentiAmps::ZERO,
+            target: CentiAmps::ZERO,
+            lifetime_kwh: None,
+            volts: [0; 3],
+            vin: None,
+            last_vin: None,
+            vin_state: VinState::Idle,
+            firmware: None,
+            serial: None,
+            linked_at: now,
+            last_rx: Some(now),
+            heartbeats: 0,
+            timed_out: false,
+            charging: false,
+            overdraw: false,
+            session_started_at: None,
+            session_start_kwh: None,
+            below_one_amp_since: None,
+            next_heartbeat: now,
+            last_heartbeat_tx: None,
+            next_query: now,
+            next_vin_query: now,
+            kwh_received_at: None,
+            firmware_asked: false,
+        }
+    }
+
+    /// What the slave may draw right now as far as we know: the larger of our last offer and
+    /// the limit it reports.
+    pub fn committed(&self) -> CentiAmps {
+        self.offered.max(self.reported_limit)
+    }
+
+    /// Energy of the running session, kWh (from the lifetime counter).
+    pub fn session_kwh(&self) -> f64 {
+        match (self.session_start_kwh, self.lifetime_kwh) {
+            (Some(a), Some(b)) if b >= a => (b - a) as f64,
+            _ => 0.0,
+        }
+    }
+}

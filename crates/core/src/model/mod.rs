@@ -1,0 +1,20 @@
+//! Domain types shared by the engine and every plugin.
+//!
+//! Sign conventions, stated once: **grid power is positive when importing** from the grid and
+//! negative when exporting; generation and consumption are ≥ 0; battery power is positive while
+//! the battery **discharges** (feeds the house) and negative while it charges.
+
+mod reading;
+mod settings;
+mod status;
+mod units;
+
+pub use reading::{EnergyReading, Quantity};
+pub use settings::{ChargeNow, Settings};
+pub use status::{
+    BusStatus, ChargeSession, Event, PolicyStatus, SlaveStatus, SourceStatus, Status,
+};
+pub use units::{Amps, CentiAmps, Watts};
+
+/// A slave's bus address; the protocol's TWCID.
+pub type SlaveId = crate::protocol::TwcId;

@@ -1,0 +1,467 @@
+//! The six plugin traits, their `inventory` registries, plugin configuration and errors.
+//!
+//! A plugin crate defines a config struct, a `build` function and one `inventory::submit!` of
+//! the descriptor for its kind, e.g. [`EmsPlugin`]. The bin links the crates its features enable
+//! and [`Registry::collect`] turns the registries into sorted maps, failing on duplicate names.
+
+use crate::engine::EngineHandle;
+use crate::model::{EnergyReading, Event, Status};
+use crate::protocol::{Frame, FrameError};
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+/// The kinds of plugin, fixed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// Bus transport.
+    Comms,
+    /// Energy source.
+    Ems,
+    /// Control surface (HTTP, MQTT, …).
+    Control,
+    /// Event sink.
+    Logging,
+    /// Status publisher.
+    Status,
+    /// Vehicle API.
+    Vehicle,
+}
+
+impl Kind {
+    /// All kinds, in config order.
+    pub const ALL: [Kind; 6] = [
+        Kind::Comms,
+        Kind::Ems,
+        Kind::Control,
+        Kind::Logging,
+        Kind::Status,
+        Kind::Vehicle,
+    ];
+    /// The config section / feature prefix.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Comms => "comms",
+            Kind::Ems => "ems",
+            Kind::Control => "control",
+            Kind::Logging => "logging",
+            Kind::Status => "status",
+            Kind::Vehicle => "vehicle",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the engine does about a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Try again later (timeouts, 5xx, a broken link).
+    Transient,
+    /// Credentials were refused; retrying will not help until the user acts.
+    Auth,
+    /// The configuration is wrong.
+    Config,
+    /// The peer answered something we cannot read.
+    Protocol,
+    /// The peer or firmware does not support the request.
+    Unsupported,
+}
+
+/// An error from a plugin at run time.
+#[derive(Debug, thiserror::Error)]
+#[error("{plugin}: {context}")]
+pub struct PluginError {
+    kind: ErrorKind,
+    /// Registry name of the plugin.
+    pub plugin: String,
+    /// What was being done, e.g. "GET powerflow: HTTP 503".
+    pub context: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl PluginError {
+    /// A new error.
+    pub fn new(kind: ErrorKind, plugin: impl Into<String>, context: impl Into<String>) -> Self {
+        PluginError {
+            kind,
+            plugin: plugin.into(),
+            context: context.into(),
+            source: None,
+        }
+    }
+    /// Attach the underlying error.
+    pub fn with_source(mut self, e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(e));
+        self
+    }
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+    /// The message with its source chain, for logs and Status.
+    pub fn chain(&self) -> String {
+        let mut s = self.to_string();
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(self);
+        while let Some(e) = cur {
+            s.push_str(": ");
+            s.push_str(&e.to_string());
+            cur = e.source();
+        }
+        s
+    }
+}
+
+/// A configuration problem that names the key and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("[{section}] {message}")]
+pub struct BuildError {
+    /// The config section, e.g. `ems.fronius`.
+    pub section: String,
+    /// What is wrong and what is expected.
+    pub message: String,
+}
+
+impl BuildError {
+    /// A new error for `section`.
+    pub fn new(section: impl Into<String>, message: impl Into<String>) -> Self {
+        BuildError {
+            section: section.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A plugin's config section (`[<kind>.<name>]`) without the keys core consumes (`enabled`,
+/// `interval_secs`, `stale_after_secs`).
+#[derive(Debug, Clone, Default)]
+pub struct PluginConfig {
+    /// `"<kind>.<name>"`.
+    pub section: String,
+    /// The remaining keys.
+    pub values: serde_json::Map<String, serde_json::Value>,
+}
+
+impl PluginConfig {
+    /// A config for `section` with `values`.
+    pub fn new(section: impl Into<String>, values: serde_json::Map<String, serde_json::Value>) -> Self {
+        PluginConfig {
+            section: section.into(),
+            values,
+        }
+    }
+
+    /// Parse from TOML text (the body of the section), for tests and examples.
+    pub fn from_toml(section: &str, text: &str) -> Result<Self, BuildError> {
+        let v: toml::Value =
+            toml::from_str(text).map_err(|e| BuildError::new(section, e.to_string()))?;
+        let json = serde_json::to_value(v).map_err(|e| BuildError::new(section, e.to_string()))?;
+        match json {
+            serde_json::Value::Object(mut m) => {
+                for k in ["enabled", "interval_secs", "stale_after_secs"] {
+                    m.remove(k);
+                }
+                Ok(PluginConfig::new(section, m))
+            }
+            _ => Err(BuildError::new(section, "expected a table")),
+        }
+    }
+
+    /// Deserialize into the plugin's config struct (use `#[serde(deny_unknown_fields)]`); the
+    /// error names the section and the key.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, BuildError> {
+        serde_json::from_value(serde_json::Value::Object(self.values.clone()))
+            .map_err(|e| BuildError::new(&self.section, e.to_string()))
+    }
+}
+
+/// A secret config value whose `Debug` and `Display` print `***`.
+#[derive(Clone, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wrap a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    /// The secret itself; call only where it is sent to its service.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("***")
+    }
+}
+
+/// What a [`Comms`] receive produced: a checksummed frame, or a frame the codec dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// A frame that passed framing and checksum.
+    Frame(Frame),
+    /// A frame the codec rejected (already counted by the codec).
+    Dropped(FrameError),
+}
+
+/// A bus transport. Frame-level: the codec lives in core (see [`crate::transport`]).
+#[async_trait]
+pub trait Comms: Send {
+    /// Send one frame.
+    async fn send(&mut self, frame: &Frame) -> Result<(), PluginError>;
+    /// Wait for the next frame. Must be cancel-safe: no frame is lost if the future is dropped.
+    async fn recv(&mut self) -> Result<Received, PluginError>;
+    /// Re-open the link after an error (device unplugged, TCP dropped). Default: nothing to do.
+    async fn reconnect(&mut self) -> Result<(), PluginError> {
+        Ok(())
+    }
+    /// Where this transport talks to, for logs.
+    fn describe(&self) -> String {
+        String::new()
+    }
+}
+
+/// An energy source.
+#[async_trait]
+pub trait EmsSource: Send + Sync {
+    /// Read the latest values. A failure is an error, never a reading of 0 W.
+    async fn read(&self) -> Result<EnergyReading, PluginError>;
+}
+
+/// Something that controls the engine from outside (HTTP, MQTT, OCPP).
+#[async_trait]
+pub trait ControlSurface: Send {
+    /// Run until the process ends.
+    async fn serve(self: Box<Self>, engine: EngineHandle) -> Result<(), PluginError>;
+}
+
+/// An event sink (CSV, SQL, …). Not to be confused with `tracing` output.
+#[async_trait]
+pub trait Logger: Send + Sync {
+    /// Record one event. Called from the sink's own task and queue.
+    async fn record(&self, event: &Event) -> Result<(), PluginError>;
+    /// Flush buffered records (at shutdown).
+    async fn flush(&self) -> Result<(), PluginError> {
+        Ok(())
+    }
+}
+
+/// Publishes status snapshots (MQTT, Home Assistant, …).
+#[async_trait]
+pub trait StatusPublisher: Send + Sync {
+    /// Publish one snapshot. Called from the publisher's own task.
+    async fn publish(&self, status: &Status) -> Result<(), PluginError>;
+}
+
+/// A vehicle known to a vehicle API.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Vehicle {
+    /// The API's id.
+    pub id: String,
+    /// VIN.
+    pub vin: String,
+    /// Display name.
+    pub name: Option<String>,
+}
+
+/// A vehicle's charge state.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+pub struct ChargeState {
+    /// State of charge, %.
+    pub soc_pct: Option<f64>,
+    /// Charge limit, %.
+    pub limit_pct: Option<f64>,
+    /// True while charging.
+    pub charging: Option<bool>,
+    /// True when plugged in.
+    pub plugged_in: Option<bool>,
+    /// True when at home.
+    pub at_home: Option<bool>,
+}
+
+/// A vehicle API (Tesla, TeslaMate, …).
+#[async_trait]
+pub trait VehicleApi: Send + Sync {
+    /// Vehicles on the account.
+    async fn list(&self) -> Result<Vec<Vehicle>, PluginError>;
+    /// Wake a vehicle.
+    async fn wake(&self, vin: &str) -> Result<(), PluginError>;
+    /// Read its charge state.
+    async fn charge_state(&self, vin: &str) -> Result<ChargeState, PluginError>;
+    /// Start charging.
+    async fn start(&self, vin: &str) -> Result<(), PluginError>;
+    /// Stop charging.
+    async fn stop(&self, vin: &str) -> Result<(), PluginError>;
+    /// Set the charge limit, %.
+    async fn set_limit(&self, vin: &str, pct: u8) -> Result<(), PluginError>;
+}
+
+macro_rules! descriptor {
+    ($(#[$m:meta])* $name:ident, $kind:expr, $obj:ty) => {
+        $(#[$m])*
+        pub struct $name {
+            /// Registry name = config section suffix = feature suffix.
+            pub name: &'static str,
+            /// One line for `twcmanager plugins`.
+            pub summary: &'static str,
+            /// The plugin's `example.toml`.
+            pub example: &'static str,
+            /// Build from config. Synchronous and cheap; slow work happens in the trait methods.
+            pub build: fn(&PluginConfig) -> Result<$obj, BuildError>,
+        }
+        inventory::collect!($name);
+        impl Descriptor for $name {
+            fn kind(&self) -> Kind { $kind }
+            fn name(&self) -> &'static str { self.name }
+            fn summary(&self) -> &'static str { self.summary }
+            fn example(&self) -> &'static str { self.example }
+        }
+    };
+}
+
+/// Common view of the six descriptor types.
+pub trait Descriptor: Sync {
+    /// Which kind.
+    fn kind(&self) -> Kind;
+    /// Registry name.
+    fn name(&self) -> &'static str;
+    /// One-line summary.
+    fn summary(&self) -> &'static str;
+    /// Example config.
+    fn example(&self) -> &'static str;
+}
+
+descriptor!(
+    /// A registered bus transport.
+    CommsPlugin, Kind::Comms, Box<dyn Comms>
+);
+descriptor!(
+    /// A registered energy source.
+    EmsPlugin, Kind::Ems, Box<dyn EmsSource>
+);
+descriptor!(
+    /// A registered control surface.
+    ControlPlugin, Kind::Control, Box<dyn ControlSurface>
+);
+descriptor!(
+    /// A registered event sink.
+    LoggingPlugin, Kind::Logging, Box<dyn Logger>
+);
+descriptor!(
+    /// A registered status publisher.
+    StatusPlugin, Kind::Status, Box<dyn StatusPublisher>
+);
+descriptor!(
+    /// A registered vehicle API.
+    VehiclePlugin, Kind::Vehicle, Box<dyn VehicleApi>
+);
+
+/// The linked plugins, one sorted map per kind.
+pub struct Registry {
+    /// Bus transports.
+    pub comms: BTreeMap<&'static str, &'static CommsPlugin>,
+    /// Energy sources.
+    pub ems: BTreeMap<&'static str, &'static EmsPlugin>,
+    /// Control surfaces.
+    pub control: BTreeMap<&'static str, &'static ControlPlugin>,
+    /// Event sinks.
+    pub logging: BTreeMap<&'static str, &'static LoggingPlugin>,
+    /// Status publishers.
+    pub status: BTreeMap<&'static str, &'static StatusPlugin>,
+    /// Vehicle APIs.
+    pub vehicle: BTreeMap<&'static str, &'static VehiclePlugin>,
+}
+
+fn collect_kind<T: Descriptor + 'static>(
+    iter: impl Iterator<Item = &'static T>,
+    errors: &mut Vec<String>,
+) -> BTreeMap<&'static str, &'static T> {
+    let mut map = BTreeMap::new();
+    for d in iter {
+        if map.insert(d.name(), d).is_some() {
+            errors.push(format!(
+                "two {} plugins are registered as {:?}; rename one",
+                d.kind(),
+                d.name()
+            ));
+        }
+    }
+    map
+}
+
+impl Registry {
+    /// Gather every linked plugin; fails when two plugins of one kind share a name.
+    pub fn collect() -> Result<Registry, String> {
+        let mut errors = Vec::new();
+        let r = Registry {
+            comms: collect_kind(inventory::iter::<CommsPlugin>(), &mut errors),
+            ems: collect_kind(inventory::iter::<EmsPlugin>(), &mut errors),
+            control: collect_kind(inventory::iter::<ControlPlugin>(), &mut errors),
+            logging: collect_kind(inventory::iter::<LoggingPlugin>(), &mut errors),
+            status: collect_kind(inventory::iter::<StatusPlugin>(), &mut errors),
+            vehicle: collect_kind(inventory::iter::<VehiclePlugin>(), &mut errors),
+        };
+        if errors.is_empty() {
+            Ok(r)
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+
+    /// Every plugin as (kind, name, summary), sorted by kind then name.
+    pub fn list(&self) -> Vec<(Kind, &'static str, &'static str)> {
+        let mut v: Vec<(Kind, &'static str, &'static str)> = Vec::new();
+        v.extend(self.comms.values().map(|d| (d.kind(), d.name, d.summary)));
+        v.extend(self.ems.values().map(|d| (d.kind(), d.name, d.summary)));
+        v.extend(self.control.values().map(|d| (d.kind(), d.name, d.summary)));
+        v.extend(self.logging.values().map(|d| (d.kind(), d.name, d.summary)));
+        v.extend(self.status.values().map(|d| (d.kind(), d.name, d.summary)));
+        v.extend(self.vehicle.values().map(|d| (d.kind(), d.name, d.summary)));
+        v.sort();
+        v
+    }
+
+    /// Names registered for `kind`, sorted.
+    pub fn names(&self, kind: Kind) -> Vec<&'static str> {
+        self.list()
+            .into_iter()
+            .filter(|(k, _, _)| *k == kind)
+            .map(|(_, n, _)| n)
+            .collect()
+    }
+}
+
+/// Common per-source settings core reads from an `[ems.<name>]` section.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PollSettings {
+    /// How often to read.
+    pub interval: Duration,
+    /// A reading older than this is stale.
+    pub stale_after: Duration,
+}

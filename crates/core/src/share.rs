@@ -1,0 +1,112 @@
+//! Splitting the site budget among slaves.
+//!
+//! Fair share by water-filling in whole amps, higher priority first; a slave that cannot get its
+//! minimum gets 0 and the rest is shared among the others; idle slaves get their minimum from
+//! what is left so that a car plugging in can start at once. The result never exceeds a slave's
+//! cap and its sum never exceeds the budget (nor the wiring max for all TWCs).
+
+use crate::model::CentiAmps;
+use crate::protocol::TwcId;
+use std::collections::BTreeMap;
+
+/// How much a slave wants current.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Demand {
+    /// No car (or no sign of one).
+    Idle,
+    /// A car is connected but not drawing.
+    Connected,
+    /// A car draws ≥ 1 A.
+    Charging,
+}
+
+/// One slave as the sharing step sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShareInput {
+    /// Which slave.
+    pub id: TwcId,
+    /// The most it may get: min(wiring per TWC, rated max).
+    pub cap: CentiAmps,
+    /// The least worth offering: max(min amps per TWC, protocol minimum).
+    pub min: CentiAmps,
+    /// Demand.
+    pub demand: Demand,
+    /// Higher gets served first (vehicle/slave priority); equal priorities share fairly.
+    pub priority: i32,
+}
+
+/// Split `budget` (already capped by the policy and the grid) among `slaves`, never exceeding
+/// `wiring_max_all` in total. Every value is whole amps, 0 or ≥ that slave's minimum.
+pub fn distribute(
+    budget: CentiAmps,
+    wiring_max_all: CentiAmps,
+    slaves: &[ShareInput],
+) -> BTreeMap<TwcId, CentiAmps> {
+    let budget = budget.min(wiring_max_all).floor_whole();
+    let mut out: BTreeMap<TwcId, CentiAmps> = slaves.iter().map(|s| (s.id, CentiAmps::ZERO)).collect();
+    let mut active: Vec<&ShareInput> = slaves
+        .iter()
+        .filter(|s| s.demand != Demand::Idle && s.cap >= s.min && s.cap > CentiAmps::ZERO)
+        .collect();
+    // Most deserving first; the last one is dropped first when the budget is short.
+    active.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then(b.demand.cmp(&a.demand))
+            .then(a.id.cmp(&b.id))
+    });
+    let mut used = CentiAmps::ZERO;
+    while !active.is_empty() {
+        let alloc = water_fill(budget, &active);
+        if active.iter().zip(&alloc).any(|(s, a)| *a < s.min) {
+            // Someone cannot reach its minimum: drop the least deserving and try again.
+            active.pop();
+            continue;
+        }
+        for (s, a) in active.iter().zip(&alloc) {
+            out.insert(s.id, *a);
+            used = used + *a;
+        }
+        break;
+    }
+    // Idle slaves: their minimum from the leftover, so a car that plugs in can start.
+    let mut left = budget.saturating_sub(used);
+    let mut idle: Vec<&ShareInput> = slaves
+        .iter()
+        .filter(|s| s.demand == Demand::Idle && s.cap >= s.min)
+        .collect();
+    idle.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)));
+    for s in idle {
+        let m = s.min.max(CentiAmps::from_amps(1)).floor_whole();
+        let m = if m < s.min { m + CentiAmps(100) } else { m };
+        if m <= left && m <= s.cap {
+            out.insert(s.id, m);
+            left = left - m;
+        }
+    }
+    out
+}
+
+/// Water-filling in whole amps: each gets min(cap, an equal share of what is left), smallest caps
+/// first so their unused share flows to the others. Returned in the order of `slaves`.
+fn water_fill(budget: CentiAmps, slaves: &[&ShareInput]) -> Vec<CentiAmps> {
+    let mut order: Vec<usize> = (0..slaves.len()).collect();
+    order.sort_by_key(|&i| slaves[i].cap);
+    let mut remaining = budget.0 as u32;
+    let mut alloc = vec![CentiAmps::ZERO; slaves.len()];
+    for (k, &i) in order.iter().enumerate() {
+        let n = (slaves.len() - k) as u32;
+        let share = (remaining / n) / 100 * 100;
+        let give = share.min(slaves[i].cap.floor_whole().0 as u32);
+        alloc[i] = CentiAmps(give as u16);
+        remaining -= give;
+    }
+    // Whole-amp rounding can leave whole amps unused; hand them out in priority order.
+    for (i, s) in slaves.iter().enumerate() {
+        while remaining >= 100 && alloc[i].0 as u32 + 100 <= s.cap.floor_whole().0 as u32 {
+            alloc[i] = alloc[i] + CentiAmps(100);
+            remaining -= 100;
+        }
+    }
+    alloc
+}
