@@ -10,7 +10,9 @@ mod status;
 mod units;
 
 pub use reading::{EnergyReading, Quantity};
-pub use settings::{ChargeNow, Settings};
+pub use settings::{
+    ChargeNow, ConsumptionOffset, HomeLocation, OffsetUnit, Schedule, ScheduleWindow, Settings,
+};
 pub use status::{
     BusStatus, ChargeSession, Event, PolicyStatus, SlaveStatus, SourceStatus, Status,
 };
