@@ -16,7 +16,9 @@ use crate::model::{
     BusStatus, CentiAmps, ChargeNow, ChargeSession, EnergyReading, Event, PolicyStatus, Settings,
     SlaveStatus, SourceStatus, Status,
 };
-use crate::plugin::{Comms, EmsSource, Logger, PluginError, PollSettings, Received, StatusPublisher};
+use crate::plugin::{
+    Comms, EmsSource, Logger, PluginError, PollSettings, Received, StatusPublisher,
+};
 use crate::policy::{self, PolicyInput};
 use crate::protocol::{DecodeStats, Frame, FrameError, TwcId};
 use crate::share::{self, Demand, ShareInput};
@@ -128,6 +130,8 @@ pub enum CommandError {
     #[error("the engine has stopped")]
     Stopped,
 }
+
+type Reply = oneshot::Sender<Result<Settings, CommandError>>;
 
 struct Request {
     cmd: Command,
@@ -246,7 +250,11 @@ pub fn spawn(
     }
 }
 
-async fn bus_task(mut comms: Box<dyn Comms>, mut out: mpsc::Receiver<Frame>, tx: mpsc::Sender<BusIn>) {
+async fn bus_task(
+    mut comms: Box<dyn Comms>,
+    mut out: mpsc::Receiver<Frame>,
+    tx: mpsc::Sender<BusIn>,
+) {
     let mut backoff = Duration::from_millis(500);
     loop {
         let failure = tokio::select! {
@@ -286,7 +294,11 @@ async fn bus_task(mut comms: Box<dyn Comms>, mut out: mpsc::Receiver<Frame>, tx:
     }
 }
 
-async fn ems_task(index: usize, spec: SourceSpec, tx: mpsc::Sender<(usize, Result<EnergyReading, PluginError>)>) {
+async fn ems_task(
+    index: usize,
+    spec: SourceSpec,
+    tx: mpsc::Sender<(usize, Result<EnergyReading, PluginError>)>,
+) {
     let mut iv = tokio::time::interval(spec.poll.interval);
     iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let limit = spec.poll.interval.max(Duration::from_secs(5)) * 2;
@@ -327,7 +339,8 @@ struct Core {
 impl Core {
     fn wall(&self, now: Instant) -> DateTime<Utc> {
         self.start_wall
-            + chrono::Duration::from_std(now - self.start_instant).unwrap_or(chrono::Duration::zero())
+            + chrono::Duration::from_std(now - self.start_instant)
+                .unwrap_or(chrono::Duration::zero())
     }
 
     fn emit(&self, e: Event) {
@@ -351,15 +364,15 @@ impl Core {
         self.bus.link_up = true;
         let mut tick = tokio::time::interval(self.cfg.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut shutdown: Option<(Instant, Vec<oneshot::Sender<Result<Settings, CommandError>>>)> = None;
+        let mut shutdown: Option<(Instant, Vec<Reply>)> = None;
         let mut reads_open = true;
         self.recompute(Instant::now());
         loop {
             let now = Instant::now();
-            if let Some((started, _)) = &shutdown {
-                if self.master.shutdown_complete() || now - *started >= self.cfg.shutdown_timeout {
-                    break;
-                }
+            if let Some((started, _)) = &shutdown
+                && (self.master.shutdown_complete() || now - *started >= self.cfg.shutdown_timeout)
+            {
+                break;
             }
             let wake = self.master.next_wakeup(now);
             tokio::select! {
@@ -483,16 +496,26 @@ impl Core {
                 }
                 MasterEvent::OfferSent { slave, from, to } => {
                     info!(slave = %slave, from = %from, to = %to, "Offer changed");
-                    self.emit(Event::OfferChanged { at, slave, from, to });
+                    self.emit(Event::OfferChanged {
+                        at,
+                        slave,
+                        from,
+                        to,
+                    });
                 }
                 MasterEvent::LifetimeKwh(id) => {
                     if let Some(s) = self.master.slave(id) {
                         debug!(slave = %id, kwh = s.lifetime_kwh, volts = ?s.volts, "Lifetime kWh and voltage");
-                        if let (Some(sess), Some(kwh)) = (self.sessions.get_mut(&id), s.lifetime_kwh) {
+                        if let (Some(sess), Some(kwh)) =
+                            (self.sessions.get_mut(&id), s.lifetime_kwh)
+                        {
                             if sess.start_kwh.is_none() {
                                 sess.start_kwh = Some(kwh);
                             }
-                            sess.energy_kwh = sess.start_kwh.map(|a| kwh.saturating_sub(a) as f64).unwrap_or(0.0);
+                            sess.energy_kwh = sess
+                                .start_kwh
+                                .map(|a| kwh.saturating_sub(a) as f64)
+                                .unwrap_or(0.0);
                         }
                     }
                 }
@@ -523,7 +546,10 @@ impl Core {
                 }
                 MasterEvent::SessionEnded(id) => {
                     if let Some(mut session) = self.sessions.remove(&id) {
-                        if let (Some(a), Some(b)) = (session.start_kwh, self.master.slave(id).and_then(|s| s.lifetime_kwh)) {
+                        if let (Some(a), Some(b)) = (
+                            session.start_kwh,
+                            self.master.slave(id).and_then(|s| s.lifetime_kwh),
+                        ) {
                             session.energy_kwh = b.saturating_sub(a) as f64;
                         }
                         info!(slave = %id, kwh = session.energy_kwh, "Charge session ended");
@@ -539,14 +565,20 @@ impl Core {
                         message: format!("another master ({id}) is on the bus; set every TWC's rotary switch to F"),
                     });
                 }
-                MasterEvent::ForeignMasterGone => info!("The other master has gone quiet; transmitting again"),
+                MasterEvent::ForeignMasterGone => {
+                    info!("The other master has gone quiet; transmitting again")
+                }
                 MasterEvent::IdClash(id) => {
                     warn!(slave = %id, "TWCID clash; sending link-ready bursts so the slave picks a new TWCID");
                 }
                 MasterEvent::TooManySlaves(id) => {
                     warn!(slave = %id, max = self.cfg.master.max_slaves, "Ignoring a slave: the bus already has the most slaves allowed");
                 }
-                MasterEvent::Overdraw { slave, actual, limit } => {
+                MasterEvent::Overdraw {
+                    slave,
+                    actual,
+                    limit,
+                } => {
                     warn!(slave = %slave, actual = %actual, limit = %limit, "The car draws more than the slave's limit");
                     self.emit(Event::Fault {
                         at,
@@ -580,7 +612,11 @@ impl Core {
                 debug!(source = %st.name, generation_w = ?reading.generation_w, consumption_w = ?reading.consumption_w, grid_w = ?reading.grid_w, "Reading");
                 let name = st.name.clone();
                 st.last = Some(reading.clone());
-                self.emit(Event::Reading { at, source: name, reading });
+                self.emit(Event::Reading {
+                    at,
+                    source: name,
+                    reading,
+                });
             }
             Err(e) => {
                 st.errors += 1;
@@ -618,7 +654,10 @@ impl Core {
             o.battery_w = o.battery_w.or(r.battery_w);
             o.battery_soc_pct = o.battery_soc_pct.or(r.battery_soc_pct);
             o.phase_voltages = o.phase_voltages.take().or_else(|| r.phase_voltages.clone());
-            o.phase_currents_a = o.phase_currents_a.take().or_else(|| r.phase_currents_a.clone());
+            o.phase_currents_a = o
+                .phase_currents_a
+                .take()
+                .or_else(|| r.phase_currents_a.clone());
             o.measured_at = o.measured_at.min(r.measured_at);
         }
         out
@@ -643,11 +682,11 @@ impl Core {
         let reading = self.combine(now);
         let charger_amps: f64 = self.master.slaves().map(|s| s.actual.amps()).sum();
         let now_unix = self.wall(now).timestamp();
-        if let Some(cn) = self.settings.charge_now {
-            if cn.until_unix <= now_unix {
-                info!("Charge Now has ended");
-                self.settings.charge_now = None;
-            }
+        if let Some(cn) = self.settings.charge_now
+            && cn.until_unix <= now_unix
+        {
+            info!("Charge Now has ended");
+            self.settings.charge_now = None;
         }
         let d = policy::decide(&PolicyInput {
             settings: &self.settings,
@@ -825,7 +864,9 @@ impl Core {
                     return Err(CommandError::Invalid("amps must be greater than 0".into()));
                 }
                 if duration.is_zero() {
-                    return Err(CommandError::Invalid("duration must be greater than 0".into()));
+                    return Err(CommandError::Invalid(
+                        "duration must be greater than 0".into(),
+                    ));
                 }
                 let until = self.wall(now).timestamp() + duration.as_secs() as i64;
                 info!(amps, seconds = duration.as_secs(), "Charge Now requested");
@@ -839,12 +880,12 @@ impl Core {
                 self.settings.charge_now = None;
             }
             Command::SetNonScheduled { action, amps } => {
-                if let Some(a) = &action {
-                    if !matches!(a.as_str(), "charge" | "stop" | "green") {
-                        return Err(CommandError::Invalid(format!(
-                            "non-scheduled action must be \"charge\", \"stop\" or \"green\", got {a:?}"
-                        )));
-                    }
+                if let Some(a) = &action
+                    && !matches!(a.as_str(), "charge" | "stop" | "green")
+                {
+                    return Err(CommandError::Invalid(format!(
+                        "non-scheduled action must be \"charge\", \"stop\" or \"green\", got {a:?}"
+                    )));
                 }
                 if let Some(a) = amps {
                     validate_amps("amps", a, wiring)?;
@@ -909,7 +950,11 @@ fn validate_amps(key: &str, amps: f64, wiring: f64) -> Result<(), CommandError> 
 
 /// Feed every event to a logger through its own bounded queue, so a slow logger never blocks the
 /// engine. Returns the task; the counter of events the logger missed is logged.
-pub fn spawn_logger(handle: &EngineHandle, name: String, logger: Box<dyn Logger>) -> JoinHandle<()> {
+pub fn spawn_logger(
+    handle: &EngineHandle,
+    name: String,
+    logger: Box<dyn Logger>,
+) -> JoinHandle<()> {
     let mut rx = handle.subscribe();
     tokio::spawn(async move {
         loop {

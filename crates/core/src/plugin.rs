@@ -152,7 +152,10 @@ pub struct PluginConfig {
 
 impl PluginConfig {
     /// A config for `section` with `values`.
-    pub fn new(section: impl Into<String>, values: serde_json::Map<String, serde_json::Value>) -> Self {
+    pub fn new(
+        section: impl Into<String>,
+        values: serde_json::Map<String, serde_json::Value>,
+    ) -> Self {
         PluginConfig {
             section: section.into(),
             values,

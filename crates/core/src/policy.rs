@@ -41,8 +41,8 @@ pub struct Decision {
 /// Evaluate the built-in policy list.
 pub fn decide(input: &PolicyInput<'_>) -> Decision {
     let s = input.settings;
-    if let Some(cn) = s.charge_now {
-        if cn.until_unix > input.now_unix && cn.amps > 0.0 {
+    if let Some(cn) = s.charge_now
+        && cn.until_unix > input.now_unix && cn.amps > 0.0 {
             return Decision {
                 name: "Charge Now".into(),
                 reason: format!(
@@ -54,7 +54,6 @@ pub fn decide(input: &PolicyInput<'_>) -> Decision {
                 is_green: false,
             };
         }
-    }
     match s.non_scheduled_action.as_str() {
         "stop" => Decision {
             name: "Non Scheduled Charging".into(),
@@ -65,7 +64,10 @@ pub fn decide(input: &PolicyInput<'_>) -> Decision {
         "green" => green(input),
         _ => Decision {
             name: "Non Scheduled Charging".into(),
-            reason: format!("non-scheduled action is \"charge\" at {:.0} A", s.non_scheduled_amps),
+            reason: format!(
+                "non-scheduled action is \"charge\" at {:.0} A",
+                s.non_scheduled_amps
+            ),
             amps: s.non_scheduled_amps.max(0.0),
             is_green: false,
         },

@@ -43,7 +43,8 @@ pub fn distribute(
     slaves: &[ShareInput],
 ) -> BTreeMap<TwcId, CentiAmps> {
     let budget = budget.min(wiring_max_all).floor_whole();
-    let mut out: BTreeMap<TwcId, CentiAmps> = slaves.iter().map(|s| (s.id, CentiAmps::ZERO)).collect();
+    let mut out: BTreeMap<TwcId, CentiAmps> =
+        slaves.iter().map(|s| (s.id, CentiAmps::ZERO)).collect();
     let mut active: Vec<&ShareInput> = slaves
         .iter()
         .filter(|s| s.demand != Demand::Idle && s.cap >= s.min && s.cap > CentiAmps::ZERO)

@@ -67,14 +67,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> StreamComms<S> {
 
     /// Write raw bytes (for tests that inject noise).
     pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), PluginError> {
-        self.stream
-            .write_all(bytes)
-            .await
-            .map_err(|e| PluginError::new(ErrorKind::Transient, self.plugin, "write").with_source(e))?;
-        self.stream
-            .flush()
-            .await
-            .map_err(|e| PluginError::new(ErrorKind::Transient, self.plugin, "flush").with_source(e))
+        self.stream.write_all(bytes).await.map_err(|e| {
+            PluginError::new(ErrorKind::Transient, self.plugin, "write").with_source(e)
+        })?;
+        self.stream.flush().await.map_err(|e| {
+            PluginError::new(ErrorKind::Transient, self.plugin, "flush").with_source(e)
+        })
     }
 }
 
@@ -94,8 +92,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Comms for StreamComms<S> {
                 return Ok(item);
             }
             let n = if self.decoder.has_partial() {
-                match tokio::time::timeout(self.partial_timeout, self.stream.read(&mut self.buf[..]))
-                    .await
+                match tokio::time::timeout(
+                    self.partial_timeout,
+                    self.stream.read(&mut self.buf[..]),
+                )
+                .await
                 {
                     Ok(r) => r,
                     Err(_) => {
@@ -106,7 +107,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Comms for StreamComms<S> {
             } else {
                 self.stream.read(&mut self.buf[..]).await
             }
-            .map_err(|e| PluginError::new(ErrorKind::Transient, self.plugin, "read").with_source(e))?;
+            .map_err(|e| {
+                PluginError::new(ErrorKind::Transient, self.plugin, "read").with_source(e)
+            })?;
             if n == 0 {
                 return Err(PluginError::new(
                     ErrorKind::Transient,

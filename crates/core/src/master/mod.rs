@@ -300,7 +300,11 @@ impl Master {
         let ids: Vec<TwcId> = self.slaves.keys().copied().collect();
         for id in ids {
             let cap = self.cap(id);
-            let t = targets.get(&id).copied().unwrap_or(CentiAmps::ZERO).min(cap);
+            let t = targets
+                .get(&id)
+                .copied()
+                .unwrap_or(CentiAmps::ZERO)
+                .min(cap);
             if let Some(s) = self.slaves.get_mut(&id) {
                 s.target = t.floor_whole();
             }
@@ -348,11 +352,9 @@ impl Master {
             None => false,
             Some(rounds) => {
                 rounds >= SHUTDOWN_ROUNDS
-                    || self
-                        .slaves
-                        .values()
-                        .filter(|s| !s.timed_out)
-                        .all(|s| s.offered == CentiAmps::ZERO && s.reported_limit == CentiAmps::ZERO)
+                    || self.slaves.values().filter(|s| !s.timed_out).all(|s| {
+                        s.offered == CentiAmps::ZERO && s.reported_limit == CentiAmps::ZERO
+                    })
             }
         }
     }
@@ -403,7 +405,9 @@ impl Master {
                 version,
                 ..
             } => self.on_heartbeat(slave, state, max, actual, version, now, &mut ev),
-            Message::LifetimeKwh { slave, kwh, volts, .. } => {
+            Message::LifetimeKwh {
+                slave, kwh, volts, ..
+            } => {
                 if let Some(s) = self.slaves.get_mut(&slave) {
                     s.lifetime_kwh = Some(kwh);
                     s.volts = volts;
@@ -424,9 +428,14 @@ impl Master {
                     s.serial = Some(serial);
                 }
             }
-            Message::VinPart { slave, part, chars } => self.on_vin_part(slave, part, chars, now, &mut ev),
+            Message::VinPart { slave, part, chars } => {
+                self.on_vin_part(slave, part, chars, now, &mut ev)
+            }
             Message::StartAck { slave } => ev.push(MasterEvent::Ack { slave, start: true }),
-            Message::StopAck { slave } => ev.push(MasterEvent::Ack { slave, start: false }),
+            Message::StopAck { slave } => ev.push(MasterEvent::Ack {
+                slave,
+                start: false,
+            }),
             Message::Idle => {}
             Message::Unknown { code, .. } => {
                 self.counters.unknown += 1;
@@ -454,7 +463,10 @@ impl Master {
             return;
         }
         if let Some(s) = self.slaves.get_mut(&id) {
-            if !s.timed_out && s.sign != sign && s.last_rx.is_some_and(|t| now - t < Duration::from_secs(5)) {
+            if !s.timed_out
+                && s.sign != sign
+                && s.last_rx.is_some_and(|t| now - t < Duration::from_secs(5))
+            {
                 // Two units answer with one TWCID: treat them as one at the lower maximum.
                 s.max_amps = s.max_amps.min(max_amps);
                 ev.push(MasterEvent::IdClash(id));
@@ -630,19 +642,19 @@ impl Master {
         for (id, committed) in timed_out {
             // Without heartbeats a car stops within 20–30 s (spec §5); keep its possible draw
             // reserved for 30 s more, then forget the slave until it links again.
-            self.reserved.insert(id, (committed, now + Duration::from_secs(30)));
+            self.reserved
+                .insert(id, (committed, now + Duration::from_secs(30)));
             self.slaves.remove(&id);
         }
         self.reserved.retain(|_, (_, until)| *until > now);
-        if let Some((_, last)) = self.foreign {
-            if now - last >= self.cfg.foreign_master_hold {
+        if let Some((_, last)) = self.foreign
+            && now - last >= self.cfg.foreign_master_hold {
                 self.foreign = None;
                 ev.push(MasterEvent::ForeignMasterGone);
                 if self.cfg.link_ready_bursts {
                     self.queue_bursts();
                 }
             }
-        }
         ev
     }
 
@@ -664,7 +676,11 @@ impl Master {
         if matches!(s.vin_state, VinState::Querying { .. }) {
             due = due.min(s.next_vin_query);
         }
-        due.max(s.last_heartbeat_tx.map(|t| t + QUERY_AFTER_HEARTBEAT).unwrap_or(due))
+        due.max(
+            s.last_heartbeat_tx
+                .map(|t| t + QUERY_AFTER_HEARTBEAT)
+                .unwrap_or(due),
+        )
     }
 
     /// The next frame to send, if one is due. Returns at most one frame per call and respects the
@@ -673,11 +689,10 @@ impl Master {
         if self.foreign.is_some() || self.shutdown_complete() {
             return None;
         }
-        if let Some(t) = self.last_tx {
-            if now < t + self.cfg.frame_gap {
+        if let Some(t) = self.last_tx
+            && now < t + self.cfg.frame_gap {
                 return None;
             }
-        }
         let out = self.next_frame(now)?;
         self.last_tx = Some(now);
         self.counters.frames_tx += 1;
@@ -756,11 +771,12 @@ impl Master {
         }
         // Spec §4.4: send the set-limit command when the slave's limit differs, or when it is 0
         // (re-sending 0 stops relay clicking); otherwise "no change".
-        let (command, amps) = if s.reported_limit != offer || offer == CentiAmps::ZERO || s.heartbeats == 0 {
-            (s.version.set_limit_command(), offer)
-        } else {
-            (MasterCommand::NONE, CentiAmps::ZERO)
-        };
+        let (command, amps) =
+            if s.reported_limit != offer || offer == CentiAmps::ZERO || s.heartbeats == 0 {
+                (s.version.set_limit_command(), offer)
+            } else {
+                (MasterCommand::NONE, CentiAmps::ZERO)
+            };
         s.offered = offer;
         s.next_heartbeat = now + interval;
         s.last_heartbeat_tx = Some(now);
@@ -777,11 +793,10 @@ impl Master {
         }
         .encode()
         .expect("heartbeat encodes");
-        if in_shutdown && Some(id) == self.slaves.keys().next_back().copied() {
-            if let Some(r) = self.shutdown.as_mut() {
+        if in_shutdown && Some(id) == self.slaves.keys().next_back().copied()
+            && let Some(r) = self.shutdown.as_mut() {
                 *r += 1;
             }
-        }
         (frame, events)
     }
 
@@ -801,7 +816,11 @@ impl Master {
             }
             _ => {
                 s.next_query = now + kwh_interval;
-                if s.firmware.is_none() && s.kwh_received_at.is_some() && s.version == ProtocolVersion::V2 && !s.firmware_asked {
+                if s.firmware.is_none()
+                    && s.kwh_received_at.is_some()
+                    && s.version == ProtocolVersion::V2
+                    && !s.firmware_asked
+                {
                     s.firmware_asked = true;
                     MessageCode::QUERY_FIRMWARE
                 } else {

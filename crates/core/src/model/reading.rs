@@ -33,7 +33,8 @@ impl EnergyReading {
 
     /// Seconds since the reading was measured.
     pub fn age_secs(&self, now: Instant) -> f64 {
-        now.saturating_duration_since(self.measured_at).as_secs_f64()
+        now.saturating_duration_since(self.measured_at)
+            .as_secs_f64()
     }
 
     /// Grid power if measured, else reconstructed as consumption − generation (+/- battery) when

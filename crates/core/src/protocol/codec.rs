@@ -179,7 +179,7 @@ pub fn hex(bytes: &[u8]) -> String {
 /// Parse hex such as `"C0 FD E2"` or `"c0fde2"` (spaces optional).
 pub fn parse_hex(s: &str) -> Option<Vec<u8>> {
     let digits: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return None;
     }
     digits
@@ -229,11 +229,10 @@ impl FrameDecoder {
         let mut out = Vec::new();
         for &b in data {
             if b == DELIM {
-                if self.in_frame {
-                    if let Some(r) = self.finish() {
+                if self.in_frame
+                    && let Some(r) = self.finish() {
                         out.push(r);
                     }
-                }
                 self.in_frame = true;
                 self.raw.clear();
                 self.overflow = false;

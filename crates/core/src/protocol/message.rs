@@ -112,7 +112,9 @@ impl MessageCode {
     pub fn is_dangerous(self) -> bool {
         matches!(
             self,
-            MessageCode::DANGER_WRITE_ID | MessageCode::DANGER_WRITE_MODEL | MessageCode::DANGER_CRASH
+            MessageCode::DANGER_WRITE_ID
+                | MessageCode::DANGER_WRITE_MODEL
+                | MessageCode::DANGER_CRASH
         )
     }
     /// The query codes a master may send to one slave.
@@ -270,7 +272,10 @@ impl SlaveState {
 
     /// True when the state implies a car is connected.
     pub fn car_connected(self) -> bool {
-        matches!(self.0, 0x01 | 0x03 | 0x04 | 0x06 | 0x07 | 0x08 | 0x09 | 0x0A)
+        matches!(
+            self.0,
+            0x01 | 0x03 | 0x04 | 0x06 | 0x07 | 0x08 | 0x09 | 0x0A
+        )
     }
 }
 
@@ -610,7 +615,8 @@ impl Message {
         }
         b.extend_from_slice(&code.0.to_be_bytes());
         let target_len = match self {
-            Message::MasterLinkReady1 { master, sign } | Message::MasterLinkReady2 { master, sign } => {
+            Message::MasterLinkReady1 { master, sign }
+            | Message::MasterLinkReady2 { master, sign } => {
                 b.extend_from_slice(&master.0);
                 b.push(*sign);
                 14
@@ -774,6 +780,10 @@ pub fn vin_is_valid(vin: &str) -> bool {
         }
     }
     let check = sum % 11;
-    let expected = if check == 10 { b'X' } else { b'0' + check as u8 };
+    let expected = if check == 10 {
+        b'X'
+    } else {
+        b'0' + check as u8
+    };
     b[8] == expected
 }

@@ -1,0 +1,269 @@
+//! The `twcmanager` binary as a library: CLI, configuration, tracing and start-up. Out-of-tree
+//! plugins link themselves with `use my_plugin as _;` and call [`main`].
+#![cfg_attr(not(test), deny(unused_crate_dependencies))]
+
+pub mod config;
+mod plugins;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use tracing::{error, info, warn};
+use twc_core::engine::{self, Command, SourceSpec};
+use twc_core::model::Settings;
+use twc_core::plugin::{Kind, Registry};
+
+/// Tesla Wall Connector Gen2 load-sharing master.
+#[derive(Debug, Parser)]
+#[command(name = "twcmanager", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run the daemon.
+    Run {
+        /// Configuration file (TOML), layered over the built-in defaults.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// List the plugins compiled into this binary.
+    Plugins,
+    /// Check a configuration file and report every problem at once.
+    CheckConfig {
+        /// Configuration file (TOML).
+        file: PathBuf,
+    },
+    /// Print the built-in default configuration (every key, documented).
+    DefaultConfig,
+}
+
+/// Entry point used by `main.rs` and by out-of-tree binaries.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let registry = Registry::collect().map_err(anyhow::Error::msg)?;
+    match cli.command {
+        Cmd::Plugins => {
+            for (kind, name, summary) in registry.list() {
+                println!("{:<8} {:<12} {}", kind.as_str(), name, summary);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::DefaultConfig => {
+            print!("{}", config::DEFAULT_TOML);
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::CheckConfig { file } => match load_and_build(Some(&file), &registry) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(errors) => {
+                eprintln!("{}: {} problem(s):", file.display(), errors.len());
+                for e in errors {
+                    eprintln!("  - {e}");
+                }
+                Ok(ExitCode::from(2))
+            }
+        },
+        Cmd::Run { config } => run(config, &registry).await,
+    }
+}
+
+/// Built plugins, ready to start.
+struct Built {
+    resolved: config::Resolved,
+    comms: Box<dyn twc_core::plugin::Comms>,
+    sources: Vec<SourceSpec>,
+    controls: Vec<(String, Box<dyn twc_core::plugin::ControlSurface>)>,
+    loggers: Vec<(String, Box<dyn twc_core::plugin::Logger>)>,
+    publishers: Vec<(String, Box<dyn twc_core::plugin::StatusPublisher>)>,
+}
+
+fn load_and_build(
+    file: Option<&std::path::Path>,
+    registry: &Registry,
+) -> Result<Built, Vec<String>> {
+    let raw = config::load(file)?;
+    let resolved = config::resolve(raw, registry)?;
+    let mut errors = Vec::new();
+    let mut comms = None;
+    let mut sources = Vec::new();
+    let mut controls = Vec::new();
+    let mut loggers = Vec::new();
+    let mut publishers = Vec::new();
+    for p in &resolved.plugins {
+        let name = p.name.as_str();
+        let r: Result<(), twc_core::plugin::BuildError> = match p.kind {
+            Kind::Comms => (registry.comms[name].build)(&p.config).map(|c| comms = Some(c)),
+            Kind::Ems => (registry.ems[name].build)(&p.config).map(|s| {
+                sources.push(SourceSpec {
+                    name: p.name.clone(),
+                    source: s,
+                    poll: p.poll.expect("ems plugins have poll settings"),
+                })
+            }),
+            Kind::Control => (registry.control[name].build)(&p.config)
+                .map(|c| controls.push((p.name.clone(), c))),
+            Kind::Logging => {
+                (registry.logging[name].build)(&p.config).map(|l| loggers.push((p.name.clone(), l)))
+            }
+            Kind::Status => (registry.status[name].build)(&p.config)
+                .map(|s| publishers.push((p.name.clone(), s))),
+            Kind::Vehicle => (registry.vehicle[name].build)(&p.config).map(|_| ()),
+        };
+        if let Err(e) = r {
+            errors.push(e.to_string());
+        }
+    }
+    match (errors.is_empty(), comms) {
+        (true, Some(comms)) => Ok(Built {
+            resolved,
+            comms,
+            sources,
+            controls,
+            loggers,
+            publishers,
+        }),
+        (true, None) => Err(vec!["[comms] no bus transport could be built".into()]),
+        (false, _) => Err(errors),
+    }
+}
+
+fn init_tracing(raw: &serde_json::Value) {
+    use tracing_subscriber::EnvFilter;
+    let console = raw.pointer("/logging/console");
+    let level = console
+        .and_then(|c| c.get("level"))
+        .and_then(|l| l.as_str())
+        .unwrap_or("info")
+        .to_string();
+    let json = console
+        .and_then(|c| c.get("format"))
+        .and_then(|f| f.as_str())
+        .is_some_and(|f| f == "json");
+    // Our crates at the configured level, dependencies at warn; RUST_LOG wins.
+    let mut directives = format!("warn,twcmanager={level},twc_core={level},twc_sim={level}");
+    for (kind, name) in config::KNOWN_PLUGINS {
+        directives.push_str(&format!(",twc_{}_{}={level}", kind.as_str(), name));
+    }
+    directives.push_str(&format!(",twc_plugin_kit={level}"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(directives));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+async fn run(config: Option<PathBuf>, registry: &Registry) -> anyhow::Result<ExitCode> {
+    let built = match load_and_build(config.as_deref(), registry) {
+        Ok(b) => b,
+        Err(errors) => {
+            eprintln!("configuration has {} problem(s):", errors.len());
+            for e in errors {
+                eprintln!("  - {e}");
+            }
+            return Ok(ExitCode::from(2));
+        }
+    };
+    init_tracing(&built.resolved.raw);
+    let names: Vec<String> = built
+        .resolved
+        .plugins
+        .iter()
+        .map(|p| format!("{}.{}", p.kind, p.name))
+        .collect();
+    info!(
+        config = %config.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "built-in defaults".into()),
+        plugins = %names.join(", "),
+        "twcmanager {} starting",
+        env!("CARGO_PKG_VERSION")
+    );
+    let s = &built.resolved.settings;
+    let settings = Settings {
+        non_scheduled_action: s.non_scheduled_action.clone(),
+        non_scheduled_amps: s.non_scheduled_amps,
+        ..Settings::default()
+    };
+    let eng = engine::spawn(
+        built.resolved.engine.clone(),
+        built.comms,
+        built.sources,
+        settings,
+    );
+    let handle = eng.handle.clone();
+    for (name, logger) in built.loggers {
+        engine::spawn_logger(&handle, name, logger);
+    }
+    for (name, p) in built.publishers {
+        engine::spawn_publisher(&handle, name, p, Duration::from_secs(1));
+    }
+    for (name, c) in built.controls {
+        let h = handle.clone();
+        tokio::spawn(async move {
+            if let Err(e) = c.serve(h).await {
+                error!(control = %name, error = %e.chain(), "Control surface stopped");
+            }
+        });
+    }
+    wait_for_signal()
+        .await
+        .context("installing signal handlers")?;
+    info!("Signal received; offering 0 A to every slave before exiting");
+    match tokio::time::timeout(
+        built.resolved.engine.shutdown_timeout + Duration::from_secs(5),
+        handle.command(Command::Shutdown),
+    )
+    .await
+    {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => warn!(error = %e, "Shutdown command failed"),
+        Err(_) => warn!("Shutdown took too long; exiting anyway"),
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(3), eng.task).await;
+    info!("Stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}

@@ -1,0 +1,2 @@
+//! One link line per plugin feature, nothing else: a plugin crate the binary never names is not
+//! linked, and its `inventory` registration would silently vanish.

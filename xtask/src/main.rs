@@ -1,0 +1,233 @@
+//! `cargo xtask <task>`: project chores in Rust, so CI and developers run the same code.
+//!
+//! - `ci`: fmt check, clippy `-D warnings`, every test, doc build, and a feature sweep (each plugin
+//!   feature alone, then `full`). `.ci/run` calls exactly this.
+//! - `test`: only the test suite.
+//! - `tidy`: layout rules (each plugin crate has README.md, example.toml, tests/; package name
+//!   matches the directory; the bin has its feature and link line; no plugin depends on another).
+//! - `fuzz [target] [--secs N]`: run a cargo-fuzz target (needs nightly + cargo-fuzz).
+//! - `new-plugin <kind> <name>`: generate a plugin crate from the template and wire it in.
+//! - `bench`: the benchmarks.
+//! - `e2e`: build the binary and run the end-to-end tests.
+
+mod tidy;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let task = args.first().map(String::as_str).unwrap_or("help");
+    let rest = &args[args.len().min(1)..];
+    let r = match task {
+        "ci" => ci(),
+        "test" => test(),
+        "tidy" => tidy::check(&root()).map_err(|errs| {
+            for e in &errs {
+                eprintln!("tidy: {e}");
+            }
+            format!("{} tidy problem(s)", errs.len())
+        }),
+        "fuzz" => fuzz(rest),
+        "new-plugin" => new_plugin(rest),
+        "bench" => bench(),
+        "e2e" => e2e(),
+        "sim" => sim(rest),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <ci | test | tidy | fuzz [target] [--secs N] | new-plugin <kind> <name> | bench | e2e | sim --trace FILE.csv>"
+            );
+            return if task == "help" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            };
+        }
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask {task}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub(crate) fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn step(name: &str, mut cmd: Command) -> Result<(), String> {
+    eprintln!("\n==> {name}: {cmd:?}");
+    let t = std::time::Instant::now();
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{name}: cannot run: {e}"))?;
+    eprintln!(
+        "==> {name}: {} in {:.0?}",
+        if status.success() { "ok" } else { "FAILED" },
+        t.elapsed()
+    );
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{name} failed ({status})"))
+    }
+}
+
+fn ci() -> Result<(), String> {
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--", "--check"]);
+    step("fmt", fmt)?;
+    tidy::check(&root()).map_err(|errs| {
+        for e in &errs {
+            eprintln!("tidy: {e}");
+        }
+        format!("{} tidy problem(s)", errs.len())
+    })?;
+    let mut clippy = cargo();
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--features",
+        "twcmanager/full",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    step("clippy", clippy)?;
+    test()?;
+    let mut doc = cargo();
+    doc.args([
+        "doc",
+        "--workspace",
+        "--no-deps",
+        "--features",
+        "twcmanager/full",
+    ]);
+    doc.env("RUSTDOCFLAGS", "-D warnings");
+    step("doc", doc)?;
+    feature_sweep()
+}
+
+fn test() -> Result<(), String> {
+    let mut t = cargo();
+    t.args([
+        "test",
+        "--workspace",
+        "--features",
+        "twcmanager/full",
+        "--no-fail-fast",
+    ]);
+    step("test", t)
+}
+
+/// Every plugin feature of the bin alone, then `full`: features must be additive.
+fn feature_sweep() -> Result<(), String> {
+    let manifest = std::fs::read_to_string(root().join("bins/twcmanager/Cargo.toml"))
+        .map_err(|e| e.to_string())?;
+    let features = tidy::bin_plugin_features(&manifest);
+    for f in &features {
+        let mut c = cargo();
+        c.args([
+            "check",
+            "-q",
+            "-p",
+            "twcmanager",
+            "--no-default-features",
+            "--features",
+            f,
+        ]);
+        step(&format!("feature {f}"), c)?;
+    }
+    let mut c = cargo();
+    c.args(["check", "-q", "-p", "twcmanager", "--no-default-features"]);
+    step("no default features", c)?;
+    let mut c = cargo();
+    c.args(["check", "-q", "-p", "twcmanager", "--features", "full"]);
+    step("feature full", c)
+}
+
+fn fuzz(args: &[String]) -> Result<(), String> {
+    let target = args
+        .iter()
+        .find(|a| !a.starts_with("--"))
+        .cloned()
+        .unwrap_or_else(|| "decode_frame".into());
+    let secs = args
+        .iter()
+        .position(|a| a == "--secs")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| "60".into());
+    let has_fuzz = Command::new("cargo")
+        .args(["+nightly", "fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_fuzz {
+        eprintln!(
+            "xtask fuzz: skipped — needs a nightly toolchain and cargo-fuzz (rustup toolchain install nightly; cargo install cargo-fuzz). \
+             The proptest `random_bytes_never_panic` in twc-core covers the decoder in every test run."
+        );
+        return Ok(());
+    }
+    let mut c = Command::new("cargo");
+    c.current_dir(root().join("fuzz"));
+    c.args([
+        "+nightly",
+        "fuzz",
+        "run",
+        &target,
+        "--",
+        &format!("-max_total_time={secs}"),
+    ]);
+    step(&format!("fuzz {target}"), c)
+}
+
+fn bench() -> Result<(), String> {
+    let mut c = cargo();
+    c.args([
+        "test",
+        "--release",
+        "-p",
+        "twc-core",
+        "--test",
+        "bench_throughput",
+        "--",
+        "--nocapture",
+    ]);
+    step("core codec/master throughput", c)
+}
+
+fn e2e() -> Result<(), String> {
+    let mut b = cargo();
+    b.args(["build", "-p", "twcmanager", "--features", "full"]);
+    step("build twcmanager", b)?;
+    let mut t = cargo();
+    t.args(["test", "-p", "twc-e2e"]);
+    step("e2e", t)
+}
+
+fn sim(_args: &[String]) -> Result<(), String> {
+    Err("the day-replay simulator is not built yet (issue: charge policy engine)".into())
+}
+
+fn new_plugin(args: &[String]) -> Result<(), String> {
+    let (Some(kind), Some(name)) = (args.first(), args.get(1)) else {
+        return Err(
+            "usage: cargo xtask new-plugin <comms|ems|control|logging|status|vehicle> <name>"
+                .into(),
+        );
+    };
+    tidy::generate_plugin(&root(), kind, name)
+}
