@@ -126,9 +126,14 @@ impl Slave {
     }
 
     /// What the slave may draw right now as far as we know: the larger of our last offer and
-    /// the limit it reports.
+    /// the limit it reports. Until its first heartbeat reply we cannot know what limit a previous
+    /// master (or our own previous run) left it with, so it counts at its rated maximum.
     pub fn committed(&self) -> CentiAmps {
-        self.offered.max(self.reported_limit)
+        if self.heartbeats == 0 {
+            self.offered.max(self.max_amps)
+        } else {
+            self.offered.max(self.reported_limit)
+        }
     }
 
     /// Energy of the running session, kWh (from the lifetime counter).
