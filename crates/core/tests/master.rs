@@ -533,3 +533,39 @@ fn start_and_stop_commands_only_exist_on_protocol_2() {
     .encode()
     .unwrap();
 }
+
+#[test]
+fn a_slave_that_never_answers_vin_queries_is_not_asked_forever() {
+    let v = ProtocolVersion::V2;
+    let mut m = Master::new(MasterConfig {
+        link_ready_bursts: false,
+        ..cfg()
+    });
+    let mut now = Instant::now();
+    link(&mut m, A, v, now);
+    m.set_targets(&BTreeMap::from([(A, CentiAmps::from_amps(16))]));
+    let start = now;
+    let mut vin_queries = 0;
+    while now - start < Duration::from_secs(3600) {
+        match next(&mut m, &mut now) {
+            Message::MasterHeartbeat { amps, .. } => {
+                reply(&mut m, A, amps, CentiAmps::from_amps(12), v, now);
+            }
+            Message::Query { code, .. }
+                if matches!(
+                    code,
+                    MessageCode::QUERY_VIN1 | MessageCode::QUERY_VIN2 | MessageCode::QUERY_VIN3
+                ) =>
+            {
+                vin_queries += 1
+            }
+            _ => {}
+        }
+        m.check_timeouts(now);
+    }
+    assert!(vin_queries <= 6, "asked {vin_queries} times in an hour");
+    assert_eq!(
+        m.slave(A).unwrap().vin_state,
+        twc_core::master::VinState::Unavailable
+    );
+}

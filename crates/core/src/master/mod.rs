@@ -595,6 +595,7 @@ impl Master {
         if part != *want {
             return;
         }
+        s.vin_unanswered = false;
         parts.push(chars);
         if part < 3 {
             *want += 1;
@@ -648,13 +649,14 @@ impl Master {
         }
         self.reserved.retain(|_, (_, until)| *until > now);
         if let Some((_, last)) = self.foreign
-            && now - last >= self.cfg.foreign_master_hold {
-                self.foreign = None;
-                ev.push(MasterEvent::ForeignMasterGone);
-                if self.cfg.link_ready_bursts {
-                    self.queue_bursts();
-                }
+            && now - last >= self.cfg.foreign_master_hold
+        {
+            self.foreign = None;
+            ev.push(MasterEvent::ForeignMasterGone);
+            if self.cfg.link_ready_bursts {
+                self.queue_bursts();
             }
+        }
         ev
     }
 
@@ -690,9 +692,10 @@ impl Master {
             return None;
         }
         if let Some(t) = self.last_tx
-            && now < t + self.cfg.frame_gap {
-                return None;
-            }
+            && now < t + self.cfg.frame_gap
+        {
+            return None;
+        }
         let out = self.next_frame(now)?;
         self.last_tx = Some(now);
         self.counters.frames_tx += 1;
@@ -793,10 +796,12 @@ impl Master {
         }
         .encode()
         .expect("heartbeat encodes");
-        if in_shutdown && Some(id) == self.slaves.keys().next_back().copied()
-            && let Some(r) = self.shutdown.as_mut() {
-                *r += 1;
-            }
+        if in_shutdown
+            && Some(id) == self.slaves.keys().next_back().copied()
+            && let Some(r) = self.shutdown.as_mut()
+        {
+            *r += 1;
+        }
         (frame, events)
     }
 
@@ -805,9 +810,32 @@ impl Master {
         let master = self.id;
         let s = self.slaves.get_mut(&id)?;
         let len = s.version.frame_len();
+        let vin_due = matches!(s.vin_state, VinState::Querying { .. }) && s.next_vin_query <= now;
+        if vin_due && s.vin_unanswered {
+            // The last VIN part was not answered: count an attempt and retry later from part 1,
+            // or give up (old firmware and some cars never answer, spec §3.7).
+            s.vin_unanswered = false;
+            if let VinState::Querying {
+                part,
+                attempts,
+                parts,
+            } = &mut s.vin_state
+            {
+                if *attempts >= VIN_MAX_ATTEMPTS {
+                    s.vin_state = VinState::Unavailable;
+                } else {
+                    *attempts += 1;
+                    *part = 1;
+                    parts.clear();
+                    s.next_vin_query = now + VIN_RETRY;
+                }
+            }
+            return None;
+        }
         let code = match &s.vin_state {
             VinState::Querying { part, .. } if s.next_vin_query <= now => {
                 s.next_vin_query = now + Duration::from_secs(2);
+                s.vin_unanswered = true;
                 match part {
                     1 => MessageCode::QUERY_VIN1,
                     2 => MessageCode::QUERY_VIN2,

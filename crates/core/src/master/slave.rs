@@ -80,6 +80,7 @@ pub struct Slave {
     pub(crate) next_vin_query: Instant,
     pub(crate) kwh_received_at: Option<Instant>,
     pub(crate) firmware_asked: bool,
+    pub(crate) vin_unanswered: bool,
 }
 
 impl Slave {
@@ -122,6 +123,7 @@ impl Slave {
             next_vin_query: now,
             kwh_received_at: None,
             firmware_asked: false,
+            vin_unanswered: false,
         }
     }
 
