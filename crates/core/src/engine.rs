@@ -237,6 +237,7 @@ pub fn spawn(
         start_wall: Utc::now(),
         sessions: BTreeMap::new(),
         last_slave_event: BTreeMap::new(),
+        logged_actual: BTreeMap::new(),
         bus_out: bus_out_tx,
     };
     let task = tokio::spawn(core.run(cmd_rx, bus_in_rx, read_rx, bus_task));
@@ -333,6 +334,7 @@ struct Core {
     start_wall: DateTime<Utc>,
     sessions: BTreeMap<TwcId, ChargeSession>,
     last_slave_event: BTreeMap<TwcId, Instant>,
+    logged_actual: BTreeMap<TwcId, CentiAmps>,
     bus_out: mpsc::Sender<Frame>,
 }
 
@@ -487,6 +489,12 @@ impl Core {
                 }
                 MasterEvent::Heartbeat(id) => {
                     if let Some(s) = self.master.slave(id) {
+                        // A person follows the draw at info: log when it moves by ≥ 1 A.
+                        let last = self.logged_actual.get(&id).copied().unwrap_or_default();
+                        if s.actual.0.abs_diff(last.0) >= 100 {
+                            info!(slave = %id, actual = %s.actual, offered = %s.offered, state = s.state.name(), "Car draw changed");
+                            self.logged_actual.insert(id, s.actual);
+                        }
                         debug!(slave = %id, state = s.state.name(), limit = %s.reported_limit, actual = %s.actual, offered = %s.offered, "Slave heartbeat");
                     }
                 }
