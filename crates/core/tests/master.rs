@@ -329,10 +329,10 @@ fn a_silent_slave_times_out_and_its_limit_stays_reserved_for_a_while() {
     let start = now;
     let mut timed_out_at = None;
     while now - start < Duration::from_secs(40) {
-        if let Message::MasterHeartbeat { slave, amps, .. } = next(&mut m, &mut now) {
-            if slave == A {
-                reply(&mut m, A, amps, amps, v, now);
-            }
+        if let Message::MasterHeartbeat { slave, amps, .. } = next(&mut m, &mut now)
+            && slave == A
+        {
+            reply(&mut m, A, amps, amps, v, now);
         }
         if m.check_timeouts(now)
             .contains(&MasterEvent::SlaveTimedOut(B))
@@ -551,14 +551,10 @@ fn a_slave_that_never_answers_vin_queries_is_not_asked_forever() {
             Message::MasterHeartbeat { amps, .. } => {
                 reply(&mut m, A, amps, CentiAmps::from_amps(12), v, now);
             }
-            Message::Query { code, .. }
-                if matches!(
-                    code,
-                    MessageCode::QUERY_VIN1 | MessageCode::QUERY_VIN2 | MessageCode::QUERY_VIN3
-                ) =>
-            {
-                vin_queries += 1
-            }
+            Message::Query {
+                code: MessageCode::QUERY_VIN1 | MessageCode::QUERY_VIN2 | MessageCode::QUERY_VIN3,
+                ..
+            } => vin_queries += 1,
             _ => {}
         }
         m.check_timeouts(now);

@@ -142,7 +142,7 @@ proptest! {
         stream.extend(frame.to_wire());
         let mut d = FrameDecoder::new();
         let out = d.push(&stream);
-        let last_ok = out.into_iter().filter_map(Result::ok).last();
+        let last_ok = out.into_iter().filter_map(Result::ok).next_back();
         prop_assert_eq!(last_ok, Some(frame));
     }
 
