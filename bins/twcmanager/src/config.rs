@@ -311,12 +311,13 @@ pub fn resolve(root: Value, registry: &Registry) -> Result<Resolved, Vec<String>
             ));
         }
         if let Some(w) = &wiring
-            && (s.non_scheduled_amps > w.max_amps_all_twcs || s.non_scheduled_amps < 0.0) {
-                errors.push(format!(
+            && (s.non_scheduled_amps > w.max_amps_all_twcs || s.non_scheduled_amps < 0.0)
+        {
+            errors.push(format!(
                     "[settings] non_scheduled_amps = {}: expected 0..={} (the wiring limit for all TWCs)",
                     s.non_scheduled_amps, w.max_amps_all_twcs
                 ));
-            }
+        }
     }
 
     let plugins = resolve_plugins(top, registry, &mut errors);

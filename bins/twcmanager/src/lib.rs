@@ -5,6 +5,11 @@
 pub mod config;
 mod plugins;
 
+/// Build facts.
+pub mod build {
+    include!(concat!(env!("OUT_DIR"), "/features.rs"));
+}
+
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -70,6 +75,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Plugins => {
             for (kind, name, summary) in registry.list() {
                 println!("{:<8} {:<12} {}", kind.as_str(), name, summary);
+            }
+            if registry.list().is_empty() {
+                println!("(no plugins: rebuild with features, e.g. --features full)");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -265,5 +273,77 @@ async fn wait_for_signal() -> std::io::Result<()> {
     #[cfg(not(unix))]
     {
         tokio::signal::ctrl_c().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use twc_core::plugin::Registry;
+
+    /// The registry holds exactly the plugins the enabled features name: a feature without its
+    /// link line, or a plugin missing from `KNOWN_PLUGINS`, fails here.
+    #[test]
+    fn registry_matches_enabled_features() {
+        let registry = Registry::collect().expect("no duplicate plugin names");
+        let got: BTreeSet<String> = registry
+            .list()
+            .into_iter()
+            .map(|(k, n, _)| format!("{k}-{n}"))
+            .collect();
+        let expected: BTreeSet<String> = crate::build::ENABLED_FEATURES
+            .iter()
+            .filter(|f| {
+                crate::config::KNOWN_PLUGINS
+                    .iter()
+                    .any(|(k, n)| format!("{k}-{n}") == **f)
+            })
+            .map(|f| f.to_string())
+            .collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn the_default_config_is_valid_apart_from_the_transport() {
+        let registry = Registry::collect().expect("registry");
+        let raw = crate::config::load(None).expect("default.toml parses");
+        match crate::config::resolve(raw, &registry) {
+            Ok(_) => panic!("no transport is enabled by default, so resolving must fail"),
+            Err(errors) => {
+                assert_eq!(errors.len(), 1, "{errors:?}");
+                assert!(
+                    errors[0].starts_with("[comms] exactly one bus transport"),
+                    "{errors:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_naming_the_key() {
+        let registry = Registry::collect().expect("registry");
+        let dir = std::env::temp_dir().join(format!("twc-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("bad.toml");
+        std::fs::write(
+            &f,
+            "[wiring]\nmax_amps_all_twcs = -5\nmax_amps_per_twc = 16\nmin_amps_per_twc = 32\n\
+             [site]\nphases = 2\nvoltgae = 230\n[master]\ntwcid = \"XYZ\"\n[bogus]\nx = 1\n\
+             [ems.nosuchthing]\nenabled = true\n",
+        )
+        .unwrap();
+        let raw = crate::config::load(Some(&f)).expect("parses as TOML");
+        let errors = crate::config::resolve(raw, &registry).expect_err("invalid");
+        let all = errors.join("\n");
+        for needle in [
+            "[bogus] is not a known section",
+            "[site] unknown field `voltgae`",
+            "[master] twcid",
+            "[ems.nosuchthing] unknown ems plugin",
+            "[comms] exactly one bus transport",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+        }
+        std::fs::remove_dir_all(&dir).ok();
     }
 }
