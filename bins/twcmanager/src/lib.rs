@@ -45,6 +45,9 @@ enum Cmd {
     },
     /// Print the built-in default configuration (every key, documented).
     DefaultConfig,
+    /// Run simulated TWC slaves on a pseudo-terminal or TCP port, to try twcmanager (or any other
+    /// master) without hardware.
+    Sim(twc_sim::SimArgs),
 }
 
 /// Entry point used by `main.rs` and by out-of-tree binaries.
@@ -99,6 +102,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         },
         Cmd::Run { config } => run(config, &registry).await,
+        Cmd::Sim(args) => {
+            init_tracing(&serde_json::Value::Null);
+            twc_sim::run(args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
