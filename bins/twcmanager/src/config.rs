@@ -24,6 +24,7 @@ pub const KNOWN_PLUGINS: &[(Kind, &str)] = &[
     (Kind::Comms, "dummy"),
     (Kind::Comms, "rs485"),
     (Kind::Comms, "tcp"),
+    (Kind::Ems, "sim"),
     (Kind::Ems, "fronius"),
     (Kind::Ems, "solaredge"),
     (Kind::Ems, "enphase"),
