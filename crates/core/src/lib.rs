@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod combine;
 pub mod engine;
 pub mod master;
 pub mod model;
