@@ -5,11 +5,11 @@ pub mod http;
 pub mod modbus;
 pub mod mqtt;
 pub mod num;
-mod source;
+pub mod source;
 
 pub use http::{HttpClient, HttpOptions, Method, Request, Response};
 pub use num::{ValueSpec, json, parse_f64, parse_power_w, pointer, pointer_f64, pointer_power_w};
-pub use source::HttpSource;
+pub use source::{Channel, ChannelSource, HttpSource, set_quantity};
 
 use std::fmt;
 use twc_core::plugin::{ErrorKind, PluginError};

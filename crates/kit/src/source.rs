@@ -1,7 +1,9 @@
+//! Ready-made sources: one request ([`HttpSource`]) or one request per quantity ([`ChannelSource`]).
+
 use crate::ParseError;
 use crate::http::{HttpClient, Request};
 use async_trait::async_trait;
-use twc_core::model::EnergyReading;
+use twc_core::model::{EnergyReading, Quantity};
 use twc_core::plugin::{EmsSource, PluginError};
 
 type ParseFn = dyn Fn(&[u8]) -> Result<EnergyReading, ParseError> + Send + Sync;
@@ -37,6 +39,78 @@ impl EmsSource for HttpSource {
         let mut r = (self.parse)(&body)
             .map_err(|e| e.into_plugin(self.client.plugin(), &self.request.describe()))?;
         r.measured_at = arrived;
+        Ok(r)
+    }
+}
+
+/// Parses one channel's body into watts.
+pub type ValueFn = dyn Fn(&[u8]) -> Result<f64, ParseError> + Send + Sync;
+
+/// One quantity read with its own request (Home Assistant entity, openHAB item, URL).
+pub struct Channel {
+    /// Which quantity the value is.
+    pub quantity: Quantity,
+    /// The request that fetches it.
+    pub request: Request,
+    /// Turns the body into watts in our sign convention.
+    pub parse: Box<ValueFn>,
+}
+
+impl Channel {
+    /// A channel for `quantity`.
+    pub fn new(
+        quantity: Quantity,
+        request: Request,
+        parse: impl Fn(&[u8]) -> Result<f64, ParseError> + Send + Sync + 'static,
+    ) -> Self {
+        Channel {
+            quantity,
+            request,
+            parse: Box::new(parse),
+        }
+    }
+}
+
+/// A source made of one request per quantity. Every channel must succeed (a partial reading
+/// would silently mix old and new values); the reading is as old as its oldest response.
+pub struct ChannelSource {
+    client: HttpClient,
+    channels: Vec<Channel>,
+}
+
+impl ChannelSource {
+    /// A source reading `channels` with `client`.
+    pub fn new(client: HttpClient, channels: Vec<Channel>) -> Self {
+        ChannelSource { client, channels }
+    }
+}
+
+/// Put `value` into the field of `r` for quantity `q`.
+pub fn set_quantity(r: &mut EnergyReading, q: Quantity, value: f64) {
+    match q {
+        Quantity::Generation => r.generation_w = Some(value),
+        Quantity::Consumption => r.consumption_w = Some(value),
+        Quantity::Grid => r.grid_w = Some(value),
+        Quantity::Battery => r.battery_w = Some(value),
+        #[allow(unreachable_patterns)]
+        _ => {}
+    }
+}
+
+#[async_trait]
+impl EmsSource for ChannelSource {
+    async fn read(&self) -> Result<EnergyReading, PluginError> {
+        let mut r = EnergyReading::default();
+        let mut oldest = None;
+        for ch in &self.channels {
+            let v = self.client.fetch(&ch.request, |b| (ch.parse)(b)).await?;
+            let now = tokio::time::Instant::now();
+            oldest.get_or_insert(now);
+            set_quantity(&mut r, ch.quantity, v);
+        }
+        if let Some(t) = oldest {
+            r.measured_at = t;
+        }
         Ok(r)
     }
 }

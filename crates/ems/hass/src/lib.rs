@@ -1,0 +1,113 @@
+#![doc = include_str!("../README.md")]
+
+use serde::Deserialize;
+use serde_json::Value;
+use twc_core::model::Quantity;
+use twc_core::plugin::{BuildError, EmsPlugin, EmsSource, PluginConfig, Secret};
+use twc_plugin_kit::http::{HttpClient, HttpOptions, Request, check_url, join};
+use twc_plugin_kit::num::{parse_f64, unit_factor};
+use twc_plugin_kit::{Channel, ChannelSource, ParseError, num};
+
+/// Registry name.
+pub const NAME: &str = "hass";
+
+/// `[ems.hass]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HassConfig {
+    /// Home Assistant base URL, e.g. `http://homeassistant.local:8123`.
+    pub url: String,
+    /// Long-lived access token (profile page → Security).
+    pub token: Secret,
+    /// Entity with PV power.
+    pub generation_entity: Option<String>,
+    /// Entity with house consumption power.
+    pub consumption_entity: Option<String>,
+    /// Entity with grid power (+ import / − export unless `invert_grid`).
+    pub grid_entity: Option<String>,
+    /// Entity with battery power (+ discharge / − charge unless `invert_battery`).
+    pub battery_entity: Option<String>,
+    /// The grid entity reports export as positive.
+    #[serde(default)]
+    pub invert_grid: bool,
+    /// The battery entity reports charging as positive.
+    #[serde(default)]
+    pub invert_battery: bool,
+    /// HTTP options.
+    #[serde(default)]
+    pub http: HttpOptions,
+}
+
+/// Parse a state object (`GET /api/states/<entity_id>`) into watts. The `state` is a string;
+/// `unit_of_measurement` W, kW or MW is applied (none = W). `unavailable`/`unknown` are errors
+/// (the sensor is offline), never 0 W.
+pub fn parse_state(body: &[u8]) -> Result<f64, ParseError> {
+    let v = num::json(body)?;
+    let entity = v.get("entity_id").and_then(Value::as_str).unwrap_or("?");
+    let state = match v.get("state") {
+        Some(Value::String(s)) => s.as_str(),
+        Some(Value::Number(n)) => {
+            return n.as_f64().ok_or_else(|| ParseError::protocol("bad state"));
+        }
+        _ => return Err(ParseError::protocol(format!("{entity}: missing state"))),
+    };
+    if matches!(state, "unavailable" | "unknown" | "") {
+        return Err(ParseError::transient(format!("{entity} is {state:?}")));
+    }
+    let unit = v
+        .pointer("/attributes/unit_of_measurement")
+        .and_then(Value::as_str)
+        .unwrap_or("W");
+    let factor = unit_factor(unit).ok_or_else(|| {
+        ParseError::config(format!(
+            "{entity} has unit {unit:?}, which is not a power (W, kW)"
+        ))
+    })?;
+    let x = parse_f64(state)
+        .map_err(|_| ParseError::protocol(format!("{entity} state {state:?} is not a number")))?;
+    Ok(x * factor)
+}
+
+/// Build from `[ems.hass]`.
+pub fn build(cfg: &PluginConfig) -> Result<Box<dyn EmsSource>, BuildError> {
+    let c: HassConfig = cfg.parse()?;
+    check_url(&cfg.section, "url", &c.url)?;
+    if c.token.is_empty() {
+        return Err(BuildError::new(
+            &cfg.section,
+            "token is empty: create a long-lived access token in your Home Assistant profile",
+        ));
+    }
+    let client = HttpClient::new(NAME, &cfg.section, &c.http)?;
+    let mut channels = Vec::new();
+    for (q, entity, invert) in [
+        (Quantity::Generation, &c.generation_entity, false),
+        (Quantity::Consumption, &c.consumption_entity, false),
+        (Quantity::Grid, &c.grid_entity, c.invert_grid),
+        (Quantity::Battery, &c.battery_entity, c.invert_battery),
+    ] {
+        let Some(e) = entity else { continue };
+        if e.is_empty() || e.contains(['/', '?', '#', ' ']) {
+            return Err(BuildError::new(
+                &cfg.section,
+                format!("entity id {e:?} is not valid (expected e.g. sensor.solar_power)"),
+            ));
+        }
+        let req = Request::get(join(&c.url, &format!("/api/states/{e}"))).bearer(c.token.expose());
+        channels.push(Channel::new(q, req, move |b| {
+            parse_state(b).map(|w| if invert { -w } else { w })
+        }));
+    }
+    if channels.is_empty() {
+        return Err(BuildError::new(
+            &cfg.section,
+            "no entity configured: set at least one of generation_entity, consumption_entity, grid_entity, battery_entity",
+        ));
+    }
+    Ok(Box::new(ChannelSource::new(client, channels)))
+}
+
+inventory::submit! {
+    EmsPlugin { name: NAME, summary: "Home Assistant sensor states over REST (W or kW)",
+        example: include_str!("../example.toml"), build }
+}
