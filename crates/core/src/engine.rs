@@ -852,6 +852,7 @@ impl Core {
             settings: self.settings.clone(),
             wiring_max_all: self.cfg.master.wiring_max_all,
             wiring_max_per_twc: self.cfg.master.wiring_max_per_twc,
+            min_amps_per_twc: self.cfg.min_amps_per_twc,
         };
         self.status.send_if_modified(|old| {
             if *old == status {

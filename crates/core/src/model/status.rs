@@ -136,6 +136,9 @@ pub struct Status {
     pub wiring_max_all: CentiAmps,
     /// Wiring limit per TWC.
     pub wiring_max_per_twc: CentiAmps,
+    /// Never offer a car less than this (TWCManager's `minAmpsPerTWC`).
+    #[serde(default)]
+    pub min_amps_per_twc: CentiAmps,
 }
 
 impl Status {
