@@ -9,7 +9,7 @@ pub mod source;
 
 pub use http::{HttpClient, HttpOptions, Method, Request, Response};
 pub use num::{ValueSpec, json, parse_f64, parse_power_w, pointer, pointer_f64, pointer_power_w};
-pub use source::{Channel, ChannelSource, HttpSource, set_quantity};
+pub use source::{Channel, ChannelSource, HttpSource, MinInterval, min_interval_for, set_quantity};
 
 use std::fmt;
 use twc_core::plugin::{ErrorKind, PluginError};

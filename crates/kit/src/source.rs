@@ -4,7 +4,7 @@ use crate::ParseError;
 use crate::http::{HttpClient, Request};
 use async_trait::async_trait;
 use twc_core::model::{EnergyReading, Quantity};
-use twc_core::plugin::{EmsSource, PluginError};
+use twc_core::plugin::{EmsSource, ErrorKind, PluginError};
 
 type ParseFn = dyn Fn(&[u8]) -> Result<EnergyReading, ParseError> + Send + Sync;
 
@@ -112,5 +112,65 @@ impl EmsSource for ChannelSource {
             r.measured_at = t;
         }
         Ok(r)
+    }
+}
+
+/// Wraps a source whose service limits calls per day (SolarEdge: 300, Enphase cloud): calls the
+/// inner source at most once per `min_interval`; in between it returns the last reading with its
+/// original `measured_at`, so it keeps ageing, or the last error again.
+pub struct MinInterval<S> {
+    inner: S,
+    min_interval: std::time::Duration,
+    last: tokio::sync::Mutex<
+        Option<(
+            tokio::time::Instant,
+            Result<EnergyReading, (ErrorKind, String, String)>,
+        )>,
+    >,
+}
+
+impl<S> MinInterval<S> {
+    /// Call `inner` at most once per `min_interval`.
+    pub fn new(inner: S, min_interval: std::time::Duration) -> Self {
+        MinInterval {
+            inner,
+            min_interval,
+            last: tokio::sync::Mutex::new(None),
+        }
+    }
+}
+
+/// The smallest interval that keeps `calls_per_read` requests per read within `calls_per_day`,
+/// rounded up to whole seconds.
+pub fn min_interval_for(calls_per_day: u32, calls_per_read: u32) -> std::time::Duration {
+    let per_day = u64::from(calls_per_day.max(1));
+    let secs = (86_400 * u64::from(calls_per_read.max(1))).div_ceil(per_day);
+    std::time::Duration::from_secs(secs)
+}
+
+#[async_trait]
+impl<S: EmsSource> EmsSource for MinInterval<S> {
+    async fn read(&self) -> Result<EnergyReading, PluginError> {
+        let mut last = self.last.lock().await;
+        let now = tokio::time::Instant::now();
+        if let Some((at, res)) = last.as_ref()
+            && now.saturating_duration_since(*at) < self.min_interval
+        {
+            return match res {
+                Ok(r) => Ok(r.clone()),
+                Err((kind, plugin, msg)) => {
+                    Err(PluginError::new(*kind, plugin.clone(), msg.clone()))
+                }
+            };
+        }
+        let res = self.inner.read().await;
+        *last = Some((
+            now,
+            match &res {
+                Ok(r) => Ok(r.clone()),
+                Err(e) => Err((e.kind(), e.plugin.clone(), e.context.clone())),
+            },
+        ));
+        res
     }
 }

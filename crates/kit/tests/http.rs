@@ -168,3 +168,38 @@ async fn http_source_stamps_and_maps_parse_errors() {
     assert_eq!(e.kind(), ErrorKind::Protocol);
     assert!(e.to_string().contains("GET /v: missing /missing"), "{e}");
 }
+
+#[tokio::test]
+async fn min_interval_spares_the_service_and_keeps_the_age() {
+    use twc_core::plugin::EmsSource;
+    use twc_plugin_kit::{MinInterval, min_interval_for};
+    assert_eq!(min_interval_for(300, 1), Duration::from_secs(288));
+    assert_eq!(min_interval_for(300, 2), Duration::from_secs(576));
+    let s = MockServer::start().await;
+    Mock::given(path("/v"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("5"))
+        .mount(&s)
+        .await;
+    let inner = HttpSource::new(
+        client(0, 1.0),
+        Request::get(format!("{}/v", s.uri())),
+        |b| {
+            Ok(twc_core::model::EnergyReading {
+                generation_w: Some(num::parse_power_w(std::str::from_utf8(b).unwrap_or(""))?),
+                ..Default::default()
+            })
+        },
+    );
+    let src = MinInterval::new(inner, Duration::from_millis(400));
+    let a = src.read().await.unwrap();
+    let b = src.read().await.unwrap();
+    assert_eq!(
+        a.measured_at, b.measured_at,
+        "a cached reading keeps its age"
+    );
+    assert_eq!(s.received_requests().await.unwrap().len(), 1);
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let c = src.read().await.unwrap();
+    assert!(c.measured_at > a.measured_at);
+    assert_eq!(s.received_requests().await.unwrap().len(), 2);
+}

@@ -1,0 +1,149 @@
+#![doc = include_str!("../README.md")]
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use twc_core::model::{EnergyReading, Quantity};
+use twc_core::plugin::{
+    BuildError, EmsPlugin, EmsSource, ErrorKind, PluginConfig, PluginError, Secret,
+};
+use twc_plugin_kit::mqtt::{MqttSettings, Subscription};
+use twc_plugin_kit::{ValueSpec, set_quantity};
+
+/// Registry name.
+pub const NAME: &str = "mqtt";
+
+/// Where one quantity comes from.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TopicChannel {
+    /// Exact topic (no wildcards).
+    pub topic: String,
+    /// JSON pointer into the payload; without it the payload is a plain number (unit allowed).
+    pub pointer: Option<String>,
+    /// Multiply by this (1000 for kW payloads without a unit).
+    #[serde(default = "one")]
+    pub scale: f64,
+    /// Negate, for a meter whose sign is opposite to ours.
+    #[serde(default)]
+    pub invert: bool,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// `[ems.mqtt]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// Broker, `mqtt://host:port`.
+    pub url: String,
+    /// Broker user name.
+    pub username: Option<String>,
+    /// Broker password.
+    pub password: Option<Secret>,
+    /// Client id (default: generated).
+    pub client_id: Option<String>,
+    /// PV generation.
+    pub generation: Option<TopicChannel>,
+    /// House consumption.
+    pub consumption: Option<TopicChannel>,
+    /// Grid power, + import / − export.
+    pub grid: Option<TopicChannel>,
+    /// Battery power, + discharge / − charge.
+    pub battery: Option<TopicChannel>,
+}
+
+/// Parse one payload with a channel's pointer, scale and sign.
+pub fn parse_payload(ch: &TopicChannel, payload: &[u8]) -> Result<f64, twc_plugin_kit::ParseError> {
+    ValueSpec {
+        pointer: ch.pointer.clone(),
+        scale: ch.scale,
+        invert: ch.invert,
+    }
+    .extract(payload)
+}
+
+/// The running source: a subscription and the latest payload per topic.
+pub struct Mqtt {
+    sub: Subscription,
+    channels: Vec<(Quantity, TopicChannel)>,
+}
+
+#[async_trait]
+impl EmsSource for Mqtt {
+    async fn read(&self) -> Result<EnergyReading, PluginError> {
+        let mut r = EnergyReading::default();
+        let mut oldest = None;
+        for (q, ch) in &self.channels {
+            let Some(m) = self.sub.latest(&ch.topic) else {
+                let why = match self.sub.last_error() {
+                    Some(e) if !self.sub.is_connected() => format!("broker unreachable: {e}"),
+                    _ => "no message yet".to_string(),
+                };
+                return Err(PluginError::new(
+                    ErrorKind::Transient,
+                    NAME,
+                    format!("topic {}: {why}", ch.topic),
+                ));
+            };
+            let v = parse_payload(ch, &m.payload)
+                .map_err(|e| e.into_plugin(NAME, &format!("topic {}", ch.topic)))?;
+            set_quantity(&mut r, *q, v);
+            oldest = Some(oldest.map_or(m.arrived, |o: tokio::time::Instant| o.min(m.arrived)));
+        }
+        if let Some(t) = oldest {
+            r.measured_at = t;
+        }
+        Ok(r)
+    }
+}
+
+/// Build from `[ems.mqtt]`. Connects on the first read.
+pub fn build(cfg: &PluginConfig) -> Result<Box<dyn EmsSource>, BuildError> {
+    let c: MqttConfig = cfg.parse()?;
+    let mut channels = Vec::new();
+    for (q, key, ch) in [
+        (Quantity::Generation, "generation", &c.generation),
+        (Quantity::Consumption, "consumption", &c.consumption),
+        (Quantity::Grid, "grid", &c.grid),
+        (Quantity::Battery, "battery", &c.battery),
+    ] {
+        let Some(ch) = ch else { continue };
+        if let Some(p) = &ch.pointer
+            && !(p.is_empty() || p.starts_with('/'))
+        {
+            return Err(BuildError::new(
+                &cfg.section,
+                format!("{key}.pointer must be a JSON pointer starting with '/', got {p:?}"),
+            ));
+        }
+        if !ch.scale.is_finite() || ch.scale == 0.0 {
+            return Err(BuildError::new(
+                &cfg.section,
+                format!("{key}.scale must be a non-zero number, got {}", ch.scale),
+            ));
+        }
+        channels.push((q, ch.clone()));
+    }
+    if channels.is_empty() {
+        return Err(BuildError::new(
+            &cfg.section,
+            "no topic configured: set at least one of generation, consumption, grid, battery = { topic = \"...\" }",
+        ));
+    }
+    let settings = MqttSettings {
+        url: c.url.clone(),
+        username: c.username.clone(),
+        password: c.password.clone(),
+        client_id: c.client_id.clone(),
+    };
+    let topics = channels.iter().map(|(_, ch)| ch.topic.clone()).collect();
+    let sub = Subscription::new(NAME, &cfg.section, &settings, topics)?;
+    Ok(Box::new(Mqtt { sub, channels }))
+}
+
+inventory::submit! {
+    EmsPlugin { name: NAME, summary: "MQTT topics with numeric or JSON payloads",
+        example: include_str!("../example.toml"), build }
+}
