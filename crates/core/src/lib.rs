@@ -9,6 +9,7 @@ pub mod plugin;
 pub mod policy;
 pub mod protocol;
 pub mod share;
+pub mod spy;
 pub mod transport;
 
 pub use async_trait::async_trait;
