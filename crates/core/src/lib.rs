@@ -3,6 +3,8 @@
 
 pub mod combine;
 pub mod engine;
+pub mod history;
+pub mod logging;
 pub mod master;
 pub mod model;
 pub mod plugin;

@@ -273,6 +273,22 @@ pub trait Logger: Send + Sync {
     async fn flush(&self) -> Result<(), PluginError> {
         Ok(())
     }
+    /// Most events [`Logger::record_batch`] takes at once (1 = one at a time).
+    fn batch_size(&self) -> usize {
+        1
+    }
+    /// Record several events in order. On `Err` the whole batch is retried, so a sink with
+    /// `batch_size() > 1` writes a batch atomically (a transaction) or idempotently.
+    async fn record_batch(&self, events: &[Event]) -> Result<(), PluginError> {
+        for e in events {
+            self.record(e).await?;
+        }
+        Ok(())
+    }
+    /// The history queries this sink can answer (database sinks), for graphs.
+    fn history(&self) -> Option<std::sync::Arc<dyn crate::history::HistoryQuery>> {
+        None
+    }
 }
 
 /// Publishes status snapshots (MQTT, Home Assistant, …).
