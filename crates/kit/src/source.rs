@@ -115,18 +115,16 @@ impl EmsSource for ChannelSource {
     }
 }
 
+/// A remembered outcome: the reading, or the error's (kind, plugin, context).
+type Remembered = Result<EnergyReading, (ErrorKind, String, String)>;
+
 /// Wraps a source whose service limits calls per day (SolarEdge: 300, Enphase cloud): calls the
 /// inner source at most once per `min_interval`; in between it returns the last reading with its
 /// original `measured_at`, so it keeps ageing, or the last error again.
 pub struct MinInterval<S> {
     inner: S,
     min_interval: std::time::Duration,
-    last: tokio::sync::Mutex<
-        Option<(
-            tokio::time::Instant,
-            Result<EnergyReading, (ErrorKind, String, String)>,
-        )>,
-    >,
+    last: tokio::sync::Mutex<Option<(tokio::time::Instant, Remembered)>>,
 }
 
 impl<S> MinInterval<S> {

@@ -164,12 +164,9 @@ async fn reads_latest_payloads_from_mosquitto() {
     let mut last = None;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        match src.read().await {
-            Err(e) => {
-                last = Some(e);
-                break;
-            }
-            Ok(_) => {}
+        if let Err(e) = src.read().await {
+            last = Some(e);
+            break;
         }
     }
     let e = last.expect("garbage payload never seen");
