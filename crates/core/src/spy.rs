@@ -111,7 +111,10 @@ pub fn describe(msg: &Message) -> String {
         Message::StartAck { slave } => format!("slave {slave} acknowledges start"),
         Message::StopAck { slave } => format!("slave {slave} acknowledges stop"),
         Message::Unknown { payload, .. } => {
-            format!("unknown message, payload {}", crate::protocol::codec::hex(payload))
+            format!(
+                "unknown message, payload {}",
+                crate::protocol::codec::hex(payload)
+            )
         }
     };
     format!("{code} {body}")
@@ -243,17 +246,24 @@ mod tests {
             version: ProtocolVersion::V2,
         };
         let line = describe(&s);
-        assert!(line.starts_with("FD E0 slave 1234 → master 7777 heartbeat: "), "{line}");
+        assert!(
+            line.starts_with("FD E0 slave 1234 → master 7777 heartbeat: "),
+            "{line}"
+        );
         assert!(line.ends_with("limit 16.00 A, car draws 15.20 A"), "{line}");
     }
 
     #[test]
     fn every_frame_gets_a_line_even_when_malformed() {
         // A slave link-ready of an odd length: known code, bad length.
-        let f = Frame::from_body(&[0xFD, 0xE2, 0x12, 0x34, 0x56, 0x0C, 0x80, 0, 0, 0, 0, 0, 0, 0]);
+        let f = Frame::from_body(&[
+            0xFD, 0xE2, 0x12, 0x34, 0x56, 0x0C, 0x80, 0, 0, 0, 0, 0, 0, 0,
+        ]);
         let line = describe_frame(&f);
         assert!(line.starts_with("FD E2 "), "{line}");
-        let d = describe_received(&Received::Dropped(crate::protocol::FrameError::Truncated(5)));
+        let d = describe_received(&Received::Dropped(crate::protocol::FrameError::Truncated(
+            5,
+        )));
         assert_eq!(d, "dropped: truncated frame of 5 bytes");
     }
 }

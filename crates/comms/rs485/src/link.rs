@@ -79,7 +79,8 @@ impl SerialLink {
             .spawn(move || {
                 while let Ok(bytes) = wrx.recv() {
                     if let Err(e) = writer.write_all(&bytes).and_then(|_| writer.flush()) {
-                        let _ = rtx.blocking_send(Err(io::Error::new(e.kind(), format!("write: {e}"))));
+                        let _ =
+                            rtx.blocking_send(Err(io::Error::new(e.kind(), format!("write: {e}"))));
                         return;
                     }
                 }
@@ -99,11 +100,7 @@ impl SerialLink {
     }
 }
 
-fn read_loop(
-    port: &mut dyn SerialPort,
-    stop: &AtomicBool,
-    tx: &mpsc::Sender<io::Result<Vec<u8>>>,
-) {
+fn read_loop(port: &mut dyn SerialPort, stop: &AtomicBool, tx: &mpsc::Sender<io::Result<Vec<u8>>>) {
     let mut buf = [0u8; 256];
     while !stop.load(Ordering::Relaxed) {
         match port.read(&mut buf) {
@@ -120,7 +117,11 @@ fn read_loop(
                     return;
                 }
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                ) => {}
             Err(e) => {
                 let _ = tx.blocking_send(Err(io::Error::new(
                     e.kind(),

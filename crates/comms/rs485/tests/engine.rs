@@ -71,7 +71,9 @@ async fn slaves_link_and_relink_after_the_adapter_is_replugged() {
     let eng = engine::spawn(config(), Box::new(comms), vec![], Settings::default());
     let mut rx = eng.handle.watch_status();
     let s = wait_for(&mut rx, 10, "the slave to link", |s| {
-        s.slaves.iter().any(|x| x.id.as_u16() == 0x1234 && x.offered > CentiAmps::ZERO)
+        s.slaves
+            .iter()
+            .any(|x| x.id.as_u16() == 0x1234 && x.offered > CentiAmps::ZERO)
     })
     .await;
     assert!(s.bus.link_up);
@@ -79,12 +81,19 @@ async fn slaves_link_and_relink_after_the_adapter_is_replugged() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let snap = sim.slave(0).unwrap();
     assert!(snap.linked, "the simulated slave hears heartbeats");
-    assert_eq!(snap.limit, CentiAmps::from_amps(6), "non-scheduled charge at 6 A");
+    assert_eq!(
+        snap.limit,
+        CentiAmps::from_amps(6),
+        "non-scheduled charge at 6 A"
+    );
 
     // Unplug: the pty vanishes along with its symlink.
     task.abort();
     drop(pty);
-    let s = wait_for(&mut rx, 10, "the link to be reported down", |s| !s.bus.link_up).await;
+    let s = wait_for(&mut rx, 10, "the link to be reported down", |s| {
+        !s.bus.link_up
+    })
+    .await;
     assert!(s.bus.last_error.is_some());
     tokio::time::sleep(Duration::from_secs(2)).await;
 
@@ -105,5 +114,10 @@ async fn slaves_link_and_relink_after_the_adapter_is_replugged() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let s = eng.handle.status();
-    assert_eq!(s.slaves.len(), 1, "still one slave, no phantom: {:?}", s.slaves);
+    assert_eq!(
+        s.slaves.len(),
+        1,
+        "still one slave, no phantom: {:?}",
+        s.slaves
+    );
 }

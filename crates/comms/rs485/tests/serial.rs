@@ -56,14 +56,21 @@ fn example_config_parses_and_bad_keys_are_named() {
     assert!(c.port.starts_with("/dev/serial/by-id/"));
     assert!(twc_comms_rs485::build(&cfg).is_ok());
 
-    let typo = PluginConfig::from_toml("comms.rs485", "port = \"/dev/ttyUSB0\"\nbaudrate = 9600").unwrap();
-    let e = twc_comms_rs485::build(&typo).err().expect("unknown key refused");
+    let typo =
+        PluginConfig::from_toml("comms.rs485", "port = \"/dev/ttyUSB0\"\nbaudrate = 9600").unwrap();
+    let e = twc_comms_rs485::build(&typo)
+        .err()
+        .expect("unknown key refused");
     assert!(e.to_string().contains("baudrate"), "{e}");
     let missing = PluginConfig::from_toml("comms.rs485", "baud = 9600").unwrap();
-    let e = twc_comms_rs485::build(&missing).err().expect("port is required");
+    let e = twc_comms_rs485::build(&missing)
+        .err()
+        .expect("port is required");
     assert!(e.to_string().contains("port"), "{e}");
     let slow = PluginConfig::from_toml("comms.rs485", "port = \"/dev/ttyUSB0\"\nbaud = 5").unwrap();
-    let e = twc_comms_rs485::build(&slow).err().expect("absurd baud refused");
+    let e = twc_comms_rs485::build(&slow)
+        .err()
+        .expect("absurd baud refused");
     assert!(e.to_string().contains("baud = 5"), "{e}");
 }
 
@@ -107,7 +114,11 @@ async fn noise_is_dropped_and_counted_never_a_frame() {
     let (mut far, _near, path) = pair();
     let mut c = Rs485::new(Rs485Config::new(&path));
     // Open the port before the noise arrives (opening flushes stale input).
-    assert!(tokio::time::timeout(Duration::from_millis(300), c.recv()).await.is_err());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), c.recv())
+            .await
+            .is_err()
+    );
 
     let good = link_ready(0x4142);
     let mut bad_sum = good.to_wire();
@@ -116,7 +127,10 @@ async fn noise_is_dropped_and_counted_never_a_frame() {
     let mut noise = vec![0x00, 0xFF, 0x13, 0x37]; // garbage before any delimiter
     noise.extend_from_slice(&bad_sum);
     noise.extend_from_slice(&[0xC0, 0xFD, 0xE2, 0x41, 0xC0]); // truncated frame
-    noise.extend_from_slice(&[0xC0, 0xFD, 0xDB, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xC0]); // bad escape
+    noise.extend_from_slice(&[
+        0xC0, 0xFD, 0xDB, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0xC0,
+    ]); // bad escape
     noise.extend_from_slice(&good.to_wire());
     far.write_all(&noise).unwrap();
 
@@ -130,9 +144,15 @@ async fn noise_is_dropped_and_counted_never_a_frame() {
             Received::Dropped(e) => drops.push(e),
         }
     }
-    assert!(matches!(drops[0], FrameError::BadChecksum { .. }), "{drops:?}");
+    assert!(
+        matches!(drops[0], FrameError::BadChecksum { .. }),
+        "{drops:?}"
+    );
     assert!(drops.contains(&FrameError::Truncated(3)), "{drops:?}");
-    assert!(drops.iter().any(|e| matches!(e, FrameError::BadEscape(1))), "{drops:?}");
+    assert!(
+        drops.iter().any(|e| matches!(e, FrameError::BadEscape(1))),
+        "{drops:?}"
+    );
     let s = c.stats();
     assert_eq!(s.frames_ok, 1);
     assert_eq!(s.garbage_bytes, 4);
@@ -147,7 +167,11 @@ async fn a_truncated_frame_followed_by_silence_is_dropped_and_the_next_one_decod
     let mut cfg = Rs485Config::new(&path);
     cfg.partial_timeout_ms = 100;
     let mut c = Rs485::new(cfg);
-    assert!(tokio::time::timeout(Duration::from_millis(300), c.recv()).await.is_err());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), c.recv())
+            .await
+            .is_err()
+    );
     let good = link_ready(0x4142);
     let wire = good.to_wire();
     far.write_all(&wire[..8]).unwrap(); // half a frame, then the line goes quiet
@@ -173,7 +197,11 @@ async fn unplugged_adapter_is_reopened_through_its_symlink() {
     let (mut far, near, path) = pair();
     std::os::unix::fs::symlink(&path, &link).unwrap();
     let mut c = Rs485::new(Rs485Config::new(link.to_str().unwrap()));
-    assert!(tokio::time::timeout(Duration::from_millis(300), c.recv()).await.is_err());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), c.recv())
+            .await
+            .is_err()
+    );
     far.write_all(&link_ready(0x0001).to_wire()).unwrap();
     assert_eq!(recv(&mut c).await, Received::Frame(link_ready(0x0001)));
 
@@ -186,7 +214,10 @@ async fn unplugged_adapter_is_reopened_through_its_symlink() {
         .expect("the hang-up is noticed")
         .expect_err("reading an unplugged device fails");
     assert!(!e.chain().is_empty());
-    let e = c.reconnect().await.expect_err("nothing to open while unplugged");
+    let e = c
+        .reconnect()
+        .await
+        .expect_err("nothing to open while unplugged");
     assert!(e.chain().contains("no such device"), "{}", e.chain());
 
     // Re-plug: a new device node (another ttyUSB number), same by-id name.
@@ -204,7 +235,11 @@ async fn a_missing_device_is_an_error_not_a_hang() {
     let started = std::time::Instant::now();
     let e = c.recv().await.expect_err("no device");
     assert!(started.elapsed() < Duration::from_secs(1));
-    assert!(e.chain().contains("/dev/ttyTWC-does-not-exist"), "{}", e.chain());
+    assert!(
+        e.chain().contains("/dev/ttyTWC-does-not-exist"),
+        "{}",
+        e.chain()
+    );
     let e = c.send(&link_ready(1)).await.expect_err("no device");
     assert!(e.chain().contains("no such device"), "{}", e.chain());
 }
