@@ -48,6 +48,29 @@ enum Cmd {
     /// Run simulated TWC slaves on a pseudo-terminal or TCP port, to try twcmanager (or any other
     /// master) without hardware.
     Sim(twc_sim::SimArgs),
+    /// Listen to a bus without ever transmitting and print every frame decoded, to diagnose an
+    /// installation (e.g. what a real master and its slaves say to each other).
+    Spy(SpyArgs),
+}
+
+/// Options of `twcmanager spy`.
+#[derive(Debug, clap::Args)]
+struct SpyArgs {
+    /// Serial port of the RS-485 adapter, e.g. /dev/ttyUSB0 or /dev/serial/by-id/….
+    #[arg(long, required_unless_present = "tcp", conflicts_with = "tcp")]
+    port: Option<String>,
+    /// Baud rate of the serial port.
+    #[arg(long, default_value_t = 9600)]
+    baud: u32,
+    /// An RS-485-to-Ethernet bridge to listen through instead, host:port.
+    #[arg(long, value_name = "HOST:PORT")]
+    tcp: Option<String>,
+    /// Print only the decoded text, without the frame bytes in hex.
+    #[arg(long)]
+    no_hex: bool,
+    /// Stop after this many frames.
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
 }
 
 /// Entry point used by `main.rs` and by out-of-tree binaries.
@@ -107,6 +130,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             twc_sim::run(args).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Spy(args) => spy(args, &registry).await,
     }
 }
 
@@ -266,6 +290,42 @@ async fn run(config: Option<PathBuf>, registry: &Registry) -> anyhow::Result<Exi
     }
     let _ = tokio::time::timeout(Duration::from_secs(3), eng.task).await;
     info!("Stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn spy(args: SpyArgs, registry: &Registry) -> anyhow::Result<ExitCode> {
+    let (name, values) = match (&args.port, &args.tcp) {
+        (Some(port), _) => (
+            "rs485",
+            serde_json::json!({ "port": port, "baud": args.baud }),
+        ),
+        (None, Some(addr)) => ("tcp", serde_json::json!({ "connect": addr })),
+        (None, None) => anyhow::bail!("spy: give --port DEVICE or --tcp HOST:PORT"),
+    };
+    let Some(plugin) = registry.comms.get(name) else {
+        anyhow::bail!(
+            "spy: the {name} transport is not compiled in; rebuild with feature `comms-{name}`"
+        );
+    };
+    let serde_json::Value::Object(values) = values else {
+        anyhow::bail!("spy: internal error building the {name} config");
+    };
+    let cfg = twc_core::plugin::PluginConfig::new(format!("comms.{name}"), values);
+    let mut comms = (plugin.build)(&cfg).map_err(|e| anyhow::anyhow!("spy: {e}"))?;
+    eprintln!(
+        "Listening on {} (never transmitting); Ctrl-C to stop",
+        comms.describe()
+    );
+    let opts = twc_core::spy::SpyOptions {
+        hex: !args.no_hex,
+        limit: args.count,
+    };
+    tokio::select! {
+        r = twc_core::spy::run(comms.as_mut(), opts, |line| println!("{line}")) => {
+            r.map_err(|e| anyhow::anyhow!("spy: {}", e.chain()))?;
+        }
+        r = wait_for_signal() => r.context("installing signal handlers")?,
+    }
     Ok(ExitCode::SUCCESS)
 }
 
