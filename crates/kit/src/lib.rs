@@ -1,9 +1,11 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod compat;
 pub mod http;
 pub mod modbus;
 pub mod mqtt;
+pub mod mqtt_link;
 pub mod num;
 pub mod source;
 

@@ -1,0 +1,549 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::path::PathBuf;
+use std::time::Duration;
+use tracing::{info, warn};
+use twc_core::engine::{Command, CommandError, EngineHandle};
+use twc_core::model::Settings;
+use twc_core::plugin::{
+    BuildError, ControlPlugin, ControlSurface, ErrorKind, PluginConfig, PluginError, Secret,
+};
+use twc_core::protocol::TwcId;
+use twc_plugin_kit::mqtt_link::{Link, LinkEvent, LinkSettings, Prepared, Protocol};
+
+const PLUGIN: &str = "mqtt";
+
+/// `[control.mqtt]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttControlConfig {
+    /// Broker: `mqtt://host:1883` or `mqtts://host:8883`.
+    pub url: String,
+    /// Broker user name (empty = none).
+    pub username: String,
+    /// Broker password.
+    pub password: Secret,
+    /// CA certificates (PEM) for `mqtts://`; empty = the system's bundle.
+    pub ca_file: String,
+    /// `"auto"` (v5, falling back to 3.1.1), `"5"` or `"3.1.1"`.
+    pub protocol: String,
+    /// Client id; empty = `twcmanager-control-<topic_prefix>`.
+    pub client_id: String,
+    /// Keep-alive, seconds.
+    pub keep_alive_secs: u64,
+    /// Commands are read from `<topic_prefix>/control/…` (TWCManager's `topicPrefix`).
+    pub topic_prefix: String,
+    /// Act on `<topic_prefix>/control/stop` (stops twcmanager). Off unless you want it.
+    pub allow_stop: bool,
+    /// Seconds the broker keeps our session (and QoS 1 commands sent meanwhile) across a short
+    /// disconnect; 0 = clean session.
+    pub session_expiry_secs: u64,
+}
+
+impl Default for MqttControlConfig {
+    fn default() -> Self {
+        MqttControlConfig {
+            url: "mqtt://127.0.0.1:1883".into(),
+            username: String::new(),
+            password: Secret::default(),
+            ca_file: String::new(),
+            protocol: "auto".into(),
+            client_id: String::new(),
+            keep_alive_secs: 30,
+            topic_prefix: "TWC".into(),
+            allow_stop: false,
+            session_expiry_secs: 300,
+        }
+    }
+}
+
+/// What a control message asks for.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// An engine command.
+    Command(Command),
+    /// Replace the settings with these (a read-modify-write of the current settings).
+    Settings(Box<Settings>),
+}
+
+fn parse_amps(key: &str, s: &str) -> Result<f64, String> {
+    let a: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{key} must be a number of amps, got {s:?}"))?;
+    if !a.is_finite() || a < 0.0 {
+        return Err(format!("{key} must be a number ≥ 0, got {s:?}"));
+    }
+    Ok(a)
+}
+
+/// `"1"`/`"charge"`, `"2"`/`"stop"`, `"3"`/`"green"` (TWCManager's numbers or our words).
+pub fn parse_action(payload: &str) -> Result<&'static str, String> {
+    match payload.trim().to_ascii_lowercase().as_str() {
+        "1" | "charge" => Ok("charge"),
+        "2" | "stop" => Ok("stop"),
+        "3" | "green" => Ok("green"),
+        other => Err(format!(
+            "nonScheduledAction must be 1 (charge), 2 (stop) or 3 (green), got {other:?}"
+        )),
+    }
+}
+
+/// `"<amps>,<seconds>"`, e.g. `8,3600`.
+pub fn parse_charge_now(payload: &str) -> Result<Command, String> {
+    let (a, s) = payload.split_once(',').ok_or_else(|| {
+        format!("chargeNow must be \"<amps>,<seconds>\" such as \"8,3600\", got {payload:?}")
+    })?;
+    let amps = parse_amps("chargeNow amps", a)?;
+    if amps <= 0.0 {
+        return Err("chargeNow amps must be greater than 0".into());
+    }
+    let secs: u64 = s.trim().parse().map_err(|_| {
+        format!(
+            "chargeNow seconds must be a whole number, got {:?}",
+            s.trim()
+        )
+    })?;
+    if secs == 0 {
+        return Err("chargeNow seconds must be greater than 0".into());
+    }
+    Ok(Command::ChargeNow {
+        amps,
+        duration: Duration::from_secs(secs),
+    })
+}
+
+fn parse_slave(key: &str, payload: &str) -> Result<Option<TwcId>, String> {
+    let p = payload.trim();
+    if p.is_empty() || p.eq_ignore_ascii_case("all") {
+        return Ok(None);
+    }
+    p.parse::<TwcId>()
+        .map(Some)
+        .map_err(|e| format!("{key}: {e}"))
+}
+
+/// An amount with a unit: `"16 A"`, `"3000W"`, `"-300 W"` or `{"value": 16, "unit": "A"}`.
+fn parse_value_unit(key: &str, payload: &str) -> Result<Value, String> {
+    let p = payload.trim();
+    if p.starts_with('{') {
+        let v: Value = serde_json::from_str(p).map_err(|e| format!("{key}: bad JSON: {e}"))?;
+        return Ok(v);
+    }
+    let (num, unit) = if let Some(n) = p.strip_suffix(['A', 'a']) {
+        (n, "A")
+    } else if let Some(n) = p.strip_suffix(['W', 'w']) {
+        (n, "W")
+    } else {
+        return Err(format!(
+            "{key} must be a number with a unit, such as \"16 A\" or \"3000 W\", got {p:?}"
+        ));
+    };
+    let value: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{key} must be a number with a unit, got {p:?}"))?;
+    if !value.is_finite() {
+        return Err(format!("{key} must be a finite number, got {p:?}"));
+    }
+    Ok(json!({ "value": value, "unit": unit }))
+}
+
+/// RFC 7386 JSON merge patch.
+fn merge(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = Value::Object(Map::new());
+            }
+            if let Value::Object(t) = target {
+                for (k, v) in p {
+                    if v.is_null() {
+                        t.remove(k);
+                    } else {
+                        merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                    }
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
+fn unknown_keys(key: &str, target: &Value, patch: &Value) -> Result<(), String> {
+    if let (Value::Object(t), Value::Object(p)) = (target, patch) {
+        let mut bad: Vec<&str> = p
+            .keys()
+            .filter(|k| !t.contains_key(*k))
+            .map(|k| k.as_str())
+            .collect();
+        if !bad.is_empty() {
+            bad.sort_unstable();
+            let mut known: Vec<&str> = t.keys().map(|k| k.as_str()).collect();
+            known.sort_unstable();
+            return Err(format!(
+                "{key}: unknown key(s) {}; known: {}",
+                bad.join(", "),
+                known.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Apply `patch` at `path` (empty = the whole settings) to `current`; keys must exist when
+/// `strict`.
+fn patch_settings(
+    key: &str,
+    current: &Settings,
+    path: &[&str],
+    patch: Value,
+    strict: bool,
+) -> Result<Settings, String> {
+    let mut root = serde_json::to_value(current).map_err(|e| format!("{key}: {e}"))?;
+    let mut slot = &mut root;
+    for p in path {
+        // A key the engine's settings do not have would be dropped silently: refuse instead.
+        slot = slot
+            .as_object_mut()
+            .and_then(|m| m.get_mut(*p))
+            .ok_or_else(|| format!("{key}: this twcmanager's settings have no {p:?}"))?;
+    }
+    if strict {
+        unknown_keys(key, slot, &patch)?;
+    }
+    if patch.is_object() {
+        merge(slot, &patch);
+    } else {
+        *slot = patch;
+    }
+    serde_json::from_value(root).map_err(|e| format!("{key}: {e}"))
+}
+
+fn json_payload(key: &str, payload: &str) -> Result<Value, String> {
+    serde_json::from_str(payload.trim()).map_err(|e| format!("{key}: bad JSON: {e}"))
+}
+
+/// Turn one control message into an action. `name` is the topic after `<prefix>/control/`.
+pub fn parse(
+    name: &str,
+    payload: &str,
+    current: &Settings,
+    allow_stop: bool,
+) -> Result<Action, String> {
+    let cmd = |c| Ok(Action::Command(c));
+    match name {
+        "chargeNow" => cmd(parse_charge_now(payload)?),
+        "chargeNowEnd" => cmd(Command::CancelChargeNow),
+        "nonScheduledAmpsMax" => cmd(Command::SetNonScheduled {
+            action: None,
+            amps: Some(parse_amps("nonScheduledAmpsMax", payload)?),
+        }),
+        "nonScheduledAction" => cmd(Command::SetNonScheduled {
+            action: Some(parse_action(payload)?.to_string()),
+            amps: None,
+        }),
+        "stop" => {
+            if allow_stop {
+                cmd(Command::Shutdown)
+            } else {
+                Err("stop is disabled; set allow_stop = true in [control.mqtt] to allow it".into())
+            }
+        }
+        "startCharging" => cmd(Command::StartCharging {
+            slave: parse_slave("startCharging", payload)?,
+        }),
+        "stopCharging" => cmd(Command::StopCharging {
+            slave: parse_slave("stopCharging", payload)?,
+        }),
+        "schedule" => {
+            let v = json_payload("schedule", payload)?;
+            if !v.is_object() {
+                return Err("schedule must be a JSON object".into());
+            }
+            Ok(Action::Settings(Box::new(patch_settings(
+                "schedule",
+                current,
+                &["schedule"],
+                v,
+                true,
+            )?)))
+        }
+        "gridLimit" => {
+            let p = payload.trim();
+            let v = if p.is_empty() || p.eq_ignore_ascii_case("none") || p == "null" {
+                Value::Null
+            } else {
+                parse_value_unit("gridLimit", p)?
+            };
+            Ok(Action::Settings(Box::new(patch_settings(
+                "gridLimit",
+                current,
+                &["max_grid_import"],
+                v,
+                false,
+            )?)))
+        }
+        "settings" => {
+            let v = json_payload("settings", payload)?;
+            if !v.is_object() {
+                return Err("settings must be a JSON object".into());
+            }
+            Ok(Action::Settings(Box::new(patch_settings(
+                "settings",
+                current,
+                &[],
+                v,
+                true,
+            )?)))
+        }
+        other => {
+            if let Some(offset) = other.strip_prefix("consumptionOffset/") {
+                if offset.is_empty() {
+                    return Err("consumptionOffset needs a name: consumptionOffset/<name>".into());
+                }
+                let p = payload.trim();
+                let mut s = current.clone();
+                if p.is_empty() || p.eq_ignore_ascii_case("delete") {
+                    if s.consumption_offsets.remove(offset).is_none() {
+                        return Err(format!("consumptionOffset {offset:?} does not exist"));
+                    }
+                    return Ok(Action::Settings(Box::new(s)));
+                }
+                let v = parse_value_unit("consumptionOffset", p)?;
+                let o = serde_json::from_value(v).map_err(|e| format!("consumptionOffset: {e}"))?;
+                s.consumption_offsets.insert(offset.to_string(), o);
+                return Ok(Action::Settings(Box::new(s)));
+            }
+            Err(format!(
+                "unknown control topic {other:?}; known: chargeNow, chargeNowEnd, nonScheduledAmpsMax, \
+                 nonScheduledAction, stop, startCharging, stopCharging, schedule, gridLimit, \
+                 consumptionOffset/<name>, settings"
+            ))
+        }
+    }
+}
+
+/// The control surface.
+pub struct MqttControl {
+    cfg: MqttControlConfig,
+    prepared: Prepared,
+}
+
+impl MqttControl {
+    /// Build from a parsed config (`section` names it in errors).
+    pub fn new(section: &str, cfg: MqttControlConfig) -> Result<Self, BuildError> {
+        if cfg.topic_prefix.is_empty() || cfg.topic_prefix.contains(['+', '#']) {
+            return Err(BuildError::new(
+                section,
+                format!(
+                    "topic_prefix must be non-empty without + or #, got {:?}",
+                    cfg.topic_prefix
+                ),
+            ));
+        }
+        let client_id = if cfg.client_id.is_empty() {
+            let id: String = cfg
+                .topic_prefix
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            format!("twcmanager-control-{id}")
+        } else {
+            cfg.client_id.clone()
+        };
+        let mut s = LinkSettings::new(cfg.url.clone(), client_id);
+        s.username = (!cfg.username.is_empty()).then(|| cfg.username.clone());
+        s.password = (!cfg.password.is_empty()).then(|| cfg.password.clone());
+        s.ca_file = (!cfg.ca_file.is_empty()).then(|| PathBuf::from(&cfg.ca_file));
+        s.protocol = Protocol::parse(section, &cfg.protocol)?;
+        s.keep_alive = Duration::from_secs(cfg.keep_alive_secs.max(5));
+        s.subscriptions = vec![
+            format!("{}/control/+", cfg.topic_prefix),
+            format!("{}/control/consumptionOffset/+", cfg.topic_prefix),
+        ];
+        s.session_expiry =
+            (cfg.session_expiry_secs > 0).then(|| Duration::from_secs(cfg.session_expiry_secs));
+        let prepared = twc_plugin_kit::mqtt_link::prepare(PLUGIN, section, s)?;
+        Ok(MqttControl { cfg, prepared })
+    }
+}
+
+/// `<prefix>/control/result`: the outcome of every control message (not retained).
+pub fn result_topic(prefix: &str) -> String {
+    format!("{prefix}/control/result")
+}
+
+async fn handle(
+    engine: &EngineHandle,
+    cfg: &MqttControlConfig,
+    name: &str,
+    payload: &str,
+    retain: bool,
+) -> Result<String, String> {
+    if retain {
+        return Err(
+            "retained control messages are ignored (clear the retained message on the broker)"
+                .into(),
+        );
+    }
+    let current = engine.status().settings;
+    let action = parse(name, payload, &current, cfg.allow_stop)?;
+    let cmd = match action {
+        Action::Command(c) => c,
+        Action::Settings(s) => Command::ReplaceSettings(s),
+    };
+    let shutdown = matches!(cmd, Command::Shutdown);
+    match engine.command(cmd).await {
+        Ok(_) if shutdown => Ok("stopping twcmanager".into()),
+        Ok(_) => Ok("applied".into()),
+        Err(CommandError::Invalid(m)) | Err(CommandError::Unavailable(m)) => Err(m),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[twc_core::async_trait]
+impl ControlSurface for MqttControl {
+    async fn serve(self: Box<Self>, engine: EngineHandle) -> Result<(), PluginError> {
+        let prefix = format!("{}/control/", self.cfg.topic_prefix);
+        let result = result_topic(&self.cfg.topic_prefix);
+        let (link, mut events) = Link::start(self.prepared.clone());
+        while let Some(ev) = events.recv().await {
+            let LinkEvent::Message {
+                topic,
+                payload,
+                retain,
+            } = ev
+            else {
+                continue;
+            };
+            let Some(name) = topic.strip_prefix(&prefix) else {
+                continue;
+            };
+            if name == "result" {
+                continue;
+            }
+            let text = String::from_utf8_lossy(&payload).into_owned();
+            let outcome = handle(&engine, &self.cfg, name, &text, retain).await;
+            let (ok, message) = match &outcome {
+                Ok(m) => {
+                    info!(plugin = PLUGIN, topic = %topic, payload = %text, "MQTT control applied");
+                    (true, m.clone())
+                }
+                Err(m) => {
+                    warn!(plugin = PLUGIN, topic = %topic, payload = %text, reason = %m, "MQTT control refused");
+                    (false, m.clone())
+                }
+            };
+            let body = json!({ "topic": name, "payload": text, "ok": ok, "message": message });
+            if let Err(e) = link.publish(&result, body.to_string(), false) {
+                warn!(plugin = PLUGIN, error = %e, "Cannot publish the control result");
+            }
+        }
+        Err(PluginError::new(
+            ErrorKind::Transient,
+            PLUGIN,
+            "the MQTT link task ended",
+        ))
+    }
+}
+
+fn build(cfg: &PluginConfig) -> Result<Box<dyn ControlSurface>, BuildError> {
+    let c: MqttControlConfig = cfg.parse()?;
+    Ok(Box::new(MqttControl::new(&cfg.section, c)?))
+}
+
+inventory::submit! {
+    ControlPlugin {
+        name: PLUGIN,
+        summary: "MQTT control: TWCManager's control topics plus schedule, offsets, grid limit, start/stop",
+        example: include_str!("../example.toml"),
+        build,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charge_now_payloads() {
+        assert!(matches!(
+            parse_charge_now("8,3600"),
+            Ok(Command::ChargeNow { amps, duration }) if amps == 8.0 && duration == Duration::from_secs(3600)
+        ));
+        for bad in [
+            "", "8", "8,", ",3600", "x,3600", "8,x", "0,3600", "-1,3600", "8,0", "NaN,10",
+            "inf,10", "8,-5",
+        ] {
+            assert!(parse_charge_now(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn actions() {
+        assert_eq!(parse_action("1"), Ok("charge"));
+        assert_eq!(parse_action(" 2 "), Ok("stop"));
+        assert_eq!(parse_action("green"), Ok("green"));
+        assert!(parse_action("4").is_err());
+    }
+
+    #[test]
+    fn stop_needs_opt_in() {
+        let s = Settings::default();
+        assert!(parse("stop", "", &s, false).is_err());
+        assert!(matches!(
+            parse("stop", "", &s, true),
+            Ok(Action::Command(Command::Shutdown))
+        ));
+    }
+
+    #[test]
+    fn settings_patch_rejects_unknown_keys() {
+        let s = Settings::default();
+        let e = parse("settings", r#"{"non_scheduled_ampz": 5}"#, &s, false).unwrap_err();
+        assert!(e.contains("non_scheduled_ampz"), "{e}");
+        match parse("settings", r#"{"non_scheduled_amps": 5}"#, &s, false) {
+            Ok(Action::Settings(n)) => assert_eq!(n.non_scheduled_amps, 5.0),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn grid_limit_and_offsets() {
+        let s = Settings::default();
+        let has_grid_limit = serde_json::to_value(&s)
+            .unwrap()
+            .get("max_grid_import")
+            .is_some();
+        match parse("gridLimit", "16 A", &s, false) {
+            Ok(Action::Settings(n)) => {
+                assert!(has_grid_limit);
+                let v = serde_json::to_value(&*n).unwrap();
+                assert_eq!(v["max_grid_import"]["value"], 16.0);
+                assert_eq!(v["max_grid_import"]["unit"], "A");
+            }
+            Err(e) => {
+                assert!(!has_grid_limit, "{e}");
+                assert!(e.contains("max_grid_import"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse("gridLimit", "16", &s, false).is_err());
+        match parse("consumptionOffset/heatpump", "-300 W", &s, false) {
+            Ok(Action::Settings(n)) => assert_eq!(n.consumption_offsets["heatpump"].value, -300.0),
+            other => panic!("{other:?}"),
+        }
+        assert!(parse("consumptionOffset/none", "delete", &s, false).is_err());
+        assert!(parse("whatever", "1", &s, false).is_err());
+    }
+}
