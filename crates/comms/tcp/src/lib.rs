@@ -86,9 +86,15 @@ impl TcpConfig {
     /// Check the keys and say which mode they select.
     pub fn endpoint(&self, section: &str) -> Result<Endpoint, BuildError> {
         let err = |m: String| BuildError::new(section, m);
-        let ep = match (&self.connect, &self.listen) {
+        // An empty string means "not set" (the defaults file lists both keys empty).
+        let set = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        let ep = match (set(&self.connect), set(&self.listen)) {
             (Some(c), None) => {
-                let c = c.trim();
                 let ok = c
                     .rsplit_once(':')
                     .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
@@ -99,7 +105,7 @@ impl TcpConfig {
                 }
                 Endpoint::Connect(c.to_string())
             }
-            (None, Some(l)) => Endpoint::Listen(l.trim().parse().map_err(|_| {
+            (None, Some(l)) => Endpoint::Listen(l.parse().map_err(|_| {
                 err(format!(
                     "listen = {l:?}: expected an address:port such as \"0.0.0.0:8899\""
                 ))

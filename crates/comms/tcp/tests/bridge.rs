@@ -63,8 +63,13 @@ fn example_config_parses_and_mistakes_are_named() {
         Endpoint::Connect("192.168.1.50:8899".into())
     );
     assert!(twc_comms_tcp::build(&cfg).is_ok());
+    // The defaults file lists both keys empty; setting one of them is enough.
+    let cfg = PluginConfig::from_toml("comms.tcp", "connect = \"bridge.lan:8899\"\nlisten = \"\"")
+        .unwrap();
+    assert!(twc_comms_tcp::build(&cfg).is_ok());
     for (text, needle) in [
         ("", "set connect"),
+        ("connect = \"\"\nlisten = \"\"", "set connect"),
         ("connect = \"a:1\"\nlisten = \"0.0.0.0:1\"", "both set"),
         ("connect = \"192.168.1.50\"", "connect = \"192.168.1.50\""),
         ("listen = \"nowhere:80\"", "listen = \"nowhere:80\""),
