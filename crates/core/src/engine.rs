@@ -13,14 +13,16 @@
 
 use crate::master::{Master, MasterConfig, MasterEvent};
 use crate::model::{
-    BusStatus, CentiAmps, ChargeNow, ChargeSession, EnergyReading, Event, PolicyStatus, Settings,
-    SlaveStatus, SourceStatus, Status,
+    BusStatus, CentiAmps, ChargeNow, ChargeSession, ConsumptionOffset, EnergyReading, Event,
+    GridLimit, HomeLocation, OffsetUnit, PolicyStatus, Schedule, Settings, SlaveStatus,
+    SourceStatus, Status,
 };
 use crate::plugin::{
     Comms, EmsSource, Logger, PluginError, PollSettings, Received, StatusPublisher,
 };
-use crate::policy::{self, PolicyInput};
+use crate::policy::{Context, PolicyConfig, PolicyEngine, Webhook};
 use crate::protocol::{DecodeStats, Frame, FrameError, TwcId};
+use crate::settings_store::SettingsStore;
 use crate::share::{self, Demand, ShareInput};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -51,6 +53,13 @@ pub struct EngineConfig {
     pub event_capacity: usize,
     /// Longest graceful shutdown before we stop transmitting anyway.
     pub shutdown_timeout: Duration,
+    /// `[policy]`, `[green]`, `[grid]`.
+    pub policy: PolicyConfig,
+    /// Where settings are saved after every settings-changing command (`None` = not saved).
+    pub settings_store: Option<SettingsStore>,
+    /// Wall-clock time at start (`None` = now); the simulator replays a day from its first
+    /// timestamp.
+    pub start_wall: Option<DateTime<Utc>>,
 }
 
 impl Default for EngineConfig {
@@ -65,6 +74,9 @@ impl Default for EngineConfig {
             slave_status_interval: Duration::from_secs(60),
             event_capacity: 1024,
             shutdown_timeout: Duration::from_secs(10),
+            policy: PolicyConfig::default(),
+            settings_store: None,
+            start_wall: None,
         }
     }
 }
@@ -112,6 +124,42 @@ pub enum Command {
     },
     /// Replace the runtime settings (validated as a whole).
     ReplaceSettings(Box<Settings>),
+    /// Replace the charging schedule.
+    SetSchedule(Box<Schedule>),
+    /// Add or change (`Some`) or delete (`None`) a named consumption offset.
+    SetOffset {
+        /// Offset name.
+        name: String,
+        /// The offset, or `None` to delete it.
+        offset: Option<ConsumptionOffset>,
+    },
+    /// Set (`Some`) or clear (`None`) the runtime grid-import limit; never above `[grid]`.
+    SetGridLimit(Option<GridLimit>),
+    /// Set the green-tracking flex amps.
+    SetFlexAmps(f64),
+    /// Replace the VIN allow and/or deny lists.
+    SetVinLists {
+        /// New allow list (empty = everyone not denied).
+        allow: Option<Vec<String>>,
+        /// New deny list.
+        deny: Option<Vec<String>>,
+    },
+    /// Set (`Some`) or clear (`None`) the sharing priority of a VIN or TWCID.
+    SetPriority {
+        /// A VIN or a TWCID (4 hex digits).
+        key: String,
+        /// Higher is served first.
+        priority: Option<i32>,
+    },
+    /// Set (`Some`) or clear (`None`) the home location (sunrise/sunset).
+    SetHome(Option<HomeLocation>),
+    /// Store (`Some`) or delete (`None`) a free-form setting (TWCManager's `setSetting`).
+    SetSetting {
+        /// Key.
+        key: String,
+        /// Value.
+        value: Option<String>,
+    },
     /// Offer 0 A to every slave, wait for them to confirm, stop transmitting and end the engine.
     Shutdown,
 }
@@ -222,6 +270,8 @@ pub fn spawn(
     }
     drop(read_tx);
     let now = Instant::now();
+    let policy_engine = PolicyEngine::new(cfg.policy.clone());
+    let start_wall = cfg.start_wall.unwrap_or_else(Utc::now);
     let core = Core {
         cfg,
         master,
@@ -234,7 +284,11 @@ pub fn spawn(
         policy: PolicyStatus::default(),
         combined: None,
         start_instant: now,
-        start_wall: Utc::now(),
+        start_wall,
+        policy_engine,
+        webhooks: Vec::new(),
+        http: None,
+        denied_logged: BTreeMap::new(),
         sessions: BTreeMap::new(),
         last_slave_event: BTreeMap::new(),
         logged_actual: BTreeMap::new(),
@@ -336,6 +390,10 @@ struct Core {
     last_slave_event: BTreeMap<TwcId, Instant>,
     logged_actual: BTreeMap<TwcId, CentiAmps>,
     bus_out: mpsc::Sender<Frame>,
+    policy_engine: PolicyEngine,
+    webhooks: Vec<(Webhook, String)>,
+    http: Option<reqwest::Client>,
+    denied_logged: BTreeMap<TwcId, String>,
 }
 
 impl Core {
@@ -686,56 +744,134 @@ impl Core {
         }
     }
 
+    /// Why a slave's car may not charge (VIN allow/deny lists), or `None` when it may.
+    fn vin_denial(&self, vin: Option<&str>) -> Option<String> {
+        let s = &self.settings;
+        let vin = vin.filter(|v| !v.is_empty());
+        if let Some(v) = vin
+            && s.vin_deny.iter().any(|d| d.eq_ignore_ascii_case(v))
+        {
+            return Some(format!("VIN {v} is in the deny list"));
+        }
+        if !s.vin_allow.is_empty() {
+            return match vin {
+                Some(v) if s.vin_allow.iter().any(|a| a.eq_ignore_ascii_case(v)) => None,
+                Some(v) => Some(format!("VIN {v} is not in the allow list")),
+                None => Some("an allow list is set and the car gives no VIN (yet)".into()),
+            };
+        }
+        None
+    }
+
+    fn priority(&self, id: TwcId, vin: Option<&str>) -> i32 {
+        let p = &self.settings.priorities;
+        vin.filter(|v| !v.is_empty())
+            .and_then(|v| p.iter().find(|(k, _)| k.eq_ignore_ascii_case(v)))
+            .or_else(|| {
+                let hex = id.to_string();
+                p.iter().find(|(k, _)| k.eq_ignore_ascii_case(&hex))
+            })
+            .map(|(_, v)| *v)
+            .unwrap_or(0)
+    }
+
+    fn save_settings(&self) {
+        if let Some(store) = &self.cfg.settings_store
+            && let Err(e) = store.save(&self.settings)
+        {
+            error!(error = %e, "Could not save the settings; the change holds until restart");
+        }
+    }
+
     fn recompute(&mut self, now: Instant) {
         let reading = self.combine(now);
         let charger_amps: f64 = self.master.slaves().map(|s| s.actual.amps()).sum();
-        let now_unix = self.wall(now).timestamp();
+        let wall = self.wall(now);
         if let Some(cn) = self.settings.charge_now
-            && cn.until_unix <= now_unix
+            && cn.until_unix <= wall.timestamp()
         {
             info!("Charge Now has ended");
             self.settings.charge_now = None;
+            self.save_settings();
         }
-        let d = policy::decide(&PolicyInput {
+        // VIN allow/deny: a car that is not allowed gets 0 A, with a log line saying why.
+        let mut denied: BTreeMap<TwcId, String> = BTreeMap::new();
+        let mut vins = Vec::new();
+        let (mut connected, mut charging) = (0usize, 0usize);
+        let mut min_amps: Option<CentiAmps> = None;
+        for sl in self.master.slaves().filter(|s| !s.timed_out) {
+            let car = sl.state.car_connected() || sl.actual.0 >= 100;
+            if !car {
+                continue;
+            }
+            if let Some(why) = self.vin_denial(sl.vin.as_deref()) {
+                denied.insert(sl.id, why);
+                continue;
+            }
+            connected += 1;
+            if sl.actual.0 >= 100 {
+                charging += 1;
+            }
+            if let Some(v) = sl.vin.as_ref().filter(|v| !v.is_empty()) {
+                vins.push(v.clone());
+            }
+            let m = self.cfg.min_amps_per_twc.max(sl.version.min_amps());
+            min_amps = Some(min_amps.map_or(m, |x: CentiAmps| x.min(m)));
+        }
+        for (id, why) in &denied {
+            if self.denied_logged.get(id) != Some(why) {
+                warn!(slave = %id, reason = %why, "Car not allowed to charge: offering 0 A");
+            }
+        }
+        self.denied_logged = denied.clone();
+        let min_amps = min_amps
+            .unwrap_or(self.cfg.min_amps_per_twc.max(CentiAmps::from_amps(6)))
+            .amps();
+        let wiring = self.cfg.master.wiring_max_all;
+        let out = self.policy_engine.evaluate(&Context {
             settings: &self.settings,
-            now_unix,
+            now: wall,
+            mono_secs: (now - self.start_instant).as_secs_f64(),
             reading: reading.as_ref(),
             charger_amps,
             voltage: self.voltage(),
             phases: self.cfg.phases,
             consumption_includes_chargers: self.cfg.consumption_includes_chargers,
+            wiring_max_all: wiring.amps(),
+            min_amps,
+            cars_connected: connected,
+            cars_charging: charging,
+            vins: &vins,
         });
-        let wiring = self.cfg.master.wiring_max_all;
-        let asked = CentiAmps::from_f64(d.amps);
-        let (budget, limited_by) = if asked > wiring {
-            (wiring, Some("wiring".to_string()))
-        } else {
-            (asked, None)
-        };
-        if d.name != self.policy.name {
-            info!(from = %self.policy.name, to = %d.name, reason = %d.reason, "Policy changed");
+        let budget = CentiAmps::from_f64(out.amps).min(wiring);
+        if out.name != self.policy.name {
+            info!(from = %self.policy.name, to = %out.name, reason = %out.reason, "Policy changed");
             self.emit(Event::PolicyChanged {
-                at: self.wall(now),
+                at: wall,
                 from: self.policy.name.clone(),
-                to: d.name.clone(),
-                reason: d.reason.clone(),
+                to: out.name.clone(),
+                reason: out.reason.clone(),
             });
         }
         if budget != self.policy.budget {
-            debug!(budget = %budget, "Site budget changed");
+            debug!(budget = %budget, reason = %out.reason, "Site budget changed");
             self.emit(Event::BudgetChanged {
-                at: self.wall(now),
+                at: wall,
                 budget,
                 reading: reading.clone(),
             });
         }
+        self.webhooks.extend(out.webhooks);
         self.policy = PolicyStatus {
-            name: d.name,
-            reason: d.reason,
-            is_green: d.is_green,
+            name: out.name,
+            reason: out.reason,
+            is_green: out.is_green,
             budget,
-            policy_amps: Some(d.amps),
-            limited_by,
+            policy_amps: Some(out.policy_amps),
+            limited_by: out.limited_by,
+            surplus_w: out.surplus_w,
+            grid_headroom_amps: out.grid_headroom_amps,
+            green_state: out.green_state,
         };
         self.combined = reading;
         let inputs: Vec<ShareInput> = self
@@ -744,7 +880,11 @@ impl Core {
             .filter(|s| !s.timed_out)
             .map(|s| ShareInput {
                 id: s.id,
-                cap: self.master.cap(s.id),
+                cap: if denied.contains_key(&s.id) {
+                    CentiAmps::ZERO
+                } else {
+                    self.master.cap(s.id)
+                },
                 min: self.cfg.min_amps_per_twc.max(s.version.min_amps()),
                 demand: if s.actual.0 >= 100 {
                     Demand::Charging
@@ -753,11 +893,55 @@ impl Core {
                 } else {
                     Demand::Idle
                 },
-                priority: 0,
+                priority: self.priority(s.id, s.vin.as_deref()),
             })
             .collect();
         let targets = share::distribute(budget, wiring, &inputs);
         self.master.set_targets(&targets);
+    }
+
+    /// Call the webhooks queued by policy changes, with the status as JSON (POST) or plain GET.
+    fn fire_webhooks(&mut self, status: &Status) {
+        if self.webhooks.is_empty() {
+            return;
+        }
+        let timeout = Duration::from_secs(self.cfg.policy.rules.webhook_timeout_secs.max(1));
+        let client = match &self.http {
+            Some(c) => c.clone(),
+            None => match reqwest::Client::builder().timeout(timeout).build() {
+                Ok(c) => {
+                    self.http = Some(c.clone());
+                    c
+                }
+                Err(e) => {
+                    warn!(error = %e, "Cannot create the HTTP client for webhooks");
+                    self.webhooks.clear();
+                    return;
+                }
+            },
+        };
+        let body = serde_json::to_value(status).unwrap_or_default();
+        for (hook, event) in self.webhooks.drain(..) {
+            let client = client.clone();
+            let body = body.clone();
+            let policy = status.policy.name.clone();
+            tokio::spawn(async move {
+                let req = if hook.method.eq_ignore_ascii_case("GET") {
+                    client.get(&hook.url)
+                } else {
+                    client.post(&hook.url).json(&body)
+                };
+                match req.send().await {
+                    Ok(r) if r.status().is_success() => {
+                        info!(url = %hook.url, event = %event, policy = %policy, "Webhook called")
+                    }
+                    Ok(r) => {
+                        warn!(url = %hook.url, event = %event, status = r.status().as_u16(), "Webhook answered with an error")
+                    }
+                    Err(e) => warn!(url = %hook.url, event = %event, error = %e, "Webhook failed"),
+                }
+            });
+        }
     }
 
     fn periodic_slave_events(&mut self, now: Instant) {
@@ -854,6 +1038,7 @@ impl Core {
             wiring_max_per_twc: self.cfg.master.wiring_max_per_twc,
             min_amps_per_twc: self.cfg.min_amps_per_twc,
         };
+        self.fire_webhooks(&status);
         self.status.send_if_modified(|old| {
             if *old == status {
                 false
@@ -866,6 +1051,7 @@ impl Core {
 
     fn on_command(&mut self, cmd: Command, now: Instant) -> Result<Settings, CommandError> {
         let wiring = self.cfg.master.wiring_max_all.amps();
+        let mut next = self.settings.clone();
         match cmd {
             Command::ChargeNow { amps, duration } => {
                 validate_amps("amps", amps, wiring)?;
@@ -879,14 +1065,14 @@ impl Core {
                 }
                 let until = self.wall(now).timestamp() + duration.as_secs() as i64;
                 info!(amps, seconds = duration.as_secs(), "Charge Now requested");
-                self.settings.charge_now = Some(ChargeNow {
+                next.charge_now = Some(ChargeNow {
                     amps,
                     until_unix: until,
                 });
             }
             Command::CancelChargeNow => {
                 info!("Charge Now cancelled");
-                self.settings.charge_now = None;
+                next.charge_now = None;
             }
             Command::SetNonScheduled { action, amps } => {
                 if let Some(a) = &action
@@ -900,10 +1086,10 @@ impl Core {
                     validate_amps("amps", a, wiring)?;
                 }
                 if let Some(a) = action {
-                    self.settings.non_scheduled_action = a;
+                    next.non_scheduled_action = a;
                 }
                 if let Some(a) = amps {
-                    self.settings.non_scheduled_amps = a;
+                    next.non_scheduled_amps = a;
                 }
             }
             Command::StartCharging { slave } | Command::StopCharging { slave } => {
@@ -923,20 +1109,76 @@ impl Core {
                     };
                     r.map_err(CommandError::Unavailable)?;
                 }
+                return Ok(self.settings.clone());
             }
-            Command::ReplaceSettings(s) => {
-                validate_amps("non_scheduled_amps", s.non_scheduled_amps, wiring)?;
-                if let Some(cn) = s.charge_now {
-                    validate_amps("charge_now.amps", cn.amps, wiring)?;
-                }
-                if !matches!(s.non_scheduled_action.as_str(), "charge" | "stop" | "green") {
+            Command::ReplaceSettings(s) => next = *s,
+            Command::SetSchedule(s) => next.schedule = *s,
+            Command::SetOffset { name, offset } => {
+                if name.trim().is_empty() {
                     return Err(CommandError::Invalid(
-                        "non_scheduled_action must be \"charge\", \"stop\" or \"green\"".into(),
+                        "offset name must not be empty".into(),
                     ));
                 }
-                self.settings = *s;
+                match offset {
+                    Some(o) => {
+                        next.consumption_offsets.insert(name, o);
+                    }
+                    None => {
+                        if next.consumption_offsets.remove(&name).is_none() {
+                            return Err(CommandError::Invalid(format!(
+                                "there is no consumption offset named {name:?}"
+                            )));
+                        }
+                    }
+                }
+            }
+            Command::SetGridLimit(l) => next.max_grid_import = l,
+            Command::SetFlexAmps(a) => next.flex_amps = a,
+            Command::SetVinLists { allow, deny } => {
+                if let Some(a) = allow {
+                    next.vin_allow = a;
+                }
+                if let Some(d) = deny {
+                    next.vin_deny = d;
+                }
+            }
+            Command::SetPriority { key, priority } => {
+                if key.trim().is_empty() {
+                    return Err(CommandError::Invalid(
+                        "priority key must be a VIN or a TWCID".into(),
+                    ));
+                }
+                match priority {
+                    Some(p) => {
+                        next.priorities.insert(key, p);
+                    }
+                    None => {
+                        next.priorities.remove(&key);
+                    }
+                }
+            }
+            Command::SetHome(h) => next.home = h,
+            Command::SetSetting { key, value } => {
+                if key.trim().is_empty() {
+                    return Err(CommandError::Invalid(
+                        "setting key must not be empty".into(),
+                    ));
+                }
+                match value {
+                    Some(v) => {
+                        next.extra.insert(key, v);
+                    }
+                    None => {
+                        next.extra.remove(&key);
+                    }
+                }
             }
             Command::Shutdown => unreachable!("handled by the loop"),
+        }
+        validate_settings(&next, wiring, &self.cfg.policy)?;
+        if next != self.settings {
+            self.settings = next;
+            self.save_settings();
         }
         self.recompute(now);
         Ok(self.settings.clone())
@@ -953,6 +1195,118 @@ fn validate_amps(key: &str, amps: f64, wiring: f64) -> Result<(), CommandError> 
         return Err(CommandError::Invalid(format!(
             "{key} = {amps} A is above the wiring limit for all TWCs ({wiring} A)"
         )));
+    }
+    Ok(())
+}
+
+/// Validate runtime settings as a whole against the wiring limit and the `[grid]` config. Every
+/// control surface's change goes through this; nothing is clamped (safety invariant 5).
+pub fn validate_settings(
+    s: &Settings,
+    wiring: f64,
+    policy: &PolicyConfig,
+) -> Result<(), CommandError> {
+    let bad = |m: String| Err(CommandError::Invalid(m));
+    validate_amps("non_scheduled_amps", s.non_scheduled_amps, wiring)?;
+    if let Some(cn) = s.charge_now {
+        validate_amps("charge_now.amps", cn.amps, wiring)?;
+    }
+    if !matches!(s.non_scheduled_action.as_str(), "charge" | "stop" | "green") {
+        return bad(format!(
+            "non_scheduled_action must be \"charge\", \"stop\" or \"green\", got {:?}",
+            s.non_scheduled_action
+        ));
+    }
+    validate_amps("flex_amps", s.flex_amps, wiring)?;
+    validate_amps("schedule.amps", s.schedule.amps, wiring)?;
+    for (d, a) in &s.schedule.day_amps {
+        if !(1..=7).contains(d) {
+            return bad(format!(
+                "schedule.day_amps: weekday {d} is not 1 (Monday) … 7 (Sunday)"
+            ));
+        }
+        validate_amps(&format!("schedule.day_amps[{d}]"), *a, wiring)?;
+    }
+    for w in &s.schedule.windows {
+        if !(1..=7).contains(&w.weekday) {
+            return bad(format!(
+                "schedule window weekday {} is not 1 (Monday) … 7 (Sunday)",
+                w.weekday
+            ));
+        }
+        if w.start_minute > 1439 || w.end_minute > 1439 {
+            return bad(format!(
+                "schedule window on day {}: minutes must be 0..=1439, got {}–{}",
+                w.weekday, w.start_minute, w.end_minute
+            ));
+        }
+    }
+    if !(s.schedule.flex_battery_kwh.is_finite() && s.schedule.flex_battery_kwh >= 0.0) {
+        return bad("schedule.flex_battery_kwh must be a number ≥ 0".into());
+    }
+    for (name, o) in &s.consumption_offsets {
+        let max = match o.unit {
+            OffsetUnit::A => 1000.0,
+            OffsetUnit::W => 1_000_000.0,
+        };
+        if name.trim().is_empty() {
+            return bad("consumption offset names must not be empty".into());
+        }
+        if !o.value.is_finite() || o.value.abs() > max {
+            return bad(format!(
+                "consumption offset {name:?} = {} {:?}: expected a finite value within ±{max}",
+                o.value, o.unit
+            ));
+        }
+    }
+    if let Some(h) = s.home
+        && !(h.lat.is_finite()
+            && h.lon.is_finite()
+            && (-90.0..=90.0).contains(&h.lat)
+            && (-180.0..=180.0).contains(&h.lon))
+    {
+        return bad(format!(
+            "home location lat = {}, lon = {}: expected −90..=90 and −180..=180",
+            h.lat, h.lon
+        ));
+    }
+    if let Some(l) = s.max_grid_import {
+        if !(l.value.is_finite() && l.value >= 0.0) {
+            return bad(format!(
+                "max_grid_import = {}: expected a number ≥ 0",
+                l.value
+            ));
+        }
+        let (cfg_a, cfg_w) = (policy.grid.max_import_amps, policy.grid.max_import_w);
+        match l.unit {
+            OffsetUnit::A => {
+                if let Some(c) = cfg_a
+                    && l.value > c
+                {
+                    return bad(format!(
+                        "max_grid_import = {} A is above the configured [grid] max_import_amps = {c} A",
+                        l.value
+                    ));
+                }
+            }
+            OffsetUnit::W => {
+                if let Some(c) = cfg_w
+                    && l.value > c
+                {
+                    return bad(format!(
+                        "max_grid_import = {} W is above the configured [grid] max_import_w = {c} W",
+                        l.value
+                    ));
+                }
+            }
+        }
+    }
+    for v in s.vin_allow.iter().chain(&s.vin_deny) {
+        if v.is_empty() || v.len() > 17 || !v.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return bad(format!(
+                "VIN {v:?} in the allow/deny lists: expected up to 17 letters and digits"
+            ));
+        }
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ pub mod model;
 pub mod plugin;
 pub mod policy;
 pub mod protocol;
+pub mod settings_store;
 pub mod share;
 pub mod spy;
 pub mod transport;

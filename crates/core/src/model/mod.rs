@@ -11,7 +11,8 @@ mod units;
 
 pub use reading::{EnergyReading, Quantity};
 pub use settings::{
-    ChargeNow, ConsumptionOffset, HomeLocation, OffsetUnit, Schedule, ScheduleWindow, Settings,
+    ChargeNow, ConsumptionOffset, GridLimit, HomeLocation, OffsetUnit, Schedule, ScheduleWindow,
+    Settings,
 };
 pub use status::{
     BusStatus, ChargeSession, Event, PolicyStatus, SlaveStatus, SourceStatus, Status,

@@ -29,6 +29,27 @@ pub struct Settings {
     pub home: Option<HomeLocation>,
     /// Free-form settings stored by TWCManager's `setSetting` API (strings, as upstream).
     pub extra: std::collections::BTreeMap<String, String>,
+    /// Green tracking: amps a car that already charges may draw from the grid below the minimum
+    /// to keep charging (TWCManager's `greenEnergyFlexAmps`).
+    pub flex_amps: f64,
+    /// Runtime grid-import limit (TWCManager's `maxAmpsAllowedFromGrid`); never above the
+    /// installer's `[grid]` limit in the config. `None` = only the config's limit applies.
+    pub max_grid_import: Option<GridLimit>,
+    /// VINs allowed to charge; when non-empty, every other car (and a car without a VIN) gets 0 A.
+    pub vin_allow: Vec<String>,
+    /// VINs never allowed to charge (0 A, logged).
+    pub vin_deny: Vec<String>,
+    /// Sharing priority by VIN or by TWCID (4 hex digits); higher is served first, default 0.
+    pub priorities: std::collections::BTreeMap<String, i32>,
+}
+
+/// A grid-import limit: amps per phase or watts in total.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GridLimit {
+    /// The value, in `unit` (≥ 0).
+    pub value: f64,
+    /// `"A"` (per phase) or `"W"` (total).
+    pub unit: OffsetUnit,
 }
 
 impl Default for Settings {
@@ -41,6 +62,11 @@ impl Default for Settings {
             consumption_offsets: Default::default(),
             home: None,
             extra: Default::default(),
+            flex_amps: 0.0,
+            max_grid_import: None,
+            vin_allow: Vec::new(),
+            vin_deny: Vec::new(),
+            priorities: Default::default(),
         }
     }
 }
@@ -71,6 +97,8 @@ pub struct Schedule {
     pub flex_start: bool,
     /// Battery size used by flex start, kWh.
     pub flex_battery_kwh: f64,
+    /// Amps per ISO weekday (1 = Monday … 7 = Sunday) overriding `amps` for that day's window.
+    pub day_amps: std::collections::BTreeMap<u8, f64>,
 }
 
 impl Default for Schedule {
@@ -81,6 +109,7 @@ impl Default for Schedule {
             windows: Vec::new(),
             flex_start: false,
             flex_battery_kwh: 100.0,
+            day_amps: Default::default(),
         }
     }
 }

@@ -96,6 +96,17 @@ pub struct PolicyStatus {
     pub policy_amps: Option<f64>,
     /// Which limit bound the budget, if any (`"wiring"`, `"grid"`, `"stale"`).
     pub limited_by: Option<String>,
+    /// Green surplus available to the chargers, W (after offsets and battery priority), when a
+    /// fresh reading allowed computing it.
+    #[serde(default)]
+    pub surplus_w: Option<f64>,
+    /// What the grid-import limit leaves the chargers, A (site total), when a limit is set.
+    #[serde(default)]
+    pub grid_headroom_amps: Option<f64>,
+    /// Green tracking's start/stop state in words (`"off"`, `"starting in 40 s"`, `"charging"`,
+    /// `"stopping in 90 s"`), while a green policy is active.
+    #[serde(default)]
+    pub green_state: Option<String>,
 }
 
 /// One energy source's health.

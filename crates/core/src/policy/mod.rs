@@ -1,0 +1,744 @@
+//! Deciding the site budget: which policy applies and how many amps it allows.
+//!
+//! An ordered list, first match wins (TWCManager's order):
+//!
+//! 1. custom policies at `position = "emergency"`
+//! 2. **Charge Now** — fixed amps until an end time
+//! 3. custom policies at `position = "before"`
+//! 4. **Scheduled Charging** — per-weekday windows (start/end minute, amps)
+//! 5. **Track Green Energy** (daytime; `[policy] daytime_green`) — sunrise–sunset from the home
+//!    location, or configured hours
+//! 6. custom policies at `position = "after"`
+//! 7. **Non Scheduled Charging** — fixed amps (`charge`) or 0 A (`stop`)
+//! 8. **Track Green Energy** (all day) — when the non-scheduled action is `green`
+//!
+//! `[policy.restrictions]` adds conditions to a built-in; `replace_builtin` uses only the custom
+//! list. If nothing matches, the previous policy stays. Then every policy's amps go through the
+//! same limits: the wiring maximum for all TWCs, and the grid-import limit (recomputed from the
+//! reading at hand; with no fresh reading it falls back to `[grid] safe_amps`). Green tracking
+//! with no fresh data gives 0 A (safety invariant 3); stale data never counts as 0 W.
+
+mod config;
+pub mod green;
+pub mod sun;
+
+pub use config::{
+    Condition, CustomPolicy, GreenConfig, GridConfig, Op, PolicyConfig, Position, RulesConfig,
+    SECTIONS, Webhook, parse_offset,
+};
+use green::{GreenStep, GreenTracker};
+
+use crate::model::{EnergyReading, OffsetUnit, Settings};
+use chrono::{DateTime, Datelike, FixedOffset, Timelike, Utc};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Names of the built-in policies (for `[policy.restrictions]`).
+pub const BUILTIN_NAMES: &[&str] = &[
+    "Charge Now",
+    "Scheduled Charging",
+    "Track Green Energy",
+    "Non Scheduled Charging",
+];
+
+/// Values a condition can look at (`settings.<key>` reads a runtime setting, including the
+/// free-form ones stored by `setSetting`).
+pub const VALUE_NAMES: &[&str] = &[
+    "time.hour",
+    "time.minute_of_day",
+    "time.weekday",
+    "sun.up",
+    "settings.<key>",
+    "vehicle.connected",
+    "vehicle.charging",
+    "vehicle.vin",
+    "battery.soc",
+    "battery.w",
+    "grid.w",
+    "generation.w",
+    "consumption.w",
+    "surplus.w",
+];
+
+/// Everything one evaluation looks at.
+#[derive(Debug, Clone)]
+pub struct Context<'a> {
+    /// Runtime settings.
+    pub settings: &'a Settings,
+    /// Wall-clock now.
+    pub now: DateTime<Utc>,
+    /// Monotonic seconds (for timers and latches).
+    pub mono_secs: f64,
+    /// The combined reading, `None` when missing or stale.
+    pub reading: Option<&'a EnergyReading>,
+    /// What the chargers draw now, A (sum over slaves).
+    pub charger_amps: f64,
+    /// Volts per phase.
+    pub voltage: f64,
+    /// Phases the chargers use.
+    pub phases: u8,
+    /// True when `consumption_w` includes the chargers.
+    pub consumption_includes_chargers: bool,
+    /// Wiring limit for all TWCs, A.
+    pub wiring_max_all: f64,
+    /// The least one car can charge with, A.
+    pub min_amps: f64,
+    /// Cars connected (allowed ones).
+    pub cars_connected: usize,
+    /// Cars drawing ≥ 1 A.
+    pub cars_charging: usize,
+    /// VINs of connected cars.
+    pub vins: &'a [String],
+}
+
+/// What the evaluation decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// Policy name.
+    pub name: String,
+    /// Why it matched and how the amps came about.
+    pub reason: String,
+    /// True when following green energy.
+    pub is_green: bool,
+    /// What the policy asked for before limits, A.
+    pub policy_amps: f64,
+    /// Site budget after every limit, A (≥ 0).
+    pub amps: f64,
+    /// `"wiring"`, `"grid"` or `"stale"` when a limit bound the budget.
+    pub limited_by: Option<String>,
+    /// Green surplus, W.
+    pub surplus_w: Option<f64>,
+    /// Grid headroom for the chargers, A.
+    pub grid_headroom_amps: Option<f64>,
+    /// Green tracking state, while green.
+    pub green_state: Option<String>,
+    /// Webhooks to call now (the policy changed), with the event name.
+    pub webhooks: Vec<(Webhook, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Action {
+    Fixed(f64),
+    Green { flex: Option<f64> },
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    name: String,
+    key: String,
+    conditions: Vec<Condition>,
+    builtin: Option<(bool, String, Action)>,
+    action: Action,
+    latch_minutes: f64,
+}
+
+/// The policy engine's state: latches, green tracking and the active policy.
+#[derive(Debug, Clone)]
+pub struct PolicyEngine {
+    cfg: PolicyConfig,
+    latches: BTreeMap<String, f64>,
+    green: Option<GreenTracker>,
+    last: Option<(String, String, Action)>,
+}
+
+impl PolicyEngine {
+    /// A new engine with the given config.
+    pub fn new(cfg: PolicyConfig) -> Self {
+        PolicyEngine {
+            cfg,
+            latches: BTreeMap::new(),
+            green: None,
+            last: None,
+        }
+    }
+
+    /// The config.
+    pub fn config(&self) -> &PolicyConfig {
+        &self.cfg
+    }
+
+    /// The configured grid limit the runtime setting may not exceed, for validating commands:
+    /// (`max_import_amps`, `max_import_w`).
+    pub fn configured_grid_limit(&self) -> (Option<f64>, Option<f64>) {
+        (self.cfg.grid.max_import_amps, self.cfg.grid.max_import_w)
+    }
+
+    /// Evaluate the list and the limits.
+    pub fn evaluate(&mut self, ctx: &Context<'_>) -> Outcome {
+        let local = local_time(&self.cfg.rules.utc_offset, ctx.now);
+        let surplus = surplus_w(ctx, &self.cfg.green);
+        let rules = self.rules(ctx, &local);
+        let mut chosen: Option<(String, String, Action)> = None;
+        for r in &rules {
+            let (base_ok, base_reason) = match &r.builtin {
+                Some((ok, why, _)) => (*ok, why.clone()),
+                None => (true, String::new()),
+            };
+            let conds_ok = r
+                .conditions
+                .iter()
+                .all(|c| eval_condition(c, ctx, &local, surplus));
+            let really = base_ok && conds_ok;
+            let mut reason = if r.builtin.is_some() {
+                base_reason
+            } else {
+                describe_conditions(&r.conditions)
+            };
+            if r.builtin.is_some() && !r.conditions.is_empty() {
+                reason = format!("{reason}; and {}", describe_conditions(&r.conditions));
+            }
+            let matched = if really {
+                if r.latch_minutes > 0.0 {
+                    self.latches
+                        .insert(r.key.clone(), ctx.mono_secs + r.latch_minutes * 60.0);
+                }
+                true
+            } else if let Some(until) = self.latches.get(&r.key).copied()
+                && ctx.mono_secs < until
+            {
+                reason = format!(
+                    "latched: matched {:.0} min ago or less, latch runs {:.0} s more",
+                    r.latch_minutes,
+                    until - ctx.mono_secs
+                );
+                true
+            } else {
+                false
+            };
+            if matched {
+                chosen = Some((r.name.clone(), reason, r.action.clone()));
+                break;
+            }
+        }
+        let (name, mut reason, action) = match chosen.or_else(|| {
+            self.last.clone().map(|(n, r, a)| {
+                (
+                    n,
+                    format!("nothing matched; keeping the previous policy ({r})"),
+                    a,
+                )
+            })
+        }) {
+            Some(c) => c,
+            None => (
+                "No Policy".to_string(),
+                "no policy matched: 0 A".to_string(),
+                Action::Fixed(0.0),
+            ),
+        };
+
+        let mut webhooks = Vec::new();
+        let prev = self.last.as_ref().map(|(n, _, _)| n.clone());
+        if prev.as_deref() != Some(name.as_str()) {
+            for w in &self.cfg.rules.webhooks {
+                if w.event == "exit"
+                    && prev
+                        .as_deref()
+                        .is_some_and(|p| w.policy == "*" || w.policy == p)
+                {
+                    webhooks.push((w.clone(), "exit".to_string()));
+                }
+            }
+            for w in &self.cfg.rules.webhooks {
+                if w.event == "enter" && (w.policy == "*" || w.policy == name) {
+                    webhooks.push((w.clone(), "enter".to_string()));
+                }
+            }
+        }
+        self.last = Some((name.clone(), reason.clone(), action.clone()));
+
+        let volts_total = ctx.voltage * ctx.phases.max(1) as f64;
+        let (policy_amps, is_green, green_state) = match &action {
+            Action::Fixed(a) => {
+                self.green = None;
+                (a.max(0.0), false, None)
+            }
+            Action::Green { flex } => {
+                let tracker = self
+                    .green
+                    .get_or_insert_with(|| GreenTracker::entering(ctx.cars_charging > 0));
+                let out = tracker.update(GreenStep {
+                    surplus_a: surplus.map(|w| w / volts_total),
+                    min_a: ctx.min_amps,
+                    flex_a: flex.unwrap_or(ctx.settings.flex_amps).max(0.0),
+                    flex_to_start: self.cfg.green.flex_to_start,
+                    start_delay: self.cfg.green.start_delay_secs,
+                    stop_delay: self.cfg.green.stop_delay_secs,
+                    now: ctx.mono_secs,
+                });
+                match surplus {
+                    Some(w) => {
+                        reason = format!("{reason}; surplus {w:.0} W = {:.2} A", w / volts_total)
+                    }
+                    None => reason = format!("{reason}; no fresh reading: 0 A until one arrives"),
+                }
+                (out.amps, true, Some(out.state))
+            }
+        };
+
+        let mut amps = policy_amps;
+        let mut limited_by = None;
+        if amps > ctx.wiring_max_all {
+            amps = ctx.wiring_max_all;
+            limited_by = Some("wiring".to_string());
+        }
+        let headroom = grid_headroom(ctx, &self.cfg.grid);
+        let mut grid_headroom_amps = None;
+        match headroom {
+            GridHeadroom::NoLimit => {}
+            GridHeadroom::Amps(h) => {
+                grid_headroom_amps = Some(h);
+                if amps > h.max(0.0) {
+                    amps = h.max(0.0);
+                    limited_by = Some("grid".to_string());
+                    reason = format!("{reason}; grid-import limit leaves {:.2} A", h.max(0.0));
+                }
+            }
+            GridHeadroom::Unknown => {
+                if amps > self.cfg.grid.safe_amps {
+                    amps = self.cfg.grid.safe_amps;
+                    limited_by = Some("stale".to_string());
+                    reason = format!(
+                        "{reason}; grid-import limit set but no fresh grid reading: safe current {:.1} A",
+                        self.cfg.grid.safe_amps
+                    );
+                }
+            }
+        }
+        Outcome {
+            name,
+            reason,
+            is_green,
+            policy_amps,
+            amps: amps.max(0.0),
+            limited_by,
+            surplus_w: surplus,
+            grid_headroom_amps,
+            green_state,
+            webhooks,
+        }
+    }
+
+    fn rules(&self, ctx: &Context<'_>, local: &DateTime<FixedOffset>) -> Vec<Rule> {
+        let r = &self.cfg.rules;
+        let s = ctx.settings;
+        let custom = |pos: Position| -> Vec<Rule> {
+            r.custom
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| r.replace_builtin || c.position == pos)
+                .map(|(i, c)| Rule {
+                    name: c.name.clone(),
+                    key: format!("custom#{i}"),
+                    conditions: c.conditions.clone(),
+                    builtin: None,
+                    action: match c.amps {
+                        Some(a) => Action::Fixed(a),
+                        None => Action::Green { flex: c.flex_amps },
+                    },
+                    latch_minutes: c.latch_minutes,
+                })
+                .collect()
+        };
+        if r.replace_builtin {
+            return custom(Position::Before);
+        }
+        let restr = |name: &str| r.restrictions.get(name).cloned().unwrap_or_default();
+        let builtin =
+            |name: &str, key: &str, ok: bool, why: String, action: Action, latch: f64| Rule {
+                name: name.to_string(),
+                key: key.to_string(),
+                conditions: restr(name),
+                builtin: Some((ok, why, action.clone())),
+                action,
+                latch_minutes: latch,
+            };
+        let mut out = custom(Position::Emergency);
+        // Charge Now.
+        let cn = s
+            .charge_now
+            .filter(|c| c.until_unix > ctx.now.timestamp() && c.amps > 0.0);
+        out.push(builtin(
+            "Charge Now",
+            "charge_now",
+            cn.is_some(),
+            cn.map(|c| {
+                format!(
+                    "charge now at {:.0} A for {} more seconds",
+                    c.amps,
+                    c.until_unix - ctx.now.timestamp()
+                )
+            })
+            .unwrap_or_default(),
+            Action::Fixed(cn.map(|c| c.amps).unwrap_or(0.0)),
+            0.0,
+        ));
+        out.extend(custom(Position::Before));
+        // Scheduled Charging.
+        let win = active_window(s, local);
+        out.push(builtin(
+            "Scheduled Charging",
+            "scheduled",
+            win.is_some(),
+            win.as_ref().map(|w| w.1.clone()).unwrap_or_default(),
+            Action::Fixed(win.map(|w| w.0).unwrap_or(0.0)),
+            0.0,
+        ));
+        // Track Green Energy, daytime.
+        if r.daytime_green {
+            let (day, why) = self.daytime(s, ctx.now, local);
+            out.push(builtin(
+                "Track Green Energy",
+                "green_daytime",
+                day && s.non_scheduled_action != "stop",
+                why,
+                Action::Green { flex: None },
+                r.green_latch_minutes,
+            ));
+        }
+        out.extend(custom(Position::After));
+        match s.non_scheduled_action.as_str() {
+            "green" => out.push(builtin(
+                "Track Green Energy",
+                "green_all_day",
+                true,
+                "non-scheduled action is \"green\"".into(),
+                Action::Green { flex: None },
+                0.0,
+            )),
+            "stop" => out.push(builtin(
+                "Non Scheduled Charging",
+                "non_scheduled",
+                true,
+                "non-scheduled action is \"stop\"".into(),
+                Action::Fixed(0.0),
+                0.0,
+            )),
+            _ => out.push(builtin(
+                "Non Scheduled Charging",
+                "non_scheduled",
+                true,
+                format!(
+                    "non-scheduled action is \"charge\" at {:.0} A",
+                    s.non_scheduled_amps
+                ),
+                Action::Fixed(s.non_scheduled_amps.max(0.0)),
+                0.0,
+            )),
+        }
+        out
+    }
+
+    fn daytime(
+        &self,
+        s: &Settings,
+        now: DateTime<Utc>,
+        local: &DateTime<FixedOffset>,
+    ) -> (bool, String) {
+        let r = &self.cfg.rules;
+        if r.green_window == "sun"
+            && let Some(h) = s.home
+        {
+            return match sun::sun_times(local.date_naive(), h.lat, h.lon) {
+                sun::SunTimes::RiseSet { rise, set } => {
+                    let tz = local.offset();
+                    let (a, b) = (
+                        rise.with_timezone(tz).format("%H:%M"),
+                        set.with_timezone(tz).format("%H:%M"),
+                    );
+                    (
+                        rise <= now && now < set,
+                        format!("daytime: sunrise {a}, sunset {b} (local)"),
+                    )
+                }
+                sun::SunTimes::AlwaysUp => (true, "daytime: the sun does not set today".into()),
+                sun::SunTimes::AlwaysDown => (false, String::new()),
+            };
+        }
+        let h = local.hour() as f64 + local.minute() as f64 / 60.0;
+        (
+            r.green_start_hour <= h && h < r.green_end_hour,
+            format!(
+                "daytime: between {:.1} h and {:.1} h (local)",
+                r.green_start_hour, r.green_end_hour
+            ),
+        )
+    }
+}
+
+/// Local time per `[policy] utc_offset`.
+pub fn local_time(offset: &str, now: DateTime<Utc>) -> DateTime<FixedOffset> {
+    let off = if offset == "local" {
+        *now.with_timezone(&chrono::Local).offset()
+    } else {
+        parse_offset(offset)
+            .and_then(FixedOffset::east_opt)
+            .unwrap_or_else(|| FixedOffset::east_opt(0).expect("0 is a valid offset"))
+    };
+    now.with_timezone(&off)
+}
+
+const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+/// The schedule window active at `local`, with its amps and a description.
+pub fn active_window(s: &Settings, local: &DateTime<FixedOffset>) -> Option<(f64, String)> {
+    let sch = &s.schedule;
+    if !sch.enabled {
+        return None;
+    }
+    let wd = local.weekday().number_from_monday() as u8;
+    let prev = if wd == 1 { 7 } else { wd - 1 };
+    let m = (local.hour() * 60 + local.minute()) as u16;
+    for w in &sch.windows {
+        let (st, en) = (w.start_minute, w.end_minute);
+        let hit = if st < en {
+            w.weekday == wd && st <= m && m < en
+        } else if st > en {
+            (w.weekday == wd && m >= st) || (w.weekday == prev && m < en)
+        } else {
+            false
+        };
+        if hit {
+            let amps = sch.day_amps.get(&w.weekday).copied().unwrap_or(sch.amps);
+            let day = DAYS
+                .get(w.weekday.saturating_sub(1) as usize)
+                .unwrap_or(&"?");
+            return Some((
+                amps,
+                format!(
+                    "schedule window {day} {:02}:{:02}–{:02}:{:02} at {amps:.0} A",
+                    st / 60,
+                    st % 60,
+                    en / 60,
+                    en % 60
+                ),
+            ));
+        }
+    }
+    None
+}
+
+/// Sum of the named offsets, W (positive = consumption).
+pub fn offsets_w(s: &Settings, volts_total: f64) -> f64 {
+    s.consumption_offsets
+        .values()
+        .map(|o| match o.unit {
+            OffsetUnit::W => o.value,
+            OffsetUnit::A => o.value * volts_total,
+        })
+        .sum()
+}
+
+/// Green surplus for the chargers, W: generation − house consumption without the chargers −
+/// offsets − reserve (− the battery's share under battery-first). `None` without usable data.
+pub fn surplus_w(ctx: &Context<'_>, g: &GreenConfig) -> Option<f64> {
+    let r = ctx.reading?;
+    let volts_total = ctx.voltage * ctx.phases.max(1) as f64;
+    let charger_w = ctx.charger_amps * volts_total;
+    let base = match (r.generation_w, r.consumption_w, r.grid_w) {
+        (Some(gen_w), Some(c), _) => {
+            let house = if ctx.consumption_includes_chargers {
+                (c - charger_w).max(0.0)
+            } else {
+                c.max(0.0)
+            };
+            gen_w.max(0.0) - house
+        }
+        // Only a grid meter: export plus what the chargers take, minus battery discharge (the
+        // car must not drain the home battery), plus battery charging (car first).
+        (_, _, Some(grid)) => charger_w - grid - r.battery_w.unwrap_or(0.0),
+        _ => return None,
+    };
+    let mut w = base - offsets_w(ctx.settings, volts_total) - g.reserve_w;
+    if g.battery_priority == "battery_first"
+        && r.battery_soc_pct
+            .is_some_and(|soc| soc < g.battery_first_below_soc)
+    {
+        w -= g.battery_charge_w;
+    }
+    Some(w)
+}
+
+/// Grid power now (positive = import), measured or derived from consumption and generation.
+fn grid_now_w(ctx: &Context<'_>) -> Option<f64> {
+    let r = ctx.reading?;
+    if let Some(g) = r.grid_w {
+        return Some(g);
+    }
+    let volts_total = ctx.voltage * ctx.phases.max(1) as f64;
+    let (c, gen_w) = (r.consumption_w?, r.generation_w?);
+    let total = if ctx.consumption_includes_chargers {
+        c
+    } else {
+        c + ctx.charger_amps * volts_total
+    };
+    Some(total - gen_w - r.battery_w.unwrap_or(0.0))
+}
+
+/// What the grid-import limit leaves the chargers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum GridHeadroom {
+    /// No limit is set.
+    NoLimit,
+    /// Site amps the chargers may draw (may be negative: the house alone is over the limit).
+    Amps(f64),
+    /// A limit is set but no fresh reading shows the grid.
+    Unknown,
+}
+
+/// The grid headroom for the chargers under the stricter of the config and runtime limits.
+pub fn grid_headroom(ctx: &Context<'_>, g: &GridConfig) -> GridHeadroom {
+    let mut limit_a = g.max_import_amps;
+    let mut limit_w = g.max_import_w;
+    if let Some(l) = ctx.settings.max_grid_import {
+        match l.unit {
+            OffsetUnit::A => limit_a = Some(limit_a.map_or(l.value, |a| a.min(l.value))),
+            OffsetUnit::W => limit_w = Some(limit_w.map_or(l.value, |w| w.min(l.value))),
+        }
+    }
+    if limit_a.is_none() && limit_w.is_none() {
+        return GridHeadroom::NoLimit;
+    }
+    let Some(grid) = grid_now_w(ctx) else {
+        return GridHeadroom::Unknown;
+    };
+    let volts_total = ctx.voltage * ctx.phases.max(1) as f64;
+    let charger_w = ctx.charger_amps * volts_total;
+    let house_import_w = grid - charger_w;
+    let mut head = f64::INFINITY;
+    if let Some(w) = limit_w {
+        head = head.min((w - house_import_w) / volts_total);
+    }
+    if let Some(a) = limit_a {
+        let per_phase = ctx
+            .reading
+            .and_then(|r| r.phase_currents_a.as_ref())
+            .filter(|p| ctx.phases == 3 && p.len() == 3);
+        let house_a = match per_phase {
+            // Three-phase chargers load every phase equally: the most loaded phase decides.
+            Some(p) => p.iter().copied().fold(f64::MIN, f64::max) - ctx.charger_amps,
+            None => house_import_w / volts_total,
+        };
+        head = head.min(a - house_a);
+    }
+    GridHeadroom::Amps(head)
+}
+
+/// Check a condition's shape (known value name, comparable value).
+pub fn check_condition(c: &Condition) -> Result<(), String> {
+    let known = VALUE_NAMES.contains(&c.what.as_str())
+        || c.what
+            .strip_prefix("settings.")
+            .is_some_and(|k| !k.is_empty());
+    if !known {
+        return Err(format!(
+            "condition on {:?}: unknown value; expected one of: {}",
+            c.what,
+            VALUE_NAMES.join(", ")
+        ));
+    }
+    if !matches!(
+        c.value,
+        Value::Number(_) | Value::String(_) | Value::Bool(_)
+    ) {
+        return Err(format!(
+            "condition on {:?}: value must be a number, string or boolean",
+            c.what
+        ));
+    }
+    Ok(())
+}
+
+fn describe_conditions(cs: &[Condition]) -> String {
+    if cs.is_empty() {
+        return "no conditions".into();
+    }
+    cs.iter()
+        .map(|c| format!("{} {:?} {}", c.what, c.op, c.value))
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+fn values(
+    what: &str,
+    ctx: &Context<'_>,
+    local: &DateTime<FixedOffset>,
+    surplus: Option<f64>,
+) -> Vec<String> {
+    let num = |v: Option<f64>| v.map(|x| x.to_string()).into_iter().collect::<Vec<_>>();
+    let r = ctx.reading;
+    match what {
+        "time.hour" => num(Some(local.hour() as f64 + local.minute() as f64 / 60.0)),
+        "time.minute_of_day" => num(Some((local.hour() * 60 + local.minute()) as f64)),
+        "time.weekday" => num(Some(local.weekday().number_from_monday() as f64)),
+        "sun.up" => ctx
+            .settings
+            .home
+            .map(|h| {
+                if sun::is_up(ctx.now, local.date_naive(), h.lat, h.lon) {
+                    "1".to_string()
+                } else {
+                    "0".to_string()
+                }
+            })
+            .into_iter()
+            .collect(),
+        "vehicle.connected" => num(Some(ctx.cars_connected as f64)),
+        "vehicle.charging" => num(Some(ctx.cars_charging as f64)),
+        "vehicle.vin" => ctx.vins.to_vec(),
+        "battery.soc" => num(r.and_then(|r| r.battery_soc_pct)),
+        "battery.w" => num(r.and_then(|r| r.battery_w)),
+        "grid.w" => num(grid_now_w(ctx)),
+        "generation.w" => num(r.and_then(|r| r.generation_w)),
+        "consumption.w" => num(r.and_then(|r| r.consumption_w)),
+        "surplus.w" => num(surplus),
+        other => {
+            let key = other.strip_prefix("settings.").unwrap_or(other);
+            let s = ctx.settings;
+            match key {
+                "non_scheduled_action" => vec![s.non_scheduled_action.clone()],
+                "non_scheduled_amps" => num(Some(s.non_scheduled_amps)),
+                "flex_amps" => num(Some(s.flex_amps)),
+                "charge_now" => vec![if s.charge_now.is_some() { "1" } else { "0" }.into()],
+                k => s.extra.get(k).cloned().into_iter().collect(),
+            }
+        }
+    }
+}
+
+fn eval_condition(
+    c: &Condition,
+    ctx: &Context<'_>,
+    local: &DateTime<FixedOffset>,
+    surplus: Option<f64>,
+) -> bool {
+    let vals = values(&c.what, ctx, local, surplus);
+    let want = match &c.value {
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => if *b { "1" } else { "0" }.to_string(),
+        v => v.to_string(),
+    };
+    let cmp = |v: &str| -> Option<std::cmp::Ordering> {
+        match (v.trim().parse::<f64>(), want.trim().parse::<f64>()) {
+            (Ok(a), Ok(b)) => a.partial_cmp(&b),
+            _ => Some(v.cmp(want.as_str())),
+        }
+    };
+    let numeric = |v: &str| v.trim().parse::<f64>().is_ok() && want.trim().parse::<f64>().is_ok();
+    use std::cmp::Ordering::*;
+    match c.op {
+        Op::Eq => vals.iter().any(|v| cmp(v) == Some(Equal)),
+        Op::Ne => !vals.is_empty() && vals.iter().all(|v| cmp(v) != Some(Equal)),
+        Op::Gt => vals.iter().any(|v| numeric(v) && cmp(v) == Some(Greater)),
+        Op::Gte => vals
+            .iter()
+            .any(|v| numeric(v) && matches!(cmp(v), Some(Greater | Equal))),
+        Op::Lt => vals.iter().any(|v| numeric(v) && cmp(v) == Some(Less)),
+        Op::Lte => vals
+            .iter()
+            .any(|v| numeric(v) && matches!(cmp(v), Some(Less | Equal))),
+    }
+}
+
+#[cfg(test)]
+mod tests;
