@@ -303,6 +303,8 @@ impl SinkWatcher {
     }
 }
 
+type Metric = (&'static str, &'static str, fn(&SinkStatus) -> f64);
+
 /// The statuses of every sink, for Status and /metrics.
 #[derive(Clone, Default)]
 pub struct SinkSet(Arc<Mutex<Vec<SinkWatcher>>>);
@@ -325,7 +327,7 @@ impl SinkSet {
     pub fn prometheus(&self) -> String {
         let mut out = String::new();
         let st = self.statuses();
-        let metrics: [(&str, &str, fn(&SinkStatus) -> f64); 6] = [
+        let metrics: [Metric; 6] = [
             ("twc_sink_queued", "gauge", |s| s.queued as f64),
             ("twc_sink_lag_seconds", "gauge", |s| s.lag_secs),
             ("twc_sink_written_total", "counter", |s| s.written as f64),

@@ -173,10 +173,11 @@ impl GreenEnergySampler {
                 None
             }
             Event::Reading { at, reading, .. } => {
-                if let Some(last) = self.last {
-                    if (*at - last).num_seconds() < self.interval_secs as i64 && *at >= last {
-                        return None;
-                    }
+                if let Some(last) = self.last
+                    && (*at - last).num_seconds() < self.interval_secs as i64
+                    && *at >= last
+                {
+                    return None;
                 }
                 self.last = Some(*at);
                 Some(self.row(*at, reading))

@@ -167,12 +167,13 @@ impl SessionTracker {
                 });
             }
             Event::VinRead { at, slave, vin } => {
-                if let Some((s, _)) = self.open.get_mut(slave) {
-                    if !vin.is_empty() && s.vin.as_deref() != Some(vin.as_str()) {
-                        s.vin = Some(vin.clone());
-                        s.last_at = *at;
-                        ops.push(SessionOp::Update(s.clone()));
-                    }
+                if let Some((s, _)) = self.open.get_mut(slave)
+                    && !vin.is_empty()
+                    && s.vin.as_deref() != Some(vin.as_str())
+                {
+                    s.vin = Some(vin.clone());
+                    s.last_at = *at;
+                    ops.push(SessionOp::Update(s.clone()));
                 }
             }
             Event::SlaveStatus { at, slave } => {
