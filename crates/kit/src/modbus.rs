@@ -74,7 +74,13 @@ pub fn sunspec_scaled(raw: i16, sf: i16) -> Option<f64> {
     if raw == i16::MIN || sf == i16::MIN || !(-10..=10).contains(&sf) {
         return None;
     }
-    Some(f64::from(raw) * 10f64.powi(i32::from(sf)))
+    // Divide for negative factors: 2301 / 10 is exactly 230.1, 2301 × 0.1 is not.
+    let v = f64::from(raw);
+    Some(if sf < 0 {
+        v / 10f64.powi(-i32::from(sf))
+    } else {
+        v * 10f64.powi(i32::from(sf))
+    })
 }
 
 /// Check a `host:port` address in config (resolved at connect time).

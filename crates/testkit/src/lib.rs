@@ -15,6 +15,8 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 pub use wiremock;
 
+pub mod modbus;
+
 /// Read `tests/fixtures/<name>` of the calling crate.
 #[macro_export]
 macro_rules! fixture {
