@@ -1,0 +1,165 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+use serde::Deserialize;
+use tokio::io::DuplexStream;
+use twc_core::model::CentiAmps;
+use twc_core::plugin::{BuildError, Comms, CommsPlugin, PluginConfig};
+use twc_core::protocol::ProtocolVersion;
+use twc_core::transport::StreamComms;
+use twc_sim::{FleetSpec, SimHandle, duplex_pair_named};
+
+/// Registry name and config section suffix.
+pub const NAME: &str = "dummy";
+
+/// `[comms.dummy]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DummyConfig {
+    /// Number of simulated slaves (1–4; a real bus holds at most 3).
+    pub slaves: usize,
+    /// Each slave's rated maximum, A.
+    pub max_amps: u16,
+    /// Protocol version of every slave: 1 or 2.
+    pub protocol: u8,
+    /// A car plugged into each slave, in order; missing entries mean no car.
+    pub cars_plugged_in: Vec<bool>,
+    /// VIN of each car; `""` for a non-Tesla. Missing entries get a generated valid VIN.
+    pub vins: Option<Vec<String>>,
+    /// Onboard charger limit of every car, A.
+    pub car_max_amps: u16,
+    /// How fast a car raises its draw toward the offer, A/s.
+    pub ramp_amps_per_sec: f64,
+}
+
+impl Default for DummyConfig {
+    fn default() -> Self {
+        DummyConfig {
+            slaves: 2,
+            max_amps: 32,
+            protocol: 2,
+            cars_plugged_in: vec![true, false],
+            vins: None,
+            car_max_amps: 32,
+            ramp_amps_per_sec: 2.0,
+        }
+    }
+}
+
+impl DummyConfig {
+    /// Parse and check a `[comms.dummy]` section; every error names the key.
+    pub fn from_plugin_config(cfg: &PluginConfig) -> Result<Self, BuildError> {
+        let c: DummyConfig = cfg.parse()?;
+        c.validate(&cfg.section)?;
+        Ok(c)
+    }
+
+    fn validate(&self, section: &str) -> Result<(), BuildError> {
+        let err = |m: String| Err(BuildError::new(section, m));
+        if !(1..=4).contains(&self.slaves) {
+            return err(format!("slaves: expected 1 to 4, got {}", self.slaves));
+        }
+        if !(1..=80).contains(&self.max_amps) {
+            return err(format!("max_amps: expected 1 to 80, got {}", self.max_amps));
+        }
+        if !matches!(self.protocol, 1 | 2) {
+            return err(format!("protocol: expected 1 or 2, got {}", self.protocol));
+        }
+        if self.cars_plugged_in.len() > self.slaves {
+            return err(format!(
+                "cars_plugged_in: {} entries for {} slaves",
+                self.cars_plugged_in.len(),
+                self.slaves
+            ));
+        }
+        if let Some(vins) = &self.vins {
+            if vins.len() > self.slaves {
+                return err(format!(
+                    "vins: {} entries for {} slaves",
+                    vins.len(),
+                    self.slaves
+                ));
+            }
+            for v in vins {
+                if !v.is_empty() && (v.len() != 17 || !v.is_ascii()) {
+                    return err(format!(
+                        "vins: expected 17 ASCII characters or \"\" (non-Tesla), got {v:?}"
+                    ));
+                }
+            }
+        }
+        if !(1..=80).contains(&self.car_max_amps) {
+            return err(format!(
+                "car_max_amps: expected 1 to 80, got {}",
+                self.car_max_amps
+            ));
+        }
+        if !self.ramp_amps_per_sec.is_finite() || self.ramp_amps_per_sec <= 0.0 {
+            return err(format!(
+                "ramp_amps_per_sec: expected a number > 0, got {}",
+                self.ramp_amps_per_sec
+            ));
+        }
+        Ok(())
+    }
+
+    /// The simulated slaves this config describes.
+    pub fn fleet(&self) -> FleetSpec {
+        FleetSpec {
+            count: self.slaves,
+            version: if self.protocol == 1 {
+                ProtocolVersion::V1
+            } else {
+                ProtocolVersion::V2
+            },
+            max_amps: CentiAmps::from_amps(self.max_amps),
+            plugged_in: self.cars_plugged_in.clone(),
+            vins: self
+                .vins
+                .iter()
+                .flatten()
+                .map(|v| (!v.is_empty()).then(|| v.to_ascii_uppercase()))
+                .collect(),
+            car_max_amps: CentiAmps::from_amps(self.car_max_amps),
+            ramp_amps_per_sec: self.ramp_amps_per_sec,
+            ..FleetSpec::default()
+        }
+    }
+}
+
+/// Start the simulated slaves (in a spawned task) and return the master's end of the bus with a
+/// handle to the slaves. Must be called inside a tokio runtime.
+pub fn spawn(cfg: &DummyConfig) -> Result<(StreamComms<DuplexStream>, SimHandle), BuildError> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(BuildError::new(
+            format!("comms.{NAME}"),
+            "the dummy bus must be built inside the tokio runtime",
+        ));
+    }
+    let slaves = cfg.fleet().build();
+    for s in &slaves {
+        tracing::info!(
+            kind = "comms",
+            plugin = NAME,
+            slave = %s.slave.id,
+            protocol = s.slave.version.number(),
+            max = %s.slave.max_amps,
+            car = s.car.plugged_in,
+            "Simulated slave on the dummy bus"
+        );
+    }
+    Ok(duplex_pair_named(slaves, NAME))
+}
+
+fn build(cfg: &PluginConfig) -> Result<Box<dyn Comms>, BuildError> {
+    let c = DummyConfig::from_plugin_config(cfg)?;
+    let (comms, _handle) = spawn(&c)?;
+    Ok(Box::new(comms))
+}
+
+inventory::submit!(CommsPlugin {
+    name: NAME,
+    summary: "Simulated TWC slaves with cars on an in-process bus (no hardware needed)",
+    example: include_str!("../example.toml"),
+    build,
+});
