@@ -2,7 +2,29 @@
 //! linked, and its `inventory` registration would silently vanish.
 #[cfg(feature = "ems-sim")]
 use twc_ems_sim as _;
+#[cfg(feature = "ems-fronius")]
+use twc_ems_fronius as _;
+#[cfg(feature = "ems-hass")]
+use twc_ems_hass as _;
+#[cfg(feature = "ems-url")]
+use twc_ems_url as _;
+#[cfg(feature = "ems-mqtt")]
+use twc_ems_mqtt as _;
+#[cfg(feature = "ems-openhab")]
+use twc_ems_openhab as _;
+#[cfg(feature = "ems-iotawatt")]
+use twc_ems_iotawatt as _;
+#[cfg(feature = "ems-enphase")]
+use twc_ems_enphase as _;
+#[cfg(feature = "ems-powerwall")]
+use twc_ems_powerwall as _;
+#[cfg(feature = "ems-solaredge")]
+use twc_ems_solaredge as _;
+#[cfg(feature = "ems-kostal")]
+use twc_ems_kostal as _;
 #[cfg(feature = "comms-rs485")]
 use twc_comms_rs485 as _;
 #[cfg(feature = "comms-tcp")]
 use twc_comms_tcp as _;
+#[cfg(feature = "control-http")]
+use twc_control_http as _;

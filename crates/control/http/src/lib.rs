@@ -1,0 +1,277 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+// Handlers return `Result<_, Response>` so a refusal is a ready 4xx response; that is axum's idiom.
+#![allow(clippy::result_large_err)]
+
+mod auth;
+mod compat;
+mod metrics;
+mod ops;
+mod recorder;
+mod ui;
+mod util;
+mod v2;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use serde::Deserialize;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use twc_core::engine::EngineHandle;
+use twc_core::plugin::{
+    BuildError, ControlPlugin, ControlSurface, ErrorKind, PluginConfig, PluginError, Secret,
+};
+
+pub use recorder::Recorder;
+pub use util::scrub_secrets;
+
+const PLUGIN: &str = "http";
+
+/// Who must authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// Loopback clients are trusted; every other client must log in (default).
+    #[default]
+    Remote,
+    /// Every client must log in, loopback included.
+    Always,
+    /// Nobody has to log in (TWCManager's behaviour; only on a trusted network).
+    Off,
+}
+
+/// `[control.http]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address to bind: `"::"` (every address, IPv6 and IPv4), `"0.0.0.0"`, `"127.0.0.1"`, `"::1"`, ….
+    pub listen: IpAddr,
+    /// First port to try.
+    pub port: u16,
+    /// How many ports to try (`port`, `port + 1`, …) when one is taken, like TWCManager.
+    pub port_attempts: u16,
+    /// Who must authenticate.
+    pub auth: AuthMode,
+    /// Password for the web UI login (and accepted as a bearer token).
+    pub password: Secret,
+    /// Bearer tokens for scripts (`Authorization: Bearer <token>`).
+    pub tokens: Vec<Secret>,
+    /// Largest accepted request body, bytes.
+    pub max_body_bytes: usize,
+    /// How long a UI login lasts, hours.
+    pub session_hours: u64,
+    /// Volts per phase used to turn amps into watts when a slave reports no voltage.
+    pub voltage: f64,
+    /// Seconds between samples of the live chart (kept for `chart_hours`).
+    pub chart_interval_secs: u64,
+    /// Hours of live-chart samples kept in memory.
+    pub chart_hours: u64,
+    /// The daemon's effective configuration, set by the binary (not by users) for `getConfig`;
+    /// secrets are scrubbed before it is served.
+    #[serde(rename = "__effective_config")]
+    pub effective_config: Option<serde_json::Value>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            port: 8080,
+            port_attempts: 10,
+            auth: AuthMode::Remote,
+            password: Secret::default(),
+            tokens: Vec::new(),
+            max_body_bytes: 64 * 1024,
+            session_hours: 24 * 30,
+            voltage: 230.0,
+            chart_interval_secs: 10,
+            chart_hours: 6,
+            effective_config: None,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// Parse and check a `[control.http]` section.
+    pub fn from_plugin_config(cfg: &PluginConfig) -> Result<Self, BuildError> {
+        let c: HttpConfig = cfg.parse()?;
+        let err = |m: &str| Err(BuildError::new(&cfg.section, m));
+        if c.port_attempts == 0 {
+            return err("port_attempts must be at least 1");
+        }
+        if c.max_body_bytes < 1024 {
+            return err("max_body_bytes must be at least 1024");
+        }
+        if !(c.voltage.is_finite() && (100.0..=500.0).contains(&c.voltage)) {
+            return err("voltage must be between 100 and 500");
+        }
+        if c.chart_interval_secs == 0 || c.chart_hours == 0 {
+            return err("chart_interval_secs and chart_hours must be at least 1");
+        }
+        if c.session_hours == 0 {
+            return err("session_hours must be at least 1");
+        }
+        if c.tokens.iter().any(|t| t.expose().len() < 16) {
+            return err("every entry of tokens must be at least 16 characters long");
+        }
+        Ok(c)
+    }
+}
+
+/// The HTTP control surface.
+pub struct HttpControl {
+    cfg: HttpConfig,
+}
+
+impl HttpControl {
+    /// A surface with this configuration.
+    pub fn new(cfg: HttpConfig) -> Self {
+        HttpControl { cfg }
+    }
+}
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) engine: EngineHandle,
+    pub(crate) cfg: Arc<HttpConfig>,
+    pub(crate) auth: Arc<auth::Sessions>,
+    pub(crate) recorder: Recorder,
+    pub(crate) compat: Arc<compat::CompatState>,
+    /// Serialises read-modify-write of the runtime settings.
+    pub(crate) settings_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Build the whole application (UI, `/api`, `/api/v2`, `/metrics`) for an engine. Starts the
+/// recorder task that keeps history for the charts; call inside a tokio runtime.
+pub fn router(cfg: HttpConfig, engine: EngineHandle) -> Router {
+    let recorder = Recorder::spawn(&engine, &cfg);
+    let state = AppState {
+        engine,
+        auth: Arc::new(auth::Sessions::new(&cfg)),
+        cfg: Arc::new(cfg),
+        recorder,
+        compat: Arc::new(compat::CompatState::new()),
+        settings_lock: Arc::new(tokio::sync::Mutex::new(())),
+    };
+    let limit = state.cfg.max_body_bytes;
+    Router::new()
+        .nest("/api/v2", v2::router())
+        .nest("/api", compat::router())
+        .merge(ui::router())
+        .merge(auth::router())
+        .route("/metrics", axum::routing::get(metrics::metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard,
+        ))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// Bind the first free port of `port .. port + port_attempts` on `listen`, logging the one taken.
+pub async fn bind(cfg: &HttpConfig) -> Result<tokio::net::TcpListener, PluginError> {
+    let mut last = None;
+    for i in 0..cfg.port_attempts {
+        let Some(port) = cfg.port.checked_add(i) else {
+            break;
+        };
+        let addr = SocketAddr::new(cfg.listen, port);
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                let got = l.local_addr().unwrap_or(addr);
+                if i > 0 {
+                    tracing::warn!(
+                        kind = "control",
+                        plugin = PLUGIN,
+                        wanted = cfg.port,
+                        port = got.port(),
+                        "Port {} was taken; serving on the next free port",
+                        cfg.port
+                    );
+                }
+                tracing::info!(kind = "control", plugin = PLUGIN, address = %got,
+                    "Web UI and API listening on http://{}", display_addr(got));
+                return Ok(l);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                tracing::debug!(kind = "control", plugin = PLUGIN, port, "Port in use");
+                last = Some(e);
+            }
+            Err(e) => {
+                return Err(
+                    PluginError::new(ErrorKind::Config, PLUGIN, format!("bind {addr}"))
+                        .with_source(e),
+                );
+            }
+        }
+    }
+    let ctx = format!(
+        "ports {}..={} on {} are all taken",
+        cfg.port,
+        cfg.port.saturating_add(cfg.port_attempts - 1),
+        cfg.listen
+    );
+    let mut e = PluginError::new(ErrorKind::Config, PLUGIN, ctx);
+    if let Some(src) = last {
+        e = e.with_source(src);
+    }
+    Err(e)
+}
+
+fn display_addr(a: SocketAddr) -> String {
+    match a.ip() {
+        ip if ip.is_unspecified() => format!("localhost:{}", a.port()),
+        IpAddr::V6(ip) => format!("[{ip}]:{}", a.port()),
+        IpAddr::V4(ip) => format!("{ip}:{}", a.port()),
+    }
+}
+
+/// Serve the application on an already bound listener until the process ends.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    cfg: HttpConfig,
+    engine: EngineHandle,
+) -> Result<(), PluginError> {
+    let app = router(cfg, engine);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
+    .map_err(|e| PluginError::new(ErrorKind::Transient, PLUGIN, "serve").with_source(e))
+}
+
+#[twc_core::async_trait]
+impl ControlSurface for HttpControl {
+    async fn serve(self: Box<Self>, engine: EngineHandle) -> Result<(), PluginError> {
+        let listener = bind(&self.cfg).await?;
+        if self.cfg.auth != AuthMode::Off
+            && self.cfg.password.is_empty()
+            && self.cfg.tokens.is_empty()
+            && !self.cfg.listen.is_loopback()
+        {
+            tracing::warn!(
+                kind = "control",
+                plugin = PLUGIN,
+                "No password or token is set: only clients on this machine can use the web UI and API; set [control.http] password, or auth = \"off\" on a trusted network"
+            );
+        }
+        serve_on(listener, self.cfg, engine).await
+    }
+}
+
+fn build(cfg: &PluginConfig) -> Result<Box<dyn ControlSurface>, BuildError> {
+    Ok(Box::new(HttpControl::new(HttpConfig::from_plugin_config(
+        cfg,
+    )?)))
+}
+
+inventory::submit! {
+    ControlPlugin {
+        name: "http",
+        summary: "Web UI, TWCManager-compatible /api, typed /api/v2 with OpenAPI and live events, /metrics",
+        example: include_str!("../example.toml"),
+        build,
+    }
+}

@@ -1,0 +1,221 @@
+//! Small helpers: loose number parsing (TWCManager's `int("16")`), error bodies, secret scrubbing.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use twc_core::engine::CommandError;
+
+/// `{"error": msg}` with a status.
+pub(crate) fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": msg.into() }))).into_response()
+}
+
+/// 400 with a reason.
+pub(crate) fn bad(msg: impl Into<String>) -> Response {
+    error(StatusCode::BAD_REQUEST, msg)
+}
+
+/// Map an engine refusal: invalid → 400, unavailable → 409, stopped → 503.
+pub(crate) fn command_error(e: CommandError) -> Response {
+    match e {
+        CommandError::Invalid(m) => bad(m),
+        CommandError::Unavailable(m) => error(StatusCode::CONFLICT, m),
+        CommandError::Stopped => error(StatusCode::SERVICE_UNAVAILABLE, "the engine has stopped"),
+        other => error(StatusCode::CONFLICT, other.to_string()),
+    }
+}
+
+/// Parse a POST body as a JSON object, as TWCManager does (Content-Type ignored).
+pub(crate) fn json_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, String> {
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err("Invalid JSON: the body is empty".into());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err("Invalid JSON: the body must be a JSON object".into()),
+        Err(e) => Err(format!("Invalid JSON: {e}")),
+    }
+}
+
+/// Python's `int(x)` for JSON values: integers, floats (truncated), integer strings.
+/// Booleans, null, arrays and objects are refused.
+pub(crate) fn loose_int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.is_finite() && f.abs() < 9.0e15)
+                .map(|f| f.trunc() as i64)
+        }),
+        Value::String(s) => s.trim().parse::<i64>().ok(),
+        _ => None,
+    }
+}
+
+/// Python's `float(x)` for JSON values: numbers and numeric strings (finite only).
+pub(crate) fn loose_f64(v: &Value) -> Option<f64> {
+    let f = match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }?;
+    f.is_finite().then_some(f)
+}
+
+/// A JSON boolean, or 0/1.
+pub(crate) fn loose_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(0) => Some(false),
+            Some(1) => Some(true),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Characters TWCManager refuses in names and settings.
+pub(crate) const UNSAFE_CHARS: &[char] = &[
+    '@', '#', '$', '%', '^', '&', '*', '"', '+', '<', '>', ';', '/',
+];
+
+/// Key name fragments that mark a secret (compared case-insensitively, ignoring `_` and `-`).
+const SECRET_WORDS: &[&str] = &[
+    "password",
+    "passwd",
+    "pass",
+    "pwd",
+    "token",
+    "secret",
+    "key",
+    "dsn",
+    "credential",
+    "cookie",
+    "bearer",
+    "private",
+    "signature",
+    "salt",
+];
+
+fn is_secret_key(k: &str) -> bool {
+    let norm: String = k
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect();
+    SECRET_WORDS.iter().any(|w| norm.contains(w))
+}
+
+fn url_has_credentials(s: &str) -> bool {
+    // scheme://user:pass@host or scheme://token@host
+    if let Some(rest) = s.split_once("://").map(|(_, r)| r) {
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        return authority.contains('@');
+    }
+    false
+}
+
+/// Replace every secret in a configuration tree by `"***"`: values under keys that look like a
+/// secret (password, token, secret, key, dsn, …), values already masked as `***` by
+/// [`twc_core::plugin::Secret`], and URLs carrying credentials. Empty strings and `null` stay as
+/// they are, so a user can see that a secret is not set.
+pub fn scrub_secrets(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let nv = if is_secret_key(k) {
+                        match v {
+                            Value::Null => Value::Null,
+                            Value::String(s) if s.is_empty() => Value::String(String::new()),
+                            Value::Bool(b) => Value::Bool(*b),
+                            Value::Object(_) => scrub_secrets(v),
+                            Value::Array(a) if a.is_empty() => Value::Array(Vec::new()),
+                            _ => Value::String("***".into()),
+                        }
+                    } else {
+                        scrub_secrets(v)
+                    };
+                    (k.clone(), nv)
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(scrub_secrets).collect()),
+        Value::String(s) if url_has_credentials(s) => Value::String("***".into()),
+        other => other.clone(),
+    }
+}
+
+/// Python `str(value)` for `setSetting`.
+pub(crate) fn python_str(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Null => "None".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Round to 2 decimals.
+pub(crate) fn r2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0 + 0.0
+}
+
+/// Watts a slave's car draws: amps × the sum of the phase voltages it reports (≥ 100 V), or the
+/// configured voltage when it reports none.
+pub(crate) fn slave_watts(actual_amps: f64, volts: &[u16; 3], default_voltage: f64) -> f64 {
+    let v: f64 = volts
+        .iter()
+        .filter(|&&v| v >= 100)
+        .map(|&v| f64::from(v))
+        .sum();
+    actual_amps * if v > 0.0 { v } else { default_voltage }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrub_catches_every_kind_of_secret() {
+        let cfg = json!({
+            "control": {"http": {"password": "hunter2", "port": 8080, "tokens": ["abcdefabcdefabcdef"]}},
+            "logging": {"sentry": {"DSN": "https://abc@sentry.io/1"}, "mysql": {"url": "mysql://root:pw@db/x"}},
+            "vehicle": {"teslaapi": {"refreshToken": "r", "client_secret": "s", "apiKey": "k", "encryption_key": "e"}},
+            "status": {"mqtt": {"password": "***", "username": "u", "longLivedToken": "t"}},
+            "ems": {"url": {"url": "http://192.168.1.2/api", "pass": ""}},
+        });
+        let s = scrub_secrets(&cfg);
+        let text = s.to_string();
+        for leak in [
+            "hunter2",
+            "abcdefabcdefabcdef",
+            "abc@",
+            "root:pw",
+            "\"r\"",
+            "\"s\"",
+            "\"k\"",
+            "\"e\"",
+            "\"t\"",
+        ] {
+            assert!(!text.contains(leak), "{leak} leaked in {text}");
+        }
+        assert_eq!(s["control"]["http"]["port"], 8080);
+        assert_eq!(s["status"]["mqtt"]["username"], "u");
+        assert_eq!(s["ems"]["url"]["url"], "http://192.168.1.2/api");
+        assert_eq!(s["ems"]["url"]["pass"], "");
+    }
+
+    #[test]
+    fn loose_numbers_follow_python() {
+        assert_eq!(loose_int(&json!("16")), Some(16));
+        assert_eq!(loose_int(&json!(16.7)), Some(16));
+        assert_eq!(loose_int(&json!("16.5")), None);
+        assert_eq!(loose_int(&json!(null)), None);
+        assert_eq!(loose_int(&json!(true)), None);
+        assert_eq!(loose_f64(&json!("1e400")), None);
+        assert_eq!(loose_f64(&json!(" 2.5 ")), Some(2.5));
+    }
+}

@@ -1,0 +1,173 @@
+//! Test harness: the real engine with twc-sim slaves on an in-process bus, a meter whose
+//! numbers move, and the HTTP surface on an ephemeral loopback port. Real time.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use twc_control_http::HttpConfig;
+use twc_core::engine::{self, EngineConfig, EngineHandle, SourceSpec};
+use twc_core::model::{CentiAmps, EnergyReading, Settings};
+use twc_core::plugin::{EmsSource, PluginError, PollSettings};
+use twc_sim::{CarConfig, SimHandle, SimSlave, SlaveConfig};
+
+/// A meter whose generation moves on every read (a sawtooth), so live numbers change.
+pub struct MovingMeter {
+    n: Arc<AtomicU64>,
+}
+
+#[twc_core::async_trait]
+impl EmsSource for MovingMeter {
+    async fn read(&self) -> Result<EnergyReading, PluginError> {
+        let n = self.n.fetch_add(1, Ordering::Relaxed);
+        Ok(EnergyReading {
+            generation_w: Some(3000.0 + (n % 10) as f64 * 137.0),
+            consumption_w: Some(800.0 + (n % 7) as f64 * 41.0),
+            ..EnergyReading::now()
+        })
+    }
+}
+
+pub struct Demo {
+    pub engine: EngineHandle,
+    pub task: tokio::task::JoinHandle<()>,
+    pub sim: SimHandle,
+    pub addr: SocketAddr,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub server: tokio::task::JoinHandle<()>,
+}
+
+pub fn engine_config() -> EngineConfig {
+    let mut c = EngineConfig::default();
+    c.master.wiring_max_all = CentiAmps::from_amps(32);
+    c.master.wiring_max_per_twc = CentiAmps::from_amps(16);
+    c
+}
+
+pub fn http_config() -> HttpConfig {
+    HttpConfig {
+        listen: "127.0.0.1".parse().unwrap(),
+        port: 0,
+        chart_interval_secs: 1,
+        ..HttpConfig::default()
+    }
+}
+
+/// Start the engine with `slaves` simulated TWCs (the first with a Tesla plugged in), a moving
+/// meter, and the HTTP surface.
+pub async fn demo_with(slaves: usize, settings: Settings, cfg: HttpConfig) -> Demo {
+    let fleet: Vec<SimSlave> = (0..slaves)
+        .map(|i| SimSlave {
+            slave: SlaveConfig::eu()
+                .with_id(twc_core::protocol::TwcId::from_u16(0x1111 * (i as u16 + 1))),
+            car: if i == 0 {
+                CarConfig::tesla()
+            } else {
+                CarConfig::none()
+            },
+        })
+        .collect();
+    let (comms, sim) = twc_sim::duplex_pair(fleet);
+    let meter = SourceSpec {
+        name: "meter".into(),
+        source: Box::new(MovingMeter {
+            n: Arc::new(AtomicU64::new(0)),
+        }),
+        poll: PollSettings {
+            interval: Duration::from_millis(500),
+            stale_after: Duration::from_secs(10),
+        },
+    };
+    let e = engine::spawn(engine_config(), Box::new(comms), vec![meter], settings);
+    let listener = twc_control_http::bind(&cfg).await.expect("bind");
+    let addr = listener.local_addr().unwrap();
+    let handle = e.handle.clone();
+    let server = tokio::spawn(async move {
+        let _ = twc_control_http::serve_on(listener, cfg, handle).await;
+    });
+    Demo {
+        engine: e.handle,
+        task: e.task,
+        sim,
+        addr,
+        base: format!("http://{addr}"),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap(),
+        server,
+    }
+}
+
+pub async fn demo(slaves: usize) -> Demo {
+    demo_with(slaves, Settings::default(), http_config()).await
+}
+
+impl Demo {
+    pub fn url(&self, p: &str) -> String {
+        format!("{}{}", self.base, p)
+    }
+
+    /// Wait until `n` slaves have linked and sent a heartbeat.
+    pub async fn wait_slaves(&self, n: usize) {
+        self.wait_until(Duration::from_secs(40), |s| {
+            s.slaves.len() >= n && s.slaves.iter().all(|x| x.last_heartbeat_secs < 5.0)
+        })
+        .await
+        .unwrap_or_else(|| panic!("{n} slaves did not link"));
+    }
+
+    /// Wait until `f` holds for the engine's status, up to `limit`.
+    pub async fn wait_until(
+        &self,
+        limit: Duration,
+        f: impl Fn(&twc_core::model::Status) -> bool,
+    ) -> Option<twc_core::model::Status> {
+        let mut rx = self.engine.watch_status();
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let s = rx.borrow_and_update().clone();
+            if f(&s) {
+                return Some(s);
+            }
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                return None;
+            }
+        }
+    }
+
+    pub async fn get(&self, p: &str) -> reqwest::Response {
+        self.http.get(self.url(p)).send().await.expect("request")
+    }
+
+    pub async fn post(&self, p: &str, body: &str) -> reqwest::Response {
+        self.http
+            .post(self.url(p))
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn json(&self, p: &str) -> serde_json::Value {
+        let r = self.get(p).await;
+        assert_eq!(r.status(), 200, "GET {p}");
+        r.json().await.expect("json")
+    }
+
+    /// The engine's settings right now (through a no-op command, so nothing is stale).
+    pub async fn settings(&self) -> Settings {
+        self.engine
+            .command(twc_core::engine::Command::SetNonScheduled {
+                action: None,
+                amps: None,
+            })
+            .await
+            .unwrap()
+    }
+}

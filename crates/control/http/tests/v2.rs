@@ -1,0 +1,562 @@
+//! The typed v2 API, the OpenAPI document, live events, /metrics, and access control.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+use std::time::Duration;
+use twc_control_http::AuthMode;
+use twc_core::plugin::Secret;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_slaves_policy_and_per_slave_commands() {
+    let d = demo(2).await;
+    d.wait_slaves(2).await;
+    let s = d.json("/api/v2/status").await;
+    assert_eq!(s["slaves"].as_array().unwrap().len(), 2);
+    assert_eq!(s["wiring_max_all_amps"], 32.0);
+    assert_eq!(s["policy"]["name"], "Non Scheduled Charging");
+    assert!(s["site"]["generation_w"].as_f64().unwrap() >= 3000.0);
+    assert!(
+        s["trouble"].as_array().unwrap().is_empty(),
+        "{}",
+        s["trouble"]
+    );
+    let slaves = d.json("/api/v2/slaves").await;
+    assert_eq!(slaves[0]["id"], "1111");
+    assert_eq!(slaves[1]["id"], "2222");
+    let one = d.json("/api/v2/slaves/2222").await;
+    assert_eq!(one["id"], "2222");
+    assert_eq!(d.get("/api/v2/slaves/9999").await.status(), 404);
+    assert_eq!(d.get("/api/v2/slaves/zz").await.status(), 400);
+    assert_eq!(d.post("/api/v2/slaves/1111/stop", "").await.status(), 204);
+    assert_eq!(d.post("/api/v2/slaves/1111/start", "").await.status(), 204);
+    assert_eq!(d.post("/api/v2/slaves/9999/start", "").await.status(), 404);
+    assert_eq!(d.post("/api/v2/slaves/stop", "").await.status(), 204);
+    assert_eq!(d.post("/api/v2/slaves/start", "").await.status(), 204);
+    let p = d.json("/api/v2/policy").await;
+    assert_eq!(p["active"]["name"], "Non Scheduled Charging");
+    assert_eq!(p["active"]["action"], 1);
+    assert!(
+        p["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["active"] == true)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn charge_now_moves_the_offer_and_refuses_too_much() {
+    let d = demo(2).await;
+    d.wait_slaves(2).await;
+    let r = d
+        .http
+        .post(d.url("/api/v2/charge-now"))
+        .json(&json!({"amps": 12, "duration_secs": 600}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["charge_now"]["amps"], 12.0);
+    // The car on slave 1111 is plugged in: its offer follows the 12 A budget.
+    d.wait_until(Duration::from_secs(20), |s| {
+        s.slaves
+            .iter()
+            .any(|x| x.id.to_string() == "1111" && x.offered.amps() == 12.0)
+    })
+    .await
+    .expect("offer follows charge now");
+    assert_eq!(d.json("/api/v2/charge-now").await["amps"], 12.0);
+    for body in [
+        json!({"amps": 33, "duration_secs": 60}),
+        json!({"amps": -1, "duration_secs": 60}),
+        json!({"amps": 10, "duration_secs": 0}),
+        json!({"amps": "ten", "duration_secs": 60}),
+        json!({"amps": 10}),
+        json!({"amps": 10, "duration_secs": 60, "extra": 1}),
+    ] {
+        let r = d
+            .http
+            .post(d.url("/api/v2/charge-now"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_client_error(), "{body}: {}", r.status());
+        assert!(r.json::<Value>().await.unwrap()["error"].is_string());
+    }
+    assert_eq!(d.settings().await.charge_now.unwrap().amps, 12.0);
+    let r = d
+        .http
+        .delete(d.url("/api/v2/charge-now"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(d.json("/api/v2/charge-now").await, Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_schedules_offsets() {
+    let d = demo(0).await;
+    let s = d.json("/api/v2/settings").await;
+    assert_eq!(s["non_scheduled_action"], "charge");
+    let r = d
+        .http
+        .patch(d.url("/api/v2/settings"))
+        .json(&json!({"non_scheduled_action": "green", "non_scheduled_amps": 10}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let st = d.settings().await;
+    assert_eq!(
+        (st.non_scheduled_action.as_str(), st.non_scheduled_amps),
+        ("green", 10.0)
+    );
+    for body in [
+        json!({"non_scheduled_action": "fast"}),
+        json!({"non_scheduled_amps": 99}),
+        json!({"bogus": 1}),
+        json!({"home": {"lat": 100, "lon": 0}}),
+    ] {
+        let r = d
+            .http
+            .patch(d.url("/api/v2/settings"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{body}");
+    }
+    assert_eq!(d.settings().await.non_scheduled_amps, 10.0);
+    let r = d
+        .http
+        .patch(d.url("/api/v2/settings"))
+        .json(&json!({"home": {"lat": 48.1, "lon": 11.5}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(d.json("/api/v2/settings").await["home"]["lat"], 48.1);
+
+    let sched = json!({"enabled": true, "amps": 16, "windows": [{"weekday": 7, "start_minute": 60, "end_minute": 300}, {"weekday": 2, "start_minute": 1380, "end_minute": 360}]});
+    let r = d
+        .http
+        .put(d.url("/api/v2/schedules"))
+        .json(&sched)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let got = d.json("/api/v2/schedules").await;
+    assert_eq!(got["windows"][0]["weekday"], 2, "sorted by weekday: {got}");
+    assert_eq!(d.settings().await.schedule.windows.len(), 2);
+    for bad in [
+        json!({"enabled": true, "amps": 40, "windows": []}),
+        json!({"enabled": true, "amps": 10, "windows": [{"weekday": 8, "start_minute": 0, "end_minute": 1}]}),
+        json!({"enabled": true, "amps": 10, "windows": [{"weekday": 1, "start_minute": 0, "end_minute": 1440}]}),
+        json!({"enabled": true, "amps": 10, "windows": [{"weekday": 1, "start_minute": 0, "end_minute": 1}, {"weekday": 1, "start_minute": 5, "end_minute": 9}]}),
+        json!({"enabled": true, "amps": 0, "windows": []}),
+    ] {
+        let r = d
+            .http
+            .put(d.url("/api/v2/schedules"))
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+    assert_eq!(d.settings().await.schedule.amps, 16.0);
+
+    let r = d
+        .http
+        .put(d.url("/api/v2/offsets/heatpump"))
+        .json(&json!({"value": 1500, "unit": "W"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        d.json("/api/v2/offsets").await,
+        json!({"heatpump": {"value": 1500.0, "unit": "W"}})
+    );
+    let r = d
+        .http
+        .put(d.url("/api/v2/offsets/x"))
+        .json(&json!({"value": 0, "unit": "W"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = d
+        .http
+        .put(d.url("/api/v2/offsets/x"))
+        .json(&json!({"value": 1, "unit": "kW"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        d.http
+            .delete(d.url("/api/v2/offsets/heatpump"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(
+        d.http
+            .delete(d.url("/api/v2/offsets/heatpump"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vehicles_history_events_and_openapi() {
+    let d = demo(2).await;
+    d.wait_slaves(2).await;
+    // The sim's Tesla reports its VIN once the car charges.
+    d.wait_until(Duration::from_secs(30), |s| {
+        s.slaves.iter().any(|x| x.vin.is_some())
+    })
+    .await
+    .expect("vin");
+    let v = d.json("/api/v2/vehicles").await;
+    assert_eq!(v[0]["vin"], twc_sim::SAMPLE_VIN);
+    assert_eq!(v[0]["plugged_into"], "1111");
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let h = d.json("/api/v2/history").await;
+    assert!(h["samples"].as_array().unwrap().len() >= 2, "{h}");
+    assert!(h["samples"][0]["charger_w"].is_number());
+    assert!(h["days"].is_array());
+    assert_eq!(d.get("/api/v2/history?since=abc").await.status(), 400);
+
+    // Live events: a status message arrives first, then more as the numbers move.
+    let mut r = d.get("/api/v2/events").await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while text.matches("event: status").count() < 2 {
+        let chunk = tokio::time::timeout_at(deadline, r.chunk())
+            .await
+            .expect("events in time")
+            .unwrap()
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let first = text.split("data: ").nth(1).unwrap().lines().next().unwrap();
+    let s: Value = serde_json::from_str(first).unwrap();
+    assert!(s["slaves"].is_array());
+
+    let doc = d.json("/api/v2/openapi.json").await;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for p in [
+        "/api/v2/status",
+        "/api/v2/slaves",
+        "/api/v2/slaves/{id}",
+        "/api/v2/policy",
+        "/api/v2/settings",
+        "/api/v2/charge-now",
+        "/api/v2/schedules",
+        "/api/v2/offsets",
+        "/api/v2/offsets/{name}",
+        "/api/v2/vehicles",
+        "/api/v2/history",
+        "/api/v2/events",
+    ] {
+        assert!(paths.contains_key(p), "{p} missing in the OpenAPI document");
+    }
+    // The document matches the responses: every required property of StatusView is present.
+    let schema = &doc["components"]["schemas"]["StatusView"];
+    let live = d.json("/api/v2/status").await;
+    for k in schema["required"].as_array().unwrap() {
+        assert!(
+            live.get(k.as_str().unwrap()).is_some(),
+            "{k} is required by the schema but missing"
+        );
+    }
+    for (k, _) in live.as_object().unwrap() {
+        assert!(
+            schema["properties"].get(k).is_some(),
+            "{k} is served but not documented"
+        );
+    }
+    let slave_schema = &doc["components"]["schemas"]["SlaveView"];
+    for (k, _) in live["slaves"][0].as_object().unwrap() {
+        assert!(
+            slave_schema["properties"].get(k).is_some(),
+            "slave.{k} not documented"
+        );
+    }
+    assert_eq!(d.get("/api/v2/nope").await.status(), 404);
+    assert_eq!(
+        d.http
+            .delete(d.url("/api/v2/status"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        405
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_in_prometheus_text_format() {
+    let d = demo(2).await;
+    d.wait_slaves(2).await;
+    let r = d.get("/metrics").await;
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let t = r.text().await.unwrap();
+    for needle in [
+        "twc_budget_amps ",
+        "twc_slave_offered_amps{slave=\"1111\"}",
+        "twc_slave_actual_amps{slave=\"2222\"}",
+        "twc_source_reading_age_seconds{source=\"meter\"}",
+        "twc_bus_frames_tx_total ",
+        "twc_bus_frame_errors_total{reason=\"bad_checksum\"}",
+        "twc_plugin_errors_total{component=\"ems.meter\"}",
+        "twc_reading_watts{quantity=\"generation\"}",
+    ] {
+        assert!(t.contains(needle), "{needle} missing:\n{t}");
+    }
+    for line in t.lines().filter(|l| !l.starts_with('#')) {
+        let v = line.rsplit(' ').next().unwrap();
+        assert!(v.parse::<f64>().is_ok(), "bad sample line {line}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_clients_need_a_login_and_csrf_is_enforced() {
+    // auth = "always" stands in for a remote client (the test client is on loopback).
+    let mut cfg = http_config();
+    cfg.auth = AuthMode::Always;
+    cfg.password = Secret::new("correct horse battery");
+    cfg.tokens = vec![Secret::new("0123456789abcdef0123")];
+    let d = demo_with(0, Default::default(), cfg).await;
+    assert_eq!(d.get("/api/getStatus").await.status(), 401);
+    assert_eq!(d.get("/metrics").await.status(), 401);
+    let r = d
+        .http
+        .get(d.url("/api/getStatus"))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = d
+        .http
+        .get(d.url("/api/getStatus"))
+        .bearer_auth("0123456789abcdef0123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = d
+        .http
+        .post(d.url("/api/cancelChargeNow"))
+        .bearer_auth("0123456789abcdef0123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Pages redirect to the login page, which is public.
+    let nofollow = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = nofollow.get(d.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(d.get("/login").await.status(), 200);
+    let r = nofollow
+        .post(d.url("/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("password=nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = nofollow
+        .post(d.url("/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("password=correct+horse+battery")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(cookie.starts_with("twc_session="));
+    let s: Value = nofollow
+        .get(d.url("/api/v2/session"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(s["via"], "session");
+    let csrf = s["csrf_token"].as_str().unwrap().to_string();
+    // A session without the CSRF header cannot change anything.
+    let r = nofollow
+        .post(d.url("/api/chargeNow"))
+        .header("cookie", &cookie)
+        .body(r#"{"chargeNowRate": 10, "chargeNowDuration": 60}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(d.settings().await.charge_now.is_none());
+    let r = nofollow
+        .post(d.url("/api/chargeNow"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .body(r#"{"chargeNowRate": 10, "chargeNowDuration": 60}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // A cross-site page cannot post, whatever it carries.
+    let r = nofollow
+        .post(d.url("/api/cancelChargeNow"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = nofollow
+        .post(d.url("/api/cancelChargeNow"))
+        .bearer_auth("0123456789abcdef0123")
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(d.settings().await.charge_now.is_some());
+    // Nothing served contains a secret.
+    for p in [
+        "/api/v2/status",
+        "/api/getConfig",
+        "/api/getStatus",
+        "/metrics",
+        "/api/v2/settings",
+    ] {
+        let t = d
+            .http
+            .get(d.url(p))
+            .bearer_auth("0123456789abcdef0123")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            !t.contains("correct horse") && !t.contains("0123456789abcdef0123"),
+            "{p} leaks a secret"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loopback_is_trusted_by_default_but_cross_site_posts_are_not() {
+    let d = demo(0).await;
+    let s = d.json("/api/v2/session").await;
+    assert_eq!(s["via"], "loopback");
+    let r = d
+        .http
+        .post(d.url("/api/cancelChargeNow"))
+        .header("origin", "http://attacker.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = d
+        .http
+        .post(d.url("/api/cancelChargeNow"))
+        .header("origin", d.base.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taken_port_moves_to_the_next_one() {
+    let first = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = first.local_addr().unwrap().port();
+    let cfg = twc_control_http::HttpConfig {
+        listen: "127.0.0.1".parse().unwrap(),
+        port,
+        port_attempts: 10,
+        ..Default::default()
+    };
+    match twc_control_http::bind(&cfg).await {
+        Ok(l) => assert!(l.local_addr().unwrap().port() > port),
+        // The next ports can be taken by other tests; then the error names the range.
+        Err(e) => assert!(e.to_string().contains("all taken"), "{e}"),
+    }
+    let cfg = twc_control_http::HttpConfig {
+        listen: "127.0.0.1".parse().unwrap(),
+        port,
+        port_attempts: 1,
+        ..Default::default()
+    };
+    let e = twc_control_http::bind(&cfg).await.unwrap_err();
+    assert!(e.to_string().contains("all taken"), "{e}");
+    // IPv6 loopback works too.
+    let cfg = twc_control_http::HttpConfig {
+        listen: "::1".parse().unwrap(),
+        port: 0,
+        ..Default::default()
+    };
+    if let Ok(l) = twc_control_http::bind(&cfg).await {
+        assert!(l.local_addr().unwrap().is_ipv6());
+    }
+}
+
+#[test]
+fn example_toml_parses() {
+    let d = inventory::iter::<twc_core::plugin::ControlPlugin>()
+        .find(|d| d.name == "http")
+        .expect("registered");
+    let cfg = twc_core::plugin::PluginConfig::from_toml("control.http", d.example).unwrap();
+    let c = twc_control_http::HttpConfig::from_plugin_config(&cfg).unwrap();
+    assert_eq!(c.port, 8080);
+    assert!((d.build)(&cfg).is_ok());
+    let bad = twc_core::plugin::PluginConfig::from_toml("control.http", "prot = 1").unwrap();
+    assert!(
+        twc_control_http::HttpConfig::from_plugin_config(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("prot")
+    );
+}
