@@ -148,13 +148,14 @@ struct Inner {
     connected: AtomicBool,
     /// 0 = none yet, 5, 4 (= 3.1.1).
     protocol: AtomicU8,
-    _stop: Mutex<Option<oneshot::Sender<()>>>,
 }
 
 /// A running MQTT connection; cheap to clone. The task ends when the last clone is dropped.
 #[derive(Clone)]
 pub struct Link {
     inner: Arc<Inner>,
+    /// Dropped with the last clone, which ends the task.
+    stop: Arc<oneshot::Sender<()>>,
 }
 
 /// Validated connection parameters (built synchronously at config time).
@@ -323,7 +324,32 @@ pub fn prepare(
     })
 }
 
+/// A [`Link`] that does not keep the connection alive (for tasks the owner spawned).
+#[derive(Clone)]
+pub struct WeakLink {
+    inner: std::sync::Weak<Inner>,
+    stop: std::sync::Weak<oneshot::Sender<()>>,
+}
+
+impl WeakLink {
+    /// The link, unless every [`Link`] has been dropped.
+    pub fn upgrade(&self) -> Option<Link> {
+        Some(Link {
+            inner: self.inner.upgrade()?,
+            stop: self.stop.upgrade()?,
+        })
+    }
+}
+
 impl Link {
+    /// A handle that does not keep the connection alive.
+    pub fn downgrade(&self) -> WeakLink {
+        WeakLink {
+            inner: Arc::downgrade(&self.inner),
+            stop: Arc::downgrade(&self.stop),
+        }
+    }
+
     /// Start the connection task. Must be called inside a tokio runtime.
     pub fn start(prepared: Prepared) -> (Link, mpsc::Receiver<LinkEvent>) {
         let (stop_tx, stop_rx) = oneshot::channel();
@@ -332,10 +358,15 @@ impl Link {
             client: Mutex::new(None),
             connected: AtomicBool::new(false),
             protocol: AtomicU8::new(0),
-            _stop: Mutex::new(Some(stop_tx)),
         });
         tokio::spawn(run(prepared, inner.clone(), ev_tx, stop_rx));
-        (Link { inner }, ev_rx)
+        (
+            Link {
+                inner,
+                stop: Arc::new(stop_tx),
+            },
+            ev_rx,
+        )
     }
 
     /// Queue a QoS 1 message. Never waits: fails when the request queue is full or no client

@@ -15,7 +15,9 @@ use twc_core::plugin::{
     BuildError, ErrorKind, PluginConfig, PluginError, Secret, StatusPlugin, StatusPublisher,
 };
 use twc_plugin_kit::compat::{CompatValue, status_values};
-use twc_plugin_kit::mqtt_link::{Link, LinkEvent, LinkSettings, Prepared, Protocol, Will};
+use twc_plugin_kit::mqtt_link::{
+    Link, LinkEvent, LinkSettings, Prepared, Protocol, WeakLink, Will,
+};
 
 const PLUGIN: &str = "mqtt";
 
@@ -400,7 +402,7 @@ impl MqttStatus {
         self.link.get_or_init(|| {
             let (link, events) = Link::start(self.prepared.clone());
             tokio::spawn(sender(
-                link.clone(),
+                link.downgrade(),
                 events,
                 self.shared.clone(),
                 self.cfg.topic_prefix.clone(),
@@ -412,7 +414,7 @@ impl MqttStatus {
 }
 
 async fn sender(
-    link: Link,
+    link: WeakLink,
     mut events: mpsc::Receiver<LinkEvent>,
     shared: Arc<Shared>,
     prefix: String,
@@ -430,6 +432,7 @@ async fn sender(
                     // A new connection: the broker may have lost everything (restart without
                     // persistence), so everything is published again, now.
                     published.clear();
+                    let Some(link) = link.upgrade() else { return };
                     if let Err(e) = link.publish(&availability, "online", true) {
                         warn!(plugin = PLUGIN, error = %e, "Cannot publish availability");
                     }
@@ -441,6 +444,9 @@ async fn sender(
             _ = tokio::time::sleep_until(wake) => {}
         }
         next = None;
+        let Some(link) = link.upgrade() else {
+            return;
+        };
         if !link.is_connected() {
             continue;
         }

@@ -1,0 +1,240 @@
+//! Test support: a watching MQTT client, a private Mosquitto, and the engine over simulated TWCs.
+#![allow(dead_code, unreachable_pub)]
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+use twc_core::engine::{self, Engine, EngineConfig};
+use twc_core::master::MasterConfig;
+use twc_core::model::{CentiAmps, Settings, Status};
+use twc_core::protocol::TwcId;
+use twc_sim::{CarConfig, SimHandle, SimSlave, SlaveConfig};
+
+/// Every message a watcher saw: (topic, payload, retained).
+#[derive(Clone, Default)]
+pub struct Seen(Arc<Mutex<Vec<(String, String, bool)>>>);
+
+impl Seen {
+    pub fn latest(&self, topic: &str) -> Option<(String, bool)> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|(t, _, _)| t == topic)
+            .map(|(_, p, r)| (p.clone(), *r))
+    }
+    pub fn all(&self, topic: &str) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, _, _)| t == topic)
+            .map(|(_, p, _)| p.clone())
+            .collect()
+    }
+    pub fn topics(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(t, _, _)| t.clone())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+    /// Wait until `topic` has a payload for which `pred` holds.
+    pub async fn wait_for(&self, topic: &str, secs: u64, pred: impl Fn(&str) -> bool) -> String {
+        let end = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some((p, _)) = self.latest(topic) {
+                if pred(&p) {
+                    return p;
+                }
+            }
+            if Instant::now() > end {
+                panic!(
+                    "{topic}: no matching message within {secs} s; latest {:?}; topics seen: {:?}",
+                    self.latest(topic),
+                    self.topics()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A client that subscribes to `filters` and records what arrives; returns the client too.
+pub async fn watch(host: &str, port: u16, filters: &[String]) -> (AsyncClient, Seen) {
+    let id = format!("watch-{}-{}", std::process::id(), rand_u32());
+    let mut o = MqttOptions::new(id, host, port);
+    o.set_keep_alive(Duration::from_secs(5));
+    o.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut el) = AsyncClient::new(o, 100);
+    let seen = Seen::default();
+    let s = seen.clone();
+    let c = client.clone();
+    let filters = filters.to_vec();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let mut ready_tx = Some(ready_tx);
+    tokio::spawn(async move {
+        loop {
+            match el.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    for f in &filters {
+                        c.subscribe(f.clone(), QoS::AtLeastOnce).await.unwrap();
+                    }
+                }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    if let Some(t) = ready_tx.take() {
+                        let _ = t.send(());
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    s.0.lock().unwrap().push((
+                        p.topic.clone(),
+                        String::from_utf8_lossy(&p.payload).into_owned(),
+                        p.retain,
+                    ));
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(10), ready_rx)
+        .await
+        .expect("watcher subscribed")
+        .unwrap();
+    (client, seen)
+}
+
+pub fn rand_u32() -> u32 {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    n ^ std::process::id().rotate_left(16)
+}
+
+/// A private Mosquitto on a free port (so a test can restart it); killed on drop.
+pub struct Broker {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+fn mosquitto_bin() -> String {
+    for p in [
+        "/usr/sbin/mosquitto",
+        "/usr/bin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+    ] {
+        if std::path::Path::new(p).exists() {
+            return p.to_string();
+        }
+    }
+    "mosquitto".to_string()
+}
+
+impl Broker {
+    pub async fn start() -> Broker {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut b = Broker { port, child: None };
+        b.restart().await;
+        b
+    }
+    pub async fn restart(&mut self) {
+        let child = Command::new(mosquitto_bin())
+            .args(["-p", &self.port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto must be installed to restart a broker in a test (apt-get install mosquitto)");
+        self.child = Some(child);
+        let end = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .is_err()
+        {
+            assert!(
+                Instant::now() < end,
+                "private mosquitto did not start on port {}",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub const TWC: TwcId = TwcId::from_u16(0x7777);
+
+/// The engine (32 A for the site, 16 A per TWC, min 6 A) over one simulated TWC `7777` with a
+/// Tesla plugged in; waits until it has linked.
+pub async fn engine_with_twc(settings: Settings) -> (Engine, SimHandle) {
+    let (comms, sim) = twc_sim::duplex_pair(vec![SimSlave {
+        slave: SlaveConfig::eu().with_id(TWC),
+        car: CarConfig::tesla(),
+    }]);
+    let cfg = EngineConfig {
+        master: MasterConfig {
+            wiring_max_all: CentiAmps::from_amps(32),
+            wiring_max_per_twc: CentiAmps::from_amps(16),
+            ..MasterConfig::default()
+        },
+        ..EngineConfig::default()
+    };
+    let engine = engine::spawn(cfg, Box::new(comms), Vec::new(), settings);
+    let mut rx = engine.handle.watch_status();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if rx.borrow_and_update().slaves.iter().any(|s| s.id == TWC) {
+                return;
+            }
+            rx.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("the simulated TWC links within 30 s");
+    (engine, sim)
+}
+
+/// Wait until the engine's status satisfies `pred`.
+pub async fn wait_status(engine: &Engine, secs: u64, pred: impl Fn(&Status) -> bool) -> Status {
+    let mut rx = engine.handle.watch_status();
+    tokio::time::timeout(Duration::from_secs(secs), async {
+        loop {
+            let s = rx.borrow_and_update().clone();
+            if pred(&s) {
+                return s;
+            }
+            rx.changed().await.unwrap();
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "status did not reach the expected state within {secs} s: {:?}",
+            engine.handle.status().policy
+        )
+    })
+}
