@@ -22,8 +22,9 @@ pub struct DummyConfig {
     pub max_amps: u16,
     /// Protocol version of every slave: 1 or 2.
     pub protocol: u8,
-    /// A car plugged into each slave, in order; missing entries mean no car.
-    pub cars_plugged_in: Vec<bool>,
+    /// A car plugged into each slave, in order; missing entries mean no car. Default: a car on the
+    /// first slave only.
+    pub cars_plugged_in: Option<Vec<bool>>,
     /// VIN of each car; `""` for a non-Tesla. Missing entries get a generated valid VIN.
     pub vins: Option<Vec<String>>,
     /// Onboard charger limit of every car, A.
@@ -38,7 +39,7 @@ impl Default for DummyConfig {
             slaves: 2,
             max_amps: 32,
             protocol: 2,
-            cars_plugged_in: vec![true, false],
+            cars_plugged_in: None,
             vins: None,
             car_max_amps: 32,
             ramp_amps_per_sec: 2.0,
@@ -65,10 +66,12 @@ impl DummyConfig {
         if !matches!(self.protocol, 1 | 2) {
             return err(format!("protocol: expected 1 or 2, got {}", self.protocol));
         }
-        if self.cars_plugged_in.len() > self.slaves {
+        if let Some(cars) = &self.cars_plugged_in
+            && cars.len() > self.slaves
+        {
             return err(format!(
                 "cars_plugged_in: {} entries for {} slaves",
-                self.cars_plugged_in.len(),
+                cars.len(),
                 self.slaves
             ));
         }
@@ -113,7 +116,7 @@ impl DummyConfig {
                 ProtocolVersion::V2
             },
             max_amps: CentiAmps::from_amps(self.max_amps),
-            plugged_in: self.cars_plugged_in.clone(),
+            plugged_in: self.cars_plugged_in.clone().unwrap_or_else(|| vec![true]),
             vins: self
                 .vins
                 .iter()
