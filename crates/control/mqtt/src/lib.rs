@@ -392,7 +392,7 @@ async fn handle(
 ) -> Result<String, String> {
     if retain {
         return Err(
-            "retained control messages are ignored (clear the retained message on the broker)"
+            "a retained control message replayed by the broker is ignored; publish commands without retain"
                 .into(),
         );
     }

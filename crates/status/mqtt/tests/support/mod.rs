@@ -51,10 +51,10 @@ impl Seen {
     pub async fn wait_for(&self, topic: &str, secs: u64, pred: impl Fn(&str) -> bool) -> String {
         let end = Instant::now() + Duration::from_secs(secs);
         loop {
-            if let Some((p, _)) = self.latest(topic) {
-                if pred(&p) {
-                    return p;
-                }
+            if let Some((p, _)) = self.latest(topic)
+                && pred(&p)
+            {
+                return p;
             }
             if Instant::now() > end {
                 panic!(
