@@ -26,5 +26,7 @@ use twc_ems_kostal as _;
 use twc_comms_rs485 as _;
 #[cfg(feature = "comms-tcp")]
 use twc_comms_tcp as _;
+#[cfg(feature = "comms-dummy")]
+use twc_comms_dummy as _;
 #[cfg(feature = "control-http")]
 use twc_control_http as _;
