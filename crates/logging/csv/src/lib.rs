@@ -1,0 +1,277 @@
+#![doc = include_str!("../README.md")]
+
+use async_trait::async_trait;
+use chrono::{DateTime, Local, Utc};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use tokio::sync::Mutex;
+use twc_core::logging::{Mute, OpenSession, Row, RowBuilder, SessionOp};
+use twc_core::model::Event;
+use twc_core::plugin::{BuildError, ErrorKind, Logger, LoggingPlugin, PluginConfig, PluginError};
+
+const NAME: &str = "csv";
+/// A session restarting within this many seconds of its last update continues its row.
+const RESUME_WITHIN_SECS: u64 = 900;
+
+/// TWCManager's file of green-energy snapshots.
+pub const GREEN_ENERGY: &str = "greenenergy.csv";
+/// TWCManager's file of slave kWh and voltages.
+pub const SLAVE_STATUS: &str = "slavestatus.csv";
+/// TWCManager's file of finished charge sessions.
+pub const CHARGE_SESSIONS: &str = "chargesessions.csv";
+/// Policy changes (ours).
+pub const POLICY: &str = "policy.csv";
+/// Faults (ours).
+pub const FAULTS: &str = "faults.csv";
+/// Sessions still open, so a restart continues them (ours).
+pub const OPEN_SESSIONS: &str = "open-sessions.json";
+
+/// Time zone of the date-time text columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeZone {
+    /// The machine's local time, as TWCManager writes it.
+    #[default]
+    Local,
+    /// UTC.
+    Utc,
+}
+
+/// `[logging.csv]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvConfig {
+    /// Directory of the files.
+    pub path: PathBuf,
+    /// At most one `greenenergy.csv` row per this many seconds (0 = every reading).
+    #[serde(default = "default_green")]
+    pub green_energy_interval_secs: u64,
+    /// Time zone of the date-time text.
+    #[serde(default)]
+    pub time_zone: TimeZone,
+    /// Per-type mute switches.
+    #[serde(default)]
+    pub mute: Mute,
+}
+
+fn default_green() -> u64 {
+    60
+}
+
+/// Every field double-quoted, quotes doubled, no header: TWCManager's `csv.QUOTE_ALL`.
+pub fn csv_line(fields: &[String]) -> String {
+    let mut s = String::new();
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push('"');
+        s.push_str(&f.replace('"', "\"\""));
+        s.push('"');
+    }
+    s.push_str("\r\n");
+    s
+}
+
+/// The CSV event sink.
+pub struct CsvSink {
+    cfg: CsvConfig,
+    rows: Mutex<Option<RowBuilder>>,
+}
+
+impl CsvSink {
+    /// A sink for `cfg` (the directory is created on the first write).
+    pub fn new(cfg: CsvConfig) -> Self {
+        CsvSink {
+            rows: Mutex::new(None),
+            cfg,
+        }
+    }
+
+    fn text(&self, t: DateTime<Utc>) -> String {
+        match self.cfg.time_zone {
+            TimeZone::Local => t
+                .with_timezone(&Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string(),
+            TimeZone::Utc => t.format("%Y-%m-%d %H:%M:%S").to_string(),
+        }
+    }
+
+    fn line(&self, row: &Row) -> Option<(&'static str, String)> {
+        let opt = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_default();
+        let w = |v: Option<f64>| format!("{:.1}", v.unwrap_or(0.0));
+        match row {
+            Row::GreenEnergy(g) => Some((
+                GREEN_ENERGY,
+                csv_line(&[
+                    g.at.timestamp().to_string(),
+                    self.text(g.at),
+                    w(g.generation_w),
+                    w(g.consumption_w),
+                    w(Some(g.charger_w)),
+                ]),
+            )),
+            Row::SlaveStatus {
+                slave,
+                at,
+                kwh,
+                volts,
+            } => Some((
+                SLAVE_STATUS,
+                csv_line(&[
+                    slave.to_string(),
+                    at.timestamp().to_string(),
+                    self.text(*at),
+                    opt(*kwh),
+                    volts[0].to_string(),
+                    volts[1].to_string(),
+                    volts[2].to_string(),
+                ]),
+            )),
+            Row::Session(SessionOp::End {
+                session,
+                ended_at,
+                end_kwh,
+            }) => Some((
+                CHARGE_SESSIONS,
+                csv_line(&[
+                    session.slave.to_string(),
+                    session.started_at.timestamp().to_string(),
+                    self.text(session.started_at),
+                    opt(session.start_kwh),
+                    ended_at.timestamp().to_string(),
+                    self.text(*ended_at),
+                    opt(*end_kwh),
+                    session.vin.clone().unwrap_or_default(),
+                ]),
+            )),
+            Row::Policy {
+                at,
+                from,
+                to,
+                reason,
+            } => Some((
+                POLICY,
+                csv_line(&[
+                    at.timestamp().to_string(),
+                    self.text(*at),
+                    from.clone(),
+                    to.clone(),
+                    reason.clone(),
+                ]),
+            )),
+            Row::Fault {
+                at,
+                component,
+                message,
+            } => Some((
+                FAULTS,
+                csv_line(&[
+                    at.timestamp().to_string(),
+                    self.text(*at),
+                    component.clone(),
+                    message.clone(),
+                ]),
+            )),
+            _ => None,
+        }
+    }
+}
+
+#[async_trait]
+impl Logger for CsvSink {
+    async fn record(&self, event: &Event) -> Result<(), PluginError> {
+        self.record_batch(std::slice::from_ref(event)).await
+    }
+
+    fn batch_size(&self) -> usize {
+        100
+    }
+
+    async fn record_batch(&self, events: &[Event]) -> Result<(), PluginError> {
+        let mut state = self.rows.lock().await;
+        let mut rows = Vec::new();
+        let mut builder = match state.as_ref() {
+            Some(b) => b.clone(),
+            None => {
+                let mut b = RowBuilder::new(
+                    self.cfg.mute,
+                    self.cfg.green_energy_interval_secs,
+                    RESUME_WITHIN_SECS,
+                );
+                let p = self.cfg.path.join(OPEN_SESSIONS);
+                let open: Vec<OpenSession> = match tokio::fs::read(&p).await {
+                    Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                        tracing::warn!(file = %p.display(), error = %e, "Unreadable open-sessions file; starting afresh");
+                        Vec::new()
+                    }),
+                    Err(_) => Vec::new(),
+                };
+                rows.extend(b.restore(open, RESUME_WITHIN_SECS));
+                b
+            }
+        };
+        let before: Vec<OpenSession> = builder.open_sessions().cloned().collect();
+        for e in events {
+            rows.extend(builder.rows(e));
+        }
+        let mut files: BTreeMap<&'static str, String> = BTreeMap::new();
+        for r in &rows {
+            if let Some((file, line)) = self.line(r) {
+                files.entry(file).or_default().push_str(&line);
+            }
+        }
+        let after: Vec<OpenSession> = builder.open_sessions().cloned().collect();
+        let open_json = (before != after || state.is_none())
+            .then(|| serde_json::to_vec(&after).unwrap_or_default());
+        if !files.is_empty() || open_json.is_some() {
+            let dir = self.cfg.path.clone();
+            tokio::task::spawn_blocking(move || -> Result<(), (String, std::io::Error)> {
+                std::fs::create_dir_all(&dir).map_err(|e| (dir.display().to_string(), e))?;
+                for (file, text) in files {
+                    let p = dir.join(file);
+                    let mut f = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&p)
+                        .map_err(|e| (p.display().to_string(), e))?;
+                    f.write_all(text.as_bytes())
+                        .and_then(|()| f.flush())
+                        .map_err(|e| (p.display().to_string(), e))?;
+                }
+                if let Some(json) = open_json {
+                    let p = dir.join(OPEN_SESSIONS);
+                    let tmp = dir.join(format!("{OPEN_SESSIONS}.tmp"));
+                    std::fs::write(&tmp, json)
+                        .and_then(|()| std::fs::rename(&tmp, &p))
+                        .map_err(|e| (p.display().to_string(), e))?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| PluginError::new(ErrorKind::Transient, NAME, e.to_string()))?
+            .map_err(|(p, e)| {
+                PluginError::new(ErrorKind::Transient, NAME, format!("appending to {p}"))
+                    .with_source(e)
+            })?;
+        }
+        *state = Some(builder);
+        Ok(())
+    }
+}
+
+fn build(cfg: &PluginConfig) -> Result<Box<dyn Logger>, BuildError> {
+    let c: CsvConfig = cfg.parse()?;
+    if c.path.as_os_str().is_empty() {
+        return Err(BuildError::new(&cfg.section, "path must name a directory"));
+    }
+    Ok(Box::new(CsvSink::new(c)))
+}
+
+inventory::submit! {
+    LoggingPlugin { name: NAME, summary: "TWCManager's CSV files: greenenergy, slavestatus, chargesessions (+ policy, faults)",
+        example: include_str!("../example.toml"), build }
+}
