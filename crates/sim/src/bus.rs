@@ -135,6 +135,7 @@ impl SimBus {
                             let now = Instant::now();
                             let mut st = self.shared.lock();
                             st.frames_rx += 1;
+                            st.stats = comms.stats();
                             let mut replies = Vec::new();
                             for i in 0..st.slaves.len() {
                                 let avoid: Vec<TwcId> = st
@@ -150,7 +151,10 @@ impl SimBus {
                         };
                         self.send_all(comms, replies).await?;
                     }
-                    Ok(Received::Dropped(e)) => debug!(error = %e, "sim: frame dropped by the codec"),
+                    Ok(Received::Dropped(e)) => {
+                        debug!(error = %e, "sim: frame dropped by the codec");
+                        self.shared.lock().stats = comms.stats();
+                    }
                     Err(e) => {
                         info!(error = %e.chain(), "sim: the master closed the link");
                         return Ok(());

@@ -681,3 +681,34 @@ async fn noise_shows_on_the_reported_draw_only() {
     assert_eq!(b.sim.slave(0).unwrap().actual, CentiAmps::ZERO);
     assert!(b.sim.slave(5).is_err());
 }
+
+#[tokio::test(start_paused = true)]
+async fn garbage_on_the_bus_is_counted_and_skipped() {
+    let v = ProtocolVersion::V2;
+    let mut b = Bench::new(vec![slave(S1, v, CarConfig::none())]);
+    b.drain(Duration::from_millis(100)).await;
+    // Spec N01 (bad checksum) and stray bytes, then a good heartbeat in the same write.
+    let mut raw = twc_core::protocol::codec::parse_hex(
+        "F8 FF C0 FB E0 77 77 20 19 00 00 00 00 00 00 00 00 00 08 C0 FE",
+    )
+    .unwrap();
+    let hb = Message::MasterHeartbeat {
+        master: MASTER,
+        slave: S1,
+        command: MasterCommand::SET_LIMIT_V2,
+        amps: CentiAmps(1000),
+        master_plugged_in: false,
+        version: v,
+    };
+    raw.extend(hb.encode().unwrap().to_wire());
+    b.comms.send_raw(&raw).await.unwrap();
+    let (m, _) = b
+        .recv(Duration::from_millis(500))
+        .await
+        .expect("the good frame is answered");
+    assert_eq!(hb_fields(&m).1, CentiAmps(1000));
+    let c = b.sim.counters();
+    assert_eq!(c.decode.bad_checksum, 1, "{c:?}");
+    assert_eq!(c.frames_rx, 1);
+    assert!(c.frames_tx >= 2, "link-ready and the reply: {c:?}");
+}
