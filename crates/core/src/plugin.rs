@@ -262,6 +262,9 @@ pub trait EmsSource: Send + Sync {
 pub trait ControlSurface: Send {
     /// Run until the process ends.
     async fn serve(self: Box<Self>, engine: EngineHandle) -> Result<(), PluginError>;
+    /// Hand the surface a history source (a database logger's [`Logger::history`]) for graphs,
+    /// before [`Self::serve`]. Default: ignored.
+    fn set_history(&mut self, _history: std::sync::Arc<dyn crate::history::HistoryQuery>) {}
 }
 
 /// An event sink (CSV, SQL, …). Not to be confused with `tracing` output.
