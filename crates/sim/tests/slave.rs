@@ -712,3 +712,26 @@ async fn garbage_on_the_bus_is_counted_and_skipped() {
     assert_eq!(c.frames_rx, 1);
     assert!(c.frames_tx >= 2, "link-ready and the reply: {c:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_full_battery_stops_the_car() {
+    let v = ProtocolVersion::V2;
+    let car = CarConfig {
+        battery_kwh: Some(1.0),
+        soc_pct: Some(99.0),
+        ramp_amps_per_sec: 100.0,
+        ..CarConfig::tesla()
+    };
+    let mut b = Bench::new(vec![slave(S1, v, car)]);
+    b.drain(Duration::from_millis(100)).await;
+    b.heartbeat(S1, 0x09, 1600, v).await;
+    let (state, _, actual) = hb_fields(&b.keep_alive(S1, 1, v).await);
+    assert_eq!((state, actual), (SlaveState::CHARGING, CentiAmps(1520)));
+    // 1 % of 1 kWh at 15.2 A × 690 V takes about 3.4 s.
+    let (state, _, actual) = hb_fields(&b.keep_alive(S1, 5, v).await);
+    assert_eq!(
+        (state, actual),
+        (SlaveState::CONNECTED_NOT_CHARGING, CentiAmps::ZERO)
+    );
+    assert_eq!(b.sim.slave(0).unwrap().soc_pct, Some(100.0));
+}
