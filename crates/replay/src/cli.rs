@@ -1,0 +1,191 @@
+//! The command line behind `cargo xtask sim`.
+
+use crate::generate::{DayKind, GenSpec, generate};
+use crate::metrics::rows_csv;
+use crate::run::{SimOptions, run};
+use crate::trace::Trace;
+use clap::Parser;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+use twc_core::policy::PolicyConfig;
+
+/// Replay a PV/load trace through the real engine, policy and simulated TWCs (paused time) and
+/// print control metrics; or generate one of the synthetic traces.
+#[derive(Debug, Parser)]
+#[command(name = "twc-replay", version)]
+pub struct Args {
+    /// Trace CSV: timestamp,pv_w,load_w[,battery_w][,battery_soc_pct].
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+    /// Write the per-step record here (CSV).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Write a chart here (SVG).
+    #[arg(long)]
+    pub chart: Option<PathBuf>,
+    /// Generate a synthetic trace (`clear` or `cloudy`) to --write instead of replaying.
+    #[arg(long, value_parser = ["clear", "cloudy"])]
+    pub generate: Option<String>,
+    /// Where --generate writes.
+    #[arg(long)]
+    pub write: Option<PathBuf>,
+    /// Days to generate (or to repeat the --trace file's days for a long replay).
+    #[arg(long, default_value_t = 1)]
+    pub days: u32,
+    /// Slaves, each with a car plugged in (1..=3).
+    #[arg(long, default_value_t = 1)]
+    pub slaves: usize,
+    /// Phases (1 or 3).
+    #[arg(long, default_value_t = 1)]
+    pub phases: u8,
+    /// Volts per phase.
+    #[arg(long, default_value_t = 230.0)]
+    pub voltage: f64,
+    /// Minimum amps per TWC.
+    #[arg(long, default_value_t = 6.0)]
+    pub min_amps: f64,
+    /// Wiring maximum per TWC, A.
+    #[arg(long, default_value_t = 32.0)]
+    pub max_amps_per_twc: f64,
+    /// Wiring maximum for all TWCs, A.
+    #[arg(long, default_value_t = 32.0)]
+    pub max_amps_all: f64,
+    /// Meter poll interval, s.
+    #[arg(long, default_value_t = 5)]
+    pub meter_interval_secs: u64,
+    /// Non-scheduled action: green, charge or stop.
+    #[arg(long, default_value = "green")]
+    pub action: String,
+    /// Amps for --action charge.
+    #[arg(long, default_value_t = 16.0)]
+    pub amps: f64,
+    /// Flex amps for green tracking.
+    #[arg(long, default_value_t = 0.0)]
+    pub flex_amps: f64,
+    /// Grid-import limit, W.
+    #[arg(long)]
+    pub grid_limit_w: Option<f64>,
+    /// `[green] start_delay_secs` (default: the config default).
+    #[arg(long)]
+    pub start_delay_secs: Option<f64>,
+    /// `[green] stop_delay_secs` (default: the config default).
+    #[arg(long)]
+    pub stop_delay_secs: Option<f64>,
+    /// Sample period of the record and metrics, s.
+    #[arg(long, default_value_t = 1)]
+    pub sample_secs: u64,
+}
+
+/// Run the command line.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> Result<(), String> {
+    let a = Args::try_parse_from(args).map_err(|e| e.to_string())?;
+    if let Some(kind) = &a.generate {
+        let mut spec = GenSpec::new(if kind == "clear" {
+            DayKind::Clear
+        } else {
+            DayKind::BrokenCloud
+        });
+        spec.days = a.days.max(1);
+        let t = generate(&spec)?;
+        let Some(path) = &a.write else {
+            return Err("--generate needs --write FILE".into());
+        };
+        std::fs::write(path, t.to_csv()).map_err(|e| format!("{}: {e}", path.display()))?;
+        eprintln!("wrote {} rows to {}", t.steps.len(), path.display());
+        return Ok(());
+    }
+    let Some(path) = &a.trace else {
+        return Err(
+            "--trace FILE.csv is required (or --generate clear|cloudy --write FILE)".into(),
+        );
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut trace = Trace::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    if a.days > 1 {
+        trace = repeat_days(&trace, a.days);
+    }
+    let mut policy = PolicyConfig::default();
+    if let Some(s) = a.start_delay_secs {
+        policy.green.start_delay_secs = s;
+    }
+    if let Some(s) = a.stop_delay_secs {
+        policy.green.stop_delay_secs = s;
+    }
+    let opts = SimOptions {
+        slaves: a.slaves,
+        phases: a.phases,
+        voltage: a.voltage,
+        min_amps: a.min_amps,
+        max_amps_per_twc: a.max_amps_per_twc,
+        max_amps_all: a.max_amps_all,
+        meter_interval: Duration::from_secs(a.meter_interval_secs.max(1)),
+        sample: Duration::from_secs(a.sample_secs.max(1)),
+        action: a.action.clone(),
+        non_scheduled_amps: a.amps,
+        flex_amps: a.flex_amps,
+        grid_limit_w: a.grid_limit_w,
+        policy,
+        keep_rows: a.out.is_some() || a.chart.is_some(),
+        ..SimOptions::default()
+    };
+    let problems = opts.policy.validate(opts.max_amps_all);
+    if !problems.is_empty() {
+        return Err(problems.join("; "));
+    }
+    let report = run(&trace, &opts)?;
+    println!(
+        "trace {} ({} rows from {}), {} slave(s), {} phase(s), min {} A, action {}{}",
+        path.display(),
+        trace.steps.len(),
+        trace.start().to_rfc3339(),
+        opts.slaves,
+        opts.phases,
+        opts.min_amps,
+        opts.action,
+        opts.grid_limit_w
+            .map(|w| format!(", grid limit {w:.0} W"))
+            .unwrap_or_default()
+    );
+    print!("{}", report.metrics.report());
+    println!(
+        "replay took             {:.2} s wall clock ({:.0}× real time)",
+        report.wall_secs,
+        report.metrics.simulated_secs / report.wall_secs.max(1e-9)
+    );
+    if let Some(out) = &a.out {
+        std::fs::write(out, rows_csv(&report.rows))
+            .map_err(|e| format!("{}: {e}", out.display()))?;
+        println!("per-step record         {}", out.display());
+    }
+    if let Some(c) = &a.chart {
+        let title = format!(
+            "{} — charged {:.1} kWh, captured {:.1} % of the oracle, green import {:.1} %, {} starts",
+            path.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default(),
+            report.metrics.charged_kwh,
+            report.metrics.captured_pct(),
+            report.metrics.green_import_pct(),
+            report.metrics.starts
+        );
+        std::fs::write(c, crate::chart::svg(&report.rows, &title))
+            .map_err(|e| format!("{}: {e}", c.display()))?;
+        println!("chart                   {}", c.display());
+    }
+    Ok(())
+}
+
+/// The trace's days repeated `days` times in a row (for month-long speed runs).
+pub fn repeat_days(t: &Trace, days: u32) -> Trace {
+    let span = chrono::Duration::seconds(t.duration_secs());
+    let mut steps = Vec::with_capacity(t.steps.len() * days as usize);
+    for d in 0..days {
+        for s in &t.steps {
+            let mut s = s.clone();
+            s.at += span * d as i32;
+            steps.push(s);
+        }
+    }
+    Trace { steps }
+}

@@ -1,0 +1,14 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod chart;
+pub mod cli;
+pub mod generate;
+pub mod metrics;
+pub mod run;
+pub mod trace;
+
+pub use generate::{DayKind, GenSpec, generate};
+pub use metrics::{Accumulator, MetricParams, Metrics, Row, rows_csv};
+pub use run::{Report, SimOptions, run};
+pub use trace::{Trace, TraceStep};
