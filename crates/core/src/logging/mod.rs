@@ -23,7 +23,9 @@ pub mod records;
 pub mod rows;
 pub mod sessions;
 
-pub use records::{GreenEnergy, GreenEnergySampler, Mute, RecordType, event_time, slave_power_w};
+pub use records::{
+    GreenEnergy, GreenEnergySampler, Mute, RecordType, describe, event_time, slave_power_w,
+};
 pub use rows::{Row, RowBuilder};
 pub use sessions::{OpenSession, SessionOp, SessionTracker};
 

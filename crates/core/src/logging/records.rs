@@ -197,3 +197,70 @@ impl GreenEnergySampler {
         }
     }
 }
+
+/// One line in words for an event, for text logs, the console and Sentry breadcrumbs.
+pub fn describe(event: &Event) -> String {
+    match event {
+        Event::SlaveLinked {
+            slave,
+            max_amps,
+            version,
+            ..
+        } => format!("Slave {slave} linked (rated {max_amps}, protocol {version:?})"),
+        Event::SlaveTimedOut { slave, .. } => format!("Slave {slave} timed out"),
+        Event::SlaveStatus { slave: s, .. } => format!(
+            "Slave {} {}: draws {} of {} offered, {} kWh lifetime, {}/{}/{} V",
+            s.id,
+            s.state_name,
+            s.actual,
+            s.offered,
+            s.lifetime_kwh
+                .map(|k| k.to_string())
+                .unwrap_or_else(|| "?".into()),
+            s.volts[0],
+            s.volts[1],
+            s.volts[2]
+        ),
+        Event::OfferChanged {
+            slave, from, to, ..
+        } => {
+            format!("Offer to slave {slave} changed from {from} to {to}")
+        }
+        Event::SessionStarted { session: s, .. } => format!(
+            "Charge session started on slave {} (VIN {}, {} kWh lifetime)",
+            s.slave,
+            s.vin.as_deref().unwrap_or("unknown"),
+            s.start_kwh
+                .map(|k| k.to_string())
+                .unwrap_or_else(|| "?".into())
+        ),
+        Event::SessionEnded { session: s, .. } => format!(
+            "Charge session ended on slave {} (VIN {}): {:.1} kWh",
+            s.slave,
+            s.vin.as_deref().unwrap_or("unknown"),
+            s.energy_kwh
+        ),
+        Event::VinRead { slave, vin, .. } if vin.is_empty() => {
+            format!("Slave {slave}: the car gives no VIN")
+        }
+        Event::VinRead { slave, vin, .. } => format!("Slave {slave}: VIN {vin}"),
+        Event::PolicyChanged {
+            from, to, reason, ..
+        } => format!("Policy changed from {from:?} to {to:?}: {reason}"),
+        Event::BudgetChanged { budget, .. } => format!("Site budget is now {budget}"),
+        Event::Reading {
+            source, reading, ..
+        } => {
+            let w = |v: Option<f64>| v.map(|v| format!("{v:.0} W")).unwrap_or_else(|| "-".into());
+            format!(
+                "Reading from {source}: generation {}, consumption {}, grid {}",
+                w(reading.generation_w),
+                w(reading.consumption_w),
+                w(reading.grid_w)
+            )
+        }
+        Event::Fault {
+            component, message, ..
+        } => format!("Fault in {component}: {message}"),
+    }
+}
