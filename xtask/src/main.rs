@@ -132,7 +132,8 @@ fn test() -> Result<(), String> {
     step("test", t)
 }
 
-/// Every plugin feature of the bin alone, then `full`: features must be additive.
+/// Every plugin feature of the bin alone, then `full`: features must be additive. Clippy rather
+/// than check, so the dependencies' artifacts from the clippy step are reused.
 fn feature_sweep() -> Result<(), String> {
     let manifest = std::fs::read_to_string(root().join("bins/twcmanager/Cargo.toml"))
         .map_err(|e| e.to_string())?;
@@ -140,21 +141,43 @@ fn feature_sweep() -> Result<(), String> {
     for f in &features {
         let mut c = cargo();
         c.args([
-            "check",
+            "clippy",
             "-q",
             "-p",
             "twcmanager",
             "--no-default-features",
             "--features",
             f,
+            "--",
+            "-D",
+            "warnings",
         ]);
         step(&format!("feature {f}"), c)?;
     }
     let mut c = cargo();
-    c.args(["check", "-q", "-p", "twcmanager", "--no-default-features"]);
+    c.args([
+        "clippy",
+        "-q",
+        "-p",
+        "twcmanager",
+        "--no-default-features",
+        "--",
+        "-D",
+        "warnings",
+    ]);
     step("no default features", c)?;
     let mut c = cargo();
-    c.args(["check", "-q", "-p", "twcmanager", "--features", "full"]);
+    c.args([
+        "clippy",
+        "-q",
+        "-p",
+        "twcmanager",
+        "--features",
+        "full",
+        "--",
+        "-D",
+        "warnings",
+    ]);
     step("feature full", c)
 }
 
@@ -218,8 +241,18 @@ fn e2e() -> Result<(), String> {
     step("e2e", t)
 }
 
-fn sim(_args: &[String]) -> Result<(), String> {
-    Err("the day-replay simulator is not built yet (issue: charge policy engine)".into())
+/// The day-replay simulator (`crates/replay`), built in release mode so a month replays in
+/// well under a minute. Every argument is passed on: see `cargo xtask sim --help`.
+fn sim(args: &[String]) -> Result<(), String> {
+    let mut c = cargo();
+    c.args(["run", "--release", "--quiet", "-p", "twc-replay", "--"]);
+    c.args(args);
+    let status = c.status().map_err(|e| format!("cannot run cargo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("the replay failed ({status})"))
+    }
 }
 
 fn new_plugin(args: &[String]) -> Result<(), String> {
