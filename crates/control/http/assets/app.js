@@ -210,12 +210,24 @@ function drawDays(days) {
   $("#days-labels").replaceChildren(...d.map((x) => el("span", { text: x.date.slice(5) + " " + x.charged_kwh.toFixed(1) + " kWh" })));
 }
 
+// Days from the database logger when there is one (sessions by start day), else this process's.
+function dayList(h) {
+  if (h.stored && h.stored.days.length) return h.stored.days.map((d) => ({ date: d.date, charged_kwh: d.energy_kwh, generation_kwh: 0 }));
+  return h.days;
+}
+
 async function loadHistory() {
   try {
     const h = await api("GET", "/api/v2/history");
     samples = h.samples;
+    const stored = h.stored;
+    if (stored && stored.power.length) {
+      // The database logger's points before what this process sampled itself.
+      const first = samples.length ? samples[0].t : Infinity;
+      samples = stored.power.filter((p) => p.t < first).map((p) => ({ t: p.t, generation_w: p.generation_w, consumption_w: p.consumption_w, charger_w: p.charger_w || 0 })).concat(samples);
+    }
     drawChart();
-    drawDays(h.days);
+    drawDays(dayList(h));
   } catch (e) { /* shown by the connection indicator */ }
 }
 
@@ -391,7 +403,7 @@ function wire() {
   setInterval(() => { if (last) renderTrouble(last.trouble); }, 5000);
   setInterval(drawChart, 30000);
   setInterval(async () => {
-    try { drawDays((await api("GET", "/api/v2/history?since=" + Math.floor(Date.now() / 1000))).days); } catch (e) { /* next time */ }
+    try { drawDays(dayList(await api("GET", "/api/v2/history?since=" + Math.floor(Date.now() / 1000)))); } catch (e) { /* next time */ }
   }, 60000);
 }
 

@@ -370,20 +370,10 @@ async fn get_policy() -> Json<Value> {
     Json(policy_list())
 }
 
-fn find_number(v: &Value, key: &str) -> Option<f64> {
-    match v {
-        Value::Object(m) => m
-            .get(key)
-            .and_then(Value::as_f64)
-            .or_else(|| m.values().find_map(|x| find_number(x, key))),
-        _ => None,
-    }
-}
-
 async fn get_config(State(st): State<AppState>) -> Json<Value> {
     let s = st.engine.status();
     let eff = st.cfg.effective_config.clone().unwrap_or_else(|| json!({}));
-    let min = find_number(&eff, "min_amps_per_twc").map_or(Value::Null, Value::from);
+    let min = s.min_amps_per_twc.amps();
     let branch = |k: &str| scrub_secrets(eff.get(k).unwrap_or(&json!({})));
     Json(json!({
         "config": {

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use twc_core::engine::EngineHandle;
+use twc_core::history::HistoryQuery;
 use twc_core::plugin::{
     BuildError, ControlPlugin, ControlSurface, ErrorKind, PluginConfig, PluginError, Secret,
 };
@@ -121,12 +122,13 @@ impl HttpConfig {
 /// The HTTP control surface.
 pub struct HttpControl {
     cfg: HttpConfig,
+    history: Option<Arc<dyn HistoryQuery>>,
 }
 
 impl HttpControl {
     /// A surface with this configuration.
     pub fn new(cfg: HttpConfig) -> Self {
-        HttpControl { cfg }
+        HttpControl { cfg, history: None }
     }
 }
 
@@ -140,11 +142,22 @@ pub(crate) struct AppState {
     pub(crate) compat: Arc<compat::CompatState>,
     /// Serialises read-modify-write of the runtime settings.
     pub(crate) settings_lock: Arc<tokio::sync::Mutex<()>>,
+    /// A database logger's history, when the bin handed one over.
+    pub(crate) history: Option<Arc<dyn HistoryQuery>>,
 }
 
 /// Build the whole application (UI, `/api`, `/api/v2`, `/metrics`) for an engine. Starts the
 /// recorder task that keeps history for the charts; call inside a tokio runtime.
 pub fn router(cfg: HttpConfig, engine: EngineHandle) -> Router {
+    router_with_history(cfg, engine, None)
+}
+
+/// As [`router`], with a history source (a database logger) for the graphs.
+pub fn router_with_history(
+    cfg: HttpConfig,
+    engine: EngineHandle,
+    history: Option<Arc<dyn HistoryQuery>>,
+) -> Router {
     let recorder = Recorder::spawn(&engine, &cfg);
     let state = AppState {
         engine,
@@ -153,6 +166,7 @@ pub fn router(cfg: HttpConfig, engine: EngineHandle) -> Router {
         recorder,
         compat: Arc::new(compat::CompatState::new()),
         settings_lock: Arc::new(tokio::sync::Mutex::new(())),
+        history,
     };
     let limit = state.cfg.max_body_bytes;
     Router::new()
@@ -233,7 +247,17 @@ pub async fn serve_on(
     cfg: HttpConfig,
     engine: EngineHandle,
 ) -> Result<(), PluginError> {
-    let app = router(cfg, engine);
+    serve_on_with_history(listener, cfg, engine, None).await
+}
+
+/// As [`serve_on`], with a history source for the graphs.
+pub async fn serve_on_with_history(
+    listener: tokio::net::TcpListener,
+    cfg: HttpConfig,
+    engine: EngineHandle,
+    history: Option<Arc<dyn HistoryQuery>>,
+) -> Result<(), PluginError> {
+    let app = router_with_history(cfg, engine, history);
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -257,7 +281,11 @@ impl ControlSurface for HttpControl {
                 "No password or token is set: only clients on this machine can use the web UI and API; set [control.http] password, or auth = \"off\" on a trusted network"
             );
         }
-        serve_on(listener, self.cfg, engine).await
+        serve_on_with_history(listener, self.cfg, engine, self.history).await
+    }
+
+    fn set_history(&mut self, history: Arc<dyn HistoryQuery>) {
+        self.history = Some(history);
     }
 }
 

@@ -934,6 +934,47 @@ async fn get_vehicles(State(st): State<AppState>) -> Json<Vec<VehicleView>> {
 pub(crate) struct HistoryQuery {
     /// Only samples at or after this Unix time.
     since: Option<i64>,
+    /// Days of stored energy per day (1 … 366, default 14), when a database logger is present.
+    days: Option<u32>,
+    /// Hours of stored power points (1 … 168, default `chart_hours`), when a database logger is present.
+    hours: Option<u32>,
+}
+
+/// A stored power point.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PowerPointView {
+    /// Unix time, seconds.
+    t: i64,
+    /// PV generation, W.
+    generation_w: Option<f64>,
+    /// House consumption, W.
+    consumption_w: Option<f64>,
+    /// Chargers, W.
+    charger_w: Option<f64>,
+    /// Grid, W (positive = import).
+    grid_w: Option<f64>,
+}
+
+/// Energy charged on one stored day.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct DailyView {
+    /// Local date, `YYYY-MM-DD`.
+    date: String,
+    /// kWh charged in sessions that started that day.
+    energy_kwh: f64,
+    /// Sessions that started that day.
+    sessions: u32,
+}
+
+/// History from a database logger (`logging.sqlite`, `logging.mysql`).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct StoredHistory {
+    /// Power points, oldest first (at most 1000).
+    power: Vec<PowerPointView>,
+    /// Energy per local day, oldest first, every day present.
+    days: Vec<DailyView>,
+    /// Why a query failed, if one did (the rest is still served).
+    error: Option<String>,
 }
 
 /// History kept since start.
@@ -945,6 +986,8 @@ pub(crate) struct HistoryView {
     days: Vec<DayTotals>,
     /// Recent faults.
     faults: Vec<FaultSeen>,
+    /// The long history from a database logger, when one is configured.
+    stored: Option<StoredHistory>,
 }
 
 /// Chart samples, energy per day and recent faults (kept in memory since start).
@@ -958,13 +1001,81 @@ async fn get_history(
         Ok(Query(q)) => q,
         Err(e) => return bad(e.body_text()),
     };
+    let days = q.days.unwrap_or(14);
+    let hours = q.hours.unwrap_or(st.cfg.chart_hours.min(168) as u32);
+    if !(1..=366).contains(&days) || !(1..=168).contains(&hours) {
+        return bad("days must be 1 … 366 and hours 1 … 168");
+    }
+    let stored = match &st.history {
+        Some(h) => Some(stored_history(h.as_ref(), days, hours).await),
+        None => None,
+    };
     let (_, faults, _) = st.recorder.faults();
     Json(HistoryView {
         samples: st.recorder.samples(q.since),
         days: st.recorder.days(),
         faults,
+        stored,
     })
     .into_response()
+}
+
+async fn stored_history(
+    h: &dyn twc_core::history::HistoryQuery,
+    days: u32,
+    hours: u32,
+) -> StoredHistory {
+    let now = chrono::Utc::now();
+    let limit = Duration::from_secs(5);
+    let mut error = None;
+    let power = match tokio::time::timeout(
+        limit,
+        h.power(now - chrono::Duration::hours(i64::from(hours)), now, 1000),
+    )
+    .await
+    {
+        Ok(Ok(p)) => p
+            .into_iter()
+            .map(|p| PowerPointView {
+                t: p.at.timestamp(),
+                generation_w: p.generation_w,
+                consumption_w: p.consumption_w,
+                charger_w: p.charger_w,
+                grid_w: p.grid_w,
+            })
+            .collect(),
+        Ok(Err(e)) => {
+            error = Some(format!("power history: {}", e.chain()));
+            Vec::new()
+        }
+        Err(_) => {
+            error = Some("power history: no answer within 5 s".into());
+            Vec::new()
+        }
+    };
+    let local = chrono::Local::now();
+    let offset = *local.offset();
+    let to = local.date_naive();
+    let from = to - chrono::Duration::days(i64::from(days) - 1);
+    let days = match tokio::time::timeout(limit, h.energy_per_day(from, to, offset)).await {
+        Ok(Ok(d)) => d
+            .into_iter()
+            .map(|d| DailyView {
+                date: d.day.format("%Y-%m-%d").to_string(),
+                energy_kwh: d.energy_kwh,
+                sessions: d.sessions,
+            })
+            .collect(),
+        Ok(Err(e)) => {
+            error.get_or_insert(format!("energy per day: {}", e.chain()));
+            Vec::new()
+        }
+        Err(_) => {
+            error.get_or_insert("energy per day: no answer within 5 s".into());
+            Vec::new()
+        }
+    };
+    StoredHistory { power, days, error }
 }
 
 /// Live updates: `status` events carry a [`StatusView`] (at most 4 a second, and at least every

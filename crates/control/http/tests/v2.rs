@@ -560,3 +560,66 @@ fn example_toml_parses() {
             .contains("prot")
     );
 }
+
+/// A stand-in for a database logger's history (the sqlite/mysql sinks implement the same trait).
+struct StoredRows;
+
+#[twc_core::async_trait]
+impl twc_core::history::HistoryQuery for StoredRows {
+    async fn power(
+        &self,
+        from: chrono::DateTime<chrono::Utc>,
+        _to: chrono::DateTime<chrono::Utc>,
+        _max: usize,
+    ) -> Result<Vec<twc_core::history::PowerPoint>, twc_core::plugin::PluginError> {
+        Ok(vec![twc_core::history::PowerPoint {
+            at: from + chrono::Duration::minutes(1),
+            generation_w: Some(4100.0),
+            consumption_w: Some(600.0),
+            charger_w: Some(3300.0),
+            grid_w: None,
+        }])
+    }
+
+    async fn sessions(
+        &self,
+        _vin: Option<&str>,
+        _from: chrono::DateTime<chrono::Utc>,
+        _to: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<twc_core::history::SessionRecord>, twc_core::plugin::PluginError> {
+        Ok(vec![twc_core::history::SessionRecord {
+            slave: twc_core::protocol::TwcId::from_u16(0x1111),
+            vin: Some(twc_sim::SAMPLE_VIN.into()),
+            started_at: chrono::Utc::now() - chrono::Duration::seconds(1),
+            ended_at: None,
+            start_kwh: Some(1000),
+            end_kwh: Some(1007),
+        }])
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_history_from_a_database_logger_is_served() {
+    let d = demo_full(
+        0,
+        Default::default(),
+        http_config(),
+        Some(std::sync::Arc::new(StoredRows)),
+    )
+    .await;
+    let h = d.json("/api/v2/history?days=3&hours=2").await;
+    let stored = &h["stored"];
+    assert_eq!(stored["power"][0]["generation_w"], 4100.0);
+    let days = stored["days"].as_array().unwrap();
+    assert_eq!(days.len(), 3, "{stored}");
+    assert_eq!(
+        days[2]["energy_kwh"], 7.0,
+        "today's session counts today: {stored}"
+    );
+    assert_eq!(days[2]["sessions"], 1);
+    assert_eq!(stored["error"], Value::Null);
+    assert_eq!(d.get("/api/v2/history?days=0").await.status(), 400);
+    // Without a database logger there is no stored part.
+    let d2 = demo(0).await;
+    assert_eq!(d2.json("/api/v2/history").await["stored"], Value::Null);
+}

@@ -58,6 +58,16 @@ pub fn http_config() -> HttpConfig {
 /// Start the engine with `slaves` simulated TWCs (the first with a Tesla plugged in), a moving
 /// meter, and the HTTP surface.
 pub async fn demo_with(slaves: usize, settings: Settings, cfg: HttpConfig) -> Demo {
+    demo_full(slaves, settings, cfg, None).await
+}
+
+/// As [`demo_with`], with a history source handed to the server.
+pub async fn demo_full(
+    slaves: usize,
+    settings: Settings,
+    cfg: HttpConfig,
+    history: Option<Arc<dyn twc_core::history::HistoryQuery>>,
+) -> Demo {
     let fleet: Vec<SimSlave> = (0..slaves)
         .map(|i| SimSlave {
             slave: SlaveConfig::eu()
@@ -85,7 +95,7 @@ pub async fn demo_with(slaves: usize, settings: Settings, cfg: HttpConfig) -> De
     let addr = listener.local_addr().unwrap();
     let handle = e.handle.clone();
     let server = tokio::spawn(async move {
-        let _ = twc_control_http::serve_on(listener, cfg, handle).await;
+        let _ = twc_control_http::serve_on_with_history(listener, cfg, handle, history).await;
     });
     Demo {
         engine: e.handle,
