@@ -30,3 +30,9 @@ use twc_comms_tcp as _;
 use twc_comms_dummy as _;
 #[cfg(feature = "control-http")]
 use twc_control_http as _;
+#[cfg(feature = "control-mqtt")]
+use twc_control_mqtt as _;
+#[cfg(feature = "status-mqtt")]
+use twc_status_mqtt as _;
+#[cfg(feature = "status-hass")]
+use twc_status_hass as _;

@@ -260,7 +260,8 @@ fn tls_config(
     Ok(rumqttc::TlsConfiguration::Rustls(Arc::new(config)))
 }
 
-/// Check `settings` and prepare the TLS configuration. Synchronous; call from `build`.
+/// Check `settings` and prepare the TLS configuration. Synchronous; call from `build`. `plugin`
+/// names the link in logs (e.g. `status.mqtt`).
 pub fn prepare(
     plugin: &str,
     section: &str,

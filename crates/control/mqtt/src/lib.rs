@@ -373,7 +373,7 @@ impl MqttControl {
         ];
         s.session_expiry =
             (cfg.session_expiry_secs > 0).then(|| Duration::from_secs(cfg.session_expiry_secs));
-        let prepared = twc_plugin_kit::mqtt_link::prepare(PLUGIN, section, s)?;
+        let prepared = twc_plugin_kit::mqtt_link::prepare(section, section, s)?;
         Ok(MqttControl { cfg, prepared })
     }
 }

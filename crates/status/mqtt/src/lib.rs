@@ -385,7 +385,7 @@ impl MqttStatus {
             payload: b"offline".to_vec(),
             retain: true,
         });
-        let prepared = twc_plugin_kit::mqtt_link::prepare(PLUGIN, section, s)?;
+        let prepared = twc_plugin_kit::mqtt_link::prepare(section, section, s)?;
         Ok(MqttStatus {
             cfg,
             prepared,
