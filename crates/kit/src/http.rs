@@ -256,6 +256,19 @@ impl HttpClient {
     }
 
     fn transport_error(&self, what: &str, e: reqwest::Error) -> PluginError {
+        if is_certificate_error(&e) {
+            let hint = if self.opts.accept_invalid_certs {
+                ""
+            } else {
+                "; if this device has a self-signed certificate, set http.accept_invalid_certs = true"
+            };
+            return PluginError::new(
+                ErrorKind::Config,
+                &self.plugin,
+                format!("{what}: TLS certificate not trusted{hint}"),
+            )
+            .with_source(e.without_url());
+        }
         let why = if e.is_timeout() {
             format!("timed out after {} s", self.opts.timeout_secs)
         } else if e.is_connect() {
@@ -297,6 +310,19 @@ impl HttpClient {
         })
         .await
     }
+}
+
+/// True when the request failed because the server's TLS certificate was refused.
+fn is_certificate_error(e: &reqwest::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let text = err.to_string().to_ascii_lowercase();
+        if text.contains("certificate") || text.contains("unknownissuer") {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// What an HTTP error status means for the engine.
