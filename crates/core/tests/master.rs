@@ -296,6 +296,10 @@ fn another_master_on_the_bus_silences_us_and_echoes_are_not_one() {
             m.poll_transmit(now).is_none(),
             "silent while another master is on the bus"
         );
+        assert!(
+            m.next_wakeup(now) > now,
+            "no busy wake-ups while silent (the engine's tick must get to end the hold)"
+        );
     }
     now += Duration::from_secs(61);
     assert!(

@@ -662,6 +662,11 @@ impl Master {
 
     /// When `poll_transmit` should next be called.
     pub fn next_wakeup(&self, now: Instant) -> Instant {
+        if self.foreign.is_some() || self.shutdown_complete() {
+            // Nothing will be sent: overdue heartbeats must not make the caller spin (and starve
+            // the tick that ends the foreign-master hold).
+            return now + Duration::from_millis(500);
+        }
         let gap_end = self.last_tx.map(|t| t + self.cfg.frame_gap).unwrap_or(now);
         let mut due = now + Duration::from_millis(500);
         if !self.bursts.is_empty() || !self.commands.is_empty() {
