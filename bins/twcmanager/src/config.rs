@@ -16,7 +16,9 @@ use twc_core::protocol::TwcId;
 pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
 
 /// Sections core reads itself; every other top-level section must be a plugin kind.
-pub const CORE_SECTIONS: &[&str] = &["master", "wiring", "site", "engine", "settings"];
+pub const CORE_SECTIONS: &[&str] = &[
+    "master", "wiring", "site", "engine", "settings", "policy", "green", "grid",
+];
 
 /// Every plugin the project knows, with the bin feature that compiles it in. Used to tell a user
 /// "rebuild with feature `ems-enphase`" rather than "unknown plugin".
@@ -319,6 +321,12 @@ pub fn resolve(root: Value, registry: &Registry) -> Result<Resolved, Vec<String>
                     s.non_scheduled_amps, w.max_amps_all_twcs
                 ));
         }
+    }
+
+    // [policy], [green], [grid]: the policy engine's own sections, validated by twc-core.
+    match twc_core::policy::PolicyConfig::from_sections(&root, engine.master.wiring_max_all.amps()) {
+        Ok(p) => engine.policy = p,
+        Err(e) => errors.extend(e),
     }
 
     let plugins = resolve_plugins(top, registry, &mut errors);
