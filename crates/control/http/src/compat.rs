@@ -4,7 +4,7 @@
 //! reason and changes nothing.
 
 use crate::AppState;
-use crate::ops::{self, update_settings};
+use crate::ops;
 use crate::util::{
     UNSAFE_CHARS, bad, command_error, error, json_object, loose_bool, loose_f64, loose_int,
     python_str, r2, scrub_secrets,
@@ -518,15 +518,22 @@ async fn add_consumption_offset(State(st): State<AppState>, body: Bytes) -> Resp
         return bad(e);
     }
     let n = name.clone();
-    let r = update_settings(&st, move |s| {
-        if !s.consumption_offsets.contains_key(&n)
-            && s.consumption_offsets.len() >= ops::MAX_OFFSETS
-        {
-            return Err(ops::too_many_offsets());
-        }
-        s.consumption_offsets.insert(n, o);
-        Ok(())
-    })
+    let cmd = Command::SetOffset {
+        name: name.clone(),
+        offset: Some(o),
+    };
+    let r = ops::apply(
+        &st,
+        move |s| {
+            if !s.consumption_offsets.contains_key(&n)
+                && s.consumption_offsets.len() >= ops::MAX_OFFSETS
+            {
+                return Err(ops::too_many_offsets());
+            }
+            Ok(())
+        },
+        cmd,
+    )
     .await;
     match r {
         Ok(_) => Json(json!({"status": "success", "offsetName": name, "offsetValue": value, "offsetUnit": unit_str(unit)}))
@@ -548,18 +555,26 @@ async fn delete_consumption_offset(State(st): State<AppState>, body: Bytes) -> R
         return bad("offsetName is required and must be a string");
     };
     let n = name.clone();
-    let r = update_settings(&st, move |s| {
-        if s.consumption_offsets.is_empty() {
-            return Err(error(
-                StatusCode::NOT_FOUND,
-                "No consumption offsets configured",
-            ));
-        }
-        if s.consumption_offsets.remove(&n).is_none() {
-            return Err(error(StatusCode::NOT_FOUND, "Offset not found"));
-        }
-        Ok(())
-    })
+    let cmd = Command::SetOffset {
+        name: name.clone(),
+        offset: None,
+    };
+    let r = ops::apply(
+        &st,
+        move |s| {
+            if s.consumption_offsets.is_empty() {
+                return Err(error(
+                    StatusCode::NOT_FOUND,
+                    "No consumption offsets configured",
+                ));
+            }
+            if !s.consumption_offsets.contains_key(&n) {
+                return Err(error(StatusCode::NOT_FOUND, "Offset not found"));
+            }
+            Ok(())
+        },
+        cmd,
+    )
     .await;
     match r {
         Ok(_) => Json(json!({"status": "success", "offsetName": name})).into_response(),
@@ -580,13 +595,11 @@ async fn set_consumption_offset(State(st): State<AppState>, body: Bytes) -> Resp
     };
     // Like TWCManager, this stores greenEnergyAmpsOffset, which the calculation does not read;
     // named offsets (addConsumptionOffset) are the ones that count.
-    match update_settings(&st, |s| {
-        s.extra
-            .insert("greenEnergyAmpsOffset".into(), x.to_string());
-        Ok(())
-    })
-    .await
-    {
+    let cmd = Command::SetSetting {
+        key: "greenEnergyAmpsOffset".into(),
+        value: Some(x.to_string()),
+    };
+    match ops::apply(&st, |_| Ok(()), cmd).await {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(r) => r,
     }
@@ -631,10 +644,11 @@ async fn set_lat_lon(State(st): State<AppState>, body: Bytes) -> Response {
     if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
         return bad("lat must be within −90..90 and lon within −180..180");
     }
-    match update_settings(&st, |s| {
-        s.home = Some(HomeLocation { lat, lon });
-        Ok(())
-    })
+    match ops::apply(
+        &st,
+        |_| Ok(()),
+        Command::SetHome(Some(HomeLocation { lat, lon })),
+    )
     .await
     {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
@@ -660,13 +674,21 @@ async fn set_setting(State(st): State<AppState>, body: Bytes) -> Response {
     if key.contains(UNSAFE_CHARS) || value.contains(UNSAFE_CHARS) {
         return bad("setting and value must not contain any of @#$%^&*\"+<>;/");
     }
-    match update_settings(&st, move |s| {
-        if !s.extra.contains_key(&key) && s.extra.len() >= 256 {
+    let k = key.clone();
+    let check = move |s: &twc_core::model::Settings| {
+        if !s.extra.contains_key(&k) && s.extra.len() >= 256 {
             return Err(bad("at most 256 free-form settings can be stored"));
         }
-        s.extra.insert(key, value);
         Ok(())
-    })
+    };
+    match ops::apply(
+        &st,
+        check,
+        Command::SetSetting {
+            key,
+            value: Some(value),
+        },
+    )
     .await
     {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
@@ -751,12 +773,7 @@ async fn set_scheduled_charging(State(st): State<AppState>, body: Bytes) -> Resp
     if let Err(e) = ops::validate_schedule(&sched, ops::wiring_max_all(&st)) {
         return bad(e);
     }
-    match update_settings(&st, |s| {
-        s.schedule = sched;
-        Ok(())
-    })
-    .await
-    {
+    match ops::apply(&st, |_| Ok(()), Command::SetSchedule(Box::new(sched))).await {
         Ok(_) => StatusCode::ACCEPTED.into_response(),
         Err(r) => r,
     }

@@ -128,3 +128,16 @@ pub(crate) fn too_many_offsets() -> Response {
         "at most {MAX_OFFSETS} consumption offsets can be stored"
     ))
 }
+
+/// Send one settings command after `check` accepted the current settings (for limits and 404s
+/// the engine does not know about). Serialised with [`update_settings`].
+pub(crate) async fn apply(
+    st: &AppState,
+    check: impl FnOnce(&Settings) -> Result<(), Response>,
+    cmd: Command,
+) -> Result<Settings, Response> {
+    let _serial = st.settings_lock.lock().await;
+    let s = current_settings(st).await?;
+    check(&s)?;
+    st.engine.command(cmd).await.map_err(command_error)
+}

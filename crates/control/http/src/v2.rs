@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use twc_core::engine::Command;
 use twc_core::model::{
-    ConsumptionOffset, HomeLocation, OffsetUnit, Schedule, ScheduleWindow, Status,
+    ConsumptionOffset, GridLimit, HomeLocation, OffsetUnit, Schedule, ScheduleWindow, Status,
 };
 use twc_core::protocol::TwcId;
 use utoipa::{OpenApi, ToSchema};
@@ -198,6 +198,33 @@ pub(crate) struct SettingsView {
     charge_now: Option<ChargeNowView>,
     /// Home location.
     home: Option<HomeView>,
+    /// Green tracking: amps a charging car may draw from the grid to keep charging.
+    flex_amps: f64,
+    /// Runtime grid-import limit (never above the configuration's `[grid]` limit).
+    max_grid_import: Option<GridLimitView>,
+    /// VINs allowed to charge (empty = every car not denied).
+    vin_allow: Vec<String>,
+    /// VINs never allowed to charge.
+    vin_deny: Vec<String>,
+}
+
+/// A grid-import limit.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GridLimitView {
+    /// Value in `unit`, ≥ 0.
+    value: f64,
+    /// `A` (per phase) or `W` (total).
+    unit: UnitView,
+}
+
+/// `A` or `W`.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UnitView {
+    /// Amps.
+    A,
+    /// Watts.
+    W,
 }
 
 /// Something the user should look at.
@@ -294,6 +321,17 @@ fn settings_view(s: &twc_core::model::Settings) -> SettingsView {
             lat: h.lat,
             lon: h.lon,
         }),
+        flex_amps: s.flex_amps,
+        max_grid_import: s.max_grid_import.map(|g| GridLimitView {
+            value: g.value,
+            unit: if g.unit == OffsetUnit::A {
+                UnitView::A
+            } else {
+                UnitView::W
+            },
+        }),
+        vin_allow: s.vin_allow.clone(),
+        vin_deny: s.vin_deny.clone(),
     }
 }
 
@@ -576,6 +614,32 @@ pub(crate) struct SettingsPatch {
     /// True to forget the home location.
     #[serde(default)]
     clear_home: bool,
+    /// Green-tracking flex amps (≤ the wiring limit).
+    flex_amps: Option<f64>,
+    /// Runtime grid-import limit.
+    max_grid_import: Option<GridLimitView>,
+    /// True to remove the runtime grid-import limit (the configuration's still applies).
+    #[serde(default)]
+    clear_max_grid_import: bool,
+    /// New VIN allow list.
+    vin_allow: Option<Vec<String>>,
+    /// New VIN deny list.
+    vin_deny: Option<Vec<String>>,
+}
+
+fn check_vins(key: &str, v: &Option<Vec<String>>) -> Result<(), String> {
+    let Some(v) = v else { return Ok(()) };
+    if v.len() > 100 {
+        return Err(format!("{key} holds at most 100 VINs"));
+    }
+    for vin in v {
+        if vin.is_empty() || vin.len() > 17 || !vin.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(format!(
+                "{key}: {vin:?} is not a VIN (1 to 17 letters and digits)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Change settings. The engine validates; a refused value changes nothing.
@@ -594,7 +658,46 @@ async fn patch_settings(
     {
         return bad("home.lat must be within −90..90 and home.lon within −180..180");
     }
+    if let Some(g) = p.max_grid_import
+        && !(g.value.is_finite()
+            && g.value >= 0.0
+            && g.value
+                <= if g.unit == UnitView::A {
+                    1000.0
+                } else {
+                    1_000_000.0
+                })
+    {
+        return bad("max_grid_import.value must be a number ≥ 0 (at most 1000 A or 1000000 W)");
+    }
+    if let Err(e) =
+        check_vins("vin_allow", &p.vin_allow).and_then(|_| check_vins("vin_deny", &p.vin_deny))
+    {
+        return bad(e);
+    }
     let r = update_settings(&st, |s| {
+        if let Some(a) = p.flex_amps {
+            s.flex_amps = a;
+        }
+        if let Some(g) = p.max_grid_import {
+            s.max_grid_import = Some(GridLimit {
+                value: g.value,
+                unit: if g.unit == UnitView::A {
+                    OffsetUnit::A
+                } else {
+                    OffsetUnit::W
+                },
+            });
+        }
+        if p.clear_max_grid_import {
+            s.max_grid_import = None;
+        }
+        if let Some(v) = p.vin_allow {
+            s.vin_allow = v.into_iter().map(|x| x.to_ascii_uppercase()).collect();
+        }
+        if let Some(v) = p.vin_deny {
+            s.vin_deny = v.into_iter().map(|x| x.to_ascii_uppercase()).collect();
+        }
         if let Some(a) = p.non_scheduled_action {
             s.non_scheduled_action = a;
         }
@@ -764,12 +867,7 @@ async fn put_schedules(
     if let Err(e) = ops::validate_schedule(&s, ops::wiring_max_all(&st)) {
         return bad(e);
     }
-    match update_settings(&st, |x| {
-        x.schedule = s;
-        Ok(())
-    })
-    .await
-    {
+    match ops::apply(&st, |_| Ok(()), Command::SetSchedule(Box::new(s))).await {
         Ok(x) => Json(schedule_view(&x.schedule)).into_response(),
         Err(r) => r,
     }
@@ -832,15 +930,23 @@ async fn put_offset(
     if let Err(e) = ops::validate_offset(&o) {
         return bad(e);
     }
-    match update_settings(&st, |s| {
-        if !s.consumption_offsets.contains_key(&name)
+    let n = name.clone();
+    let check = move |s: &twc_core::model::Settings| {
+        if !s.consumption_offsets.contains_key(&n)
             && s.consumption_offsets.len() >= ops::MAX_OFFSETS
         {
             return Err(ops::too_many_offsets());
         }
-        s.consumption_offsets.insert(name, o);
         Ok(())
-    })
+    };
+    match ops::apply(
+        &st,
+        check,
+        Command::SetOffset {
+            name,
+            offset: Some(o),
+        },
+    )
     .await
     {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
@@ -853,14 +959,18 @@ async fn put_offset(
     params(("name" = String, Path, description = "offset name")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn delete_offset(State(st): State<AppState>, Path(name): Path<String>) -> Response {
-    match update_settings(&st, |s| {
-        s.consumption_offsets
-            .remove(&name)
-            .map(|_| ())
-            .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no offset named {name:?}")))
-    })
-    .await
-    {
+    let n = name.clone();
+    let check = move |s: &twc_core::model::Settings| {
+        if s.consumption_offsets.contains_key(&n) {
+            Ok(())
+        } else {
+            Err(error(
+                StatusCode::NOT_FOUND,
+                format!("no offset named {n:?}"),
+            ))
+        }
+    };
+    match ops::apply(&st, check, Command::SetOffset { name, offset: None }).await {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(r) => r,
     }

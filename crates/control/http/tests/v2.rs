@@ -623,3 +623,38 @@ async fn stored_history_from_a_database_logger_is_served() {
     let d2 = demo(0).await;
     assert_eq!(d2.json("/api/v2/history").await["stored"], Value::Null);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grid_limit_flex_and_vin_lists() {
+    let d = demo(0).await;
+    let patch = |b: Value| {
+        let (http, url) = (d.http.clone(), d.url("/api/v2/settings"));
+        async move { http.patch(url).json(&b).send().await.unwrap() }
+    };
+    let r = patch(json!({"max_grid_import": {"value": 20, "unit": "A"}, "flex_amps": 2, "vin_allow": ["5yj3e1ea0kf000316"], "vin_deny": ["LRW3E7FA1MC000001"]})).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["max_grid_import"], json!({"value": 20.0, "unit": "A"}));
+    assert_eq!(v["vin_allow"], json!(["5YJ3E1EA0KF000316"]));
+    let s = d.settings().await;
+    assert_eq!(s.flex_amps, 2.0);
+    assert_eq!(s.vin_deny, vec!["LRW3E7FA1MC000001".to_string()]);
+    for bad in [
+        json!({"max_grid_import": {"value": -1, "unit": "A"}}),
+        json!({"max_grid_import": {"value": 10, "unit": "kW"}}),
+        json!({"flex_amps": 99}),
+        json!({"vin_allow": ["not a vin!"]}),
+        json!({"vin_deny": "5YJ3E1EA0KF000316"}),
+    ] {
+        assert_eq!(patch(bad.clone()).await.status(), 400, "{bad}");
+    }
+    assert_eq!(
+        d.settings().await.flex_amps,
+        2.0,
+        "refused patches changed nothing"
+    );
+    let r = patch(json!({"clear_max_grid_import": true, "vin_allow": []})).await;
+    assert_eq!(r.status(), 200);
+    let s = d.settings().await;
+    assert!(s.max_grid_import.is_none() && s.vin_allow.is_empty());
+}
