@@ -111,3 +111,129 @@ fn water_fill(budget: CentiAmps, slaves: &[&ShareInput]) -> Vec<CentiAmps> {
     }
     alloc
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(n: u8, cap: u16, demand: Demand, priority: i32) -> ShareInput {
+        ShareInput {
+            id: TwcId([n, n]),
+            cap: CentiAmps::from_amps(cap),
+            min: CentiAmps::from_amps(6),
+            demand,
+            priority,
+        }
+    }
+
+    fn amps(m: &BTreeMap<TwcId, CentiAmps>) -> Vec<u16> {
+        m.values().map(|a| a.0 / 100).collect()
+    }
+
+    const C: Demand = Demand::Charging;
+
+    #[test]
+    fn one_slave_gets_the_budget_up_to_its_cap_in_whole_amps() {
+        let one = [s(1, 32, C, 0)];
+        assert_eq!(
+            amps(&distribute(CentiAmps(1750), CentiAmps::from_amps(80), &one)),
+            [17]
+        );
+        assert_eq!(
+            amps(&distribute(
+                CentiAmps::from_amps(40),
+                CentiAmps::from_amps(80),
+                &one
+            )),
+            [32]
+        );
+        // Below the minimum: 0.
+        assert_eq!(
+            amps(&distribute(
+                CentiAmps::from_amps(5),
+                CentiAmps::from_amps(80),
+                &one
+            )),
+            [0]
+        );
+        // The wiring limit for all TWCs caps the budget.
+        assert_eq!(
+            amps(&distribute(
+                CentiAmps::from_amps(40),
+                CentiAmps::from_amps(20),
+                &one
+            )),
+            [20]
+        );
+    }
+
+    #[test]
+    fn fair_share_among_two_three_and_four_slaves() {
+        let wiring = CentiAmps::from_amps(200);
+        let two = [s(1, 32, C, 0), s(2, 32, C, 0)];
+        assert_eq!(
+            amps(&distribute(CentiAmps::from_amps(30), wiring, &two)),
+            [15, 15]
+        );
+        // A small cap's unused share flows to the others.
+        let three = [s(1, 10, C, 0), s(2, 32, C, 0), s(3, 32, C, 0)];
+        assert_eq!(
+            amps(&distribute(CentiAmps::from_amps(50), wiring, &three)),
+            [10, 20, 20]
+        );
+        let four = [
+            s(1, 32, C, 0),
+            s(2, 32, C, 0),
+            s(3, 32, C, 0),
+            s(4, 32, C, 0),
+        ];
+        assert_eq!(
+            amps(&distribute(CentiAmps::from_amps(50), wiring, &four)),
+            [12, 12, 13, 13]
+        );
+    }
+
+    #[test]
+    fn a_slave_that_cannot_reach_its_minimum_gets_zero_and_priority_decides_who() {
+        let wiring = CentiAmps::from_amps(200);
+        // 14 A for three cars of 6 A minimum: two get 7 A; the least deserving (highest id at
+        // equal priority) gets 0.
+        let three = [s(1, 32, C, 0), s(2, 32, C, 0), s(3, 32, C, 0)];
+        assert_eq!(
+            amps(&distribute(CentiAmps::from_amps(14), wiring, &three)),
+            [7, 7, 0]
+        );
+        // Priority: slave 3 first.
+        let three = [s(1, 32, C, 0), s(2, 32, C, 0), s(3, 32, C, 5)];
+        assert_eq!(
+            amps(&distribute(CentiAmps::from_amps(10), wiring, &three)),
+            [0, 0, 10]
+        );
+        // A charging car is kept before one that is only connected.
+        let two = [s(1, 32, Demand::Connected, 0), s(2, 32, C, 0)];
+        assert_eq!(
+            amps(&distribute(CentiAmps::from_amps(8), wiring, &two)),
+            [0, 8]
+        );
+    }
+
+    #[test]
+    fn idle_slaves_get_their_minimum_from_the_leftover_and_cap_zero_gets_nothing() {
+        let wiring = CentiAmps::from_amps(200);
+        let two = [s(1, 10, C, 0), s(2, 32, Demand::Idle, 0)];
+        assert_eq!(
+            amps(&distribute(CentiAmps::from_amps(20), wiring, &two)),
+            [10, 6]
+        );
+        assert_eq!(
+            amps(&distribute(CentiAmps::from_amps(12), wiring, &two)),
+            [10, 0]
+        );
+        // A denied car (cap 0) gets 0 whatever the budget.
+        let two = [s(1, 0, C, 9), s(2, 32, C, 0)];
+        assert_eq!(
+            amps(&distribute(CentiAmps::from_amps(40), wiring, &two)),
+            [0, 32]
+        );
+    }
+}
