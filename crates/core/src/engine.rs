@@ -897,6 +897,7 @@ impl Core {
             })
             .collect();
         let targets = share::distribute(budget, wiring, &inputs);
+        self.master.set_total_cap(budget);
         self.master.set_targets(&targets);
     }
 

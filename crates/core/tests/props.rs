@@ -212,6 +212,7 @@ struct SimSlave {
 #[derive(Debug, Clone)]
 enum Step {
     Targets(Vec<u16>),
+    Budget(u16),
     Advance(u16),
     DropNextReplies(bool),
 }
@@ -220,6 +221,7 @@ fn arb_steps() -> impl Strategy<Value = Vec<Step>> {
     proptest::collection::vec(
         prop_oneof![
             proptest::collection::vec(0u16..=8000, 3).prop_map(Step::Targets),
+            (0u16..=8000).prop_map(Step::Budget),
             (1u16..=1500).prop_map(Step::Advance),
             any::<bool>().prop_map(Step::DropNextReplies),
         ],
@@ -263,6 +265,7 @@ proptest! {
         }
         let initial_sum: u32 = slaves.iter().map(|s| s.limit.0 as u32).sum();
         let mut drop_replies = false;
+        let mut budget: Option<CentiAmps> = None;
         for step in steps {
             match step {
                 Step::Targets(t) => {
@@ -270,6 +273,10 @@ proptest! {
                     master.set_targets(&map);
                 }
                 Step::DropNextReplies(d) => drop_replies = d,
+                Step::Budget(b) => {
+                    budget = Some(CentiAmps(b));
+                    master.set_total_cap(CentiAmps(b));
+                }
                 Step::Advance(ms) => {
                     let end = now + Duration::from_millis(ms as u64);
                     loop {
@@ -283,11 +290,18 @@ proptest! {
                         let sum_before: u32 = slaves.iter().map(|s| s.limit.0 as u32).sum();
                         if let Ok(Message::MasterHeartbeat { slave, command, amps, .. }) = Message::decode(&frame) {
                             let s = slaves.iter_mut().find(|s| s.id == slave).expect("heartbeat to a known slave");
+                            let mut raised = false;
                             if command.carries_amps() {
                                 // Invariant 1: never more than min(wiring per TWC, rated max).
                                 let cap = s.rated.min(cfg.wiring_max_per_twc);
                                 prop_assert!(amps <= cap, "offered {} to {} with cap {}", amps, slave, cap);
+                                raised = amps > s.limit;
                                 s.limit = amps;
+                            }
+                            // A raise never takes the total above the site budget either.
+                            if let (true, Some(b)) = (raised, budget) {
+                                let sum: u32 = slaves.iter().map(|s| s.limit.0 as u32).sum();
+                                prop_assert!(sum <= (b.0 as u32).max(sum_before), "raise to {} over budget {}", sum, b);
                             }
                             // Invariant 2: the sum of limits never exceeds the wiring max, unless it
                             // already did before we started (a previous master) — then it never rises.

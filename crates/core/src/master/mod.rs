@@ -173,6 +173,7 @@ pub struct Master {
     counters: MasterCounters,
     shutdown: Option<u32>,
     rr_cursor: Option<TwcId>,
+    total_cap: Option<CentiAmps>,
 }
 
 const ONE_AMP: CentiAmps = CentiAmps(100);
@@ -201,6 +202,7 @@ impl Master {
             counters: MasterCounters::default(),
             shutdown: None,
             rr_cursor: None,
+            total_cap: None,
         };
         if m.cfg.link_ready_bursts {
             m.queue_bursts();
@@ -309,6 +311,12 @@ impl Master {
                 s.target = t.floor_whole();
             }
         }
+    }
+
+    /// The site budget: raises never take the total of what the slaves may draw above it (the
+    /// wiring max for all TWCs always applies too). Lowering is not held back by it.
+    pub fn set_total_cap(&mut self, cap: CentiAmps) {
+        self.total_cap = Some(cap);
     }
 
     /// Queue `FC B1` (start) for a slave. Only protocol-2 firmware has it.
@@ -750,24 +758,38 @@ impl Master {
     }
 
     fn heartbeat(&mut self, id: TwcId, now: Instant) -> (Frame, Vec<MasterEvent>) {
-        let room = self
+        let others = self.committed_except(Some(id));
+        // Hard limit: the wiring. Soft limit for raises: the site budget too, so that a raise
+        // never pushes the total above the budget (a grid limit, say) while another slave's
+        // lowering is still unconfirmed. Lowering is never held back by the budget.
+        let hard_room = self.cfg.wiring_max_all.saturating_sub(others);
+        let soft_room = self
             .cfg
             .wiring_max_all
-            .saturating_sub(self.committed_except(Some(id)));
+            .min(self.total_cap.unwrap_or(self.cfg.wiring_max_all))
+            .saturating_sub(others);
         let cap = self.cap(id);
         let interval = self.cfg.heartbeat_interval;
         let in_shutdown = self.shutdown.is_some();
         let s = self.slaves.get_mut(&id).expect("due slave exists");
         let min = s.version.min_amps();
         let target = s.target.min(cap);
-        let mut offer = target.min(room).floor_whole();
+        let mut offer = if target > s.offered {
+            target.min(soft_room).max(s.offered.min(hard_room))
+        } else {
+            target.min(hard_room)
+        }
+        .floor_whole();
         if offer < min {
-            offer = if target >= min && s.offered <= room {
+            offer = if target >= min && s.offered <= hard_room {
                 // Waiting for others to lower: hold the current offer rather than drop to 0.
                 s.offered.min(target)
             } else {
                 CentiAmps::ZERO
             };
+            if offer < min {
+                offer = CentiAmps::ZERO;
+            }
         }
         let mut events = Vec::new();
         if offer != s.offered {
@@ -779,12 +801,18 @@ impl Master {
         }
         // Spec §4.4: send the set-limit command when the slave's limit differs, or when it is 0
         // (re-sending 0 stops relay clicking); otherwise "no change".
-        let (command, amps) =
-            if s.reported_limit != offer || offer == CentiAmps::ZERO || s.heartbeats == 0 {
-                (s.version.set_limit_command(), offer)
-            } else {
-                (MasterCommand::NONE, CentiAmps::ZERO)
-            };
+        // The limit we last *sent* counts too: with a lost reply the reported limit can be stale
+        // and match the offer while the slave holds something else.
+        let (command, amps) = if s.reported_limit != offer
+            || offer == CentiAmps::ZERO
+            || s.heartbeats == 0
+            || s.sent_limit != Some(offer)
+        {
+            s.sent_limit = Some(offer);
+            (s.version.set_limit_command(), offer)
+        } else {
+            (MasterCommand::NONE, CentiAmps::ZERO)
+        };
         s.offered = offer;
         s.next_heartbeat = now + interval;
         s.last_heartbeat_tx = Some(now);

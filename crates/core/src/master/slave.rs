@@ -81,6 +81,7 @@ pub struct Slave {
     pub(crate) kwh_received_at: Option<Instant>,
     pub(crate) firmware_asked: bool,
     pub(crate) vin_unanswered: bool,
+    pub(crate) sent_limit: Option<CentiAmps>,
 }
 
 impl Slave {
@@ -124,6 +125,7 @@ impl Slave {
             kwh_received_at: None,
             firmware_asked: false,
             vin_unanswered: false,
+            sent_limit: None,
         }
     }
 
