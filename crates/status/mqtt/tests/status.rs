@@ -5,7 +5,7 @@ mod support;
 
 use serde_json::Value;
 use std::time::Duration;
-use support::{Broker, TWC, engine_with_twc, wait_status, watch};
+use support::{Broker, TWC, engine_with_twc, free_port, wait_status, watch, watch_as};
 use twc_core::engine::spawn_publisher;
 use twc_core::model::{CentiAmps, Settings, Status};
 use twc_core::plugin::{PluginConfig, StatusPublisher};
@@ -337,6 +337,64 @@ async fn broker_restart_gets_the_latest_state_republished() {
     seen.wait_for(&format!("{prefix}/availability"), 5, |v| v == "online")
         .await;
     assert!(p.link().is_connected());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_user_and_password() {
+    if twc_testkit::mqtt_broker().await.is_none() {
+        return;
+    }
+    let fx = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let plain = free_port();
+    // A TLS listener (the one we test) and a plain one for the watcher, both with login.
+    let broker = Broker::start_with(|tls| {
+        format!(
+            "per_listener_settings false\nallow_anonymous false\npassword_file {fx}/passwd_RECONSTRUCTED\n\
+             listener {tls} 127.0.0.1\ncafile {fx}/ca_RECONSTRUCTED.pem\ncertfile {fx}/server_RECONSTRUCTED.pem\n\
+             keyfile {fx}/server_RECONSTRUCTED.key\nlistener {plain} 127.0.0.1\n"
+        )
+    })
+    .await;
+    let prefix = twc_testkit::unique_topic_prefix("tls");
+    let topic = format!("{prefix}/all/currentPolicy");
+    let url = format!("mqtts://localhost:{}", broker.port);
+    let mut cfg = config(&url, &prefix, "homeassistant", 0);
+    cfg.ca_file = format!("{fx}/ca_RECONSTRUCTED.pem");
+    cfg.username = "twcmanager".into();
+    let with = |password: &str, ca: bool| {
+        let mut c = cfg.clone();
+        c.password = twc_core::plugin::Secret::new(password);
+        c.client_id = format!("tls-{}", support::rand_u32());
+        if !ca {
+            c.ca_file = String::new();
+        }
+        MqttStatus::new("status.mqtt", c).unwrap()
+    };
+    let good = with("test-password", true);
+    let wrong_password = with("wrong", true);
+    let unknown_ca = with("test-password", false);
+    for p in [&good, &wrong_password, &unknown_ca] {
+        p.publish(&status_named("over tls")).await.unwrap();
+    }
+    let (_c, seen) = watch_as(
+        "127.0.0.1",
+        plain,
+        std::slice::from_ref(&topic),
+        Some(("twcmanager", "test-password")),
+    )
+    .await;
+    seen.wait_for(&topic, 15, |v| v == "over tls").await;
+    assert!(good.link().is_connected());
+    // Give the refused ones time to have connected, were they accepted.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        !wrong_password.link().is_connected(),
+        "a wrong password connected"
+    );
+    assert!(
+        !unknown_ca.link().is_connected(),
+        "a certificate from an unknown CA was accepted"
+    );
 }
 
 #[test]

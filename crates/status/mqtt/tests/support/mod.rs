@@ -70,8 +70,21 @@ impl Seen {
 
 /// A client that subscribes to `filters` and records what arrives; returns the client too.
 pub async fn watch(host: &str, port: u16, filters: &[String]) -> (AsyncClient, Seen) {
+    watch_as(host, port, filters, None).await
+}
+
+/// As `watch`, logging in as (user, password).
+pub async fn watch_as(
+    host: &str,
+    port: u16,
+    filters: &[String],
+    login: Option<(&str, &str)>,
+) -> (AsyncClient, Seen) {
     let id = format!("watch-{}-{}", std::process::id(), rand_u32());
     let mut o = MqttOptions::new(id, host, port);
+    if let Some((u, p)) = login {
+        o.set_credentials(u, p);
+    }
     o.set_keep_alive(Duration::from_secs(5));
     o.set_max_packet_size(1 << 20, 1 << 20);
     let (client, mut el) = AsyncClient::new(o, 100);
@@ -125,6 +138,16 @@ pub fn rand_u32() -> u32 {
 pub struct Broker {
     pub port: u16,
     child: Option<Child>,
+    conf: Option<std::path::PathBuf>,
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn mosquitto_bin() -> String {
@@ -142,18 +165,35 @@ fn mosquitto_bin() -> String {
 
 impl Broker {
     pub async fn start() -> Broker {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut b = Broker { port, child: None };
+        let mut b = Broker {
+            port: free_port(),
+            child: None,
+            conf: None,
+        };
+        b.restart().await;
+        b
+    }
+    /// A broker run with the config file `conf(port)`; `port` is the one waited for.
+    pub async fn start_with(conf: impl Fn(u16) -> String) -> Broker {
+        let port = free_port();
+        let path =
+            std::env::temp_dir().join(format!("twc-mosquitto-{}-{port}.conf", std::process::id()));
+        std::fs::write(&path, conf(port)).unwrap();
+        let mut b = Broker {
+            port,
+            child: None,
+            conf: Some(path),
+        };
         b.restart().await;
         b
     }
     pub async fn restart(&mut self) {
+        let args: Vec<String> = match &self.conf {
+            Some(c) => vec!["-c".into(), c.display().to_string()],
+            None => vec!["-p".into(), self.port.to_string()],
+        };
         let child = Command::new(mosquitto_bin())
-            .args(["-p", &self.port.to_string()])
+            .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -183,6 +223,9 @@ impl Broker {
 impl Drop for Broker {
     fn drop(&mut self) {
         self.kill();
+        if let Some(c) = &self.conf {
+            let _ = std::fs::remove_file(c);
+        }
     }
 }
 
