@@ -22,6 +22,9 @@ pub struct FroniusConfig {
     pub urls: Vec<String>,
     /// Single-datalogger shorthand for `urls`.
     pub url: Option<String>,
+    /// Also read this Smart Meter (`GetMeterRealtimeData.cgi`, usually 0) on the first datalogger
+    /// for per-phase voltages and, at the grid, per-phase currents.
+    pub meter_device: Option<u32>,
     /// HTTP options.
     #[serde(default)]
     pub http: HttpOptions,
@@ -163,6 +166,7 @@ pub fn sum_readings(rs: &[EnergyReading]) -> EnergyReading {
 pub struct Fronius {
     client: HttpClient,
     requests: Vec<Request>,
+    meter: Option<Request>,
 }
 
 #[async_trait]
@@ -174,7 +178,13 @@ impl EmsSource for Fronius {
             r.measured_at = tokio::time::Instant::now();
             rs.push(r);
         }
-        Ok(sum_readings(&rs))
+        let mut r = sum_readings(&rs);
+        if let Some(req) = &self.meter {
+            let m = self.client.fetch(req, parse_meter).await?;
+            r.phase_voltages = m.phase_voltages;
+            r.phase_currents_a = m.phase_currents_a;
+        }
+        Ok(r)
     }
 }
 
@@ -199,6 +209,12 @@ pub fn build(cfg: &PluginConfig) -> Result<Box<dyn EmsSource>, BuildError> {
             .iter()
             .map(|u| Request::get(join(u, POWERFLOW)))
             .collect(),
+        meter: c.meter_device.map(|d| {
+            Request::get(join(
+                &urls[0],
+                &format!("/solar_api/v1/GetMeterRealtimeData.cgi?Scope=Device&DeviceId={d}"),
+            ))
+        }),
     }))
 }
 

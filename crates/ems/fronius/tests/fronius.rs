@@ -133,3 +133,25 @@ async fn two_dataloggers_are_summed_and_the_request_is_right() {
     let e = src.read().await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config, "{}", e.chain());
 }
+
+#[tokio::test]
+async fn meter_device_adds_phases() {
+    let s = MockServer::start().await;
+    serve_fixture(&s, PF_PATH, fixture!("powerflow_symo_day_importing.json")).await;
+    serve_fixture(
+        &s,
+        "/solar_api/v1/GetMeterRealtimeData.cgi",
+        fixture!("meter_device0_symo_smartmeter63a.json"),
+    )
+    .await;
+    let src = build(&cfg(&format!("url = \"{}\"\nmeter_device = 0", s.uri()))).unwrap();
+    let r = src.read().await.unwrap();
+    assert_reading(&r, Some(1111.0), Some(2814.74), Some(1703.74));
+    assert_eq!(r.phase_voltages, Some(vec![228.6, 228.6, 231.0]));
+    assert_eq!(r.phase_currents_a, Some(vec![7.755, 6.68, 10.102]));
+    let reqs = s.received_requests().await.unwrap();
+    assert!(
+        reqs.iter()
+            .any(|q| q.url.query() == Some("Scope=Device&DeviceId=0"))
+    );
+}
