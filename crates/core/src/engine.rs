@@ -289,6 +289,7 @@ pub fn spawn(
         webhooks: Vec::new(),
         http: None,
         denied_logged: BTreeMap::new(),
+        charger_at_reading: 0.0,
         sessions: BTreeMap::new(),
         last_slave_event: BTreeMap::new(),
         logged_actual: BTreeMap::new(),
@@ -394,6 +395,8 @@ struct Core {
     webhooks: Vec<(Webhook, String)>,
     http: Option<reqwest::Client>,
     denied_logged: BTreeMap<TwcId, String>,
+    /// What the chargers drew when the last reading arrived, A.
+    charger_at_reading: f64,
 }
 
 impl Core {
@@ -678,6 +681,7 @@ impl Core {
                 debug!(source = %st.name, generation_w = ?reading.generation_w, consumption_w = ?reading.consumption_w, grid_w = ?reading.grid_w, "Reading");
                 let name = st.name.clone();
                 st.last = Some(reading.clone());
+                self.charger_at_reading = self.master.slaves().map(|s| s.actual.amps()).sum();
                 self.emit(Event::Reading {
                     at,
                     source: name,
@@ -785,7 +789,7 @@ impl Core {
 
     fn recompute(&mut self, now: Instant) {
         let reading = self.combine(now);
-        let charger_amps: f64 = self.master.slaves().map(|s| s.actual.amps()).sum();
+        let charger_amps = self.charger_at_reading;
         let wall = self.wall(now);
         if let Some(cn) = self.settings.charge_now
             && cn.until_unix <= wall.timestamp()

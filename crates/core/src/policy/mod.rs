@@ -71,7 +71,9 @@ pub struct Context<'a> {
     pub mono_secs: f64,
     /// The combined reading, `None` when missing or stale.
     pub reading: Option<&'a EnergyReading>,
-    /// What the chargers draw now, A (sum over slaves).
+    /// What the chargers drew when the reading was measured, A (sum over slaves). The reading's
+    /// grid and consumption include that draw, so it is what must be taken out again (using the
+    /// draw of *now* would misjudge the house while a car ramps).
     pub charger_amps: f64,
     /// Volts per phase.
     pub voltage: f64,
