@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tracing::{info, warn};
 use twc_core::engine::{Command, CommandError, EngineHandle};
-use twc_core::model::Settings;
+use twc_core::model::{ConsumptionOffset, GridLimit, Schedule, Settings};
 use twc_core::plugin::{
     BuildError, ControlPlugin, ControlSurface, ErrorKind, PluginConfig, PluginError, Secret,
 };
@@ -194,32 +194,11 @@ fn unknown_keys(key: &str, target: &Value, patch: &Value) -> Result<(), String> 
     Ok(())
 }
 
-/// Apply `patch` at `path` (empty = the whole settings) to `current`; keys must exist when
-/// `strict`.
-fn patch_settings(
-    key: &str,
-    current: &Settings,
-    path: &[&str],
-    patch: Value,
-    strict: bool,
-) -> Result<Settings, String> {
+/// Apply the merge patch `patch` to the whole settings; top-level keys must exist.
+fn patch_settings(key: &str, current: &Settings, patch: Value) -> Result<Settings, String> {
     let mut root = serde_json::to_value(current).map_err(|e| format!("{key}: {e}"))?;
-    let mut slot = &mut root;
-    for p in path {
-        // A key the engine's settings do not have would be dropped silently: refuse instead.
-        slot = slot
-            .as_object_mut()
-            .and_then(|m| m.get_mut(*p))
-            .ok_or_else(|| format!("{key}: this twcmanager's settings have no {p:?}"))?;
-    }
-    if strict {
-        unknown_keys(key, slot, &patch)?;
-    }
-    if patch.is_object() {
-        merge(slot, &patch);
-    } else {
-        *slot = patch;
-    }
+    unknown_keys(key, &root, &patch)?;
+    merge(&mut root, &patch);
     serde_json::from_value(root).map_err(|e| format!("{key}: {e}"))
 }
 
@@ -264,28 +243,40 @@ pub fn parse(
             if !v.is_object() {
                 return Err("schedule must be a JSON object".into());
             }
-            Ok(Action::Settings(Box::new(patch_settings(
-                "schedule",
-                current,
-                &["schedule"],
-                v,
-                true,
-            )?)))
+            // A merge patch of the current schedule, so `{"enabled": false}` keeps the windows.
+            let mut cur =
+                serde_json::to_value(&current.schedule).map_err(|e| format!("schedule: {e}"))?;
+            unknown_keys("schedule", &cur, &v)?;
+            merge(&mut cur, &v);
+            let schedule: Schedule =
+                serde_json::from_value(cur).map_err(|e| format!("schedule: {e}"))?;
+            cmd(Command::SetSchedule(Box::new(schedule)))
         }
         "gridLimit" => {
             let p = payload.trim();
-            let v = if p.is_empty() || p.eq_ignore_ascii_case("none") || p == "null" {
-                Value::Null
+            let limit = if p.is_empty() || p.eq_ignore_ascii_case("none") || p == "null" {
+                None
             } else {
-                parse_value_unit("gridLimit", p)?
+                let v = parse_value_unit("gridLimit", p)?;
+                Some(
+                    serde_json::from_value::<GridLimit>(v)
+                        .map_err(|e| format!("gridLimit: {e}"))?,
+                )
             };
-            Ok(Action::Settings(Box::new(patch_settings(
-                "gridLimit",
-                current,
-                &["max_grid_import"],
-                v,
-                false,
-            )?)))
+            cmd(Command::SetGridLimit(limit))
+        }
+        "flexAmps" => cmd(Command::SetFlexAmps(parse_amps("flexAmps", payload)?)),
+        "vinAllow" | "vinDeny" => {
+            let v = json_payload(name, payload)?;
+            let list: Vec<String> = serde_json::from_value(v).map_err(|_| {
+                format!("{name} must be a JSON array of VINs, such as [\"5YJ3E1EA0KF000316\"]")
+            })?;
+            let (allow, deny) = if name == "vinAllow" {
+                (Some(list), None)
+            } else {
+                (None, Some(list))
+            };
+            cmd(Command::SetVinLists { allow, deny })
         }
         "settings" => {
             let v = json_payload("settings", payload)?;
@@ -293,11 +284,7 @@ pub fn parse(
                 return Err("settings must be a JSON object".into());
             }
             Ok(Action::Settings(Box::new(patch_settings(
-                "settings",
-                current,
-                &[],
-                v,
-                true,
+                "settings", current, v,
             )?)))
         }
         other => {
@@ -306,22 +293,42 @@ pub fn parse(
                     return Err("consumptionOffset needs a name: consumptionOffset/<name>".into());
                 }
                 let p = payload.trim();
-                let mut s = current.clone();
-                if p.is_empty() || p.eq_ignore_ascii_case("delete") {
-                    if s.consumption_offsets.remove(offset).is_none() {
-                        return Err(format!("consumptionOffset {offset:?} does not exist"));
-                    }
-                    return Ok(Action::Settings(Box::new(s)));
+                let offset_value = if p.is_empty() || p.eq_ignore_ascii_case("delete") {
+                    None
+                } else {
+                    let v = parse_value_unit("consumptionOffset", p)?;
+                    Some(
+                        serde_json::from_value::<ConsumptionOffset>(v)
+                            .map_err(|e| format!("consumptionOffset: {e}"))?,
+                    )
+                };
+                return cmd(Command::SetOffset {
+                    name: offset.to_string(),
+                    offset: offset_value,
+                });
+            }
+            if let Some(key) = other.strip_prefix("priority/") {
+                if key.is_empty() {
+                    return Err("priority needs a VIN or TWCID: priority/<VIN or TWCID>".into());
                 }
-                let v = parse_value_unit("consumptionOffset", p)?;
-                let o = serde_json::from_value(v).map_err(|e| format!("consumptionOffset: {e}"))?;
-                s.consumption_offsets.insert(offset.to_string(), o);
-                return Ok(Action::Settings(Box::new(s)));
+                let p = payload.trim();
+                let priority = if p.is_empty() || p.eq_ignore_ascii_case("delete") {
+                    None
+                } else {
+                    Some(
+                        p.parse::<i32>()
+                            .map_err(|_| format!("priority must be a whole number, got {p:?}"))?,
+                    )
+                };
+                return cmd(Command::SetPriority {
+                    key: key.to_string(),
+                    priority,
+                });
             }
             Err(format!(
                 "unknown control topic {other:?}; known: chargeNow, chargeNowEnd, nonScheduledAmpsMax, \
-                 nonScheduledAction, stop, startCharging, stopCharging, schedule, gridLimit, \
-                 consumptionOffset/<name>, settings"
+                 nonScheduledAction, stop, startCharging, stopCharging, schedule, gridLimit, flexAmps, \
+                 vinAllow, vinDeny, consumptionOffset/<name>, priority/<VIN or TWCID>, settings"
             ))
         }
     }
@@ -370,6 +377,7 @@ impl MqttControl {
         s.subscriptions = vec![
             format!("{}/control/+", cfg.topic_prefix),
             format!("{}/control/consumptionOffset/+", cfg.topic_prefix),
+            format!("{}/control/priority/+", cfg.topic_prefix),
         ];
         s.session_expiry =
             (cfg.session_expiry_secs > 0).then(|| Duration::from_secs(cfg.session_expiry_secs));
@@ -521,29 +529,30 @@ mod tests {
     #[test]
     fn grid_limit_and_offsets() {
         let s = Settings::default();
-        let has_grid_limit = serde_json::to_value(&s)
-            .unwrap()
-            .get("max_grid_import")
-            .is_some();
         match parse("gridLimit", "16 A", &s, false) {
-            Ok(Action::Settings(n)) => {
-                assert!(has_grid_limit);
-                let v = serde_json::to_value(&*n).unwrap();
-                assert_eq!(v["max_grid_import"]["value"], 16.0);
-                assert_eq!(v["max_grid_import"]["unit"], "A");
-            }
-            Err(e) => {
-                assert!(!has_grid_limit, "{e}");
-                assert!(e.contains("max_grid_import"), "{e}");
-            }
+            Ok(Action::Command(Command::SetGridLimit(Some(g)))) => assert_eq!(g.value, 16.0),
             other => panic!("{other:?}"),
         }
+        assert!(matches!(
+            parse("gridLimit", "none", &s, false),
+            Ok(Action::Command(Command::SetGridLimit(None)))
+        ));
         assert!(parse("gridLimit", "16", &s, false).is_err());
         match parse("consumptionOffset/heatpump", "-300 W", &s, false) {
-            Ok(Action::Settings(n)) => assert_eq!(n.consumption_offsets["heatpump"].value, -300.0),
+            Ok(Action::Command(Command::SetOffset {
+                name,
+                offset: Some(o),
+            })) => {
+                assert_eq!((name.as_str(), o.value), ("heatpump", -300.0))
+            }
             other => panic!("{other:?}"),
         }
-        assert!(parse("consumptionOffset/none", "delete", &s, false).is_err());
+        assert!(matches!(
+            parse("consumptionOffset/heatpump", "delete", &s, false),
+            Ok(Action::Command(Command::SetOffset { offset: None, .. }))
+        ));
+        assert!(parse("priority/7777", "high", &s, false).is_err());
+        assert!(parse("vinDeny", "\"x\"", &s, false).is_err());
         assert!(parse("whatever", "1", &s, false).is_err());
     }
 }

@@ -229,7 +229,14 @@ async fn bad_payloads_are_refused_with_a_reason() {
         ("gridLimit", "16", "unit"),
         ("gridLimit", "lots A", "number"),
         ("consumptionOffset/heat", "500", "unit"),
-        ("consumptionOffset/nothing", "delete", "does not exist"),
+        (
+            "consumptionOffset/nothing",
+            "delete",
+            "no consumption offset",
+        ),
+        ("flexAmps", "lots", "number of amps"),
+        ("vinAllow", "\"5YJ3E1EA0KF000316\"", "JSON array"),
+        ("priority/7777", "high", "whole number"),
         ("noSuchTopic", "1", "unknown control topic"),
     ] {
         rig.refused(name, payload, reason).await;
@@ -247,7 +254,9 @@ async fn retained_commands_are_not_replayed() {
     let rig = Rig::start_retained(&host, port, false, "auto", &[("chargeNow", "8,60")]).await;
     let r = rig
         .seen
-        .wait_for(&rig.result_topic(), 10, |p| p.contains("chargeNow"))
+        .wait_for(&rig.result_topic(), 10, |p| {
+            p.contains(r#""topic":"chargeNow""#)
+        })
         .await;
     let r: Value = serde_json::from_str(&r).unwrap();
     assert_eq!(r["ok"], false, "{r}");
@@ -313,22 +322,27 @@ async fn v2_topics_change_the_engine() {
     rig.ok("consumptionOffset/heatpump", "delete").await;
     assert!(!rig.settings().consumption_offsets.contains_key("heatpump"));
 
-    // The grid limit exists once the policy engine has it; until then the topic is refused, not
-    // silently ignored.
-    let has_grid = serde_json::to_value(rig.settings())
-        .unwrap()
-        .get("max_grid_import")
-        .is_some();
-    if has_grid {
-        rig.ok("gridLimit", "16 A").await;
-        let v = serde_json::to_value(rig.settings()).unwrap();
-        assert_eq!(v["max_grid_import"]["value"], 16.0);
-        assert_eq!(v["max_grid_import"]["unit"], "A");
-        rig.ok("gridLimit", "none").await;
-        assert!(serde_json::to_value(rig.settings()).unwrap()["max_grid_import"].is_null());
-    } else {
-        rig.refused("gridLimit", "16 A", "max_grid_import").await;
-    }
+    rig.ok("gridLimit", "16 A").await;
+    let g = rig.settings().max_grid_import.expect("grid limit set");
+    assert_eq!(g.value, 16.0);
+    assert_eq!(serde_json::to_value(g.unit).unwrap(), "A");
+    rig.ok("gridLimit", "4000 W").await;
+    assert_eq!(rig.settings().max_grid_import.unwrap().value, 4000.0);
+    rig.ok("gridLimit", "none").await;
+    assert!(rig.settings().max_grid_import.is_none());
+
+    rig.ok("flexAmps", "2").await;
+    assert_eq!(rig.settings().flex_amps, 2.0);
+    rig.ok("vinAllow", r#"["5YJ3E1EA0KF000316"]"#).await;
+    assert_eq!(rig.settings().vin_allow, ["5YJ3E1EA0KF000316"]);
+    rig.ok("vinAllow", "[]").await;
+    assert!(rig.settings().vin_allow.is_empty());
+    rig.ok("vinDeny", r#"["5YJ3E1EA0KF000999"]"#).await;
+    assert_eq!(rig.settings().vin_deny, ["5YJ3E1EA0KF000999"]);
+    rig.ok("priority/7777", "5").await;
+    assert_eq!(rig.settings().priorities.get("7777"), Some(&5));
+    rig.ok("priority/7777", "delete").await;
+    assert!(!rig.settings().priorities.contains_key("7777"));
 
     rig.ok(
         "settings",
