@@ -60,6 +60,8 @@ pub struct EngineConfig {
     /// Wall-clock time at start (`None` = now); the simulator replays a day from its first
     /// timestamp.
     pub start_wall: Option<DateTime<Utc>>,
+    /// Which source provides which quantity (`[site.sources]`).
+    pub sources: crate::combine::SourcesConfig,
 }
 
 impl Default for EngineConfig {
@@ -77,6 +79,7 @@ impl Default for EngineConfig {
             policy: PolicyConfig::default(),
             settings_store: None,
             start_wall: None,
+            sources: crate::combine::SourcesConfig::default(),
         }
     }
 }
@@ -290,6 +293,8 @@ pub fn spawn(
         http: None,
         denied_logged: BTreeMap::new(),
         charger_at_reading: 0.0,
+        car_vin: BTreeMap::new(),
+        combine_problems: Vec::new(),
         sessions: BTreeMap::new(),
         last_slave_event: BTreeMap::new(),
         logged_actual: BTreeMap::new(),
@@ -397,6 +402,10 @@ struct Core {
     denied_logged: BTreeMap<TwcId, String>,
     /// What the chargers drew when the last reading arrived, A.
     charger_at_reading: f64,
+    /// The last problems reported while combining sources (warned once per change).
+    combine_problems: Vec<String>,
+    /// The VIN of the car plugged into each slave, kept after its session ends.
+    car_vin: BTreeMap<TwcId, String>,
 }
 
 impl Core {
@@ -703,34 +712,35 @@ impl Core {
     }
 
     fn combine(&mut self, now: Instant) -> Option<EnergyReading> {
-        let mut out: Option<EnergyReading> = None;
+        let mut fresh: Vec<(&str, &EnergyReading)> = Vec::new();
         for st in &mut self.sources {
-            let fresh = st
+            let is_fresh = st
                 .last
                 .as_ref()
-                .filter(|r| r.age_secs(now) <= st.poll.stale_after.as_secs_f64());
-            if fresh.is_none() && st.last.is_some() && !st.was_stale {
+                .is_some_and(|r| r.age_secs(now) <= st.poll.stale_after.as_secs_f64());
+            if !is_fresh && st.last.is_some() && !st.was_stale {
                 st.was_stale = true;
                 warn!(source = %st.name, "Source reading is stale; it no longer counts");
             }
-            let Some(r) = fresh else { continue };
-            let o = out.get_or_insert_with(|| EnergyReading {
-                measured_at: r.measured_at,
-                ..EnergyReading::default()
-            });
-            o.generation_w = o.generation_w.or(r.generation_w);
-            o.consumption_w = o.consumption_w.or(r.consumption_w);
-            o.grid_w = o.grid_w.or(r.grid_w);
-            o.battery_w = o.battery_w.or(r.battery_w);
-            o.battery_soc_pct = o.battery_soc_pct.or(r.battery_soc_pct);
-            o.phase_voltages = o.phase_voltages.take().or_else(|| r.phase_voltages.clone());
-            o.phase_currents_a = o
-                .phase_currents_a
-                .take()
-                .or_else(|| r.phase_currents_a.clone());
-            o.measured_at = o.measured_at.min(r.measured_at);
         }
-        out
+        for st in &self.sources {
+            if let Some(r) = st
+                .last
+                .as_ref()
+                .filter(|r| r.age_secs(now) <= st.poll.stale_after.as_secs_f64())
+            {
+                fresh.push((st.name.as_str(), r));
+            }
+        }
+        // Each quantity from its configured source(s), never double counted (crate::combine).
+        let combined = crate::combine::combine(&self.cfg.sources, &fresh);
+        if combined.problems != self.combine_problems {
+            for p in &combined.problems {
+                warn!(problem = %p, "Combining energy sources");
+            }
+            self.combine_problems = combined.problems;
+        }
+        combined.reading
     }
 
     fn voltage(&self) -> f64 {
@@ -748,21 +758,22 @@ impl Core {
         }
     }
 
-    /// Why a slave's car may not charge (VIN allow/deny lists), or `None` when it may.
+    /// Why a slave's car may not charge (VIN allow/deny lists), or `None` when it may. `None`
+    /// VIN = not read yet: the car may start, since slaves give the VIN only once a car draws
+    /// current (as in TWCManager, a car that turns out not to be allowed is then stopped).
+    /// `Some("")` = the car gives no VIN (non-Tesla): refused only when an allow list is set.
     fn vin_denial(&self, vin: Option<&str>) -> Option<String> {
         let s = &self.settings;
-        let vin = vin.filter(|v| !v.is_empty());
-        if let Some(v) = vin
-            && s.vin_deny.iter().any(|d| d.eq_ignore_ascii_case(v))
-        {
+        let v = vin?;
+        if v.is_empty() {
+            return (!s.vin_allow.is_empty())
+                .then(|| "an allow list is set and the car gives no VIN".to_string());
+        }
+        if s.vin_deny.iter().any(|d| d.eq_ignore_ascii_case(v)) {
             return Some(format!("VIN {v} is in the deny list"));
         }
-        if !s.vin_allow.is_empty() {
-            return match vin {
-                Some(v) if s.vin_allow.iter().any(|a| a.eq_ignore_ascii_case(v)) => None,
-                Some(v) => Some(format!("VIN {v} is not in the allow list")),
-                None => Some("an allow list is set and the car gives no VIN (yet)".into()),
-            };
+        if !s.vin_allow.is_empty() && !s.vin_allow.iter().any(|a| a.eq_ignore_ascii_case(v)) {
+            return Some(format!("VIN {v} is not in the allow list"));
         }
         None
     }
@@ -803,12 +814,26 @@ impl Core {
         let mut vins = Vec::new();
         let (mut connected, mut charging) = (0usize, 0usize);
         let mut min_amps: Option<CentiAmps> = None;
+        // The master forgets a VIN when the session ends (the car stops drawing); the car that
+        // gave it is still plugged in until the slave says no car is connected.
+        for sl in self.master.slaves() {
+            let car = sl.state.car_connected() || sl.actual.0 >= 100;
+            match &sl.vin {
+                Some(v) => {
+                    self.car_vin.insert(sl.id, v.clone());
+                }
+                None if !car || sl.timed_out => {
+                    self.car_vin.remove(&sl.id);
+                }
+                None => {}
+            }
+        }
         for sl in self.master.slaves().filter(|s| !s.timed_out) {
             let car = sl.state.car_connected() || sl.actual.0 >= 100;
             if !car {
                 continue;
             }
-            if let Some(why) = self.vin_denial(sl.vin.as_deref()) {
+            if let Some(why) = self.vin_denial(self.car_vin.get(&sl.id).map(String::as_str)) {
                 denied.insert(sl.id, why);
                 continue;
             }
@@ -816,7 +841,7 @@ impl Core {
             if sl.actual.0 >= 100 {
                 charging += 1;
             }
-            if let Some(v) = sl.vin.as_ref().filter(|v| !v.is_empty()) {
+            if let Some(v) = self.car_vin.get(&sl.id).filter(|v| !v.is_empty()) {
                 vins.push(v.clone());
             }
             let m = self.cfg.min_amps_per_twc.max(sl.version.min_amps());
@@ -897,7 +922,7 @@ impl Core {
                 } else {
                     Demand::Idle
                 },
-                priority: self.priority(s.id, s.vin.as_deref()),
+                priority: self.priority(s.id, self.car_vin.get(&s.id).map(String::as_str)),
             })
             .collect();
         let targets = share::distribute(budget, wiring, &inputs);

@@ -1,0 +1,198 @@
+//! The policy inside the running engine with simulated TWCs (paused time): VIN allow/deny lists
+//! (with the log line saying why), sharing priority, Charge Now ending, and settings saved after
+//! every settings-changing command.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use twc_core::engine::{self, Command, EngineConfig, EngineHandle};
+use twc_core::master::MasterConfig;
+use twc_core::model::{CentiAmps, Settings};
+use twc_core::protocol::TwcId;
+use twc_core::settings_store::SettingsStore;
+use twc_sim::{CarConfig, SimSlave, SlaveConfig, duplex_pair, sample_vin};
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+fn two_cars(
+    settings: Settings,
+    store: Option<SettingsStore>,
+) -> (EngineHandle, twc_sim::SimHandle) {
+    let slaves: Vec<SimSlave> = (0..2u8)
+        .map(|i| SimSlave {
+            slave: SlaveConfig {
+                volts: [230, 0, 0],
+                ..SlaveConfig::eu().with_id(TwcId([0x30 + i, 0x03]))
+            },
+            car: CarConfig::tesla().with_vin(Some(&sample_vin(i as u32))),
+        })
+        .collect();
+    let (comms, sim) = duplex_pair(slaves);
+    let cfg = EngineConfig {
+        master: MasterConfig {
+            wiring_max_all: CentiAmps::from_amps(32),
+            wiring_max_per_twc: CentiAmps::from_amps(16),
+            ..MasterConfig::default()
+        },
+        settings_store: store,
+        ..EngineConfig::default()
+    };
+    let eng = engine::spawn(cfg, Box::new(comms), Vec::new(), settings);
+    (eng.handle, sim)
+}
+
+/// Offered whole amps by car (slave 30 03 has the car with `sample_vin(0)`, 31 03 `sample_vin(1)`).
+fn offered(h: &EngineHandle) -> Vec<(String, u16)> {
+    h.status()
+        .slaves
+        .iter()
+        .map(|s| (sample_vin(u32::from(s.id.0[0] - 0x30)), s.offered.0 / 100))
+        .collect()
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_denied_car_gets_zero_with_a_log_line_and_the_allow_list_admits_only_its_members() {
+    let log = Captured::default();
+    let w = log.clone();
+    let _guard = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_writer(move || w.clone())
+            .with_ansi(false)
+            .finish(),
+    );
+    let (v0, v1) = (sample_vin(0), sample_vin(1));
+    let settings = Settings {
+        non_scheduled_amps: 32.0,
+        vin_deny: vec![v1.clone()],
+        ..Settings::default()
+    };
+    let (h, sim) = two_cars(settings, None);
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    let o = offered(&h);
+    assert!(
+        o.contains(&(v0.clone(), 16)) && o.contains(&(v1.clone(), 0)),
+        "{o:?}"
+    );
+    // It stays stopped (no start/stop cycling once its VIN is known).
+    for _ in 0..120 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(offered(&h).contains(&(v1.clone(), 0)), "{:?}", offered(&h));
+    }
+    assert!(
+        sim.slave(1).unwrap().actual.0 < 100,
+        "the denied car still draws"
+    );
+    let text = log.text();
+    assert!(
+        text.contains("Car not allowed to charge")
+            && text.contains(&format!("VIN {v1} is in the deny list")),
+        "{text}"
+    );
+    // Allow list: only v1 (and the deny list emptied).
+    h.command(Command::SetVinLists {
+        allow: Some(vec![v1.clone()]),
+        deny: Some(vec![]),
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let o = offered(&h);
+    assert!(
+        o.contains(&(v0.clone(), 0)) && o.contains(&(v1.clone(), 16)),
+        "{o:?}"
+    );
+    assert!(
+        log.text()
+            .contains(&format!("VIN {v0} is not in the allow list"))
+    );
+    // A malformed VIN is refused, not stored.
+    let e = h
+        .command(Command::SetVinLists {
+            allow: Some(vec!["not a vin!".into()]),
+            deny: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("not a vin!"), "{e}");
+    h.command(Command::Shutdown).await.unwrap();
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn priority_serves_the_preferred_car_first() {
+    let (v0, v1) = (sample_vin(0), sample_vin(1));
+    let settings = Settings {
+        non_scheduled_amps: 10.0,
+        ..Settings::default()
+    };
+    let (h, _sim) = two_cars(settings, None);
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    // 10 A cannot give two cars 6 A each: one charges, at equal priority the lower TWCID.
+    let o = offered(&h);
+    assert!(
+        o.contains(&(v0.clone(), 10)) && o.contains(&(v1.clone(), 0)),
+        "{o:?}"
+    );
+    // By TWCID (a VIN priority needs the VIN, which slaves give once the car has drawn current).
+    h.command(Command::SetPriority {
+        key: "3103".into(),
+        priority: Some(10),
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let o = offered(&h);
+    assert!(
+        o.contains(&(v0.clone(), 0)) && o.contains(&(v1.clone(), 10)),
+        "{o:?}"
+    );
+    h.command(Command::Shutdown).await.unwrap();
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn settings_are_saved_after_each_change_and_charge_now_ends_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SettingsStore::new(dir.path().join("settings.json"));
+    let (h, _sim) = two_cars(Settings::default(), Some(store.clone()));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        store.load().unwrap(),
+        None,
+        "nothing changed yet, nothing written"
+    );
+    h.command(Command::SetFlexAmps(2.0)).await.unwrap();
+    assert_eq!(store.load().unwrap().unwrap().flex_amps, 2.0);
+    // Invalid: refused and not saved.
+    assert!(h.command(Command::SetFlexAmps(-1.0)).await.is_err());
+    assert_eq!(store.load().unwrap().unwrap().flex_amps, 2.0);
+    h.command(Command::ChargeNow {
+        amps: 20.0,
+        duration: Duration::from_secs(600),
+    })
+    .await
+    .unwrap();
+    assert!(store.load().unwrap().unwrap().charge_now.is_some());
+    assert_eq!(h.status().policy.name, "Charge Now");
+    tokio::time::sleep(Duration::from_secs(601)).await;
+    assert_eq!(h.status().policy.name, "Non Scheduled Charging");
+    let saved = store.load().unwrap().unwrap();
+    assert_eq!(saved.charge_now, None);
+    assert_eq!(saved, h.status().settings);
+    h.command(Command::Shutdown).await.unwrap();
+}
