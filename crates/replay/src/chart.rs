@@ -3,6 +3,11 @@
 use crate::metrics::Row;
 use std::fmt::Write as _;
 
+/// Bucket means: (PV, house load, surplus, chargers), W.
+type Point = (f64, f64, f64, f64);
+/// A series: legend, colour, value, "line" or "fill".
+type Series = (&'static str, &'static str, fn(&Point) -> f64, &'static str);
+
 const W: f64 = 1400.0;
 const H: f64 = 520.0;
 const LEFT: f64 = 70.0;
@@ -28,7 +33,7 @@ pub fn svg(rows: &[Row], title: &str) -> String {
         return s;
     }
     let bucket = rows.len().div_ceil(2800).max(1);
-    let pts: Vec<(f64, f64, f64, f64)> = rows
+    let pts: Vec<Point> = rows
         .chunks(bucket)
         .map(|c| {
             let n = c.len() as f64;
@@ -78,7 +83,7 @@ pub fn svg(rows: &[Row], title: &str) -> String {
         );
         hh += step_h;
     }
-    let series: [(&str, &str, fn(&(f64, f64, f64, f64)) -> f64, &str); 4] = [
+    let series: [Series; 4] = [
         ("surplus (PV − house)", "#a6dba0", |p| p.2, "fill"),
         ("PV", "#f1a340", |p| p.0, "line"),
         ("house load", "#888888", |p| p.1, "line"),

@@ -105,7 +105,7 @@ impl Trace {
             }
             if let Some(prev) = steps.last() {
                 let d = (at - prev.at).num_seconds();
-                if d < 1 || d > MAX_STEP_SECS {
+                if !(1..=MAX_STEP_SECS).contains(&d) {
                     return Err(format!(
                         "line {line_no}: {d} s after the previous row; steps must be 1 s … 15 min and increasing"
                     ));
