@@ -78,6 +78,8 @@ struct SiteSection {
     voltage: f64,
     phases: u8,
     consumption_includes_chargers: bool,
+    #[serde(default)]
+    sources: twc_core::combine::SourcesConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -294,6 +296,7 @@ pub fn resolve(root: Value, registry: &Registry) -> Result<Resolved, Vec<String>
         engine.voltage = s.voltage;
         engine.phases = s.phases;
         engine.consumption_includes_chargers = s.consumption_includes_chargers;
+        engine.sources = s.sources.clone();
     }
     if let Some(e) = &eng {
         if !(100..=10_000).contains(&e.tick_ms) {
@@ -324,12 +327,23 @@ pub fn resolve(root: Value, registry: &Registry) -> Result<Resolved, Vec<String>
     }
 
     // [policy], [green], [grid]: the policy engine's own sections, validated by twc-core.
-    match twc_core::policy::PolicyConfig::from_sections(&root, engine.master.wiring_max_all.amps()) {
+    match twc_core::policy::PolicyConfig::from_sections(&root, engine.master.wiring_max_all.amps())
+    {
         Ok(p) => engine.policy = p,
         Err(e) => errors.extend(e),
     }
 
     let plugins = resolve_plugins(top, registry, &mut errors);
+    if let Some(s) = &site {
+        let ems: Vec<&str> = plugins
+            .iter()
+            .filter(|p| p.kind == Kind::Ems)
+            .map(|p| p.name.as_str())
+            .collect();
+        if let Err(e) = s.sources.validate(&ems) {
+            errors.extend(e);
+        }
+    }
     let comms = plugins.iter().filter(|p| p.kind == Kind::Comms).count();
     if comms != 1 {
         errors.push(format!(

@@ -417,4 +417,17 @@ mod tests {
         }
         std::fs::remove_dir_all(&dir).ok();
     }
+
+    #[test]
+    fn site_sources_must_name_enabled_sources() {
+        let registry = Registry::collect().expect("registry");
+        let mut raw = crate::config::load(None).expect("defaults");
+        raw["comms"]["dummy"] = serde_json::json!({ "enabled": true });
+        raw["site"]["sources"] = serde_json::json!({ "generation": "fronius" });
+        let errors = crate::config::resolve(raw, &registry).expect_err("fronius is not enabled");
+        assert!(
+            errors.iter().any(|e| e.contains("site.sources.generation")),
+            "{errors:?}"
+        );
+    }
 }
