@@ -230,9 +230,10 @@ impl FrameDecoder {
         for &b in data {
             if b == DELIM {
                 if self.in_frame
-                    && let Some(r) = self.finish() {
-                        out.push(r);
-                    }
+                    && let Some(r) = self.finish()
+                {
+                    out.push(r);
+                }
                 self.in_frame = true;
                 self.raw.clear();
                 self.overflow = false;
