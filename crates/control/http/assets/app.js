@@ -300,6 +300,9 @@ async function loadSettings() {
     const s = await api("GET", "/api/v2/settings");
     $("#ns-action").value = s.non_scheduled_action;
     $("#ns-amps").value = s.non_scheduled_amps;
+    $("#grid-value").value = s.max_grid_import ? s.max_grid_import.value : "";
+    if (s.max_grid_import) $("#grid-unit").value = s.max_grid_import.unit;
+    $("#flex-amps").value = s.flex_amps;
     $("#home-lat").value = s.home ? s.home.lat : "";
     $("#home-lon").value = s.home ? s.home.lon : "";
     const offs = await api("GET", "/api/v2/offsets");
@@ -315,8 +318,13 @@ async function loadSettings() {
 }
 
 // ---------------------------------------------------------------- vehicles
+const vinList = (id) => $(id).value.split(/[\s,]+/).map((v) => v.trim()).filter((v) => v);
+
 async function loadVehicles() {
   try {
+    const st = await api("GET", "/api/v2/settings");
+    $("#vin-allow").value = st.vin_allow.join("\n");
+    $("#vin-deny").value = st.vin_deny.join("\n");
     const v = await api("GET", "/api/v2/vehicles");
     $("#vehicles").replaceChildren(...(v.length ? v.map((x) => el("tr", {},
       el("td", { text: x.vin }), el("td", { text: String(x.sessions) }), el("td", { text: x.energy_kwh.toFixed(1) }),
@@ -385,6 +393,22 @@ function wire() {
   $("#home-clear").addEventListener("click", async () => {
     try { await api("PATCH", "/api/v2/settings", { clear_home: true }); say("#home-status", "Unset."); loadSettings(); }
     catch (e) { say("#home-status", e.message, true); }
+  });
+  $("#grid-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const body = { flex_amps: Number($("#flex-amps").value || 0) };
+    if ($("#grid-value").value !== "") body.max_grid_import = { value: Number($("#grid-value").value), unit: $("#grid-unit").value };
+    try { await api("PATCH", "/api/v2/settings", body); say("#grid-status", "Saved."); }
+    catch (e) { say("#grid-status", e.message, true); }
+  });
+  $("#grid-clear").addEventListener("click", async () => {
+    try { await api("PATCH", "/api/v2/settings", { clear_max_grid_import: true }); say("#grid-status", "The configuration's limit applies."); loadSettings(); }
+    catch (e) { say("#grid-status", e.message, true); }
+  });
+  $("#vin-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try { await api("PATCH", "/api/v2/settings", { vin_allow: vinList("#vin-allow"), vin_deny: vinList("#vin-deny") }); say("#vin-status", "Saved."); }
+    catch (e) { say("#vin-status", e.message, true); }
   });
   $("#dbg-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();

@@ -13,7 +13,6 @@ use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
-use twc_core::model::Settings;
 
 const CHROMIUM: &[&str] = &[
     "/usr/bin/chromium",
@@ -271,7 +270,9 @@ async fn dashboard_live_charge_now_and_schedule_survive_restart() {
     let Some(b) = Driver::start().await else {
         return;
     };
-    let d = demo(2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("settings.json");
+    let d = demo_persistent(2, &path).await;
     d.wait_slaves(2).await;
     b.goto(&d.base).await;
 
@@ -383,19 +384,15 @@ async fn dashboard_live_charge_now_and_schedule_survive_restart() {
     );
     assert_eq!(s.windows.len(), 2);
 
-    // Restart: the engine hands back its settings at shutdown, they are written to a settings
-    // file, and a new engine and server start from that file.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("settings.json");
-    let saved = d
-        .engine
+    // Restart: the engine saved its settings file on every change; stop it (and the server),
+    // and start a new engine and server from the same file.
+    d.engine
         .command(twc_core::engine::Command::Shutdown)
         .await
         .unwrap();
-    std::fs::write(&path, serde_json::to_vec(&saved).unwrap()).unwrap();
     d.server.abort();
-    let loaded: Settings = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    let d2 = demo_with(2, loaded, http_config()).await;
+    assert!(path.exists(), "the engine wrote its settings file");
+    let d2 = demo_persistent(2, &path).await;
     b.goto(&d2.url("/schedule")).await;
     b.wait_js(
         "return document.querySelector('#sched-enabled').checked === true",
@@ -423,5 +420,54 @@ async fn dashboard_live_charge_now_and_schedule_survive_restart() {
             .await,
         json!("22:30")
     );
+
+    // Settings: a runtime grid-import limit from the form.
+    b.goto(&d2.url("/settings")).await;
+    b.wait_js(
+        "return document.querySelector('#ns-action').value === 'charge'",
+        Duration::from_secs(10),
+        "settings loaded",
+    )
+    .await;
+    b.type_into("#grid-value", "20").await;
+    b.click("#grid-save").await;
+    b.wait_js(
+        "return document.querySelector('#grid-status').textContent === 'Saved.'",
+        Duration::from_secs(10),
+        "grid limit saved",
+    )
+    .await;
+    assert_eq!(
+        d2.settings().await.max_grid_import.map(|g| g.value),
+        Some(20.0)
+    );
+
+    // Vehicles: the simulated Tesla's VIN shows up.
+    d2.wait_until(Duration::from_secs(30), |s| {
+        s.slaves.iter().any(|x| x.vin.is_some())
+    })
+    .await
+    .expect("vin read");
+    b.goto(&d2.url("/vehicles")).await;
+    b.wait_js(
+        &format!(
+            "return document.querySelector('#vehicles').textContent.includes({:?})",
+            twc_sim::SAMPLE_VIN
+        ),
+        Duration::from_secs(10),
+        "the VIN on the vehicles page",
+    )
+    .await;
+
+    // Debug: bus counters render and only safe commands are offered.
+    b.goto(&d2.url("/debug")).await;
+    b.wait_js(
+        "return document.querySelector('#bus').textContent.includes('Frames sent')",
+        Duration::from_secs(10),
+        "bus counters",
+    )
+    .await;
+    let options = b.js("return Array.from(document.querySelectorAll('#dbg-cmd option')).map(o => o.textContent).join(',')").await;
+    assert!(!options.as_str().unwrap().contains("Custom"), "{options}");
     b.quit().await;
 }

@@ -68,6 +68,12 @@ const KEYS: &[&str] = &[
     "end_minute",
     "unit",
     "clear_home",
+    "max_grid_import",
+    "flex_amps",
+    "vin_allow",
+    "vin_deny",
+    "clear_max_grid_import",
+    "day_amps",
 ];
 
 fn leaf() -> impl Strategy<Value = Value> {

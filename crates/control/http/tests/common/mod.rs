@@ -61,12 +61,32 @@ pub async fn demo_with(slaves: usize, settings: Settings, cfg: HttpConfig) -> De
     demo_full(slaves, settings, cfg, None).await
 }
 
+/// A demo whose engine loads and saves its settings in `path` (the engine's own settings
+/// store, as the daemon runs it).
+pub async fn demo_persistent(slaves: usize, path: &std::path::Path) -> Demo {
+    let store = twc_core::settings_store::SettingsStore::new(path);
+    let settings = store.load().expect("settings file").unwrap_or_default();
+    let mut ec = engine_config();
+    ec.settings_store = Some(store);
+    start(slaves, settings, http_config(), None, ec).await
+}
+
 /// As [`demo_with`], with a history source handed to the server.
 pub async fn demo_full(
     slaves: usize,
     settings: Settings,
     cfg: HttpConfig,
     history: Option<Arc<dyn twc_core::history::HistoryQuery>>,
+) -> Demo {
+    start(slaves, settings, cfg, history, engine_config()).await
+}
+
+async fn start(
+    slaves: usize,
+    settings: Settings,
+    cfg: HttpConfig,
+    history: Option<Arc<dyn twc_core::history::HistoryQuery>>,
+    ec: EngineConfig,
 ) -> Demo {
     let fleet: Vec<SimSlave> = (0..slaves)
         .map(|i| SimSlave {
@@ -90,7 +110,7 @@ pub async fn demo_full(
             stale_after: Duration::from_secs(10),
         },
     };
-    let e = engine::spawn(engine_config(), Box::new(comms), vec![meter], settings);
+    let e = engine::spawn(ec, Box::new(comms), vec![meter], settings);
     let listener = twc_control_http::bind(&cfg).await.expect("bind");
     let addr = listener.local_addr().unwrap();
     let handle = e.handle.clone();
