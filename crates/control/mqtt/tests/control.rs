@@ -545,3 +545,105 @@ fn example_config_parses() {
     let bad = PluginConfig::from_toml("control.mqtt", "url = \"http://x\"\n").unwrap();
     assert!(MqttControl::new("control.mqtt", bad.parse().unwrap()).is_err());
 }
+
+/// A TCP relay to the broker that can be cut (every connection dropped, new ones refused) and
+/// restored, to take the surface offline while the broker keeps running.
+struct Cuttable {
+    port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Cuttable {
+    async fn start(upstream: u16) -> Cuttable {
+        use std::sync::atomic::Ordering;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (u, c) = (up.clone(), conns.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut down, _)) = l.accept().await else {
+                    return;
+                };
+                if !u.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let h = tokio::spawn(async move {
+                    if let Ok(mut up) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                    }
+                });
+                c.lock().unwrap().push(h);
+            }
+        });
+        Cuttable { port, up, conns }
+    }
+    fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for h in self.conns.lock().unwrap().drain(..) {
+            h.abort();
+        }
+    }
+    fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_session_delivers_commands_sent_while_offline() {
+    let Some((host, port)) = twc_testkit::mqtt_broker().await else {
+        return;
+    };
+    assert_eq!(host, "127.0.0.1", "the relay forwards to a local broker");
+    let relay = Cuttable::start(port).await;
+    let prefix = twc_testkit::unique_topic_prefix("session");
+    let (engine, _sim) = engine_with_twc(Settings::default()).await;
+    let cfg = MqttControlConfig {
+        url: format!("mqtt://127.0.0.1:{}", relay.port),
+        topic_prefix: prefix.clone(),
+        client_id: format!("ctl-session-{}", support::rand_u32()),
+        session_expiry_secs: 300,
+        ..MqttControlConfig::default()
+    };
+    let surface: Box<dyn ControlSurface> = Box::new(MqttControl::new("control.mqtt", cfg).unwrap());
+    tokio::spawn(surface.serve(engine.handle.clone()));
+    let (client, seen) = watch(&host, port, &[format!("{prefix}/control/result")]).await;
+    let amps = |a: &'static str| {
+        let c = client.clone();
+        let t = format!("{prefix}/control/nonScheduledAmpsMax");
+        async move { c.publish(t, QoS::AtLeastOnce, false, a).await.unwrap() }
+    };
+    let end = tokio::time::Instant::now() + Duration::from_secs(20);
+    while engine.handle.status().settings.non_scheduled_amps != 8.0 {
+        amps("8").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            tokio::time::Instant::now() < end,
+            "the surface never answered"
+        );
+    }
+    seen.wait_for(&format!("{prefix}/control/result"), 5, |p| {
+        p.contains("\"ok\":true")
+    })
+    .await;
+
+    // Offline, with the broker still up: the command waits in our session on the broker.
+    relay.cut();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    amps("9").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(engine.handle.status().settings.non_scheduled_amps, 8.0);
+    relay.restore();
+    let end = tokio::time::Instant::now() + Duration::from_secs(30);
+    while engine.handle.status().settings.non_scheduled_amps != 9.0 {
+        assert!(
+            tokio::time::Instant::now() < end,
+            "the command sent while offline was not delivered after the reconnect"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
