@@ -229,7 +229,16 @@ fn bench() -> Result<(), String> {
         "--",
         "--nocapture",
     ]);
-    step("core codec/master throughput", c)
+    step("core codec/master throughput", c)?;
+    for (pkg, bench) in [
+        ("twc-logging-sqlite", "sqlite_throughput"),
+        ("twc-logging-mysql", "mysql_throughput"),
+    ] {
+        let mut c = cargo();
+        c.args(["bench", "-p", pkg, "--bench", bench]);
+        step(&format!("{pkg} records/s"), c)?;
+    }
+    Ok(())
 }
 
 fn e2e() -> Result<(), String> {
