@@ -658,3 +658,155 @@ async fn grid_limit_flex_and_vin_lists() {
     let s = d.settings().await;
     assert!(s.max_grid_import.is_none() && s.vin_allow.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_meter_is_shown_as_trouble_and_never_as_zero_watts() {
+    let d = demo_failing_meter(0).await;
+    d.wait_until(Duration::from_secs(10), |s| {
+        s.sources.iter().any(|x| x.stale && x.errors > 0)
+    })
+    .await
+    .expect("the meter goes stale");
+    let s = d.json("/api/v2/status").await;
+    let trouble = s["trouble"].to_string();
+    assert!(
+        trouble.contains("meter has no fresh reading") && trouble.contains("HTTP 503"),
+        "{trouble}"
+    );
+    assert_eq!(s["site"]["generation_w"], Value::Null);
+    assert_eq!(s["site"]["stale"], true);
+    let g = d.json("/api/getStatus").await;
+    assert_eq!(
+        g["generationWatts"],
+        Value::Null,
+        "missing data never reads as 0 W"
+    );
+    assert_eq!(g["consumptionAmps"], Value::Null);
+    let m = d.get("/metrics").await.text().await.unwrap();
+    assert!(m.contains("twc_source_stale{source=\"meter\"} 1"), "{m}");
+    assert!(
+        !m.contains("twc_reading_watts{"),
+        "no reading is exported while stale:\n{m}"
+    );
+}
+
+/// Every property a v2 GET answer carries is documented in its OpenAPI schema, and every
+/// required one is present, recursively through `$ref`s, objects and arrays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_v2_get_answer_matches_its_openapi_schema() {
+    let d = demo(2).await;
+    d.wait_slaves(2).await;
+    d.wait_until(Duration::from_secs(30), |s| {
+        s.slaves.iter().any(|x| x.vin.is_some())
+    })
+    .await
+    .expect("vin");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let doc = d.json("/api/v2/openapi.json").await;
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let Some(get) = item.get("get") else { continue };
+        if path.contains('{') || path.ends_with("/events") {
+            continue;
+        }
+        let schema = &get["responses"]["200"]["content"]["application/json"]["schema"];
+        let live = d.json(path).await;
+        check(&doc, schema, &live, path);
+        checked += 1;
+    }
+    let schema = &doc["paths"]["/api/v2/slaves/{id}"]["get"]["responses"]["200"]["content"]["application/json"]
+        ["schema"];
+    check(
+        &doc,
+        schema,
+        &d.json("/api/v2/slaves/1111").await,
+        "/api/v2/slaves/1111",
+    );
+    assert!(checked >= 9, "only {checked} GET routes checked");
+}
+
+fn resolve<'a>(doc: &'a Value, s: &'a Value) -> &'a Value {
+    match s.get("$ref").and_then(Value::as_str) {
+        Some(r) => resolve(
+            doc,
+            &doc["components"]["schemas"][r.rsplit('/').next().unwrap()],
+        ),
+        None => s,
+    }
+}
+
+fn check(doc: &Value, schema: &Value, v: &Value, at: &str) {
+    let s = resolve(doc, schema);
+    if let Some(alts) = s
+        .get("oneOf")
+        .or_else(|| s.get("anyOf"))
+        .and_then(Value::as_array)
+    {
+        if v.is_null() && alts.iter().any(|a| resolve(doc, a)["type"] == "null") {
+            return;
+        }
+        let a = alts
+            .iter()
+            .find(|a| resolve(doc, a)["type"] != "null")
+            .expect("an alternative");
+        return check(doc, a, v, at);
+    }
+    let types: Vec<&str> = match &s["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    if v.is_null() {
+        assert!(
+            types.is_empty() || types.contains(&"null"),
+            "{at}: null but the schema says {types:?}"
+        );
+        return;
+    }
+    match v {
+        Value::Object(m) => {
+            if let Some(props) = s["properties"].as_object() {
+                for (k, x) in m {
+                    let p = props
+                        .get(k)
+                        .unwrap_or_else(|| panic!("{at}.{k} is served but not documented"));
+                    check(doc, p, x, &format!("{at}.{k}"));
+                }
+                for r in s["required"].as_array().into_iter().flatten() {
+                    assert!(
+                        m.contains_key(r.as_str().unwrap()),
+                        "{at}.{r} is required but missing"
+                    );
+                }
+            } else if let Some(ap) = s.get("additionalProperties").filter(|a| a.is_object()) {
+                for (k, x) in m {
+                    check(doc, ap, x, &format!("{at}.{k}"));
+                }
+            }
+        }
+        Value::Array(a) => {
+            assert!(
+                types.contains(&"array"),
+                "{at}: array but the schema says {types:?}"
+            );
+            for (i, x) in a.iter().enumerate() {
+                check(doc, &s["items"], x, &format!("{at}[{i}]"));
+            }
+        }
+        Value::String(_) => assert!(
+            types.is_empty() || types.contains(&"string"),
+            "{at}: string vs {types:?}"
+        ),
+        Value::Bool(_) => assert!(
+            types.is_empty() || types.contains(&"boolean"),
+            "{at}: bool vs {types:?}"
+        ),
+        Value::Number(n) => assert!(
+            types.is_empty()
+                || types.contains(&"number")
+                || (types.contains(&"integer") && (n.is_i64() || n.is_u64())),
+            "{at}: number vs {types:?}"
+        ),
+        Value::Null => {}
+    }
+}

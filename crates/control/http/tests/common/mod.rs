@@ -88,6 +88,71 @@ async fn start(
     history: Option<Arc<dyn twc_core::history::HistoryQuery>>,
     ec: EngineConfig,
 ) -> Demo {
+    let meter: Box<dyn EmsSource> = Box::new(MovingMeter {
+        n: Arc::new(AtomicU64::new(0)),
+    });
+    start_with_meter(
+        slaves,
+        settings,
+        cfg,
+        history,
+        ec,
+        meter,
+        Duration::from_secs(10),
+    )
+    .await
+}
+
+/// A meter that answers once and then fails every read, so its reading goes stale.
+pub struct FailingMeter {
+    pub n: AtomicU64,
+}
+
+#[twc_core::async_trait]
+impl EmsSource for FailingMeter {
+    async fn read(&self) -> Result<EnergyReading, PluginError> {
+        if self.n.fetch_add(1, Ordering::Relaxed) == 0 {
+            return Ok(EnergyReading {
+                generation_w: Some(2000.0),
+                consumption_w: Some(500.0),
+                ..EnergyReading::now()
+            });
+        }
+        Err(PluginError::new(
+            twc_core::plugin::ErrorKind::Transient,
+            "meter",
+            "GET /status: HTTP 503",
+        ))
+    }
+}
+
+/// A demo whose meter goes stale after one reading.
+pub async fn demo_failing_meter(slaves: usize) -> Demo {
+    let meter: Box<dyn EmsSource> = Box::new(FailingMeter {
+        n: AtomicU64::new(0),
+    });
+    start_with_meter(
+        slaves,
+        Settings::default(),
+        http_config(),
+        None,
+        engine_config(),
+        meter,
+        Duration::from_secs(1),
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn start_with_meter(
+    slaves: usize,
+    settings: Settings,
+    cfg: HttpConfig,
+    history: Option<Arc<dyn twc_core::history::HistoryQuery>>,
+    ec: EngineConfig,
+    meter: Box<dyn EmsSource>,
+    stale_after: Duration,
+) -> Demo {
     let fleet: Vec<SimSlave> = (0..slaves)
         .map(|i| SimSlave {
             slave: SlaveConfig::eu()
@@ -102,12 +167,10 @@ async fn start(
     let (comms, sim) = twc_sim::duplex_pair(fleet);
     let meter = SourceSpec {
         name: "meter".into(),
-        source: Box::new(MovingMeter {
-            n: Arc::new(AtomicU64::new(0)),
-        }),
+        source: meter,
         poll: PollSettings {
             interval: Duration::from_millis(500),
-            stale_after: Duration::from_secs(10),
+            stale_after,
         },
     };
     let e = engine::spawn(ec, Box::new(comms), vec![meter], settings);
