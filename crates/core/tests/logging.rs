@@ -115,6 +115,17 @@ async fn outage_retries_in_order_and_spills_without_dropping() {
         (0, 2000, 0, 0)
     );
     assert!(st.last_error.is_none());
+    let all = twc_core::logging::all_sinks().statuses();
+    assert!(
+        all.iter().any(|s| s.name == "probe" && s.written == 2000),
+        "{all:?}"
+    );
+    let metrics = twc_core::logging::all_sinks().prometheus();
+    assert!(
+        metrics.contains("twc_sink_written_total{sink=\"probe\"} 2000"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("# TYPE twc_sink_dropped_total counter"));
     drop(tx);
     sink.join().await;
 }

@@ -347,6 +347,13 @@ impl SinkSet {
     }
 }
 
+/// Every sink started in this process by [`spawn_sink`], for Status and /metrics: the web UI and
+/// `/metrics` call `twc_core::logging::all_sinks().statuses()` (or `.prometheus()`).
+pub fn all_sinks() -> SinkSet {
+    static ALL: std::sync::OnceLock<SinkSet> = std::sync::OnceLock::new();
+    ALL.get_or_init(SinkSet::new).clone()
+}
+
 /// [`spawn_sink`] on the engine's event stream.
 pub fn spawn_engine_sink(
     handle: &EngineHandle,
@@ -416,7 +423,9 @@ pub fn spawn_sink(
         worker(worker_shared, worker_name, logger).await;
         let _ = pump.await;
     });
-    SinkHandle { shared, name, task }
+    let handle = SinkHandle { shared, name, task };
+    all_sinks().add(handle.watcher());
+    handle
 }
 
 async fn worker(shared: Arc<Shared>, name: String, logger: Box<dyn Logger>) {
