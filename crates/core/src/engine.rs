@@ -891,6 +891,7 @@ impl Core {
             });
         }
         self.webhooks.extend(out.webhooks);
+        let green_cars = out.green_cars;
         self.policy = PolicyStatus {
             name: out.name,
             reason: out.reason,
@@ -925,7 +926,7 @@ impl Core {
                 priority: self.priority(s.id, self.car_vin.get(&s.id).map(String::as_str)),
             })
             .collect();
-        let targets = share::distribute(budget, wiring, &inputs);
+        let targets = share::distribute_limited(budget, wiring, &inputs, green_cars);
         self.master.set_total_cap(budget);
         self.master.set_targets(&targets);
     }

@@ -42,6 +42,18 @@ pub fn distribute(
     wiring_max_all: CentiAmps,
     slaves: &[ShareInput],
 ) -> BTreeMap<TwcId, CentiAmps> {
+    distribute_limited(budget, wiring_max_all, slaves, None)
+}
+
+/// As [`distribute`], giving current to at most `max_active` cars (the most deserving; cars
+/// already charging before those that are only connected). Green tracking uses it so that the
+/// number of cars follows its start/stop hysteresis, not every wobble of the surplus.
+pub fn distribute_limited(
+    budget: CentiAmps,
+    wiring_max_all: CentiAmps,
+    slaves: &[ShareInput],
+    max_active: Option<usize>,
+) -> BTreeMap<TwcId, CentiAmps> {
     let budget = budget.min(wiring_max_all).floor_whole();
     let mut out: BTreeMap<TwcId, CentiAmps> =
         slaves.iter().map(|s| (s.id, CentiAmps::ZERO)).collect();
@@ -56,6 +68,9 @@ pub fn distribute(
             .then(b.demand.cmp(&a.demand))
             .then(a.id.cmp(&b.id))
     });
+    if let Some(n) = max_active {
+        active.truncate(n);
+    }
     let mut used = CentiAmps::ZERO;
     while !active.is_empty() {
         let alloc = water_fill(budget, &active);

@@ -72,6 +72,9 @@ pub struct Args {
     /// `[green] stop_delay_secs` (default: the config default).
     #[arg(long)]
     pub stop_delay_secs: Option<f64>,
+    /// `[green] restart_delay_secs` (default: the config default).
+    #[arg(long)]
+    pub restart_delay_secs: Option<f64>,
     /// Sample period of the record and metrics, s.
     #[arg(long, default_value_t = 1)]
     pub sample_secs: u64,
@@ -111,6 +114,9 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Result<(), String> {
     }
     if let Some(s) = a.stop_delay_secs {
         policy.green.stop_delay_secs = s;
+    }
+    if let Some(s) = a.restart_delay_secs {
+        policy.green.restart_delay_secs = s;
     }
     let opts = SimOptions {
         slaves: a.slaves,

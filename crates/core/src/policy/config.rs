@@ -165,6 +165,9 @@ fn default_method() -> String {
 pub struct GreenConfig {
     /// Charging starts after the surplus has covered the minimum this long without a break, s.
     pub start_delay_secs: f64,
+    /// After a car was stopped for lack of surplus, the next start needs the surplus this long
+    /// (anti-cycling under passing clouds; 0 = the start delay), s.
+    pub restart_delay_secs: f64,
     /// Charging stops after the surplus has been short this long, s. Time short by only part of
     /// the minimum counts in proportion (at least 20 %), and time with enough surplus counts
     /// back, so passing clouds do not stop the car but a real lack of sun does.
@@ -187,6 +190,7 @@ impl Default for GreenConfig {
     fn default() -> Self {
         GreenConfig {
             start_delay_secs: 60.0,
+            restart_delay_secs: 0.0,
             stop_delay_secs: 300.0,
             flex_to_start: false,
             reserve_w: 0.0,
@@ -355,6 +359,7 @@ impl PolicyConfig {
         for (k, v) in [
             ("start_delay_secs", g.start_delay_secs),
             ("stop_delay_secs", g.stop_delay_secs),
+            ("restart_delay_secs", g.restart_delay_secs),
             ("reserve_w", g.reserve_w),
             ("battery_charge_w", g.battery_charge_w),
         ] {

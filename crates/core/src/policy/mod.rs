@@ -114,6 +114,8 @@ pub struct Outcome {
     pub grid_headroom_amps: Option<f64>,
     /// Green tracking state, while green.
     pub green_state: Option<String>,
+    /// While green: how many cars the surplus carries (the rest get 0 A).
+    pub green_cars: Option<usize>,
     /// Webhooks to call now (the policy changed), with the event name.
     pub webhooks: Vec<(Webhook, String)>,
 }
@@ -250,6 +252,7 @@ impl PolicyEngine {
         self.last = Some((name.clone(), reason.clone(), action.clone()));
 
         let volts_total = ctx.voltage * ctx.phases.max(1) as f64;
+        let mut green_cars = None;
         let (policy_amps, is_green, green_state) = match &action {
             Action::Fixed(a) => {
                 self.green = None;
@@ -258,16 +261,19 @@ impl PolicyEngine {
             Action::Green { flex } => {
                 let tracker = self
                     .green
-                    .get_or_insert_with(|| GreenTracker::entering(ctx.cars_charging > 0));
+                    .get_or_insert_with(|| GreenTracker::entering(ctx.cars_charging));
                 let out = tracker.update(GreenStep {
                     surplus_a: surplus.map(|w| w / volts_total),
                     min_a: ctx.min_amps,
+                    max_cars: ctx.cars_connected,
                     flex_a: flex.unwrap_or(ctx.settings.flex_amps).max(0.0),
                     flex_to_start: self.cfg.green.flex_to_start,
                     start_delay: self.cfg.green.start_delay_secs,
+                    restart_delay: self.cfg.green.restart_delay_secs,
                     stop_delay: self.cfg.green.stop_delay_secs,
                     now: ctx.mono_secs,
                 });
+                green_cars = Some(tracker.cars());
                 match surplus {
                     Some(w) => {
                         reason = format!("{reason}; surplus {w:.0} W = {:.2} A", w / volts_total)
@@ -317,6 +323,7 @@ impl PolicyEngine {
             surplus_w: surplus,
             grid_headroom_amps,
             green_state,
+            green_cars,
             webhooks,
         }
     }
