@@ -15,7 +15,9 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 pub use wiremock;
 
+pub mod engine;
 pub mod modbus;
+pub mod mqtt;
 
 /// Read `tests/fixtures/<name>` of the calling crate.
 #[macro_export]

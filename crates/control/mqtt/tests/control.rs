@@ -1,17 +1,15 @@
 //! Against the real Mosquitto (`TWC_TEST_MQTT_URL`, default `mqtt://127.0.0.1:1883`) and private
 //! ones for the restart and 3.1.1 tests; the real engine drives a simulated TWC `7777`.
 
-#[path = "../../../status/mqtt/tests/support/mod.rs"]
-mod support;
-
 use rumqttc::{AsyncClient, QoS};
 use serde_json::Value;
 use std::time::Duration;
-use support::{Broker, Seen, engine_with_twc, wait_status, watch};
 use twc_control_mqtt::{MqttControl, MqttControlConfig};
 use twc_core::engine::Engine;
 use twc_core::model::Settings;
 use twc_core::plugin::{ControlSurface, PluginConfig};
+use twc_testkit::engine::{engine_with_twc, wait_status};
+use twc_testkit::mqtt::{Broker, Seen, watch};
 
 struct Rig {
     engine: Engine,
@@ -52,7 +50,7 @@ impl Rig {
             topic_prefix: prefix.clone(),
             allow_stop,
             protocol: protocol.into(),
-            client_id: format!("ctl-{}", support::rand_u32()),
+            client_id: format!("ctl-{}", twc_testkit::mqtt::rand_u32()),
             ..MqttControlConfig::default()
         };
         let surface: Box<dyn ControlSurface> =
@@ -475,7 +473,7 @@ async fn falls_back_to_mqtt_3_1_1() {
     let cfg = MqttControlConfig {
         url: format!("mqtt://127.0.0.1:{proxy}"),
         topic_prefix: prefix.clone(),
-        client_id: format!("ctl-{}", support::rand_u32()),
+        client_id: format!("ctl-{}", twc_testkit::mqtt::rand_u32()),
         ..MqttControlConfig::default()
     };
     let surface: Box<dyn ControlSurface> = Box::new(MqttControl::new("control.mqtt", cfg).unwrap());
@@ -511,7 +509,7 @@ async fn falls_back_to_mqtt_3_1_1() {
         url: format!("mqtt://127.0.0.1:{proxy}"),
         topic_prefix: prefix5.clone(),
         protocol: "5".into(),
-        client_id: format!("ctl5-{}", support::rand_u32()),
+        client_id: format!("ctl5-{}", twc_testkit::mqtt::rand_u32()),
         ..MqttControlConfig::default()
     };
     let surface: Box<dyn ControlSurface> = Box::new(MqttControl::new("control.mqtt", cfg).unwrap());
@@ -605,7 +603,7 @@ async fn persistent_session_delivers_commands_sent_while_offline() {
     let cfg = MqttControlConfig {
         url: format!("mqtt://127.0.0.1:{}", relay.port),
         topic_prefix: prefix.clone(),
-        client_id: format!("ctl-session-{}", support::rand_u32()),
+        client_id: format!("ctl-session-{}", twc_testkit::mqtt::rand_u32()),
         session_expiry_secs: 300,
         ..MqttControlConfig::default()
     };

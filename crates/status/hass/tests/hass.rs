@@ -1,16 +1,13 @@
 //! Against a local HTTP server playing Home Assistant's `/api/states/<entity>` API (wiremock),
 //! fed by the real engine over a simulated TWC or by hand-made snapshots.
 
-#[path = "../../mqtt/tests/support/mod.rs"]
-mod support;
-
 use serde_json::Value;
 use std::time::Duration;
-use support::engine_with_twc;
 use twc_core::engine::spawn_publisher;
 use twc_core::model::{Settings, Status};
 use twc_core::plugin::{PluginConfig, Secret, StatusPublisher};
 use twc_status_hass::{HassStatus, HassStatusConfig};
+use twc_testkit::engine::engine_with_twc;
 use wiremock::matchers::{header, method, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

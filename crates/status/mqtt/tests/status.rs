@@ -1,15 +1,14 @@
 //! Against the real Mosquitto (`TWC_TEST_MQTT_URL`, default `mqtt://127.0.0.1:1883`) and a private
 //! one for the restart test; the engine drives a simulated TWC.
 
-mod support;
-
 use serde_json::Value;
 use std::time::Duration;
-use support::{Broker, TWC, engine_with_twc, free_port, wait_status, watch, watch_as};
 use twc_core::engine::spawn_publisher;
 use twc_core::model::{CentiAmps, Settings, Status};
 use twc_core::plugin::{PluginConfig, StatusPublisher};
 use twc_status_mqtt::{MqttStatus, MqttStatusConfig};
+use twc_testkit::engine::{TWC, engine_with_twc, wait_status};
+use twc_testkit::mqtt::{Broker, free_port, watch, watch_as};
 
 fn config(url: &str, prefix: &str, discovery: &str, rate: u64) -> MqttStatusConfig {
     MqttStatusConfig {
@@ -31,7 +30,7 @@ async fn status_topics_and_discovery_are_retained_with_twcmanager_names() {
         return;
     };
     let prefix = twc_testkit::unique_topic_prefix("status");
-    let disc = format!("ha-{}", support::rand_u32());
+    let disc = format!("ha-{}", twc_testkit::mqtt::rand_u32());
     let settings = Settings {
         non_scheduled_amps: 10.0,
         ..Settings::default()
@@ -364,7 +363,7 @@ async fn tls_with_user_and_password() {
     let with = |password: &str, ca: bool| {
         let mut c = cfg.clone();
         c.password = twc_core::plugin::Secret::new(password);
-        c.client_id = format!("tls-{}", support::rand_u32());
+        c.client_id = format!("tls-{}", twc_testkit::mqtt::rand_u32());
         if !ca {
             c.ca_file = String::new();
         }

@@ -1,22 +1,18 @@
-//! Test support: a watching MQTT client, a private Mosquitto, and the engine over simulated TWCs.
-#![allow(dead_code, unreachable_pub)]
+//! MQTT test helpers: a client that records what it sees, and a private Mosquitto a test can kill
+//! and restart.
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
-use twc_core::engine::{self, Engine, EngineConfig};
-use twc_core::master::MasterConfig;
-use twc_core::model::{CentiAmps, Settings, Status};
-use twc_core::protocol::TwcId;
-use twc_sim::{CarConfig, SimHandle, SimSlave, SlaveConfig};
 
 /// Every message a watcher saw: (topic, payload, retained).
 #[derive(Clone, Default)]
 pub struct Seen(Arc<Mutex<Vec<(String, String, bool)>>>);
 
 impl Seen {
+    /// The latest payload on `topic`, and whether it came retained.
     pub fn latest(&self, topic: &str) -> Option<(String, bool)> {
         self.0
             .lock()
@@ -26,6 +22,7 @@ impl Seen {
             .find(|(t, _, _)| t == topic)
             .map(|(_, p, r)| (p.clone(), *r))
     }
+    /// Every payload seen on `topic`, oldest first.
     pub fn all(&self, topic: &str) -> Vec<String> {
         self.0
             .lock()
@@ -35,6 +32,7 @@ impl Seen {
             .map(|(_, p, _)| p.clone())
             .collect()
     }
+    /// Every topic seen, sorted.
     pub fn topics(&self) -> Vec<String> {
         let mut v: Vec<String> = self
             .0
@@ -47,7 +45,7 @@ impl Seen {
         v.dedup();
         v
     }
-    /// Wait until `topic` has a payload for which `pred` holds.
+    /// Wait until `topic` has a payload for which `pred` holds; panics after `secs`.
     pub async fn wait_for(&self, topic: &str, secs: u64, pred: impl Fn(&str) -> bool) -> String {
         let end = Instant::now() + Duration::from_secs(secs);
         loop {
@@ -126,6 +124,7 @@ pub async fn watch_as(
     (client, seen)
 }
 
+/// A number that differs between calls and processes (for client ids).
 pub fn rand_u32() -> u32 {
     let n = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -136,6 +135,7 @@ pub fn rand_u32() -> u32 {
 
 /// A private Mosquitto on a free port (so a test can restart it); killed on drop.
 pub struct Broker {
+    /// The port it listens on.
     pub port: u16,
     child: Option<Child>,
     conf: Option<std::path::PathBuf>,
@@ -164,6 +164,7 @@ fn mosquitto_bin() -> String {
 }
 
 impl Broker {
+    /// Start `mosquitto -p <free port>`.
     pub async fn start() -> Broker {
         let mut b = Broker {
             port: free_port(),
@@ -187,6 +188,7 @@ impl Broker {
         b.restart().await;
         b
     }
+    /// Start it (again) on the same port and wait until it accepts connections.
     pub async fn restart(&mut self) {
         let args: Vec<String> = match &self.conf {
             Some(c) => vec!["-c".into(), c.display().to_string()],
@@ -212,6 +214,7 @@ impl Broker {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+    /// Kill it (no clean shutdown).
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -227,57 +230,4 @@ impl Drop for Broker {
             let _ = std::fs::remove_file(c);
         }
     }
-}
-
-pub const TWC: TwcId = TwcId::from_u16(0x7777);
-
-/// The engine (32 A for the site, 16 A per TWC, min 6 A) over one simulated TWC `7777` with a
-/// Tesla plugged in; waits until it has linked.
-pub async fn engine_with_twc(settings: Settings) -> (Engine, SimHandle) {
-    let (comms, sim) = twc_sim::duplex_pair(vec![SimSlave {
-        slave: SlaveConfig::eu().with_id(TWC),
-        car: CarConfig::tesla(),
-    }]);
-    let cfg = EngineConfig {
-        master: MasterConfig {
-            wiring_max_all: CentiAmps::from_amps(32),
-            wiring_max_per_twc: CentiAmps::from_amps(16),
-            ..MasterConfig::default()
-        },
-        ..EngineConfig::default()
-    };
-    let engine = engine::spawn(cfg, Box::new(comms), Vec::new(), settings);
-    let mut rx = engine.handle.watch_status();
-    tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            if rx.borrow_and_update().slaves.iter().any(|s| s.id == TWC) {
-                return;
-            }
-            rx.changed().await.unwrap();
-        }
-    })
-    .await
-    .expect("the simulated TWC links within 30 s");
-    (engine, sim)
-}
-
-/// Wait until the engine's status satisfies `pred`.
-pub async fn wait_status(engine: &Engine, secs: u64, pred: impl Fn(&Status) -> bool) -> Status {
-    let mut rx = engine.handle.watch_status();
-    tokio::time::timeout(Duration::from_secs(secs), async {
-        loop {
-            let s = rx.borrow_and_update().clone();
-            if pred(&s) {
-                return s;
-            }
-            rx.changed().await.unwrap();
-        }
-    })
-    .await
-    .unwrap_or_else(|_| {
-        panic!(
-            "status did not reach the expected state within {secs} s: {:?}",
-            engine.handle.status().policy
-        )
-    })
 }
