@@ -121,3 +121,45 @@ async fn slaves_link_and_relink_after_the_adapter_is_replugged() {
         s.slaves
     );
 }
+
+/// While the adapter is missing the engine keeps serving commands and status: frames it would
+/// send pile up nowhere (three slaves heartbeat until they time out, ~80 frames).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_stays_responsive_while_the_adapter_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttyTWC");
+    let bus = SimBus::new(vec![slave(0x0A01), slave(0x0A02), slave(0x0A03)]);
+    let (pty, task) = plug(&bus, &link);
+    let comms = Rs485::new(Rs485Config::new(link.to_str().unwrap()));
+    let mut cfg = config();
+    cfg.master.wiring_max_all = CentiAmps::from_amps(32);
+    let eng = engine::spawn(cfg, Box::new(comms), vec![], Settings::default());
+    let mut rx = eng.handle.watch_status();
+    wait_for(&mut rx, 15, "three slaves", |s| {
+        s.slaves.len() == 3 && s.slaves.iter().all(|x| x.reported_limit == x.offered)
+    })
+    .await;
+    task.abort();
+    drop(pty);
+    wait_for(&mut rx, 10, "the link reported down", |s| !s.bus.link_up).await;
+    let mut worst = Duration::ZERO;
+    for _ in 0..28 {
+        let t = std::time::Instant::now();
+        let r = tokio::time::timeout(
+            Duration::from_secs(5),
+            eng.handle
+                .command(twc_core::engine::Command::CancelChargeNow),
+        )
+        .await;
+        assert!(
+            r.is_ok(),
+            "a command went unanswered for 5 s while the bus was down"
+        );
+        worst = worst.max(t.elapsed());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert!(
+        worst < Duration::from_secs(1),
+        "commands took up to {worst:?} while the bus was down"
+    );
+}
