@@ -246,6 +246,8 @@ fn e2e() -> Result<(), String> {
     b.args(["build", "-p", "twcmanager", "--features", "full"]);
     step("build twcmanager", b)?;
     let mut t = cargo();
+    // The tests would otherwise rebuild the binary with the default features.
+    t.env("TWC_E2E_NO_BUILD", "1");
     t.args(["test", "-p", "twc-e2e"]);
     step("e2e", t)
 }
