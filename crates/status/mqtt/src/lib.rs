@@ -202,7 +202,9 @@ pub fn render(cfg: &MqttStatusConfig, status: &Status) -> Vec<Msg> {
         .map(|v| Msg {
             topic: format!("{p}/{}/{}", v.ident, v.key),
             payload: v.value.clone().into_bytes(),
-            limited: true,
+            // Settings change only when someone changes them, and Home Assistant's controls show
+            // them: publish at once.
+            limited: v.ident != "config",
         })
         .collect();
     if cfg.json {

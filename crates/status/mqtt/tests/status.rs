@@ -276,6 +276,24 @@ async fn rate_limit_publishes_the_latest_value_when_the_window_ends() {
         ["A", "C"],
         "B was superseded, C is the latest"
     );
+    // Settings (config/…) are not held back: the state of Home Assistant's controls follows at once.
+    let amps = format!("{prefix}/config/nonScheduledAmpsMax");
+    let (_c2, seen2) = watch(&host, port, std::slice::from_ref(&amps)).await;
+    seen2.wait_for(&amps, 5, |v| v == "6").await;
+    let mut s = status_named("C");
+    s.settings.non_scheduled_amps = 12.0;
+    p.publish(&s).await.unwrap();
+    seen2.wait_for(&amps, 5, |v| v == "12").await;
+    // Again, inside the 3 s window of the publish just made.
+    s.settings.non_scheduled_amps = 13.0;
+    p.publish(&s).await.unwrap();
+    let t1 = tokio::time::Instant::now();
+    seen2.wait_for(&amps, 5, |v| v == "13").await;
+    assert!(
+        t1.elapsed() < Duration::from_secs(2),
+        "config/ was rate limited: {:?}",
+        t1.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
