@@ -150,36 +150,7 @@ pub struct SimSlave {
     pub car: CarConfig,
 }
 
-/// ISO 3779 check digit for a 17-character VIN (position 9); `None` for a character that has no
-/// value (I, O, Q, lower case, …).
-pub fn vin_check_digit(vin: &str) -> Option<u8> {
-    const WEIGHTS: [u32; 17] = [8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2];
-    let b = vin.as_bytes();
-    if b.len() != 17 {
-        return None;
-    }
-    let mut sum = 0;
-    for (i, &c) in b.iter().enumerate() {
-        let v = match c {
-            b'0'..=b'9' => u32::from(c - b'0'),
-            b'A' | b'J' => 1,
-            b'B' | b'K' | b'S' => 2,
-            b'C' | b'L' | b'T' => 3,
-            b'D' | b'M' | b'U' => 4,
-            b'E' | b'N' | b'V' => 5,
-            b'F' | b'W' => 6,
-            b'G' | b'P' | b'X' => 7,
-            b'H' | b'Y' => 8,
-            b'R' | b'Z' => 9,
-            _ => return None,
-        };
-        sum += v * WEIGHTS[i];
-    }
-    Some(match sum % 11 {
-        10 => b'X',
-        d => b'0' + d as u8,
-    })
-}
+pub use twc_core::protocol::message::vin_check_digit;
 
 /// A valid Tesla-looking VIN numbered `n` (`n = 316` gives [`SAMPLE_VIN`]).
 pub fn sample_vin(n: u32) -> String {

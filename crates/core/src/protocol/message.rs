@@ -750,16 +750,18 @@ pub fn ascii(bytes: &[u8]) -> String {
         .to_string()
 }
 
-/// ISO 3779 check digit validation (position 9) for a 17-character VIN.
-pub fn vin_is_valid(vin: &str) -> bool {
+/// ISO 3779 check digit for a 17-character VIN (the character that belongs in position 9);
+/// `None` for a wrong length or a character that has no value (I, O, Q, lower case, …).
+pub fn vin_check_digit(vin: &str) -> Option<u8> {
+    const WEIGHTS: [u32; 17] = [8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2];
     let b = vin.as_bytes();
     if b.len() != 17 {
-        return false;
+        return None;
     }
-    const WEIGHTS: [u32; 17] = [8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2];
-    let value = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'0'..=b'9' => (c - b'0') as u32,
+    let mut sum = 0;
+    for (i, &c) in b.iter().enumerate() {
+        let v = match c {
+            b'0'..=b'9' => u32::from(c - b'0'),
             b'A' | b'J' => 1,
             b'B' | b'K' | b'S' => 2,
             b'C' | b'L' | b'T' => 3,
@@ -770,20 +772,16 @@ pub fn vin_is_valid(vin: &str) -> bool {
             b'H' | b'Y' => 8,
             b'R' | b'Z' => 9,
             _ => return None,
-        })
-    };
-    let mut sum = 0;
-    for (i, &c) in b.iter().enumerate() {
-        match value(c) {
-            Some(v) => sum += v * WEIGHTS[i],
-            None => return false,
-        }
+        };
+        sum += v * WEIGHTS[i];
     }
-    let check = sum % 11;
-    let expected = if check == 10 {
-        b'X'
-    } else {
-        b'0' + check as u8
-    };
-    b[8] == expected
+    Some(match sum % 11 {
+        10 => b'X',
+        d => b'0' + d as u8,
+    })
+}
+
+/// ISO 3779 check digit validation (position 9) for a 17-character VIN.
+pub fn vin_is_valid(vin: &str) -> bool {
+    vin_check_digit(vin).is_some_and(|d| vin.as_bytes()[8] == d)
 }
