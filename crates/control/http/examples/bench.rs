@@ -1,6 +1,11 @@
 //! Loopback load test of `GET /api/getStatus` and `GET /api/v2/status`.
 //!
-//! `cargo run --release -p twc-control-http --example bench [-- REQUESTS CONCURRENCY]`
+//! `cargo run --release -p twc-control-http --example bench [-- REQUESTS CONCURRENCY] [--close]
+//! [--target http://HOST:PORT --pid PID]`
+//!
+//! `--close` opens a new connection for every request (as TWCManager's HTTP/1.0 server forces);
+//! `--target` measures another server's `GET /api/getStatus` (TWCManager's, say) and `--pid`
+//! names its process for the RSS figure.
 //!
 //! The server (the real engine with two simulated TWCs, one charging, and the HTTP surface) runs
 //! in a child process so its resident memory can be read from /proc; this process generates the
@@ -66,9 +71,9 @@ struct Run {
     errors: usize,
 }
 
-async fn load(url: &str, requests: usize, concurrency: usize) -> Run {
+async fn load(url: &str, requests: usize, concurrency: usize, close: bool) -> Run {
     let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
+        .pool_max_idle_per_host(if close { 0 } else { concurrency })
         .build()
         .unwrap();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -111,6 +116,17 @@ async fn load(url: &str, requests: usize, concurrency: usize) -> Run {
     }
 }
 
+fn print_row(path: &str, r: &Run, rss: &str) {
+    println!(
+        "| `GET {path}` | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {} | {rss} |",
+        r.rps,
+        r.p50.as_secs_f64() * 1e3,
+        r.p99.as_secs_f64() * 1e3,
+        r.max.as_secs_f64() * 1e3,
+        r.errors,
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -118,8 +134,42 @@ async fn main() {
         serve().await;
         return;
     }
-    let requests: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(20_000);
-    let concurrency: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(16);
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let close = args.iter().any(|a| a == "--close");
+    let numbers: Vec<usize> = args
+        .iter()
+        .skip(1)
+        .take_while(|a| !a.starts_with("--"))
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let requests = numbers.first().copied().unwrap_or(20_000);
+    let concurrency = numbers.get(1).copied().unwrap_or(16);
+    let conn = if close {
+        "a new connection per request"
+    } else {
+        "keep-alive connections"
+    };
+    if let Some(target) = flag("--target") {
+        let pid: Option<u32> = flag("--pid").and_then(|p| p.parse().ok());
+        let rss = |pid: Option<u32>| {
+            pid.and_then(rss_kib)
+                .map_or("?".to_string(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
+        };
+        println!("{target}: RSS before {}", rss(pid));
+        println!("{requests} requests, {concurrency} concurrent, {conn}\n");
+        println!("| endpoint | req/s | p50 | p99 | max | errors | server RSS after |");
+        println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+        let url = format!("{target}/api/getStatus");
+        let _ = load(&url, 200, concurrency, close).await;
+        let r = load(&url, requests, concurrency, close).await;
+        print_row("/api/getStatus", &r, &rss(pid));
+        return;
+    }
     let mut child = Command::new(std::env::current_exe().unwrap())
         .arg("--serve")
         .stdout(Stdio::piped())
@@ -144,25 +194,15 @@ async fn main() {
         "server pid {pid}, RSS idle with 2 simulated slaves: {:.1} MiB",
         idle as f64 / 1024.0
     );
-    println!(
-        "{requests} requests per endpoint, {concurrency} concurrent keep-alive connections, loopback\n"
-    );
+    println!("{requests} requests per endpoint, {concurrency} concurrent, {conn}, loopback\n");
     println!("| endpoint | req/s | p50 | p99 | max | errors | server RSS after |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     for path in ["/api/getStatus", "/api/v2/status"] {
         let url = format!("http://127.0.0.1:{port}{path}");
-        let _ = load(&url, 500, concurrency).await; // warm-up
-        let r = load(&url, requests, concurrency).await;
+        let _ = load(&url, 500, concurrency, close).await; // warm-up
+        let r = load(&url, requests, concurrency, close).await;
         let rss = rss_kib(pid).unwrap_or(0);
-        println!(
-            "| `GET {path}` | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {} | {:.1} MiB |",
-            r.rps,
-            r.p50.as_secs_f64() * 1e3,
-            r.p99.as_secs_f64() * 1e3,
-            r.max.as_secs_f64() * 1e3,
-            r.errors,
-            rss as f64 / 1024.0
-        );
+        print_row(path, &r, &format!("{:.1} MiB", rss as f64 / 1024.0));
     }
     let _ = child.kill();
     let _ = child.wait();
