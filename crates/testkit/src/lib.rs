@@ -236,3 +236,24 @@ pub fn unique_topic_prefix(test: &str) -> String {
         .unwrap_or(0);
     format!("twc-test/{test}/{}-{nanos}", std::process::id())
 }
+
+/// The `[<kind>.<name>]` section of the project's `config/default.toml` (embedded in the binary),
+/// checked to be disabled by default, as a `PluginConfig` for the plugin's own config struct:
+/// a test that parses it keeps the documented keys from drifting away from the code.
+pub fn default_toml_section(kind: &str, name: &str) -> twc_core::plugin::PluginConfig {
+    let text = include_str!("../../../config/default.toml");
+    let root: toml::Value = toml::from_str(text).expect("config/default.toml is valid TOML");
+    let section = root
+        .get(kind)
+        .and_then(|k| k.get(name))
+        .unwrap_or_else(|| panic!("config/default.toml has no [{kind}.{name}] section"))
+        .clone();
+    assert_eq!(
+        section.get("enabled").and_then(toml::Value::as_bool),
+        Some(false),
+        "[{kind}.{name}] must be disabled by default"
+    );
+    let body = toml::to_string(&section).expect("a TOML table serialises");
+    twc_core::plugin::PluginConfig::from_toml(&format!("{kind}.{name}"), &body)
+        .expect("the section is a table")
+}

@@ -5,20 +5,7 @@ use twc_core::plugin::PluginConfig;
 
 #[test]
 fn default_toml_section_parses() {
-    let text = include_str!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../config/default.toml"
-    ));
-    let v: toml::Value = toml::from_str(text).unwrap();
-    let section = v["status"]["hass"].clone();
-    assert_eq!(
-        section["enabled"].as_bool(),
-        Some(false),
-        "disabled by default"
-    );
-    let body = toml::to_string(&section).unwrap();
-    let cfg = PluginConfig::from_toml("status.hass", &body).unwrap();
-    check(cfg);
+    check(twc_testkit::default_toml_section("status", "hass"));
 }
 
 fn check(cfg: PluginConfig) {
