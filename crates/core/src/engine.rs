@@ -528,6 +528,8 @@ impl Core {
             BusIn::Up => {
                 info!("Bus link restored");
                 self.bus.link_up = true;
+                // The slaves may have given up on us: re-link them now, not in 10 s.
+                self.master.announce();
             }
         }
     }

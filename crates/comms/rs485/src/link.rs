@@ -79,8 +79,10 @@ impl SerialLink {
             .spawn(move || {
                 while let Ok(bytes) = wrx.recv() {
                     if let Err(e) = writer.write_all(&bytes).and_then(|_| writer.flush()) {
-                        let _ =
-                            rtx.blocking_send(Err(io::Error::new(e.kind(), format!("write: {e}"))));
+                        let _ = rtx.blocking_send(Err(io::Error::new(
+                            e.kind(),
+                            format!("write failed: {e}"),
+                        )));
                         return;
                     }
                 }
@@ -125,7 +127,7 @@ fn read_loop(port: &mut dyn SerialPort, stop: &AtomicBool, tx: &mpsc::Sender<io:
             Err(e) => {
                 let _ = tx.blocking_send(Err(io::Error::new(
                     e.kind(),
-                    format!("read: {e} (device unplugged?)"),
+                    format!("{e} (device unplugged?)"),
                 )));
                 return;
             }

@@ -243,6 +243,15 @@ impl Master {
         self.foreign.is_none() && !self.shutdown_complete()
     }
 
+    /// Announce ourselves again (5 × `FC E1` + 5 × `FB E2`, if `link_ready_bursts` is on), e.g.
+    /// after the bus link came back: slaves answer the second `FB E2` with their link-ready at
+    /// once instead of within their 10 s cycle. Nothing while shutting down.
+    pub fn announce(&mut self) {
+        if self.cfg.link_ready_bursts && self.shutdown.is_none() {
+            self.queue_bursts();
+        }
+    }
+
     fn queue_bursts(&mut self) {
         self.bursts.clear();
         for _ in 0..5 {
