@@ -471,3 +471,38 @@ async fn dashboard_live_charge_now_and_schedule_survive_restart() {
     assert!(!options.as_str().unwrap().contains("Custom"), "{options}");
     b.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trouble_banner_and_dark_mode() {
+    let Some(b) = Driver::start().await else {
+        return;
+    };
+    let d = demo_failing_meter(1).await;
+    d.wait_slaves(1).await;
+    b.goto(&d.base).await;
+    // A meter that stopped answering: a banner says so, and the tiles show no number.
+    b.wait_js(
+        "const t = document.querySelector('#trouble'); return !t.hidden && t.textContent.includes('meter has no fresh reading');",
+        Duration::from_secs(20),
+        "the stale-meter banner",
+    )
+    .await;
+    assert_eq!(b.text("#tile-generation [data-v]").await, "—");
+    // Dark mode follows the system setting.
+    let light = b
+        .js("return getComputedStyle(document.body).backgroundColor")
+        .await;
+    b.cmd(
+        reqwest::Method::POST,
+        "/goog/cdp/execute",
+        Some(json!({"cmd": "Emulation.setEmulatedMedia", "params": {"features": [{"name": "prefers-color-scheme", "value": "dark"}]}})),
+    )
+    .await;
+    let dark = b
+        .js("return getComputedStyle(document.body).backgroundColor")
+        .await;
+    assert_ne!(light, dark, "the page must change colours in dark mode");
+    assert_eq!(dark, json!("rgb(15, 18, 22)"));
+    b.screenshot("web-dashboard-dark.png").await;
+    b.quit().await;
+}
