@@ -264,7 +264,8 @@ function buildScheduleRows() {
     el("td", { text: d }),
     el("td", {}, el("input", { type: "checkbox", id: `sched-on-${i + 1}` })),
     el("td", {}, el("input", { type: "time", id: `sched-from-${i + 1}`, value: "00:00" })),
-    el("td", {}, el("input", { type: "time", id: `sched-to-${i + 1}`, value: "06:00" })))));
+    el("td", {}, el("input", { type: "time", id: `sched-to-${i + 1}`, value: "06:00" })),
+    el("td", {}, el("input", { type: "number", id: `sched-damps-${i + 1}`, min: "0", step: "1", placeholder: "—" })))));
 }
 const toMin = (v) => { const [h, m] = v.split(":").map(Number); return h * 60 + m; };
 const toHHMM = (m) => String(Math.floor(m / 60)).padStart(2, "0") + ":" + String(m % 60).padStart(2, "0");
@@ -273,7 +274,10 @@ async function loadSchedule() {
     const s = await api("GET", "/api/v2/schedules");
     $("#sched-enabled").checked = s.enabled;
     $("#sched-amps").value = s.amps;
-    for (let d = 1; d <= 7; d++) $(`#sched-on-${d}`).checked = false;
+    for (let d = 1; d <= 7; d++) {
+      $(`#sched-on-${d}`).checked = false;
+      $(`#sched-damps-${d}`).value = s.day_amps[d] !== undefined ? s.day_amps[d] : "";
+    }
     for (const w of s.windows) {
       $(`#sched-on-${w.weekday}`).checked = true;
       $(`#sched-from-${w.weekday}`).value = toHHMM(w.start_minute);
@@ -285,11 +289,14 @@ async function loadSchedule() {
 async function saveSchedule(ev) {
   ev.preventDefault();
   const windows = [];
+  const day_amps = {};
   for (let d = 1; d <= 7; d++) {
+    const da = $(`#sched-damps-${d}`).value;
+    if (da !== "") day_amps[d] = Number(da);
     if ($(`#sched-on-${d}`).checked) windows.push({ weekday: d, start_minute: toMin($(`#sched-from-${d}`).value), end_minute: toMin($(`#sched-to-${d}`).value) });
   }
   try {
-    await api("PUT", "/api/v2/schedules", { enabled: $("#sched-enabled").checked, amps: Number($("#sched-amps").value), windows });
+    await api("PUT", "/api/v2/schedules", { enabled: $("#sched-enabled").checked, amps: Number($("#sched-amps").value), windows, day_amps });
     say("#sched-status", "Schedule saved.");
   } catch (e) { say("#sched-status", e.message, true); }
 }

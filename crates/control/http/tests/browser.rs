@@ -365,6 +365,7 @@ async fn dashboard_live_charge_now_and_schedule_survive_restart() {
     b.click("#sched-on-2").await;
     b.click("#sched-on-6").await;
     b.js("document.querySelector('#sched-from-2').value = '22:30'; document.querySelector('#sched-to-2').value = '06:15'; return true").await;
+    b.type_into("#sched-damps-6", "10").await;
     b.click("#sched-save").await;
     b.wait_js(
         "return document.querySelector('#sched-status').textContent === 'Schedule saved.'",
@@ -383,6 +384,7 @@ async fn dashboard_live_charge_now_and_schedule_survive_restart() {
         (2, 1350, 375)
     );
     assert_eq!(s.windows.len(), 2);
+    assert_eq!(s.day_amps.get(&6), Some(&10.0));
 
     // Restart: the engine saved its settings file on every change; stop it (and the server),
     // and start a new engine and server from the same file.
@@ -419,6 +421,11 @@ async fn dashboard_live_charge_now_and_schedule_survive_restart() {
         b.js("return document.querySelector('#sched-from-2').value")
             .await,
         json!("22:30")
+    );
+    assert_eq!(
+        b.js("return document.querySelector('#sched-damps-6').value")
+            .await,
+        json!("10")
     );
 
     // Settings: a runtime grid-import limit from the form.
