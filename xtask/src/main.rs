@@ -233,6 +233,7 @@ fn bench() -> Result<(), String> {
     for (pkg, bench) in [
         ("twc-logging-sqlite", "sqlite_throughput"),
         ("twc-logging-mysql", "mysql_throughput"),
+        ("twc-logging-sqlite", "engine_jitter"),
     ] {
         let mut c = cargo();
         c.args(["bench", "-p", pkg, "--bench", bench]);
