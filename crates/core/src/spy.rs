@@ -253,6 +253,48 @@ mod tests {
         assert!(line.ends_with("limit 16.00 A, car draws 15.20 A"), "{line}");
     }
 
+    #[tokio::test]
+    async fn run_prints_one_line_per_frame_and_never_sends() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (near, mut far) = tokio::io::duplex(1024);
+        let mut comms = crate::transport::StreamComms::new(near, "test");
+        let lr = Message::SlaveLinkReady {
+            slave: TwcId::from_u16(0x1234),
+            sign: 0x56,
+            max_amps: CentiAmps::from_amps(32),
+            version: ProtocolVersion::V2,
+        }
+        .encode()
+        .unwrap();
+        let mut wire = lr.to_wire();
+        wire.extend_from_slice(&[0xC0, 0xFD, 0xE2, 0x12, 0xC0]);
+        far.write_all(&wire).await.unwrap();
+        let mut lines = Vec::new();
+        run(
+            &mut comms,
+            SpyOptions {
+                hex: false,
+                limit: Some(2),
+            },
+            |l| lines.push(l.to_string()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[0].ends_with("FD E2 slave 1234 link-ready, sign 56, max 32.00 A, protocol 2"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[1].ends_with("dropped: truncated frame of 3 bytes"),
+            "{lines:?}"
+        );
+        drop(comms);
+        let mut rest = Vec::new();
+        far.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty(), "spy sent {rest:02X?}");
+    }
+
     #[test]
     fn every_frame_gets_a_line_even_when_malformed() {
         // A slave link-ready of an odd length: known code, bad length.
