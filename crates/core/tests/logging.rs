@@ -308,3 +308,39 @@ fn mute_switches_silence_their_tables_only() {
     assert!(m.charge_sessions && !m.faults);
     assert!(toml::from_str::<Mute>("chargesessions = true").is_err());
 }
+
+#[tokio::test]
+async fn close_writes_what_it_can_and_saves_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, rx) = broadcast::channel(256);
+    let p = Probe::default();
+    let sink = spawn_sink(
+        rx,
+        "probe",
+        Box::new(p.clone()),
+        fast(Some(dir.path().into()), 20),
+    );
+    for i in 0..10 {
+        tx.send(fault(i)).unwrap();
+    }
+    wait_for(&p, 10).await;
+    p.down.store(true, Ordering::SeqCst);
+    for i in 10..40 {
+        tx.send(fault(i)).unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The engine handle (here: tx) is still alive; close() ends the sink anyway.
+    sink.close().await;
+    let (_tx2, rx2) = broadcast::channel(16);
+    let p2 = Probe::default();
+    let again = spawn_sink(
+        rx2,
+        "probe",
+        Box::new(p2.clone()),
+        fast(Some(dir.path().into()), 20),
+    );
+    wait_for(&p2, 30).await;
+    assert_eq!(*p2.seen.lock().unwrap(), expected(40)[10..].to_vec());
+    assert_eq!(again.status().dropped, 0);
+    drop(tx);
+}

@@ -260,6 +260,7 @@ pub struct SinkHandle {
     shared: Arc<Shared>,
     name: String,
     task: JoinHandle<()>,
+    pump: tokio::task::AbortHandle,
 }
 
 impl SinkHandle {
@@ -278,6 +279,15 @@ impl SinkHandle {
             shared: self.shared.clone(),
             name: self.name.clone(),
         }
+    }
+
+    /// Stop taking events (for shutdown while the engine handle still lives): write what is
+    /// queued for up to `shutdown_timeout_ms`, save the rest to the spill file, flush, and wait.
+    pub async fn close(self) {
+        self.pump.abort();
+        self.shared.lock().closed = true;
+        self.shared.notify.notify_one();
+        let _ = self.task.await;
     }
 
     /// Wait until the sink has finished (after the event channel closed and the queue drained or
@@ -419,11 +429,17 @@ pub fn spawn_sink(
     });
     let worker_shared = shared.clone();
     let worker_name = name.clone();
+    let pump_abort = pump.abort_handle();
     let task = tokio::spawn(async move {
         worker(worker_shared, worker_name, logger).await;
         let _ = pump.await;
     });
-    let handle = SinkHandle { shared, name, task };
+    let handle = SinkHandle {
+        shared,
+        name,
+        task,
+        pump: pump_abort,
+    };
     all_sinks().add(handle.watcher());
     handle
 }
