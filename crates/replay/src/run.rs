@@ -256,24 +256,28 @@ async fn replay(trace: &Trace, opts: &SimOptions) -> Result<Report, String> {
             + 2.0 * heartbeat.as_secs_f64() * opts.slaves as f64,
     };
     let mut acc = Accumulator::new(params);
+    let status_rx = eng.handle.watch_status();
     for k in 0..n {
         tokio::time::sleep_until(start + Duration::from_secs_f64(k as f64 * dt)).await;
         let t = k as f64 * dt;
         let step = trace.at_offset(t);
         let (cw, offered, actual) = charger_w(&sim, volts_sum);
-        let status = eng.handle.status();
+        let (budget_a, green) = {
+            let st = status_rx.borrow();
+            (st.policy.budget.amps(), st.policy.is_green)
+        };
         let row = Row {
             at: trace.start() + chrono::Duration::milliseconds((t * 1000.0) as i64),
             pv_w: step.pv_w,
             load_w: step.load_w,
             battery_w: step.battery_w,
             battery_soc_pct: step.battery_soc_pct,
-            budget_a: status.policy.budget.amps(),
+            budget_a,
             offered_a: offered,
             actual_a: actual,
             charger_w: cw,
             grid_w: step.load_w + cw - step.pv_w - step.battery_w.unwrap_or(0.0),
-            green: status.policy.is_green,
+            green,
         };
         acc.push(&row);
         if opts.keep_rows {
