@@ -142,6 +142,8 @@ pub(crate) struct AppState {
     pub(crate) compat: Arc<compat::CompatState>,
     /// Serialises read-modify-write of the runtime settings.
     pub(crate) settings_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Free slots for `/api/v2/events` streams.
+    pub(crate) sse_slots: Arc<tokio::sync::Semaphore>,
     /// A database logger's history, when the bin handed one over.
     pub(crate) history: Option<Arc<dyn HistoryQuery>>,
 }
@@ -166,6 +168,7 @@ pub fn router_with_history(
         recorder,
         compat: Arc::new(compat::CompatState::new()),
         settings_lock: Arc::new(tokio::sync::Mutex::new(())),
+        sse_slots: Arc::new(tokio::sync::Semaphore::new(v2::MAX_EVENT_STREAMS)),
         history,
     };
     let limit = state.cfg.max_body_bytes;

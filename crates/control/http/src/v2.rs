@@ -12,7 +12,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -1192,13 +1192,33 @@ async fn stored_history(
 /// 5 s), `event` events carry the engine's events (slave linked, offer changed, session, fault, …).
 #[utoipa::path(get, path = "/api/v2/events", tag = "events",
     responses((status = 200, description = "text/event-stream of `status` and `event` messages", content_type = "text/event-stream")))]
-async fn events(
-    State(st): State<AppState>,
-) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+async fn events(State(st): State<AppState>) -> Response {
+    let Ok(permit) = st.sse_slots.clone().try_acquire_owned() else {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "at most {MAX_EVENT_STREAMS} event streams may be open at once; close a page and retry"
+            ),
+        );
+    };
+    let stream = event_stream(st).map(move |e| {
+        // The slot is released when the client goes away and the stream is dropped.
+        let _slot = &permit;
+        e
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// Concurrent `/api/v2/events` streams allowed.
+pub(crate) const MAX_EVENT_STREAMS: usize = 64;
+
+fn event_stream(st: AppState) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     let watch = st.engine.watch_status();
     let ev = st.engine.subscribe();
     let first = status_event(&st, &st.engine.status());
-    let stream = futures::stream::unfold(
+    futures::stream::unfold(
         (st, watch, ev, Some(first), tokio::time::Instant::now()),
         |(st, mut watch, mut ev, pending, mut last)| async move {
             if let Some(e) = pending {
@@ -1232,8 +1252,7 @@ async fn events(
                 }
             }
         },
-    );
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    )
 }
 
 fn status_event(st: &AppState, s: &Status) -> SseEvent {

@@ -810,3 +810,34 @@ fn check(doc: &Value, schema: &Value, v: &Value, at: &str) {
         Value::Null => {}
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_are_bounded() {
+    let d = demo(0).await;
+    let mut open = Vec::new();
+    for _ in 0..64 {
+        let r = d.get("/api/v2/events").await;
+        assert_eq!(r.status(), 200);
+        open.push(r);
+    }
+    let r = d.get("/api/v2/events").await;
+    assert_eq!(r.status(), 429);
+    assert!(
+        r.json::<Value>().await.unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("at most 64")
+    );
+    drop(open.pop());
+    // The slot comes back once the server notices the client left.
+    let mut ok = false;
+    for _ in 0..50 {
+        let r = d.get("/api/v2/events").await;
+        if r.status() == 200 {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ok, "a closed stream frees its slot");
+}
