@@ -384,6 +384,9 @@ pub fn spawn_sink(
     opts: SinkOptions,
 ) -> SinkHandle {
     let name = name.into();
+    if let Some(h) = logger.history() {
+        crate::history::register(&name, h);
+    }
     let spill = opts.spill_dir.as_ref().and_then(|d| match open_spill(d, &name) {
         Ok(s) => {
             if s.count > 0 {
