@@ -225,6 +225,8 @@ enum BusIn {
     Rx(Received),
     Down(String),
     Up,
+    /// The transport's decoder counters, when its garbage or partial-frame counts moved.
+    Stats(DecodeStats),
 }
 
 struct SourceState {
@@ -317,11 +319,18 @@ async fn bus_task(
     tx: mpsc::Sender<BusIn>,
 ) {
     let mut backoff = Duration::from_millis(500);
+    let mut reported = (0, 0);
     loop {
         let failure = tokio::select! {
             r = comms.recv() => match r {
                 Ok(item) => {
                     if tx.send(BusIn::Rx(item)).await.is_err() { return; }
+                    if let Some(s) = comms.decode_stats()
+                        && (s.garbage_bytes, s.timed_out) != reported
+                    {
+                        reported = (s.garbage_bytes, s.timed_out);
+                        let _ = tx.send(BusIn::Stats(s)).await;
+                    }
                     continue;
                 }
                 Err(e) => e,
@@ -524,6 +533,16 @@ impl Core {
                 }
                 self.bus.link_up = false;
                 self.bus.last_error = Some(e);
+            }
+            BusIn::Stats(s) => {
+                if s.timed_out > self.decode.timed_out {
+                    debug!(
+                        count = s.timed_out,
+                        "Dropped a partial frame after a silence"
+                    );
+                }
+                self.decode.garbage_bytes = s.garbage_bytes;
+                self.decode.timed_out = s.timed_out;
             }
             BusIn::Up => {
                 info!("Bus link restored");

@@ -248,6 +248,12 @@ pub trait Comms: Send {
     fn describe(&self) -> String {
         String::new()
     }
+    /// The transport's own decoder counters, when it has one (every [`crate::transport::StreamComms`]
+    /// does): bytes outside any frame and partial frames dropped after a silence never reach the
+    /// engine as a [`Received::Dropped`], so the engine copies those two counters from here.
+    fn decode_stats(&self) -> Option<crate::protocol::DecodeStats> {
+        None
+    }
 }
 
 /// An energy source.

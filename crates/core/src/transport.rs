@@ -129,4 +129,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Comms for StreamComms<S> {
     fn describe(&self) -> String {
         self.plugin.to_string()
     }
+
+    fn decode_stats(&self) -> Option<DecodeStats> {
+        Some(self.decoder.stats())
+    }
 }

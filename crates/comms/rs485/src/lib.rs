@@ -198,6 +198,10 @@ impl Comms for Rs485 {
         self.ensure_open().await
     }
 
+    fn decode_stats(&self) -> Option<twc_core::protocol::DecodeStats> {
+        Some(self.comms.stats())
+    }
+
     fn describe(&self) -> String {
         format!("rs485 {} at {} baud", self.cfg.port, self.cfg.baud)
     }

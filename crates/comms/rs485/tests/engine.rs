@@ -163,3 +163,45 @@ async fn the_engine_stays_responsive_while_the_adapter_is_missing() {
         "commands took up to {worst:?} while the bus was down"
     );
 }
+
+/// Line noise that never forms a frame (bytes before the first delimiter, a half frame followed
+/// by silence) shows in `Status.bus.decode` too, not only frames the codec rejected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_and_partial_frames_are_counted_in_the_status() {
+    use std::io::Write;
+    let (mut far, near) = serialport::TTYPort::pair().expect("pty pair");
+    let path = serialport::SerialPort::name(&near).expect("pty name");
+    let mut cfg = Rs485Config::new(&path);
+    cfg.partial_timeout_ms = 100;
+    let eng = engine::spawn(
+        config(),
+        Box::new(Rs485::new(cfg)),
+        vec![],
+        Settings::default(),
+    );
+    let mut rx = eng.handle.watch_status();
+    tokio::time::sleep(Duration::from_millis(500)).await; // the port is open
+    let lr = twc_core::protocol::Message::SlaveLinkReady {
+        slave: twc_core::protocol::TwcId::from_u16(0x0B0B),
+        sign: 1,
+        max_amps: CentiAmps::from_amps(32),
+        version: twc_core::protocol::ProtocolVersion::V2,
+    }
+    .encode()
+    .unwrap()
+    .to_wire();
+    far.write_all(&[0x00, 0xFF, 0x13]).unwrap(); // before any delimiter
+    far.write_all(&lr[..9]).unwrap(); // half a frame, then silence
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    far.write_all(&lr).unwrap();
+    let s = wait_for(&mut rx, 10, "the counters", |s| {
+        s.bus.decode.timed_out == 1 && s.bus.decode.garbage_bytes == 3
+    })
+    .await;
+    assert_eq!(s.bus.decode.frames_ok, 1);
+    assert_eq!(
+        s.slaves.len(),
+        1,
+        "the valid link-ready links; the noise does not"
+    );
+}

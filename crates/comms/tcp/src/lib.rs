@@ -436,6 +436,10 @@ impl Comms for Tcp {
         self.ensure_open().await
     }
 
+    fn decode_stats(&self) -> Option<twc_core::protocol::DecodeStats> {
+        Some(self.comms.stats())
+    }
+
     fn describe(&self) -> String {
         match &self.endpoint {
             Endpoint::Connect(a) => format!("tcp bridge at {a}"),
