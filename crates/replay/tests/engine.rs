@@ -196,3 +196,128 @@ async fn settings_are_saved_after_each_change_and_charge_now_ends_by_itself() {
     assert_eq!(saved, h.status().settings);
     h.command(Command::Shutdown).await.unwrap();
 }
+
+/// A meter that answers until `fail_after`, then fails every read.
+struct FailingMeter {
+    start: tokio::time::Instant,
+    fail_after: Duration,
+    sim: twc_sim::SimHandle,
+}
+
+#[twc_core::async_trait]
+impl twc_core::plugin::EmsSource for FailingMeter {
+    async fn read(&self) -> Result<twc_core::model::EnergyReading, twc_core::plugin::PluginError> {
+        if self.start.elapsed() >= self.fail_after {
+            return Err(twc_core::plugin::PluginError::new(
+                twc_core::plugin::ErrorKind::Transient,
+                "meter",
+                "connection refused",
+            ));
+        }
+        let charger: f64 = self
+            .sim
+            .slaves()
+            .iter()
+            .map(|s| s.actual.amps() * 230.0)
+            .sum();
+        Ok(twc_core::model::EnergyReading {
+            generation_w: Some(6000.0),
+            consumption_w: Some(500.0),
+            grid_w: Some(500.0 + charger - 6000.0),
+            ..twc_core::model::EnergyReading::default()
+        })
+    }
+}
+
+async fn stale_case(
+    settings: Settings,
+    grid_limit: Option<f64>,
+) -> Vec<(u64, f64, Option<String>)> {
+    let slaves = vec![SimSlave {
+        slave: SlaveConfig {
+            volts: [230, 0, 0],
+            ..SlaveConfig::eu().with_id(TwcId([0x40, 0x04]))
+        },
+        car: CarConfig::tesla(),
+    }];
+    let (comms, sim) = duplex_pair(slaves);
+    let mut cfg = EngineConfig {
+        master: MasterConfig {
+            wiring_max_all: CentiAmps::from_amps(32),
+            wiring_max_per_twc: CentiAmps::from_amps(32),
+            ..MasterConfig::default()
+        },
+        consumption_includes_chargers: false,
+        ..EngineConfig::default()
+    };
+    cfg.policy.grid.max_import_w = grid_limit;
+    cfg.policy.grid.safe_amps = 8.0;
+    cfg.policy.green.start_delay_secs = 10.0;
+    let meter = FailingMeter {
+        start: tokio::time::Instant::now(),
+        fail_after: Duration::from_secs(120),
+        sim: sim.clone(),
+    };
+    let eng = engine::spawn(
+        cfg,
+        Box::new(comms),
+        vec![engine::SourceSpec {
+            name: "meter".into(),
+            source: Box::new(meter),
+            poll: twc_core::plugin::PollSettings {
+                interval: Duration::from_secs(5),
+                stale_after: Duration::from_secs(30),
+            },
+        }],
+        settings,
+    );
+    let mut out = Vec::new();
+    for t in (10..=200).step_by(10) {
+        tokio::time::sleep_until(tokio::time::Instant::now() + Duration::from_secs(10)).await;
+        let st = eng.handle.status();
+        out.push((t, st.policy.budget.amps(), st.policy.limited_by.clone()));
+    }
+    eng.handle.command(Command::Shutdown).await.unwrap();
+    out
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_failing_meter_stops_green_and_drops_fixed_amps_to_the_safe_current() {
+    // Green: 5500 W surplus ≈ 23.9 A while the meter works; once its last reading is older than
+    // 30 s (it fails from 120 s; last good reading ≤ 120 s), 0 A.
+    let green = stale_case(
+        Settings {
+            non_scheduled_action: "green".into(),
+            ..Settings::default()
+        },
+        None,
+    )
+    .await;
+    for (t, budget, _) in &green {
+        match *t {
+            40..=110 => assert!(*budget > 20.0, "{green:?}"),
+            160.. => assert_eq!(*budget, 0.0, "{green:?}"),
+            _ => {}
+        }
+    }
+    // Fixed 32 A with a 9 kW grid limit: the limit allows it while readings are fresh, then the
+    // safe current (8 A).
+    let fixed = stale_case(
+        Settings {
+            non_scheduled_amps: 32.0,
+            ..Settings::default()
+        },
+        Some(9000.0),
+    )
+    .await;
+    for (t, budget, limited_by) in &fixed {
+        match *t {
+            20..=110 => assert_eq!(*budget, 32.0, "{fixed:?}"),
+            160.. => {
+                assert_eq!(*budget, 8.0, "{fixed:?}");
+                assert_eq!(limited_by.as_deref(), Some("stale"));
+            }
+            _ => {}
+        }
+    }
+}
