@@ -175,6 +175,12 @@ impl MysqlDb {
     }
 }
 
+/// At most `n` characters, so strict SQL mode never rejects a record (and blocks the queue) for a
+/// string longer than its column.
+fn cut(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
 fn kwh(v: Option<i32>) -> Option<u32> {
     v.and_then(|v| u32::try_from(v).ok())
 }
@@ -197,7 +203,7 @@ async fn write_session(tx: &mut Transaction<'_, MySql>, op: &SessionOp) -> Resul
             .bind(dt(s.started_at))
             .bind(opt_kwh(s.start_kwh))
             .bind(s.slave.to_string())
-            .bind(&s.vin)
+            .bind(s.vin.as_deref().map(|v| cut(v, 17)))
             .bind(dt(s.last_at))
             .bind(opt_kwh(s.last_kwh))
             .execute(&mut **tx)
@@ -209,7 +215,7 @@ async fn write_session(tx: &mut Transaction<'_, MySql>, op: &SessionOp) -> Resul
                  lastkWh = ? WHERE slaveTWC = ? AND startTime = ?",
             )
             .bind(opt_kwh(s.start_kwh))
-            .bind(&s.vin)
+            .bind(s.vin.as_deref().map(|v| cut(v, 17)))
             .bind(dt(s.last_at))
             .bind(opt_kwh(s.last_kwh))
             .bind(s.slave.to_string())
@@ -227,7 +233,7 @@ async fn write_session(tx: &mut Transaction<'_, MySql>, op: &SessionOp) -> Resul
                  endkWh = ?, lastTime = ?, lastkWh = ? WHERE slaveTWC = ? AND startTime = ?",
             )
             .bind(opt_kwh(s.start_kwh))
-            .bind(&s.vin)
+            .bind(s.vin.as_deref().map(|v| cut(v, 17)))
             .bind(dt(*ended_at))
             .bind(opt_kwh(*end_kwh))
             .bind(dt(*ended_at))
@@ -326,8 +332,8 @@ async fn write_rows(tx: &mut Transaction<'_, MySql>, rows: &[Row]) -> Result<(),
             {
                 v.push_bind(slave.to_string())
                     .push_bind(dt(*at))
-                    .push_bind(*kind)
-                    .push_bind(state.clone())
+                    .push_bind(cut(kind, 16))
+                    .push_bind(state.as_deref().map(|v| cut(v, 32)))
                     .push_bind(actual.map(|a| a.amps()))
                     .push_bind(offered.map(|a| a.amps()))
                     .push_bind(*power_w);
@@ -352,8 +358,8 @@ async fn write_rows(tx: &mut Transaction<'_, MySql>, rows: &[Row]) -> Result<(),
             } = r
             {
                 v.push_bind(dt(*at))
-                    .push_bind(from.clone())
-                    .push_bind(to.clone())
+                    .push_bind(cut(from, 64))
+                    .push_bind(cut(to, 64))
                     .push_bind(reason.clone());
             }
         });
@@ -369,7 +375,7 @@ async fn write_rows(tx: &mut Transaction<'_, MySql>, rows: &[Row]) -> Result<(),
             } = r
             {
                 v.push_bind(dt(*at))
-                    .push_bind(component.clone())
+                    .push_bind(cut(component, 64))
                     .push_bind(message.clone());
             }
         });

@@ -372,3 +372,38 @@ async fn wait_written(h: &twc_core::logging::SinkHandle, n: u64, secs: u64) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn over_long_strings_are_cut_to_their_columns_not_retried_forever() {
+    let Some(db) = common::test_db().await else {
+        return;
+    };
+    let sink = MysqlSink::new(db.config());
+    let long = "x".repeat(300);
+    sink.record_batch(&[
+        Event::Fault {
+            at: t(1),
+            component: long.clone(),
+            message: long.clone(),
+        },
+        Event::PolicyChanged {
+            at: t(2),
+            from: long.clone(),
+            to: long.clone(),
+            reason: long.clone(),
+        },
+        Event::VinRead {
+            at: t(3),
+            slave: id(),
+            vin: long.clone(),
+        },
+    ])
+    .await
+    .unwrap();
+    let (c, m): (String, String) = sqlx::query_as("SELECT component, message FROM faults")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!((c.len(), m.len()), (64, 300));
+    db.drop_db().await;
+}
