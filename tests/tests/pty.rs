@@ -401,3 +401,28 @@ async fn spy_decodes_a_real_masters_conversation_without_transmitting() {
     let echoed = bus_end.read(&mut buf).unwrap_or(0);
     assert_eq!(echoed, 0, "spy transmitted {:02X?}", &buf[..echoed]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_without_the_adapter_and_links_once_it_is_plugged_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttyTWC");
+    let mut d = start(&link, "");
+    d.wait_status(10, "the missing adapter reported", |s| {
+        s["bus"]["link_up"] == false
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(d.alive(), "no adapter is no reason to exit:\n{}", d.log());
+    assert_eq!(d.count("Cannot open the serial port"), 1, "{}", d.log());
+    let bus = SimBus::new(vec![tesla_slave(0x6A6A)]);
+    let sim = bus.handle();
+    let _plugged = Plugged::new(&bus, &link, &Tap::default());
+    d.wait_status(40, "the slave to link after the adapter appeared", |s| {
+        s["bus"]["link_up"] == true && slave(s, "6A6A").is_some_and(|x| x["offered_amps"] == 6.0)
+    })
+    .await;
+    wait_until(10, "the simulated slave to hold 6 A", || {
+        sim.slave(0).unwrap().limit == CentiAmps::from_amps(6)
+    })
+    .await;
+}
