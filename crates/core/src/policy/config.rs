@@ -247,9 +247,8 @@ impl PolicyConfig {
             green: section(root, "green", &mut errors),
             grid: section(root, "grid", &mut errors),
         };
-        if errors.is_empty() {
-            errors = cfg.validate(wiring_max_all);
-        }
+        // Sections that did not parse are defaults here, so this reports the others' problems.
+        errors.extend(cfg.validate(wiring_max_all));
         if errors.is_empty() {
             Ok(cfg)
         } else {
