@@ -494,7 +494,12 @@ async fn trouble_banner_and_dark_mode() {
         "the stale-meter banner",
     )
     .await;
-    assert_eq!(b.text("#tile-generation [data-v]").await, "—");
+    b.wait_js(
+        "return document.querySelector('#tile-generation [data-v]').textContent === '—'",
+        Duration::from_secs(10),
+        "no generation number without a fresh reading",
+    )
+    .await;
     // Dark mode follows the system setting.
     let light = b
         .js("return getComputedStyle(document.body).backgroundColor")
