@@ -1115,7 +1115,17 @@ impl Core {
                         "duration must be greater than 0".into(),
                     ));
                 }
-                let until = self.wall(now).timestamp() + duration.as_secs() as i64;
+                const MAX_CHARGE_NOW: Duration = Duration::from_secs(366 * 24 * 3600);
+                if duration > MAX_CHARGE_NOW {
+                    return Err(CommandError::Invalid(format!(
+                        "duration = {} s is longer than a year; use the non-scheduled action for \"always\"",
+                        duration.as_secs()
+                    )));
+                }
+                let until = self
+                    .wall(now)
+                    .timestamp()
+                    .saturating_add(duration.as_secs() as i64);
                 info!(amps, seconds = duration.as_secs(), "Charge Now requested");
                 next.charge_now = Some(ChargeNow {
                     amps,

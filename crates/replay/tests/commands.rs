@@ -57,10 +57,14 @@ fn amps() -> impl Strategy<Value = f64> {
 
 fn arb_command() -> impl Strategy<Value = Command> {
     prop_oneof![
-        (amps(), 0u64..7200).prop_map(|(amps, s)| Command::ChargeNow {
-            amps,
-            duration: Duration::from_secs(s)
-        }),
+        (
+            amps(),
+            prop_oneof![4 => 0u64..7200, 1 => Just(i64::MAX as u64), 1 => Just(u64::MAX)]
+        )
+            .prop_map(|(amps, s)| Command::ChargeNow {
+                amps,
+                duration: Duration::from_secs(s)
+            }),
         Just(Command::CancelChargeNow),
         (
             proptest::option::of(prop_oneof![
