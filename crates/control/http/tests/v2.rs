@@ -663,7 +663,7 @@ async fn grid_limit_flex_and_vin_lists() {
 async fn a_stale_meter_is_shown_as_trouble_and_never_as_zero_watts() {
     let d = demo_failing_meter(0).await;
     d.wait_until(Duration::from_secs(10), |s| {
-        s.sources.iter().any(|x| x.stale && x.errors > 0)
+        s.reading.is_none() && s.sources.iter().any(|x| x.stale && x.errors > 0)
     })
     .await
     .expect("the meter goes stale");
