@@ -239,6 +239,9 @@ fn bench() -> Result<(), String> {
         c.args(["bench", "-p", pkg, "--bench", bench]);
         step(&format!("{pkg} records/s"), c)?;
     }
+    let mut c = cargo();
+    c.args(["run", "--release", "-p", "twc-control-http", "--example", "bench"]);
+    step("web API getStatus / v2 status req/s, p99, RSS", c)?;
     Ok(())
 }
 
