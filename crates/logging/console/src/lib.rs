@@ -52,10 +52,14 @@ fn default_level() -> String {
 fn default_true() -> bool {
     true
 }
+/// The engine already logs links, offers and policy changes at info; by default the console adds
+/// only the session summaries (with VIN and kWh) and faults.
 fn default_mute() -> Mute {
     Mute {
         green_energy: true,
         slave_status: true,
+        slave_power: true,
+        policy: true,
         ..Mute::default()
     }
 }
