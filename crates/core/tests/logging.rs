@@ -344,3 +344,29 @@ async fn close_writes_what_it_can_and_saves_the_rest() {
     assert_eq!(again.status().dropped, 0);
     drop(tx);
 }
+
+#[test]
+fn a_restored_session_whose_slave_never_returns_is_closed_at_its_last_update() {
+    let open = vec![OpenSession {
+        slave: TwcId::from_u16(0x4142),
+        started_at: t(0),
+        start_kwh: Some(100),
+        vin: None,
+        last_at: t(600),
+        last_kwh: Some(104),
+    }];
+    let mut b = RowBuilder::new(Mute::default(), 60, 900);
+    b.restore(open, 900);
+    let other = |at| Event::Fault {
+        at: t(at),
+        component: "x".into(),
+        message: "y".into(),
+    };
+    assert!(ends(&b.rows(&other(10_000))).is_empty());
+    assert!(ends(&b.rows(&other(10_900))).is_empty());
+    assert_eq!(
+        ends(&b.rows(&other(10_901))),
+        vec![(t(0), Some(100), Some(104))]
+    );
+    assert_eq!(b.open_sessions().count(), 0);
+}

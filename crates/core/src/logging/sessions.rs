@@ -8,7 +8,9 @@
 //!   so the energy counts from the original start;
 //! - otherwise the old row is closed at its last update and kWh, and a new row starts;
 //! - when a slave status shows the slave not charging, a restored row is closed with the lifetime
-//!   counter now (which counts whatever that slave delivered while we were down).
+//!   counter now (which counts whatever that slave delivered while we were down);
+//! - a restored row whose slave says nothing within `resume_within_secs` of the first event after
+//!   the restart is closed at its last update.
 
 use crate::model::Event;
 use crate::protocol::TwcId;
@@ -57,6 +59,8 @@ pub enum SessionOp {
 pub struct SessionTracker {
     open: BTreeMap<TwcId, (OpenSession, bool)>,
     resume_within_secs: i64,
+    /// Time of the first event after a restore.
+    restored_since: Option<DateTime<Utc>>,
 }
 
 impl SessionTracker {
@@ -65,6 +69,7 @@ impl SessionTracker {
         SessionTracker {
             open: BTreeMap::new(),
             resume_within_secs: resume_within_secs as i64,
+            restored_since: None,
         }
     }
 
@@ -91,6 +96,26 @@ impl SessionTracker {
     /// Feed an event.
     pub fn observe(&mut self, event: &Event) -> Vec<SessionOp> {
         let mut ops = Vec::new();
+        // A restored session whose slave has not shown up within `resume_within_secs` of the
+        // first event after the restart is gone (unit replaced, rotary switch changed): close it
+        // at its last update.
+        if self.open.values().any(|(_, restored)| *restored) {
+            let at = super::records::event_time(event);
+            let first = *self.restored_since.get_or_insert(at);
+            if (at - first).num_seconds() > self.resume_within_secs {
+                let gone: Vec<TwcId> = self
+                    .open
+                    .iter()
+                    .filter(|(_, (_, restored))| *restored)
+                    .map(|(k, _)| *k)
+                    .collect();
+                for k in gone {
+                    if let Some((s, _)) = self.open.remove(&k) {
+                        ops.push(end_at_last(s));
+                    }
+                }
+            }
+        }
         match event {
             Event::SessionStarted { at, session } => {
                 if let Some((mut old, restored)) = self.open.remove(&session.slave) {
