@@ -82,7 +82,19 @@ pub struct Args {
 
 /// Run the command line.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> Result<(), String> {
-    let a = Args::try_parse_from(args).map_err(|e| e.to_string())?;
+    let a = match Args::try_parse_from(args) {
+        Ok(a) => a,
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
+            print!("{e}");
+            return Ok(());
+        }
+        Err(e) => return Err(e.to_string()),
+    };
     if let Some(kind) = &a.generate {
         let mut spec = GenSpec::new(if kind == "clear" {
             DayKind::Clear
