@@ -45,7 +45,8 @@ pub(crate) struct SiteView {
     battery_w: Option<f64>,
     /// Home battery state of charge, %.
     battery_soc_pct: Option<f64>,
-    /// Generation − consumption, W, when both are known.
+    /// Green surplus for the chargers as the policy computed it (after offsets and battery), else
+    /// generation − consumption, W, when known.
     surplus_w: Option<f64>,
     /// What the chargers draw, W.
     charger_w: f64,
@@ -401,7 +402,10 @@ pub(crate) fn status_view(st: &AppState, s: &Status) -> StatusView {
             grid_w: r.and_then(|r| r.grid_or_derived_w()),
             battery_w: r.and_then(|r| r.battery_w),
             battery_soc_pct: r.and_then(|r| r.battery_soc_pct),
-            surplus_w: r.and_then(|r| Some(r.generation_w? - r.consumption_w?)),
+            surplus_w: s
+                .policy
+                .surplus_w
+                .or_else(|| r.and_then(|r| Some(r.generation_w? - r.consumption_w?))),
             charger_w: crate::util::r2(st.recorder.charger_w(s)),
             charger_amps: s.total_actual().amps(),
             reading_age_secs: r.map(|r| crate::util::r2(r.age_secs(now))),

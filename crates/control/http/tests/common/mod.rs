@@ -12,18 +12,26 @@ use twc_core::model::{CentiAmps, EnergyReading, Settings};
 use twc_core::plugin::{EmsSource, PluginError, PollSettings};
 use twc_sim::{CarConfig, SimHandle, SimSlave, SlaveConfig};
 
-/// A meter whose generation moves on every read (a sawtooth), so live numbers change.
+/// A meter whose generation moves on every read (a sawtooth), so live numbers change. Like a
+/// real site meter it sees the chargers: consumption = house + chargers, grid = consumption −
+/// generation (the engine's default, `consumption_includes_chargers = true`).
 pub struct MovingMeter {
     n: Arc<AtomicU64>,
+    /// What the chargers draw, W (f64 bits), fed from the engine's status.
+    chargers_w: Arc<AtomicU64>,
 }
 
 #[twc_core::async_trait]
 impl EmsSource for MovingMeter {
     async fn read(&self) -> Result<EnergyReading, PluginError> {
         let n = self.n.fetch_add(1, Ordering::Relaxed);
+        let generation = 3000.0 + (n % 10) as f64 * 137.0;
+        let consumption =
+            800.0 + (n % 7) as f64 * 41.0 + f64::from_bits(self.chargers_w.load(Ordering::Relaxed));
         Ok(EnergyReading {
-            generation_w: Some(3000.0 + (n % 10) as f64 * 137.0),
-            consumption_w: Some(800.0 + (n % 7) as f64 * 41.0),
+            generation_w: Some(generation),
+            consumption_w: Some(consumption),
+            grid_w: Some(consumption - generation),
             ..EnergyReading::now()
         })
     }
@@ -88,9 +96,12 @@ async fn start(
     history: Option<Arc<dyn twc_core::history::HistoryQuery>>,
     ec: EngineConfig,
 ) -> Demo {
+    let chargers_w = Arc::new(AtomicU64::new(0f64.to_bits()));
     let meter: Box<dyn EmsSource> = Box::new(MovingMeter {
         n: Arc::new(AtomicU64::new(0)),
+        chargers_w: chargers_w.clone(),
     });
+
     start_with_meter(
         slaves,
         settings,
@@ -99,6 +110,7 @@ async fn start(
         ec,
         meter,
         Duration::from_secs(10),
+        Some(chargers_w),
     )
     .await
 }
@@ -139,6 +151,7 @@ pub async fn demo_failing_meter(slaves: usize) -> Demo {
         engine_config(),
         meter,
         Duration::from_secs(1),
+        None,
     )
     .await
 }
@@ -152,6 +165,7 @@ async fn start_with_meter(
     ec: EngineConfig,
     meter: Box<dyn EmsSource>,
     stale_after: Duration,
+    chargers_feed: Option<Arc<AtomicU64>>,
 ) -> Demo {
     let fleet: Vec<SimSlave> = (0..slaves)
         .map(|i| SimSlave {
@@ -174,6 +188,20 @@ async fn start_with_meter(
         },
     };
     let e = engine::spawn(ec, Box::new(comms), vec![meter], settings);
+    if let Some(feed) = chargers_feed {
+        let mut rx = e.handle.watch_status();
+        tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                let w: f64 = rx
+                    .borrow_and_update()
+                    .slaves
+                    .iter()
+                    .map(|x| x.actual.amps() * x.volts.iter().map(|&v| f64::from(v)).sum::<f64>())
+                    .sum();
+                feed.store(w.to_bits(), Ordering::Relaxed);
+            }
+        });
+    }
     let listener = twc_control_http::bind(&cfg).await.expect("bind");
     let addr = listener.local_addr().unwrap();
     let handle = e.handle.clone();
