@@ -119,11 +119,10 @@ async fn survives_the_adapter_unplugged_and_replugged_with_idle_cpu() {
     assert_eq!(d.count("Bus link lost"), 1, "logged once:\n{}", d.log());
     d.wait_log(5, "Slave timed out").await;
     let s = d.status().await.expect("status");
-    assert!(
-        slave(&s, "2345").is_none_or(|x| x["timed_out"] == true),
-        "a silent slave is not shown as live: {}",
-        s["slaves"]
-    );
+    let lost = slave(&s, "2345").expect("a timed-out slave is still shown");
+    assert_eq!(lost["timed_out"], true, "{lost}");
+    assert_eq!(lost["offered_amps"], 0.0, "{lost}");
+    assert!(lost["last_heartbeat_secs"].as_f64() >= Some(5.0), "{lost}");
 
     // Plug back in: a new pty (another device number) behind the same name.
     let before = sim.slave(0).unwrap().heartbeats;

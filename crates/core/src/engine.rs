@@ -221,6 +221,10 @@ impl EngineHandle {
     }
 }
 
+/// How long a slave that timed out stays in `Status.slaves` (with `timed_out`) unless it links
+/// again; after that it is forgotten, as TWCManager does at once.
+const LOST_SLAVE_SHOWN: Duration = Duration::from_secs(600);
+
 enum BusIn {
     Rx(Received),
     Down(String),
@@ -300,6 +304,7 @@ pub fn spawn(
         sessions: BTreeMap::new(),
         last_slave_event: BTreeMap::new(),
         logged_actual: BTreeMap::new(),
+        lost_slaves: BTreeMap::new(),
         bus_out: bus_out_tx,
     };
     let task = tokio::spawn(core.run(cmd_rx, bus_in_rx, read_rx, bus_task));
@@ -404,6 +409,9 @@ struct Core {
     sessions: BTreeMap<TwcId, ChargeSession>,
     last_slave_event: BTreeMap<TwcId, Instant>,
     logged_actual: BTreeMap<TwcId, CentiAmps>,
+    /// Slaves that timed out, as last seen and since when: shown with `timed_out` until they
+    /// link again or [`LOST_SLAVE_SHOWN`] has passed (the master forgets them at once).
+    lost_slaves: BTreeMap<TwcId, (SlaveStatus, Instant)>,
     bus_out: mpsc::Sender<Frame>,
     policy_engine: PolicyEngine,
     webhooks: Vec<(Webhook, String)>,
@@ -575,6 +583,20 @@ impl Core {
                 }
                 MasterEvent::SlaveTimedOut(id) => {
                     warn!(slave = %id, "Slave timed out (no heartbeat reply for {} s)", self.cfg.master.slave_timeout.as_secs());
+                    let last = self
+                        .status
+                        .borrow()
+                        .slaves
+                        .iter()
+                        .find(|x| x.id == id)
+                        .cloned();
+                    if let Some(mut s) = last {
+                        s.timed_out = true;
+                        s.charging = false;
+                        s.offered = CentiAmps::ZERO;
+                        s.target = CentiAmps::ZERO;
+                        self.lost_slaves.insert(id, (s, now));
+                    }
                     self.emit(Event::SlaveTimedOut { at, slave: id });
                     recompute = true;
                 }
@@ -1058,11 +1080,21 @@ impl Core {
         self.bus.malformed_messages = c.malformed;
         self.bus.unlinked_heartbeats = c.unlinked_heartbeats;
         self.bus.echoes = c.echoes;
-        let slaves = self
+        let mut slaves: Vec<SlaveStatus> = self
             .master
             .slaves()
             .filter_map(|s| self.slave_status(s.id, now))
             .collect();
+        let master = &self.master;
+        self.lost_slaves.retain(|id, (_, since)| {
+            master.slave(*id).is_none() && now - *since < LOST_SLAVE_SHOWN
+        });
+        for (s, since) in self.lost_slaves.values() {
+            let mut s = s.clone();
+            s.last_heartbeat_secs += (now - *since).as_secs_f64();
+            slaves.push(s);
+        }
+        slaves.sort_by_key(|s| s.id);
         let sources = self
             .sources
             .iter()
