@@ -88,6 +88,8 @@ struct EngineSection {
     tick_ms: u64,
     slave_status_interval_secs: u64,
     shutdown_timeout_secs: u64,
+    sink_queue_capacity: usize,
+    sink_spill_dir: String,
 }
 
 /// `[settings]`: where runtime settings live and their initial values.
@@ -126,6 +128,10 @@ pub struct Resolved {
     pub plugins: Vec<EnabledPlugin>,
     /// The whole merged config as JSON (for `getConfig`, with secrets to be scrubbed).
     pub raw: Value,
+    /// Events each logging sink holds in memory before spilling to disk.
+    pub sink_queue_capacity: usize,
+    /// Where logging sinks spill events they cannot write yet.
+    pub sink_spill_dir: String,
 }
 
 /// Load and merge the layers. `file` = `None` uses only defaults and environment.
@@ -308,6 +314,12 @@ pub fn resolve(root: Value, registry: &Registry) -> Result<Resolved, Vec<String>
         engine.tick = Duration::from_millis(e.tick_ms);
         engine.slave_status_interval = Duration::from_secs(e.slave_status_interval_secs.max(1));
         engine.shutdown_timeout = Duration::from_secs(e.shutdown_timeout_secs);
+        if e.sink_queue_capacity < 100 {
+            errors.push(format!(
+                "[engine] sink_queue_capacity = {}: expected at least 100 events",
+                e.sink_queue_capacity
+            ));
+        }
     }
     if let Some(s) = &settings {
         if !matches!(s.non_scheduled_action.as_str(), "charge" | "stop" | "green") {
@@ -352,11 +364,14 @@ pub fn resolve(root: Value, registry: &Registry) -> Result<Resolved, Vec<String>
         ));
     }
     if errors.is_empty() {
+        let eng = eng.expect("parsed without errors");
         Ok(Resolved {
             engine,
             settings: settings.expect("parsed without errors"),
             plugins,
             raw: root,
+            sink_queue_capacity: eng.sink_queue_capacity,
+            sink_spill_dir: eng.sink_spill_dir,
         })
     } else {
         Err(errors)

@@ -17,8 +17,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 use tracing::{error, info, warn};
 use twc_core::engine::{self, Command, SourceSpec};
+use twc_core::logging::SinkOptions;
 use twc_core::model::Settings;
 use twc_core::plugin::{Kind, Registry};
+use twc_core::settings_store::SettingsStore;
 
 /// Tesla Wall Connector Gen2 load-sharing master.
 #[derive(Debug, Parser)]
@@ -170,8 +172,16 @@ fn load_and_build(
                     poll: p.poll.expect("ems plugins have poll settings"),
                 })
             }),
-            Kind::Control => (registry.control[name].build)(&p.config)
-                .map(|c| controls.push((p.name.clone(), c))),
+            Kind::Control => {
+                // The web API's getConfig shows the effective configuration (secrets scrubbed
+                // there); only the http plugin knows this key, the others reject unknown keys.
+                let mut cfg = p.config.clone();
+                if name == "http" {
+                    cfg.values
+                        .insert("__effective_config".into(), resolved.raw.clone());
+                }
+                (registry.control[name].build)(&cfg).map(|c| controls.push((p.name.clone(), c)))
+            }
             Kind::Logging => {
                 (registry.logging[name].build)(&p.config).map(|l| loggers.push((p.name.clone(), l)))
             }
@@ -197,7 +207,33 @@ fn load_and_build(
     }
 }
 
+/// Our crates, whose log level the configuration sets (dependencies log at `warn`).
+fn own_crates() -> Vec<String> {
+    let mut v: Vec<String> = ["twcmanager", "twc_core", "twc_sim", "twc_plugin_kit"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for (kind, name) in config::KNOWN_PLUGINS {
+        v.push(format!("twc_{}_{}", kind.as_str(), name));
+    }
+    v
+}
+
 fn init_tracing(raw: &serde_json::Value) {
+    #[cfg(feature = "logging-console")]
+    {
+        // The console plugin owns the format and per-module levels (`[logging.console]`).
+        match twc_logging_console::ConsoleConfig::from_section(raw.pointer("/logging/console")) {
+            Ok(cfg) => {
+                let crates = own_crates();
+                let refs: Vec<&str> = crates.iter().map(String::as_str).collect();
+                if twc_logging_console::init(&cfg, &refs).is_ok() {
+                    return;
+                }
+            }
+            Err(e) => eprintln!("warning: {e}; logging with the defaults"),
+        }
+    }
     use tracing_subscriber::EnvFilter;
     let console = raw.pointer("/logging/console");
     let level = console
@@ -210,11 +246,10 @@ fn init_tracing(raw: &serde_json::Value) {
         .and_then(|f| f.as_str())
         .is_some_and(|f| f == "json");
     // Our crates at the configured level, dependencies at warn; RUST_LOG wins.
-    let mut directives = format!("warn,twcmanager={level},twc_core={level},twc_sim={level}");
-    for (kind, name) in config::KNOWN_PLUGINS {
-        directives.push_str(&format!(",twc_{}_{}={level}", kind.as_str(), name));
+    let mut directives = "warn".to_string();
+    for c in own_crates() {
+        directives.push_str(&format!(",{c}={level}"));
     }
-    directives.push_str(&format!(",twc_plugin_kit={level}"));
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(directives));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -250,26 +285,63 @@ async fn run(config: Option<PathBuf>, registry: &Registry) -> anyhow::Result<Exi
         "twcmanager {} starting",
         env!("CARGO_PKG_VERSION")
     );
+    // Runtime settings: the saved file wins over [settings]' initial values.
     let s = &built.resolved.settings;
-    let settings = Settings {
-        non_scheduled_action: s.non_scheduled_action.clone(),
-        non_scheduled_amps: s.non_scheduled_amps,
-        ..Settings::default()
+    let mut engine_cfg = built.resolved.engine.clone();
+    let store = SettingsStore::new(&s.path);
+    let settings = match store.load() {
+        Ok(Some(saved)) => {
+            let wiring = engine_cfg.master.wiring_max_all.amps();
+            if let Err(e) = engine::validate_settings(&saved, wiring, &engine_cfg.policy) {
+                eprintln!(
+                    "error: the saved settings in {} do not fit the configuration: {e}; fix or delete the file",
+                    store.path().display()
+                );
+                return Ok(ExitCode::from(2));
+            }
+            info!(path = %store.path().display(), "Loaded saved settings");
+            saved
+        }
+        Ok(None) => Settings {
+            non_scheduled_action: s.non_scheduled_action.clone(),
+            non_scheduled_amps: s.non_scheduled_amps,
+            ..Settings::default()
+        },
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
     };
-    let eng = engine::spawn(
-        built.resolved.engine.clone(),
-        built.comms,
-        built.sources,
-        settings,
-    );
+    engine_cfg.settings_store = Some(store);
+    let eng = engine::spawn(engine_cfg, built.comms, built.sources, settings);
     let handle = eng.handle.clone();
+    // Each event sink gets its own bounded queue with a spill file: a slow or failing sink never
+    // blocks the engine, and records wait for it instead of being lost.
+    let sink_opts = SinkOptions {
+        queue_capacity: built.resolved.sink_queue_capacity,
+        spill_dir: Some(PathBuf::from(&built.resolved.sink_spill_dir)),
+        ..SinkOptions::default()
+    };
+    let mut sinks = Vec::new();
+    let mut history = None;
     for (name, logger) in built.loggers {
-        engine::spawn_logger(&handle, name, logger);
+        if history.is_none() {
+            history = logger.history();
+        }
+        sinks.push(twc_core::logging::spawn_engine_sink(
+            &handle,
+            name,
+            logger,
+            sink_opts.clone(),
+        ));
     }
     for (name, p) in built.publishers {
         engine::spawn_publisher(&handle, name, p, Duration::from_secs(1));
     }
-    for (name, c) in built.controls {
+    for (name, mut c) in built.controls {
+        if let Some(h) = &history {
+            c.set_history(h.clone());
+        }
         let h = handle.clone();
         tokio::spawn(async move {
             if let Err(e) = c.serve(h).await {
@@ -292,6 +364,10 @@ async fn run(config: Option<PathBuf>, registry: &Registry) -> anyhow::Result<Exi
         Err(_) => warn!("Shutdown took too long; exiting anyway"),
     }
     let _ = tokio::time::timeout(Duration::from_secs(3), eng.task).await;
+    for sink in sinks {
+        // Writes what it can, saves the rest to its spill file for the next start.
+        sink.close().await;
+    }
     info!("Stopped");
     Ok(ExitCode::SUCCESS)
 }
