@@ -122,6 +122,9 @@ fn ci() -> Result<(), String> {
 
 fn test() -> Result<(), String> {
     let mut t = cargo();
+    // The workspace build already makes target/debug/twcmanager (with every feature) for the
+    // bin's own integration tests; the end-to-end tests must use it, not rebuild it.
+    t.env("TWC_E2E_NO_BUILD", "1");
     t.args([
         "test",
         "--workspace",
@@ -220,14 +223,12 @@ fn fuzz(args: &[String]) -> Result<(), String> {
 fn bench() -> Result<(), String> {
     let mut c = cargo();
     c.args([
-        "test",
+        "run",
         "--release",
         "-p",
         "twc-core",
-        "--test",
-        "bench_throughput",
-        "--",
-        "--nocapture",
+        "--example",
+        "core_bench",
     ]);
     step("core codec/master throughput", c)?;
     for (pkg, bench) in [
@@ -240,7 +241,14 @@ fn bench() -> Result<(), String> {
         step(&format!("{pkg} records/s"), c)?;
     }
     let mut c = cargo();
-    c.args(["run", "--release", "-p", "twc-control-http", "--example", "bench"]);
+    c.args([
+        "run",
+        "--release",
+        "-p",
+        "twc-control-http",
+        "--example",
+        "bench",
+    ]);
     step("web API getStatus / v2 status req/s, p99, RSS", c)?;
     Ok(())
 }

@@ -1121,6 +1121,7 @@ impl Core {
             wiring_max_all: self.cfg.master.wiring_max_all,
             wiring_max_per_twc: self.cfg.master.wiring_max_per_twc,
             min_amps_per_twc: self.cfg.min_amps_per_twc,
+            sinks: crate::logging::all_sinks().statuses(),
         };
         self.fire_webhooks(&status);
         self.status.send_if_modified(|old| {

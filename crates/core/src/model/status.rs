@@ -150,6 +150,9 @@ pub struct Status {
     /// Never offer a car less than this (TWCManager's `minAmpsPerTWC`).
     #[serde(default)]
     pub min_amps_per_twc: CentiAmps,
+    /// Logging sinks: queue depth, lag, errors and drops (empty when none run).
+    #[serde(default)]
+    pub sinks: Vec<crate::logging::SinkStatus>,
 }
 
 impl Status {
