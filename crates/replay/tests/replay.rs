@@ -18,7 +18,11 @@ fn committed_traces_are_the_generators_output() {
         ("broken-cloud-day.csv", DayKind::BrokenCloud),
     ] {
         let t = generate(&GenSpec::new(kind)).unwrap();
-        assert_eq!(t.to_csv(), committed(name), "{name} differs from the generator");
+        assert_eq!(
+            t.to_csv(),
+            committed(name),
+            "{name} differs from the generator"
+        );
         assert_eq!(Trace::parse(&committed(name)).unwrap(), t);
     }
 }
@@ -28,10 +32,7 @@ fn trace_errors_name_the_line() {
     let bad = [
         ("timestamp,pv_w\n", "load_w"),
         ("timestamp,pv_w,load_w,wind\n", "wind"),
-        (
-            "timestamp,pv_w,load_w\n2026-06-17T10:00:00,1,2\n",
-            "line 2",
-        ),
+        ("timestamp,pv_w,load_w\n2026-06-17T10:00:00,1,2\n", "line 2"),
         (
             "timestamp,pv_w,load_w\n2026-06-17T10:00:00Z,1,2\n2026-06-17T10:30:00Z,1,2\n",
             "15 min",
@@ -131,7 +132,11 @@ fn slice(t: &Trace, from_h: u32, to_h: u32) -> Trace {
 
 #[test]
 fn cloudy_midday_replay_tracks_the_surplus_and_the_record_reproduces_the_metrics() {
-    let t = slice(&Trace::parse(&committed("broken-cloud-day.csv")).unwrap(), 10, 13);
+    let t = slice(
+        &Trace::parse(&committed("broken-cloud-day.csv")).unwrap(),
+        10,
+        13,
+    );
     let opts = SimOptions::default();
     let r = run(&t, &opts).unwrap();
     let m = &r.metrics;
