@@ -1,7 +1,7 @@
 //! Test helpers for twcmanager plugins (dev-dependency only): fixtures, mock HTTP servers serving
 //! them, value assertions, and the one-line conformance check every HTTP energy source calls.
 //!
-//! ```ignore
+//! ```text
 //! let good = [("/solar_api/v1/GetPowerFlowRealtimeData.fcgi", twc_testkit::fixture!("powerflow_symo_day_importing.json"))];
 //! twc_testkit::check_http_source(|base| build_for(base), &good).await;
 //! ```

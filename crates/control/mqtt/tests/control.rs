@@ -53,10 +53,12 @@ impl Rig {
             client_id: format!("ctl-{}", twc_testkit::mqtt::rand_u32()),
             ..MqttControlConfig::default()
         };
+        // Watch the results before the surface starts: it answers a retained command as soon as
+        // it subscribes, and results are not retained.
+        let (client, seen) = watch(host, port, &[format!("{prefix}/control/result")]).await;
         let surface: Box<dyn ControlSurface> =
             Box::new(MqttControl::new("control.mqtt", cfg).unwrap());
         tokio::spawn(surface.serve(engine.handle.clone()));
-        let (client, seen) = watch(host, port, &[format!("{prefix}/control/result")]).await;
         let mut rig = Rig {
             engine,
             sim,
