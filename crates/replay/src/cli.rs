@@ -15,7 +15,7 @@ use twc_core::policy::PolicyConfig;
 #[derive(Debug, Parser)]
 #[command(name = "twc-replay", version)]
 pub struct Args {
-    /// Trace CSV: timestamp,pv_w,load_w[,battery_w][,battery_soc_pct].
+    /// Trace CSV: `timestamp,pv_w,load_w[,battery_w][,battery_soc_pct]`.
     #[arg(long)]
     pub trace: Option<PathBuf>,
     /// Write the per-step record here (CSV).

@@ -29,7 +29,7 @@ struct Open {
 }
 
 /// An open serial port as `AsyncRead + AsyncWrite`, or a closed placeholder whose every call
-/// fails with `NotConnected`. Dropping it stops its threads (within [`READ_TIMEOUT`]).
+/// fails with `NotConnected`. Dropping it stops its threads (within `READ_TIMEOUT`, 100 ms).
 pub struct SerialLink {
     open: Option<Open>,
 }
