@@ -163,6 +163,14 @@ pub enum Command {
         /// Value.
         value: Option<String>,
     },
+    /// Send one query the protocol spec marks safe (`FB EB`, `FB EC`, `FB ED`, VIN parts, …) to
+    /// one slave or all, for diagnostics; the reply shows in `Status.bus.last_reply`.
+    DebugQuery {
+        /// `None` = every slave.
+        slave: Option<TwcId>,
+        /// The query code.
+        code: crate::protocol::MessageCode,
+    },
     /// Offer 0 A to every slave, wait for them to confirm, stop transmitting and end the engine.
     Shutdown,
 }
@@ -1080,6 +1088,9 @@ impl Core {
         self.bus.malformed_messages = c.malformed;
         self.bus.unlinked_heartbeats = c.unlinked_heartbeats;
         self.bus.echoes = c.echoes;
+        let (reply, replies) = self.master.last_reply();
+        self.bus.last_reply = reply.map(|f| f.hex());
+        self.bus.replies = replies;
         let mut slaves: Vec<SlaveStatus> = self
             .master
             .slaves()
@@ -1186,6 +1197,21 @@ impl Core {
                 if let Some(a) = amps {
                     next.non_scheduled_amps = a;
                 }
+            }
+            Command::DebugQuery { slave, code } => {
+                let ids: Vec<TwcId> = match slave {
+                    Some(id) => vec![id],
+                    None => self.master.slaves().map(|s| s.id).collect(),
+                };
+                if ids.is_empty() {
+                    return Err(CommandError::Unavailable("no slave is linked".into()));
+                }
+                for id in ids {
+                    self.master
+                        .request_query(id, code)
+                        .map_err(CommandError::Invalid)?;
+                }
+                return Ok(self.settings.clone());
             }
             Command::StartCharging { slave } | Command::StopCharging { slave } => {
                 let start = matches!(cmd, Command::StartCharging { .. });

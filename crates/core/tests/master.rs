@@ -569,3 +569,56 @@ fn a_slave_that_never_answers_vin_queries_is_not_asked_forever() {
         twc_core::master::VinState::Unavailable
     );
 }
+
+#[test]
+fn debug_queries_are_limited_to_safe_codes_and_their_reply_is_kept() {
+    let v = ProtocolVersion::V2;
+    let mut m = Master::new(MasterConfig {
+        link_ready_bursts: false,
+        ..cfg()
+    });
+    let mut now = Instant::now();
+    link(&mut m, A, v, now);
+    for bad in [0xFBE8u16, 0xFC19, 0xFC1A, 0xFBE0, 0xFCB2] {
+        assert!(m.request_query(A, MessageCode(bad)).is_err(), "{bad:04X}");
+    }
+    assert!(
+        m.request_query(B, MessageCode::QUERY_FIRMWARE).is_err(),
+        "B is not linked"
+    );
+    m.request_query(A, MessageCode::QUERY_FIRMWARE).unwrap();
+    let q = next(&mut m, &mut now);
+    assert_eq!(
+        q,
+        Message::Query {
+            code: MessageCode::QUERY_FIRMWARE,
+            master: ME,
+            slave: A,
+            len: 16
+        }
+    );
+    assert_eq!(m.last_reply(), (None, 0));
+    let reply = Message::Firmware {
+        slave: A,
+        version: [4, 5, 3, 0],
+    }
+    .encode()
+    .unwrap();
+    m.handle_frame(&reply, now);
+    assert_eq!(m.last_reply(), (Some(&reply), 1));
+    assert_eq!(m.slave(A).unwrap().firmware.as_deref(), Some("4.5.3.0"));
+    // Heartbeats do not replace it.
+    reply_hb(&mut m, now);
+    assert_eq!(m.last_reply().1, 1);
+}
+
+fn reply_hb(m: &mut Master, now: Instant) {
+    reply(
+        m,
+        A,
+        CentiAmps::ZERO,
+        CentiAmps::ZERO,
+        ProtocolVersion::V2,
+        now,
+    );
+}

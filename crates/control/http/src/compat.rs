@@ -27,6 +27,8 @@ use twc_core::protocol::MessageCode;
 /// State only the compatibility API has.
 pub(crate) struct CompatState {
     last_twc_response: Mutex<String>,
+    /// `Status.bus.replies` when the last debug query was sent: a later reply is its answer.
+    debug_sent_at: Mutex<Option<u64>>,
     uuid: u64,
 }
 
@@ -34,6 +36,7 @@ impl CompatState {
     pub(crate) fn new() -> Self {
         CompatState {
             last_twc_response: Mutex::new("None".into()),
+            debug_sent_at: Mutex::new(None),
             uuid: host_node(),
         }
     }
@@ -419,6 +422,22 @@ fn text(s: String) -> Response {
 }
 
 async fn get_last_twc_response(State(st): State<AppState>) -> Response {
+    let sent_at = *st
+        .compat
+        .debug_sent_at
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(sent_at) = sent_at {
+        let bus = st.engine.status().bus;
+        if bus.replies > sent_at
+            && let Some(bytes) = bus
+                .last_reply
+                .as_deref()
+                .and_then(twc_core::protocol::codec::parse_hex)
+        {
+            return text(python_bytearray(&bytes));
+        }
+    }
     let s = st
         .compat
         .last_twc_response
@@ -426,6 +445,24 @@ async fn get_last_twc_response(State(st): State<AppState>) -> Response {
         .unwrap_or_else(|e| e.into_inner())
         .clone();
     text(s)
+}
+
+/// Python's `repr(bytearray(...))`, which TWCManager's getLastTWCResponse returns.
+fn python_bytearray(bytes: &[u8]) -> String {
+    let mut s = String::from("bytearray(b'");
+    for &b in bytes {
+        match b {
+            b'\\' => s.push_str("\\\\"),
+            b'\'' => s.push_str("\\'"),
+            b'\t' => s.push_str("\\t"),
+            b'\n' => s.push_str("\\n"),
+            b'\r' => s.push_str("\\r"),
+            0x20..=0x7e => s.push(b as char),
+            _ => s.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    s.push_str("')");
+    s
 }
 
 async fn get_history(State(st): State<AppState>) -> Json<Value> {
@@ -859,12 +896,27 @@ async fn send_debug_command(State(st): State<AppState>, body: Bytes) -> Response
             None => return bad(format!("unknown commandName {name:?}")),
         }
     };
-    error(
-        StatusCode::CONFLICT,
-        format!(
-            "{code} is a safe query, but this engine does not send debug queries yet; the slaves' firmware, VIN and kWh are queried automatically and shown in getSlaveTWCs"
-        ),
-    )
+    let replies_before = st.engine.status().bus.replies;
+    match st
+        .engine
+        .command(Command::DebugQuery { slave: None, code })
+        .await
+    {
+        Ok(_) => {
+            // TWCManager clears the last reply when it sends; the answer shows in
+            // getLastTWCResponse once it arrives.
+            *st.compat
+                .last_twc_response
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = "bytearray(b'')".into();
+            *st.compat
+                .debug_sent_at
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(replies_before);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => command_error(e),
+    }
 }
 
 async fn send_tesla_api_command(body: Bytes) -> Response {

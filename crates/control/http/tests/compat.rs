@@ -566,3 +566,44 @@ async fn unknown_paths_and_wrong_methods_are_404_with_empty_body() {
     let r = d.post("/api/deleteConsumptionOffset", &big).await;
     assert_eq!(r.status(), 413);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_safe_debug_query_reaches_the_slave_and_its_reply_is_shown() {
+    let d = demo(2).await;
+    d.wait_slaves(2).await;
+    let r = d
+        .post(
+            "/api/sendDebugCommand",
+            r#"{"commandName": "GetFirmwareVersion"}"#,
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    // The simulated TWCs answer FB EC with FD EC; TWCManager shows it as Python's bytearray.
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let t = d.get("/api/getLastTWCResponse").await.text().await.unwrap();
+        if t.starts_with("bytearray(b'\\xfd\\xec") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "no firmware reply shown: {t}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // A custom query by hex works too; anything that is not a safe query is refused.
+    let r = d
+        .post(
+            "/api/sendDebugCommand",
+            r#"{"commandName": "Custom", "customCommand": "FBEB"}"#,
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    let r = d
+        .post(
+            "/api/sendDebugCommand",
+            r#"{"commandName": "Custom", "customCommand": "FBE8"}"#,
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+}

@@ -156,6 +156,7 @@ pub struct MasterCounters {
 enum Pending {
     Start(TwcId),
     Stop(TwcId),
+    Query(TwcId, MessageCode),
 }
 
 /// The bus master.
@@ -174,6 +175,8 @@ pub struct Master {
     shutdown: Option<u32>,
     rr_cursor: Option<TwcId>,
     total_cap: Option<CentiAmps>,
+    last_reply: Option<Frame>,
+    replies: u64,
 }
 
 const ONE_AMP: CentiAmps = CentiAmps(100);
@@ -203,6 +206,8 @@ impl Master {
             shutdown: None,
             rr_cursor: None,
             total_cap: None,
+            last_reply: None,
+            replies: 0,
         };
         if m.cfg.link_ready_bursts {
             m.queue_bursts();
@@ -342,6 +347,27 @@ impl Master {
         Ok(())
     }
 
+    /// Queue one query (`FB EB`, `FB EC`, …) to a slave, for diagnostics. Only the query codes
+    /// the protocol spec marks safe are accepted; the reply shows in [`Self::last_reply`].
+    pub fn request_query(&mut self, id: TwcId, code: MessageCode) -> Result<(), String> {
+        if code.is_dangerous() || !code.is_query() {
+            return Err(format!(
+                "{code} is not one of the queries the protocol spec marks safe"
+            ));
+        }
+        if !self.slaves.contains_key(&id) {
+            return Err(format!("no slave {id} is linked"));
+        }
+        self.commands.push_back(Pending::Query(id, code));
+        Ok(())
+    }
+
+    /// The last reply from a slave other than a heartbeat or link-ready (a query's answer, an
+    /// acknowledgement, or an unknown message), with how many such replies came so far.
+    pub fn last_reply(&self) -> (Option<&Frame>, u64) {
+        (self.last_reply.as_ref(), self.replies)
+    }
+
     fn check_start_stop(&self, id: TwcId) -> Result<(), String> {
         match self.slaves.get(&id) {
             None => Err(format!("no slave {id} is linked")),
@@ -379,6 +405,16 @@ impl Master {
     /// Handle one received frame.
     pub fn handle_frame(&mut self, frame: &Frame, now: Instant) -> Vec<MasterEvent> {
         let mut ev = Vec::new();
+        // Keep the last slave reply that is not a heartbeat or link-ready (for diagnostics).
+        if frame.as_bytes()[0] == 0xFD
+            && !matches!(
+                MessageCode(frame.code()),
+                MessageCode::SLAVE_HEARTBEAT | MessageCode::SLAVE_LINKREADY
+            )
+        {
+            self.last_reply = Some(frame.clone());
+            self.replies += 1;
+        }
         let msg = match Message::decode(frame) {
             Ok(m) => m,
             Err(e) => {
@@ -737,6 +773,16 @@ impl Master {
                 Pending::Stop(slave) => Message::StopCharging {
                     master: self.id,
                     slave,
+                },
+                Pending::Query(slave, code) => Message::Query {
+                    code,
+                    master: self.id,
+                    slave,
+                    len: self
+                        .slaves
+                        .get(&slave)
+                        .map(|s| s.version.frame_len())
+                        .unwrap_or(16),
                 },
             };
             return msg.encode().ok().map(|f| (f, Vec::new()));

@@ -79,6 +79,13 @@ pub struct BusStatus {
     pub unlinked_heartbeats: u64,
     /// Our own frames heard back (adapters that echo).
     pub echoes: u64,
+    /// The last slave reply other than a heartbeat or link-ready (unescaped frame, hex), for
+    /// diagnostics such as the debug page's queries.
+    #[serde(default)]
+    pub last_reply: Option<String>,
+    /// How many such replies came so far.
+    #[serde(default)]
+    pub replies: u64,
 }
 
 /// The active policy and the budget it produced.
