@@ -419,7 +419,7 @@ function wire() {
   });
   $("#dbg-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    try { await api("POST", "/api/sendDebugCommand", { commandName: $("#dbg-cmd").value }); $("#dbg-reply").textContent = await (await fetch("/api/getLastTWCResponse")).text(); }
+    try { await api("POST", "/api/sendDebugCommand", { commandName: $("#dbg-cmd").value }); await new Promise(r => setTimeout(r, 1500)); $("#dbg-reply").textContent = await (await fetch("/api/getLastTWCResponse")).text(); }
     catch (e) { $("#dbg-reply").textContent = e.message; }
   });
   document.addEventListener("click", (e) => {
