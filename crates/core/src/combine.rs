@@ -250,6 +250,11 @@ pub fn combine(cfg: &SourcesConfig, fresh: &[(&str, &EnergyReading)]) -> Combine
             out.phase_voltages = r.phase_voltages.clone();
         }
     }
+    // Islanded wins: one fresh source saying the grid is down is enough.
+    out.grid_connected = fresh
+        .iter()
+        .filter_map(|(_, r)| r.grid_connected)
+        .reduce(|a, b| a && b);
     let reading = oldest.map(|t| {
         out.measured_at = t;
         out
@@ -278,6 +283,26 @@ mod tests {
 
     fn cfg(toml_text: &str) -> SourcesConfig {
         toml::from_str(toml_text).unwrap()
+    }
+
+    #[test]
+    fn one_islanded_source_marks_the_site_off_grid() {
+        let pw = EnergyReading {
+            grid_connected: Some(false),
+            ..r(None, None, Some(0.0))
+        };
+        let inv = r(Some(3000.0), None, None);
+        let c = combine(
+            &SourcesConfig::default(),
+            &[("powerwall", &pw), ("fronius", &inv)],
+        );
+        assert_eq!(c.reading.unwrap().grid_connected, Some(false));
+        let c = combine(&SourcesConfig::default(), &[("fronius", &inv)]);
+        assert_eq!(
+            c.reading.unwrap().grid_connected,
+            None,
+            "unknown stays unknown"
+        );
     }
 
     #[test]

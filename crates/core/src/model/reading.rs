@@ -19,6 +19,10 @@ pub struct EnergyReading {
     pub phase_voltages: Option<Vec<f64>>,
     /// Grid current per phase, A (positive = import).
     pub phase_currents_a: Option<Vec<f64>>,
+    /// Whether the site is connected to the grid (`false` = islanded on a home battery), when
+    /// the source knows (e.g. a Powerwall gateway).
+    #[serde(default)]
+    pub grid_connected: Option<bool>,
     /// When the value was measured, on tokio's clock (so paused time works). Set by the source or
     /// its kit when the response arrived.
     #[serde(skip, default = "Instant::now")]
@@ -58,6 +62,7 @@ impl Default for EnergyReading {
             battery_soc_pct: None,
             phase_voltages: None,
             phase_currents_a: None,
+            grid_connected: None,
             measured_at: Instant::now(),
         }
     }

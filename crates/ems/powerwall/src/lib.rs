@@ -215,6 +215,7 @@ impl EmsSource for Powerwall {
         r.battery_soc_pct = Some(parse_soe(&soe, self.cfg.app_soc).map_err(|e| parse_err(e, SOE))?);
         let gs = self.get(GRID_STATUS).await?;
         let connected = parse_grid_status(&gs).map_err(|e| parse_err(e, GRID_STATUS))?;
+        r.grid_connected = Some(connected);
         let now = if connected { 1 } else { 2 };
         if self.grid.swap(now, Ordering::Relaxed) != now {
             if connected {

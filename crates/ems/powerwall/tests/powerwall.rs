@@ -158,6 +158,11 @@ async fn logs_in_keeps_the_cookie_and_renews_it_when_refused() {
     let r = src.read().await.unwrap();
     assert_reading(&r, Some(6099.03), Some(734.15), Some(-5347.46));
     assert_w("soc", r.battery_soc_pct, 39.38);
+    assert_eq!(
+        r.grid_connected,
+        Some(true),
+        "grid status reaches the reading"
+    );
     src.read().await.unwrap();
     let logins = |reqs: &[twc_testkit::wiremock::Request]| {
         reqs.iter()
