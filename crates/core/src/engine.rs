@@ -514,8 +514,15 @@ impl Core {
     async fn transmit(&mut self, now: Instant) {
         if let Some((frame, events)) = self.master.poll_transmit(now) {
             trace!(hex = %frame.hex(), "TX");
-            if self.bus_out.send(frame).await.is_err() {
-                self.bus.link_up = false;
+            // Never wait for the transport: while the link is down and the bus task backs off,
+            // its queue fills; a frame that does not fit is dropped (the next heartbeat round
+            // carries fresh values), so commands and readings keep being handled.
+            match self.bus_out.try_send(frame) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    debug!("Bus queue full (link down?); frame dropped")
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => self.bus.link_up = false,
             }
             self.on_master_events(events, now);
         }
