@@ -186,3 +186,13 @@ mod tests {
         assert_eq!(got, vec![(1, 10.0), (1, 3.0), (1, 7.0), (0, 0.0)]);
     }
 }
+
+/// Keep every `len / max`-th point so at most `max` remain (0 = keep all): how the database
+/// sinks thin a long time range for a chart.
+pub fn thin<T>(v: Vec<T>, max: usize) -> Vec<T> {
+    if max == 0 || v.len() <= max {
+        return v;
+    }
+    let step = v.len().div_ceil(max);
+    v.into_iter().step_by(step).collect()
+}

@@ -451,14 +451,6 @@ impl Logger for MysqlSink {
     }
 }
 
-fn thin<T>(v: Vec<T>, max: usize) -> Vec<T> {
-    if max == 0 || v.len() <= max {
-        return v;
-    }
-    let step = v.len().div_ceil(max);
-    v.into_iter().step_by(step).collect()
-}
-
 #[async_trait]
 impl HistoryQuery for MysqlDb {
     async fn power(
@@ -489,7 +481,7 @@ impl HistoryQuery for MysqlDb {
                 })
             })
             .collect();
-        Ok(thin(pts, max_points))
+        Ok(twc_core::history::thin(pts, max_points))
     }
 
     async fn sessions(

@@ -366,15 +366,6 @@ impl Logger for SqliteSink {
     }
 }
 
-/// Keep every `len / max`-th point so at most `max` remain.
-fn thin<T>(v: Vec<T>, max: usize) -> Vec<T> {
-    if max == 0 || v.len() <= max {
-        return v;
-    }
-    let step = v.len().div_ceil(max);
-    v.into_iter().step_by(step).collect()
-}
-
 #[async_trait]
 impl HistoryQuery for SqliteDb {
     async fn power(
@@ -405,7 +396,7 @@ impl HistoryQuery for SqliteDb {
                 })
             })
             .collect();
-        Ok(thin(pts, max_points))
+        Ok(twc_core::history::thin(pts, max_points))
     }
 
     async fn sessions(
