@@ -158,6 +158,16 @@ pub fn energy_per_day(
     days.into_values().collect()
 }
 
+/// Keep every `len / max`-th point so at most `max` remain (0 = keep all): how the database
+/// sinks thin a long time range for a chart.
+pub fn thin<T>(v: Vec<T>, max: usize) -> Vec<T> {
+    if max == 0 || v.len() <= max {
+        return v;
+    }
+    let step = v.len().div_ceil(max);
+    v.into_iter().step_by(step).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,14 +195,4 @@ mod tests {
         let got: Vec<(u32, f64)> = d.iter().map(|e| (e.sessions, e.energy_kwh)).collect();
         assert_eq!(got, vec![(1, 10.0), (1, 3.0), (1, 7.0), (0, 0.0)]);
     }
-}
-
-/// Keep every `len / max`-th point so at most `max` remain (0 = keep all): how the database
-/// sinks thin a long time range for a chart.
-pub fn thin<T>(v: Vec<T>, max: usize) -> Vec<T> {
-    if max == 0 || v.len() <= max {
-        return v;
-    }
-    let step = v.len().div_ceil(max);
-    v.into_iter().step_by(step).collect()
 }
