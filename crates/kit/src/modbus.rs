@@ -68,7 +68,7 @@ pub fn pair(regs: &[u16], offset: usize) -> Result<[u16; 2], crate::ParseError> 
     }
 }
 
-/// A SunSpec value with its scale factor: `value × 10^sf`. SunSpec marks "not implemented" with
+/// A SunSpec value with its scale factor: `value × 10^sf`. SunSpec marks a value the device lacks with
 /// 0x8000 (i16) or 0xFFFF (u16); those give `None`.
 pub fn sunspec_scaled(raw: i16, sf: i16) -> Option<f64> {
     if raw == i16::MIN || sf == i16::MIN || !(-10..=10).contains(&sf) {

@@ -170,8 +170,9 @@ pub fn decode_inverter(regs: &[u16]) -> Result<(f64, Option<Vec<f64>>), ParseErr
             "no SunSpec inverter model at {INVERTER_BASE} (found {did})"
         )));
     }
-    let power = sunspec_scaled(i16_from(regs[14]), i16_from(regs[15]))
-        .ok_or_else(|| ParseError::protocol("inverter AC power not implemented"))?;
+    let power = sunspec_scaled(i16_from(regs[14]), i16_from(regs[15])).ok_or_else(|| {
+        ParseError::protocol("the inverter gives no AC power (SunSpec sentinel value)")
+    })?;
     let vsf = i16_from(regs[13]);
     let volts: Vec<f64> = regs[10..13]
         .iter()
@@ -194,7 +195,7 @@ pub fn decode_meter(regs: &[u16]) -> Result<(f64, Option<Vec<f64>>), ParseError>
         )));
     }
     let power = sunspec_scaled(i16_from(regs[18]), i16_from(regs[22]))
-        .ok_or_else(|| ParseError::protocol("meter power not implemented"))?;
+        .ok_or_else(|| ParseError::protocol("the meter gives no power (SunSpec sentinel value)"))?;
     let vsf = i16_from(regs[15]);
     let volts: Vec<f64> = regs[8..11]
         .iter()
