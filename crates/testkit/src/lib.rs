@@ -16,6 +16,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 pub use wiremock;
 
 pub mod engine;
+pub mod events;
 pub mod modbus;
 pub mod mqtt;
 

@@ -4,9 +4,9 @@ use chrono::{DateTime, Local, TimeZone, Utc};
 use std::time::Duration;
 use tokio::sync::broadcast;
 use twc_core::logging::{Mute, SinkOptions, spawn_sink};
-use twc_core::model::{CentiAmps, ChargeSession, EnergyReading, Event, SlaveStatus};
+use twc_core::model::{ChargeSession, EnergyReading, Event, SlaveStatus};
 use twc_core::plugin::{Logger, PluginConfig};
-use twc_core::protocol::{ProtocolVersion, TwcId};
+use twc_core::protocol::TwcId;
 use twc_logging_csv::{CsvConfig, CsvSink, TimeZone as Tz};
 
 fn t(s: i64) -> DateTime<Utc> {
@@ -59,27 +59,8 @@ fn read(path: &std::path::Path) -> Vec<Vec<String>> {
 fn slave(kwh: u32, amps: u16) -> SlaveStatus {
     SlaveStatus {
         id: TwcId::from_u16(0xA1B2),
-        sign: 0x77,
-        version: ProtocolVersion::V2,
-        max_amps: CentiAmps::from_amps(32),
-        cap_amps: CentiAmps::from_amps(32),
-        state: 1,
-        state_name: "charging".into(),
-        reported_limit: CentiAmps::from_amps(16),
-        actual: CentiAmps::from_amps(amps),
-        offered: CentiAmps::from_amps(16),
-        target: CentiAmps::from_amps(16),
-        lifetime_kwh: Some(kwh),
         volts: [241, 0, 0],
-        vin: None,
-        last_vin: None,
-        last_heartbeat_secs: 0.5,
-        timed_out: false,
-        charging: amps > 0,
-        session_kwh: 0.0,
-        session_secs: None,
-        firmware: None,
-        overdraw: false,
+        ..twc_testkit::events::slave(kwh, amps, amps > 0)
     }
 }
 

@@ -5,29 +5,9 @@
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 use twc_core::logging::{SinkOptions, spawn_sink};
-use twc_core::model::{EnergyReading, Event};
 use twc_logging_sqlite::{SqliteConfig, SqliteSink};
 
-fn event(i: i64) -> Event {
-    let at = chrono::DateTime::from_timestamp(1_790_000_000 + i, 0).unwrap_or_default();
-    if i % 2 == 0 {
-        Event::Reading {
-            at,
-            source: "bench".into(),
-            reading: EnergyReading {
-                generation_w: Some(i as f64),
-                consumption_w: Some(500.0),
-                ..EnergyReading::default()
-            },
-        }
-    } else {
-        Event::Fault {
-            at,
-            component: "bench".into(),
-            message: format!("{i}"),
-        }
-    }
-}
+use twc_testkit::events::bench_event as event;
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()

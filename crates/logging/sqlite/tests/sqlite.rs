@@ -1,74 +1,16 @@
 //! The SQLite sink against real database files in temp dirs.
 
-use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone, Utc};
+use chrono::{FixedOffset, NaiveDate};
 use sqlx::Row as _;
 use std::time::Duration;
 use tokio::sync::broadcast;
 use twc_core::logging::{Mute, SinkOptions, spawn_sink};
-use twc_core::model::{CentiAmps, ChargeSession, EnergyReading, Event, SlaveStatus};
+use twc_core::model::{CentiAmps, Event};
 use twc_core::plugin::{Logger, PluginConfig};
-use twc_core::protocol::{ProtocolVersion, TwcId};
+use twc_core::protocol::ProtocolVersion;
 use twc_logging_sqlite::{SqliteConfig, SqliteSink};
 
-const VIN: &str = "5YJ3E1EA7KF000001";
-
-fn t(s: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(1_790_000_000 + s, 0).unwrap()
-}
-
-fn id() -> TwcId {
-    TwcId::from_u16(0x4142)
-}
-
-fn slave(kwh: u32, amps: u16, charging: bool) -> SlaveStatus {
-    SlaveStatus {
-        id: id(),
-        sign: 0x77,
-        version: ProtocolVersion::V2,
-        max_amps: CentiAmps::from_amps(32),
-        cap_amps: CentiAmps::from_amps(32),
-        state: 1,
-        state_name: "charging".into(),
-        reported_limit: CentiAmps::from_amps(16),
-        actual: CentiAmps::from_amps(amps),
-        offered: CentiAmps::from_amps(16),
-        target: CentiAmps::from_amps(16),
-        lifetime_kwh: Some(kwh),
-        volts: [230, 231, 229],
-        vin: None,
-        last_vin: None,
-        last_heartbeat_secs: 0.5,
-        timed_out: false,
-        charging,
-        session_kwh: 0.0,
-        session_secs: None,
-        firmware: None,
-        overdraw: false,
-    }
-}
-
-fn session(start: i64, start_kwh: u32, energy: f64) -> ChargeSession {
-    ChargeSession {
-        slave: id(),
-        vin: None,
-        started_at: t(start),
-        start_kwh: Some(start_kwh),
-        energy_kwh: energy,
-    }
-}
-
-fn reading(at: i64, gen_w: f64) -> Event {
-    Event::Reading {
-        at: t(at),
-        source: "sim".into(),
-        reading: EnergyReading {
-            generation_w: Some(gen_w),
-            consumption_w: Some(800.0),
-            grid_w: Some(800.0 - gen_w),
-            ..EnergyReading::default()
-        },
-    }
-}
+use twc_testkit::events::{VIN, id, reading, session, slave, t};
 
 fn cfg(path: &std::path::Path) -> SqliteConfig {
     SqliteConfig {
