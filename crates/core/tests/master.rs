@@ -167,51 +167,39 @@ fn heartbeats_use_the_slaves_protocol_and_set_limit_command() {
     }
 }
 
-#[test]
-fn a_raise_waits_until_the_other_slave_confirms_its_lower_limit() {
+/// A and B linked (protocol 2) under `wiring` A for all TWCs, given targets `a` and `b`, after
+/// four frames each answered with the limit just offered.
+fn two_slaves_settled(wiring: u16, a: u16, b: u16) -> (Master, Instant) {
     let v = ProtocolVersion::V2;
     let mut m = Master::new(MasterConfig {
         link_ready_bursts: false,
+        wiring_max_all: CentiAmps::from_amps(wiring),
         ..cfg()
     });
     let mut now = Instant::now();
     link(&mut m, A, v, now);
     link(&mut m, B, v, now);
     m.set_targets(&BTreeMap::from([
-        (A, CentiAmps::from_amps(16)),
-        (B, CentiAmps::from_amps(16)),
+        (A, CentiAmps::from_amps(a)),
+        (B, CentiAmps::from_amps(b)),
     ]));
-    // First round: both get 16 A once both have reported (32 A total).
     for _ in 0..4 {
         if let Message::MasterHeartbeat { slave, amps, .. } = next(&mut m, &mut now) {
             reply(&mut m, slave, amps, amps, v, now);
         }
     }
+    (m, now)
+}
+
+#[test]
+fn a_raise_waits_until_the_other_slave_confirms_its_lower_limit() {
+    let v = ProtocolVersion::V2;
+    // Both get 16 A once both have reported (32 A total).
+    let (m, _) = two_slaves_settled(32, 16, 16);
     assert_eq!(m.slave(A).unwrap().offered, CentiAmps::from_amps(16));
     assert_eq!(m.slave(B).unwrap().offered, CentiAmps::from_amps(16));
-    // Now A is asked down to 6 A and B up to... still 16 (its cap). Shift: A 16 → 6, B target 26
-    // is capped at 16 per TWC; use a lower wiring to see the ordering instead.
-    m.set_targets(&BTreeMap::from([
-        (A, CentiAmps::from_amps(6)),
-        (B, CentiAmps::from_amps(16)),
-    ]));
-    let mut m2 = Master::new(MasterConfig {
-        link_ready_bursts: false,
-        wiring_max_all: CentiAmps::from_amps(20),
-        ..cfg()
-    });
-    let mut t = Instant::now();
-    link(&mut m2, A, v, t);
-    link(&mut m2, B, v, t);
-    m2.set_targets(&BTreeMap::from([
-        (A, CentiAmps::from_amps(14)),
-        (B, CentiAmps::from_amps(6)),
-    ]));
-    for _ in 0..4 {
-        if let Message::MasterHeartbeat { slave, amps, .. } = next(&mut m2, &mut t) {
-            reply(&mut m2, slave, amps, amps, v, t);
-        }
-    }
+    // Under 20 A for both: A holds 14, B 6.
+    let (mut m2, mut t) = two_slaves_settled(20, 14, 6);
     assert_eq!(
         m2.slave(A).unwrap().reported_limit,
         CentiAmps::from_amps(14)
@@ -312,23 +300,7 @@ fn another_master_on_the_bus_silences_us_and_echoes_are_not_one() {
 #[test]
 fn a_silent_slave_times_out_and_its_limit_stays_reserved_for_a_while() {
     let v = ProtocolVersion::V2;
-    let mut m = Master::new(MasterConfig {
-        link_ready_bursts: false,
-        wiring_max_all: CentiAmps::from_amps(20),
-        ..cfg()
-    });
-    let mut now = Instant::now();
-    link(&mut m, A, v, now);
-    link(&mut m, B, v, now);
-    m.set_targets(&BTreeMap::from([
-        (A, CentiAmps::from_amps(10)),
-        (B, CentiAmps::from_amps(10)),
-    ]));
-    for _ in 0..4 {
-        if let Message::MasterHeartbeat { slave, amps, .. } = next(&mut m, &mut now) {
-            reply(&mut m, slave, amps, amps, v, now);
-        }
-    }
+    let (mut m, mut now) = two_slaves_settled(20, 10, 10);
     // B goes silent; A keeps answering.
     let start = now;
     let mut timed_out_at = None;
