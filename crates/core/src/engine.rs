@@ -11,7 +11,7 @@
 //!
 //! Everything runs on tokio's clock, so tests and the simulator can use paused time.
 
-use crate::master::{Master, MasterConfig, MasterEvent};
+use crate::master::{Master, MasterConfig, MasterEvent, RequestError};
 use crate::model::{
     BusStatus, CentiAmps, ChargeNow, ChargeSession, ConsumptionOffset, EnergyReading, Event,
     GridLimit, HomeLocation, OffsetUnit, PolicyStatus, Schedule, Settings, SlaveStatus,
@@ -25,7 +25,7 @@ use crate::protocol::{DecodeStats, Frame, FrameError, TwcId};
 use crate::settings_store::SettingsStore;
 use crate::share::{self, Demand, ShareInput};
 use chrono::{DateTime, Utc};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -127,6 +127,9 @@ pub enum Command {
     },
     /// Replace the runtime settings (validated as a whole).
     ReplaceSettings(Box<Settings>),
+    /// Apply a JSON merge patch (RFC 7386) to the settings as they are when the engine applies
+    /// it (no stale read-modify-write); top-level keys must exist. Validated as a whole.
+    PatchSettings(serde_json::Value),
     /// Replace the charging schedule.
     SetSchedule(Box<Schedule>),
     /// Add or change (`Some`) or delete (`None`) a named consumption offset.
@@ -185,6 +188,9 @@ pub enum CommandError {
     /// The request is valid but cannot be done now (→ HTTP 409/503).
     #[error("{0}")]
     Unavailable(String),
+    /// Too many commands are waiting (→ HTTP 429, MQTT "busy"); heartbeats go first.
+    #[error("busy: {0}")]
+    Busy(String),
     /// The engine has stopped.
     #[error("the engine has stopped")]
     Stopped,
@@ -289,6 +295,14 @@ pub fn spawn(
     let now = Instant::now();
     let policy_engine = PolicyEngine::new(cfg.policy.clone());
     let start_wall = cfg.start_wall.unwrap_or_else(Utc::now);
+    let (settings_tx, settings_writer) = match cfg.settings_store.clone() {
+        Some(store) => {
+            let (tx, task) = spawn_settings_writer(store, settings.clone());
+            (Some(tx), Some(task))
+        }
+        None => (None, None),
+    };
+    let battery_expected = cfg.sources.battery.is_some();
     let core = Core {
         cfg,
         master,
@@ -306,7 +320,13 @@ pub fn spawn(
         webhooks: Vec::new(),
         http: None,
         denied_logged: BTreeMap::new(),
-        charger_at_reading: 0.0,
+        draw_history: BTreeMap::new(),
+        paired: None,
+        battery_expected,
+        dropped_fields: Vec::new(),
+        std_start: std::time::Instant::now(),
+        settings_tx,
+        settings_writer,
         car_vin: BTreeMap::new(),
         combine_problems: Vec::new(),
         sessions: BTreeMap::new(),
@@ -425,8 +445,22 @@ struct Core {
     webhooks: Vec<(Webhook, String)>,
     http: Option<reqwest::Client>,
     denied_logged: BTreeMap<TwcId, String>,
-    /// What the chargers drew when the last reading arrived, A.
-    charger_at_reading: f64,
+    /// What each slave reported its car drew, A, with when: a reading is paired with the draw
+    /// at the time it was *measured* (see [`Core::charger_for`]).
+    draw_history: BTreeMap<TwcId, VecDeque<(Instant, f64)>>,
+    /// The last reading that could be paired, with the chargers' draw at its time.
+    paired: Option<(EnergyReading, f64)>,
+    /// True once a battery is configured or any source reported battery power: from then on a
+    /// missing battery reading makes derived grid values unknown, never 0 W.
+    battery_expected: bool,
+    /// Reading fields dropped as unusable (non-finite or implausible), warned once per change.
+    dropped_fields: Vec<String>,
+    /// Real elapsed time next to tokio's, so the wall clock follows the system clock (NTP
+    /// steps on a Pi without RTC) yet advances with paused time in tests.
+    std_start: std::time::Instant,
+    /// Settings to save; a writer task saves the latest off the engine loop.
+    settings_tx: Option<watch::Sender<Settings>>,
+    settings_writer: Option<JoinHandle<()>>,
     /// The last problems reported while combining sources (warned once per change).
     combine_problems: Vec<String>,
     /// The VIN of the car plugged into each slave, kept after its session ends.
@@ -434,10 +468,17 @@ struct Core {
 }
 
 impl Core {
+    /// Wall-clock time. A simulation (`start_wall` set) runs from its first timestamp on tokio's
+    /// clock. Otherwise the system clock, so that a clock set by NTP after boot is followed, plus
+    /// however far tokio's clock has run ahead of real time (only under paused time in tests).
     fn wall(&self, now: Instant) -> DateTime<Utc> {
-        self.start_wall
-            + chrono::Duration::from_std(now - self.start_instant)
-                .unwrap_or(chrono::Duration::zero())
+        let tokio_elapsed = now - self.start_instant;
+        if self.cfg.start_wall.is_some() {
+            return self.start_wall
+                + chrono::Duration::from_std(tokio_elapsed).unwrap_or(chrono::Duration::zero());
+        }
+        let ahead = tokio_elapsed.saturating_sub(self.std_start.elapsed());
+        Utc::now() + chrono::Duration::from_std(ahead).unwrap_or(chrono::Duration::zero())
     }
 
     fn emit(&self, e: Event) {
@@ -472,9 +513,24 @@ impl Core {
                 break;
             }
             let wake = self.master.next_wakeup(now);
+            // Order matters under load: a due heartbeat first, then the bus, the tick and the
+            // readings, and commands last, so that no flood of commands (nor of frames from a
+            // noisy bridge) can delay a heartbeat or freeze the offer.
             tokio::select! {
                 biased;
+                _ = tokio::time::sleep_until(wake) => self.transmit(Instant::now()).await,
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    let ev = self.master.check_timeouts(now);
+                    self.on_master_events(ev, now);
+                    self.recompute(now);
+                    self.periodic_slave_events(now);
+                }
                 Some(input) = bus_rx.recv() => self.on_bus(input, Instant::now()),
+                r = read_rx.recv(), if reads_open => match r {
+                    Some((i, r)) => self.on_reading(i, r, Instant::now()),
+                    None => reads_open = false,
+                },
                 Some(req) = cmd_rx.recv() => {
                     if matches!(req.cmd, Command::Shutdown) {
                         info!("Shutting down: offering 0 A to every slave");
@@ -485,18 +541,6 @@ impl Core {
                         let _ = req.reply.send(r);
                     }
                 }
-                r = read_rx.recv(), if reads_open => match r {
-                    Some((i, r)) => self.on_reading(i, r, Instant::now()),
-                    None => reads_open = false,
-                },
-                _ = tokio::time::sleep_until(wake) => self.transmit(Instant::now()).await,
-                _ = tick.tick() => {
-                    let now = Instant::now();
-                    let ev = self.master.check_timeouts(now);
-                    self.on_master_events(ev, now);
-                    self.recompute(now);
-                    self.periodic_slave_events(now);
-                }
             }
             self.publish(Instant::now());
         }
@@ -504,6 +548,11 @@ impl Core {
         info!(slaves = n, "Stopped transmitting; the slaves hold 0 A");
         drop(self.bus_out);
         let _ = tokio::time::timeout(Duration::from_secs(2), bus_task).await;
+        // Let the settings writer finish the last save.
+        drop(self.settings_tx.take());
+        if let Some(w) = self.settings_writer.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), w).await;
+        }
         if let Some((_, waiters)) = shutdown {
             for w in waiters {
                 let _ = w.send(Ok(self.settings.clone()));
@@ -613,9 +662,11 @@ impl Core {
                         self.lost_slaves.insert(id, (s, now));
                     }
                     self.emit(Event::SlaveTimedOut { at, slave: id });
+                    self.draw_history.remove(&id);
                     recompute = true;
                 }
                 MasterEvent::Heartbeat(id) => {
+                    self.note_draw(id, now);
                     if let Some(s) = self.master.slave(id) {
                         // A person follows the draw at info: log when it moves by ≥ 1 A.
                         let last = self.logged_actual.get(&id).copied().unwrap_or_default();
@@ -722,6 +773,37 @@ impl Core {
                         message: format!("car draws {actual}, more than the limit {limit}"),
                     });
                 }
+                MasterEvent::NotFollowing {
+                    slave,
+                    actual,
+                    offered,
+                    reported,
+                } => {
+                    error!(slave = %slave, actual = %actual, offered = %offered, reported = %reported,
+                        "The car does not follow its offer: its draw now counts against every other slave's budget");
+                    self.emit(Event::Fault {
+                        at,
+                        component: format!("slave {slave}"),
+                        message: format!(
+                            "car draws {actual} with {offered} offered (slave reports {reported}); not following"
+                        ),
+                    });
+                    recompute = true;
+                }
+                MasterEvent::FollowingAgain(slave) => {
+                    info!(slave = %slave, "The car follows its offer again");
+                    recompute = true;
+                }
+                MasterEvent::EscalatedStop(slave) => {
+                    error!(slave = %slave, "The car kept drawing more than offered: sending the stop command (FC B2); a Tesla needs a re-plug afterwards");
+                    self.emit(Event::Fault {
+                        at,
+                        component: format!("slave {slave}"),
+                        message:
+                            "car kept drawing more than offered; stop command sent (re-plug needed)"
+                                .into(),
+                    });
+                }
                 MasterEvent::Unknown(code) => debug!(code = %code, "Unknown message"),
                 MasterEvent::Malformed(e) => debug!(error = %e, "Malformed message"),
                 MasterEvent::Ack { slave, start } => {
@@ -740,7 +822,19 @@ impl Core {
             return;
         };
         match r {
-            Ok(reading) => {
+            Ok(mut reading) => {
+                let dropped = sanitize(&mut reading);
+                if reading.battery_w.is_some() {
+                    self.battery_expected = true;
+                }
+                let st = &mut self.sources[i];
+                if dropped != self.dropped_fields {
+                    if !dropped.is_empty() {
+                        warn!(source = %st.name, fields = %dropped.join(", "),
+                            "Unusable values in a reading (not finite, or outside plausible ranges): treated as missing");
+                    }
+                    self.dropped_fields = dropped;
+                }
                 if st.last_error.take().is_some() || st.was_stale {
                     info!(source = %st.name, "Source is delivering readings again");
                 }
@@ -748,7 +842,6 @@ impl Core {
                 debug!(source = %st.name, generation_w = ?reading.generation_w, consumption_w = ?reading.consumption_w, grid_w = ?reading.grid_w, "Reading");
                 let name = st.name.clone();
                 st.last = Some(reading.clone());
-                self.charger_at_reading = self.master.slaves().map(|s| s.actual.amps()).sum();
                 self.emit(Event::Reading {
                     at,
                     source: name,
@@ -806,8 +899,8 @@ impl Core {
             .master
             .slaves()
             .flat_map(|s| s.volts.iter().copied())
-            .filter(|&v| v >= 100)
             .map(f64::from)
+            .filter(|v| PLAUSIBLE_VOLTS.contains(v))
             .collect();
         if v.is_empty() {
             self.cfg.voltage
@@ -848,17 +941,119 @@ impl Core {
             .unwrap_or(0)
     }
 
+    /// Hand the settings to the writer task (which saves the latest, off the engine loop: an
+    /// fsync on an SD card must not delay a heartbeat).
     fn save_settings(&self) {
-        if let Some(store) = &self.cfg.settings_store
-            && let Err(e) = store.save(&self.settings)
-        {
-            error!(error = %e, "Could not save the settings; the change holds until restart");
+        if let Some(tx) = &self.settings_tx {
+            tx.send_replace(self.settings.clone());
         }
     }
 
+    /// Record what slave `id` reports its car draws (on every heartbeat reply).
+    fn note_draw(&mut self, id: TwcId, now: Instant) {
+        let Some(actual) = self.master.slave(id).map(|s| s.actual.amps()) else {
+            return;
+        };
+        let keep = self
+            .sources
+            .iter()
+            .map(|s| s.poll.stale_after)
+            .max()
+            .unwrap_or_default()
+            + Duration::from_secs(10);
+        let h = self.draw_history.entry(id).or_default();
+        h.push_back((now, actual));
+        // Keep what the oldest usable reading may need (and the entry in force before it).
+        while h.len() > 1 && (h.len() > 4096 || h.get(1).is_some_and(|(t, _)| now - *t > keep)) {
+            h.pop_front();
+        }
+    }
+
+    /// The chargers' draw to pair with a reading measured at `measured`, or `None` while some
+    /// linked slave has not yet reported after that time. A reading's grid and consumption
+    /// include what the chargers drew *when it was measured*; taking out more than that makes
+    /// the house look smaller and the budget larger, and a re-delivered old value then lets a
+    /// car ramp up on its own draw (runaway). Per slave this takes the least it reported from
+    /// the last report before the measuring time to the first one after it (within
+    /// [`DRAW_MARGIN`] of it), which is on the safe side for every use: house load and grid
+    /// import are never underestimated, surplus never overestimated. A slave with no report
+    /// before that time counts 0 A (also the least possible).
+    fn charger_for(&self, measured: Instant) -> Option<f64> {
+        let from = measured.checked_sub(DRAW_MARGIN).unwrap_or(measured);
+        let to = measured + DRAW_MARGIN;
+        let mut total = 0.0;
+        for s in self.master.slaves() {
+            let Some(h) = self.draw_history.get(&s.id) else {
+                continue;
+            };
+            let mut least: Option<f64> = None;
+            let mut bracketed = false;
+            for (t, a) in h {
+                if *t <= from {
+                    least = Some(*a);
+                } else {
+                    least = Some(least.map_or(*a, |l: f64| l.min(*a)));
+                    if *t >= to {
+                        bracketed = true;
+                        break;
+                    }
+                }
+            }
+            if !bracketed {
+                return None;
+            }
+            let first_after_from = h.iter().position(|(t, _)| *t > from);
+            if first_after_from == Some(0) {
+                // No report from before the reading: the least possible draw.
+                least = Some(0.0);
+            }
+            total += least.unwrap_or(0.0);
+        }
+        Some(total)
+    }
+
+    /// The reading the policy uses, with the chargers' draw at its time: the newest combined
+    /// reading once every slave has reported after it was measured, until then the previous
+    /// such reading (while it is still fresh), else the newest with each slave's latest report.
+    fn paired_reading(
+        &mut self,
+        reading: Option<EnergyReading>,
+        now: Instant,
+    ) -> (Option<EnergyReading>, f64) {
+        let Some(r) = reading else {
+            self.paired = None;
+            return (None, 0.0);
+        };
+        if let Some(c) = self.charger_for(r.measured_at) {
+            self.paired = Some((r.clone(), c));
+            return (Some(r), c);
+        }
+        let fresh_for = self
+            .sources
+            .iter()
+            .map(|s| s.poll.stale_after)
+            .min()
+            .unwrap_or_default()
+            .as_secs_f64();
+        if let Some((p, c)) = &self.paired
+            && p.age_secs(now) <= fresh_for
+            && p.measured_at <= r.measured_at
+        {
+            return (Some(p.clone()), *c);
+        }
+        // Nothing paired yet (e.g. just started): the latest reports, each no more than the
+        // slave may draw now.
+        let c = self
+            .master
+            .slaves()
+            .map(|s| s.actual.min(s.offered.max(s.reported_limit)).amps())
+            .sum();
+        (Some(r), c)
+    }
+
     fn recompute(&mut self, now: Instant) {
-        let reading = self.combine(now);
-        let charger_amps = self.charger_at_reading;
+        let combined = self.combine(now);
+        let (reading, charger_amps) = self.paired_reading(combined, now);
         let wall = self.wall(now);
         if let Some(cn) = self.settings.charge_now
             && cn.until_unix <= wall.timestamp()
@@ -880,13 +1075,13 @@ impl Core {
                 Some(v) => {
                     self.car_vin.insert(sl.id, v.clone());
                 }
-                None if !car || sl.timed_out => {
+                None if !car => {
                     self.car_vin.remove(&sl.id);
                 }
                 None => {}
             }
         }
-        for sl in self.master.slaves().filter(|s| !s.timed_out) {
+        for sl in self.master.slaves() {
             let car = sl.state.car_connected() || sl.actual.0 >= 100;
             if !car {
                 continue;
@@ -929,6 +1124,7 @@ impl Core {
             cars_connected: connected,
             cars_charging: charging,
             vins: &vins,
+            battery_expected: self.battery_expected,
         });
         let budget = CentiAmps::from_f64(out.amps).min(wiring);
         if out.name != self.policy.name {
@@ -962,13 +1158,23 @@ impl Core {
             green_state: out.green_state,
         };
         self.combined = reading;
+        // A car that does not follow its offer draws what it likes: that draw comes out of the
+        // budget for the others, and it is offered 0 A (the master escalates to a stop command).
+        let grace = self.cfg.master.follow_grace;
+        let rogue: BTreeMap<TwcId, CentiAmps> = self
+            .master
+            .slaves()
+            .filter(|s| s.not_following(now, grace))
+            .map(|s| (s.id, s.committed()))
+            .collect();
+        let uncontrolled: CentiAmps = rogue.values().copied().sum();
+        let share_budget = budget.saturating_sub(uncontrolled);
         let inputs: Vec<ShareInput> = self
             .master
             .slaves()
-            .filter(|s| !s.timed_out)
             .map(|s| ShareInput {
                 id: s.id,
-                cap: if denied.contains_key(&s.id) {
+                cap: if denied.contains_key(&s.id) || rogue.contains_key(&s.id) {
                     CentiAmps::ZERO
                 } else {
                     self.master.cap(s.id)
@@ -984,7 +1190,7 @@ impl Core {
                 priority: self.priority(s.id, self.car_vin.get(&s.id).map(String::as_str)),
             })
             .collect();
-        let targets = share::distribute_limited(budget, wiring, &inputs, green_cars);
+        let targets = share::distribute_limited(share_budget, wiring, &inputs, green_cars);
         self.master.set_total_cap(budget);
         self.master.set_targets(&targets);
     }
@@ -1074,7 +1280,7 @@ impl Core {
             vin: s.vin.clone().filter(|v| !v.is_empty()),
             last_vin: s.last_vin.clone(),
             last_heartbeat_secs: s.last_rx.map(|t| (now - t).as_secs_f64()).unwrap_or(0.0),
-            timed_out: s.timed_out,
+            timed_out: false,
             charging: s.charging,
             session_kwh: self.sessions.get(&id).map(|x| x.energy_kwh).unwrap_or(0.0),
             session_secs: s.session_started_at.map(|t| (now - t).as_secs_f64()),
@@ -1166,7 +1372,6 @@ impl Core {
                         "duration must be greater than 0".into(),
                     ));
                 }
-                const MAX_CHARGE_NOW: Duration = Duration::from_secs(366 * 24 * 3600);
                 if duration > MAX_CHARGE_NOW {
                     return Err(CommandError::Invalid(format!(
                         "duration = {} s is longer than a year; use the non-scheduled action for \"always\"",
@@ -1214,9 +1419,10 @@ impl Core {
                     return Err(CommandError::Unavailable("no slave is linked".into()));
                 }
                 for id in ids {
-                    self.master
-                        .request_query(id, code)
-                        .map_err(CommandError::Invalid)?;
+                    self.master.request_query(id, code).map_err(|e| match e {
+                        RequestError::Busy(_) => CommandError::Busy(e.to_string()),
+                        _ => CommandError::Invalid(e.to_string()),
+                    })?;
                 }
                 return Ok(self.settings.clone());
             }
@@ -1235,11 +1441,15 @@ impl Core {
                     } else {
                         self.master.request_stop(id)
                     };
-                    r.map_err(CommandError::Unavailable)?;
+                    r.map_err(|e| match e {
+                        RequestError::Busy(_) => CommandError::Busy(e.to_string()),
+                        _ => CommandError::Unavailable(e.to_string()),
+                    })?;
                 }
                 return Ok(self.settings.clone());
             }
             Command::ReplaceSettings(s) => next = *s,
+            Command::PatchSettings(patch) => next = patch_settings(&self.settings, patch)?,
             Command::SetSchedule(s) => next.schedule = *s,
             Command::SetOffset { name, offset } => {
                 if name.trim().is_empty() {
@@ -1304,6 +1514,11 @@ impl Core {
             Command::Shutdown => unreachable!("handled by the loop"),
         }
         validate_settings(&next, wiring, &self.cfg.policy)?;
+        if next.charge_now != self.settings.charge_now
+            && let Some(cn) = next.charge_now
+        {
+            validate_charge_now(&cn, self.wall(now).timestamp())?;
+        }
         if next != self.settings {
             self.settings = next;
             self.save_settings();
@@ -1311,6 +1526,142 @@ impl Core {
         self.recompute(now);
         Ok(self.settings.clone())
     }
+}
+
+/// Longest Charge Now (a year): longer is what the non-scheduled action is for.
+const MAX_CHARGE_NOW: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// A Charge Now set through any surface (a whole-settings replace or patch included): amps
+/// above 0 and an end time from now to a year ahead.
+fn validate_charge_now(cn: &ChargeNow, now_unix: i64) -> Result<(), CommandError> {
+    if !(cn.amps.is_finite() && cn.amps > 0.0) {
+        return Err(CommandError::Invalid(format!(
+            "charge_now.amps must be greater than 0, got {}",
+            cn.amps
+        )));
+    }
+    let max = now_unix.saturating_add(MAX_CHARGE_NOW.as_secs() as i64);
+    if cn.until_unix > max {
+        return Err(CommandError::Invalid(format!(
+            "charge_now.until_unix = {} is more than a year ahead (now {now_unix}); use the non-scheduled action for \"always\"",
+            cn.until_unix
+        )));
+    }
+    Ok(())
+}
+
+/// Apply a JSON merge patch to the settings; every top-level key must be a settings key.
+fn patch_settings(current: &Settings, patch: serde_json::Value) -> Result<Settings, CommandError> {
+    let serde_json::Value::Object(p) = patch else {
+        return Err(CommandError::Invalid(
+            "settings patch must be a JSON object".into(),
+        ));
+    };
+    let mut base = serde_json::to_value(current)
+        .map_err(|e| CommandError::Invalid(format!("settings: {e}")))?;
+    let obj = base
+        .as_object_mut()
+        .ok_or_else(|| CommandError::Invalid("settings are not an object".into()))?;
+    for (k, v) in p {
+        let Some(slot) = obj.get_mut(&k) else {
+            let mut keys: Vec<&String> = obj.keys().collect();
+            keys.sort();
+            return Err(CommandError::Invalid(format!(
+                "settings: unknown key {k:?}; expected one of: {}",
+                keys.iter()
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        };
+        merge(slot, v);
+    }
+    serde_json::from_value(base).map_err(|e| CommandError::Invalid(format!("settings: {e}")))
+}
+
+fn merge(target: &mut serde_json::Value, patch: serde_json::Value) {
+    match (target, patch) {
+        (serde_json::Value::Object(t), serde_json::Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(&k);
+                } else {
+                    merge(t.entry(k).or_insert(serde_json::Value::Null), v);
+                }
+            }
+        }
+        (t, p) => *t = p,
+    }
+}
+
+/// Volts a slave may plausibly report per phase; others are ignored (a garbled 2300 V would
+/// make every watt look like fewer amps).
+const PLAUSIBLE_VOLTS: std::ops::RangeInclusive<f64> = 80.0..=300.0;
+/// How far a reading's measuring time may be off (timestamps in whole seconds, clocks): it is
+/// paired with each slave's least reported draw over this margin around it.
+const DRAW_MARGIN: Duration = Duration::from_millis(500);
+
+/// Make a reading safe to use: every value that is not finite or outside plausible ranges
+/// becomes missing (never 0, never ∞). Returns the names of the fields dropped.
+pub fn sanitize(r: &mut EnergyReading) -> Vec<String> {
+    const MAX_W: f64 = 2_000_000.0;
+    let mut dropped = Vec::new();
+    let mut check = |name: &str, v: &mut Option<f64>, ok: &dyn Fn(f64) -> bool| {
+        if let Some(x) = *v
+            && !(x.is_finite() && ok(x))
+        {
+            *v = None;
+            dropped.push(name.to_string());
+        }
+    };
+    check("generation_w", &mut r.generation_w, &|x| {
+        (-5_000.0..=MAX_W).contains(&x)
+    });
+    check("consumption_w", &mut r.consumption_w, &|x| {
+        (-5_000.0..=MAX_W).contains(&x)
+    });
+    check("grid_w", &mut r.grid_w, &|x| x.abs() <= MAX_W);
+    check("battery_w", &mut r.battery_w, &|x| x.abs() <= MAX_W);
+    check("battery_soc_pct", &mut r.battery_soc_pct, &|x| {
+        (0.0..=100.0).contains(&x)
+    });
+    if let Some(v) = &r.phase_voltages
+        && !v.iter().all(|x| x.is_finite() && (0.0..=300.0).contains(x))
+    {
+        r.phase_voltages = None;
+        dropped.push("phase_voltages".into());
+    }
+    if let Some(v) = &r.phase_currents_a
+        && !v.iter().all(|x| x.is_finite() && x.abs() <= 2_000.0)
+    {
+        r.phase_currents_a = None;
+        dropped.push("phase_currents_a".into());
+    }
+    dropped
+}
+
+/// The writer task for settings: saves the latest value whenever it changes, off the engine
+/// loop, and the last one when the engine drops the sender (the engine awaits the task).
+fn spawn_settings_writer(
+    store: SettingsStore,
+    initial: Settings,
+) -> (watch::Sender<Settings>, JoinHandle<()>) {
+    let (tx, mut rx) = watch::channel(initial);
+    rx.mark_unchanged();
+    let task = tokio::spawn(async move {
+        while rx.changed().await.is_ok() {
+            let s = rx.borrow_and_update().clone();
+            let store = store.clone();
+            match tokio::task::spawn_blocking(move || store.save(&s)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    error!(error = %e, "Could not save the settings; the change holds until restart")
+                }
+                Err(e) => error!(error = %e, "The settings writer failed"),
+            }
+        }
+    });
+    (tx, task)
 }
 
 fn validate_amps(key: &str, amps: f64, wiring: f64) -> Result<(), CommandError> {

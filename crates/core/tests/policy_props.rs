@@ -100,6 +100,7 @@ fn eval(e: &mut PolicyEngine, s: &Settings, r: Option<&EnergyReading>, c: &Case,
         cars_connected: 1,
         cars_charging: usize::from(c.charger_amps >= 1.0),
         vins: &[],
+        battery_expected: false,
     });
     assert!(o.amps >= 0.0 && o.amps.is_finite(), "budget {}", o.amps);
     assert!(

@@ -165,6 +165,22 @@ async fn priority_serves_the_preferred_car_first() {
     h.command(Command::Shutdown).await.unwrap();
 }
 
+/// The settings as saved once the writer task (off the engine loop) has caught up.
+async fn saved_when(store: &SettingsStore, ok: impl Fn(&Settings) -> bool) -> Settings {
+    for _ in 0..200 {
+        if let Some(s) = store.load().unwrap()
+            && ok(&s)
+        {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "the settings were not saved as expected: {:?}",
+        store.load()
+    );
+}
+
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn settings_are_saved_after_each_change_and_charge_now_ends_by_itself() {
     let dir = tempfile::tempdir().unwrap();
@@ -177,7 +193,7 @@ async fn settings_are_saved_after_each_change_and_charge_now_ends_by_itself() {
         "nothing changed yet, nothing written"
     );
     h.command(Command::SetFlexAmps(2.0)).await.unwrap();
-    assert_eq!(store.load().unwrap().unwrap().flex_amps, 2.0);
+    saved_when(&store, |s| s.flex_amps == 2.0).await;
     // Invalid: refused and not saved.
     assert!(h.command(Command::SetFlexAmps(-1.0)).await.is_err());
     assert_eq!(store.load().unwrap().unwrap().flex_amps, 2.0);
@@ -187,12 +203,11 @@ async fn settings_are_saved_after_each_change_and_charge_now_ends_by_itself() {
     })
     .await
     .unwrap();
-    assert!(store.load().unwrap().unwrap().charge_now.is_some());
+    saved_when(&store, |s| s.charge_now.is_some()).await;
     assert_eq!(h.status().policy.name, "Charge Now");
     tokio::time::sleep(Duration::from_secs(601)).await;
     assert_eq!(h.status().policy.name, "Non Scheduled Charging");
-    let saved = store.load().unwrap().unwrap();
-    assert_eq!(saved.charge_now, None);
+    let saved = saved_when(&store, |s| s.charge_now.is_none()).await;
     assert_eq!(saved, h.status().settings);
     h.command(Command::Shutdown).await.unwrap();
 }

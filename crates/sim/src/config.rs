@@ -92,6 +92,22 @@ pub struct CarConfig {
     pub battery_kwh: Option<f64>,
     /// State of charge at plug-in, %.
     pub soc_pct: Option<f64>,
+    /// Misbehaviour, for testing a master against cars that do not do as they are told.
+    pub faults: CarFaults,
+}
+
+/// Ways a car (or a slave's firmware) can fail to follow the master. All off by default.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CarFaults {
+    /// Keeps drawing this many amps when offered 0 A or less than its minimum (spec §6.10:
+    /// some cars keep drawing at a 0 A limit), while plugged in and not stopped otherwise.
+    pub draws_at_zero: f64,
+    /// Draws this many amps more than offered (a car that ignores its pilot signal's level).
+    pub overdraw: f64,
+    /// Follows a lower offer only after this long (a slow or stubborn car).
+    pub lower_after: std::time::Duration,
+    /// Without heartbeats, stops this much later than [`crate::CAR_STOPS_AFTER`].
+    pub stops_late_by: std::time::Duration,
 }
 
 /// A valid sample VIN (spec vector C08–C10).
@@ -108,6 +124,7 @@ impl CarConfig {
             ramp_amps_per_sec: 2.0,
             battery_kwh: None,
             soc_pct: None,
+            faults: CarFaults::default(),
         }
     }
 
@@ -249,6 +266,7 @@ impl FleetSpec {
                 ramp_amps_per_sec: self.ramp_amps_per_sec,
                 battery_kwh: None,
                 soc_pct: None,
+                faults: CarFaults::default(),
             };
             out.push(SimSlave { slave, car });
         }

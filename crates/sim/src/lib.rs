@@ -8,7 +8,7 @@ mod slave;
 
 pub use bus::{BusCounters, DUPLEX_BUFFER, SimBus, SimHandle, duplex_pair, duplex_pair_named};
 pub use config::{
-    CarConfig, FleetSpec, SAMPLE_VIN, SimSlave, SlaveConfig, sample_vin, vin_check_digit,
+    CarConfig, CarFaults, FleetSpec, SAMPLE_VIN, SimSlave, SlaveConfig, sample_vin, vin_check_digit,
 };
 pub use serve::{Pty, SimArgs, connect_tcp, open_pty, run, serve_listener, serve_pty, serve_tcp};
 pub use slave::{

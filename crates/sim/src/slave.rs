@@ -96,6 +96,8 @@ pub struct SlaveSim {
     error_reported: bool,
     // physics
     actual: f64,
+    /// Since when the target draw is below the actual (for `faults.lower_after`).
+    lower_since: Option<Instant>,
     last_update: Instant,
     energy_wh: f64,
     soc: Option<f64>,
@@ -134,6 +136,7 @@ impl SlaveSim {
             error_latched: false,
             error_reported: false,
             actual: 0.0,
+            lower_since: None,
             last_update: now,
             energy_wh: 0.0,
             soc,
@@ -178,8 +181,19 @@ impl SlaveSim {
     }
 
     fn target_draw(&self) -> f64 {
+        let f = &self.car.faults;
         if self.may_charge() {
-            (self.offer().amps() - DRAW_SHORTFALL).max(0.0)
+            let want = (self.offer().amps() - DRAW_SHORTFALL).max(0.0) + f.overdraw.max(0.0);
+            want.max(f.draws_at_zero.max(0.0))
+        } else if f.draws_at_zero > 0.0
+            && self.car.plugged_in
+            && !self.contactor_open
+            && !self.stopped_by_master_loss
+            && !self.error_latched
+            && !self.full()
+        {
+            // Offered 0 A (or below its minimum) and drawing anyway.
+            f.draws_at_zero
         } else {
             0.0
         }
@@ -231,7 +245,7 @@ impl SlaveSim {
                 self.next_link_ready = Some(lost_at);
                 info!(slave = %self.cfg.id, "No heartbeat for {} s: link lost, advertising again", LINK_LOST_AFTER.as_secs());
             }
-            let stop_at = hb + CAR_STOPS_AFTER;
+            let stop_at = hb + CAR_STOPS_AFTER + self.car.faults.stops_late_by;
             if !self.linked && !self.stopped_by_master_loss && now >= stop_at && self.car.plugged_in
             {
                 self.integrate(stop_at);
@@ -252,9 +266,23 @@ impl SlaveSim {
         let target = self.target_draw();
         let a0 = self.actual;
         let a1 = if target > a0 {
+            self.lower_since = None;
             (a0 + self.car.ramp_amps_per_sec.max(0.0) * dt).min(target)
+        } else if target < a0 {
+            // A car obeys a lower pilot at once (well within the 5 s IEC 61851 allows), unless
+            // it is modelled as slow to follow.
+            let delay = self.car.faults.lower_after;
+            let since = *self
+                .lower_since
+                .get_or_insert(self.last_update - Duration::from_secs_f64(dt));
+            if delay.is_zero() || now - since >= delay {
+                self.lower_since = None;
+                target
+            } else {
+                a0
+            }
         } else {
-            // A car obeys a lower pilot at once (well within the 5 s IEC 61851 allows).
+            self.lower_since = None;
             target
         };
         self.actual = a1;
@@ -310,11 +338,12 @@ impl SlaveSim {
             if self.linked {
                 add(hb + LINK_LOST_AFTER);
             } else if !self.stopped_by_master_loss && self.car.plugged_in {
-                add(hb + CAR_STOPS_AFTER);
+                add(hb + CAR_STOPS_AFTER + self.car.faults.stops_late_by);
             }
         }
-        if self.car.plugged_in && self.actual < self.target_draw() {
-            // Keep the ramp and the energy counter moving even without traffic.
+        if self.car.plugged_in && self.actual != self.target_draw() {
+            // Keep the ramp (and a slow car's lowering) and the energy counter moving even
+            // without traffic.
             add(self.last_update + Duration::from_secs(1));
         }
         due

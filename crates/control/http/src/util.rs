@@ -16,11 +16,12 @@ pub(crate) fn bad(msg: impl Into<String>) -> Response {
     error(StatusCode::BAD_REQUEST, msg)
 }
 
-/// Map an engine refusal: invalid → 400, unavailable → 409, stopped → 503.
+/// Map an engine refusal: invalid → 400, unavailable → 409, busy → 429, stopped → 503.
 pub(crate) fn command_error(e: CommandError) -> Response {
     match e {
         CommandError::Invalid(m) => bad(m),
         CommandError::Unavailable(m) => error(StatusCode::CONFLICT, m),
+        CommandError::Busy(m) => error(StatusCode::TOO_MANY_REQUESTS, m),
         CommandError::Stopped => error(StatusCode::SERVICE_UNAVAILABLE, "the engine has stopped"),
         other => error(StatusCode::CONFLICT, other.to_string()),
     }

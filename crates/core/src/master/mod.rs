@@ -49,6 +49,15 @@ pub struct MasterConfig {
     pub foreign_master_hold: Duration,
     /// Ask slaves for the VIN of the car.
     pub query_vin: bool,
+    /// A car that draws more than it is offered for this long is reported (and its draw is
+    /// taken out of everyone else's budget); it then gets a stop command (`FC B2`, protocol 2)
+    /// when it keeps on for [`MasterConfig::escalate_stop_after`].
+    pub follow_grace: Duration,
+    /// How long a car may go on drawing more than offered before it gets `FC B2` (protocol-2
+    /// slaves; a Tesla then needs a re-plug). `None`: never.
+    pub escalate_stop_after: Option<Duration>,
+    /// Most start/stop/query commands waiting to be sent; more are refused as busy.
+    pub max_pending_commands: usize,
 }
 
 impl Default for MasterConfig {
@@ -66,6 +75,9 @@ impl Default for MasterConfig {
             max_slaves: 3,
             foreign_master_hold: Duration::from_secs(60),
             query_vin: true,
+            follow_grace: Duration::from_secs(5),
+            escalate_stop_after: Some(Duration::from_secs(60)),
+            max_pending_commands: 16,
         }
     }
 }
@@ -129,6 +141,22 @@ pub enum MasterEvent {
     Unknown(MessageCode),
     /// A frame with a known code but a length that does not fit.
     Malformed(MessageError),
+    /// A car has drawn more than offered for longer than `follow_grace` (or the slave has not
+    /// confirmed a lower limit for that long): it is outside our control.
+    NotFollowing {
+        /// Which slave.
+        slave: TwcId,
+        /// What its car draws.
+        actual: CentiAmps,
+        /// What we offer.
+        offered: CentiAmps,
+        /// The limit it reports.
+        reported: CentiAmps,
+    },
+    /// A slave that did not follow does again.
+    FollowingAgain(TwcId),
+    /// A car kept drawing more than offered: `FC B2` was queued for its slave.
+    EscalatedStop(TwcId),
     /// A start/stop command was acknowledged.
     Ack {
         /// Which slave.
@@ -153,10 +181,29 @@ pub struct MasterCounters {
     pub echoes: u64,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Pending {
     Start(TwcId),
     Stop(TwcId),
     Query(TwcId, MessageCode),
+}
+
+/// Why a start, stop or query request was not queued.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// No slave with that TWCID is linked.
+    #[error("no slave {0} is linked")]
+    NoSuchSlave(TwcId),
+    /// The slave's firmware has no such command.
+    #[error("slave {0} speaks protocol 1, whose firmware has no start/stop command")]
+    Unsupported(TwcId),
+    /// Not one of the queries the protocol spec marks safe.
+    #[error("{0} is not one of the queries the protocol spec marks safe")]
+    NotSafe(MessageCode),
+    /// Too many commands are waiting; heartbeats go first.
+    #[error("{0} commands are already waiting to be sent; try again in a few seconds")]
+    Busy(usize),
 }
 
 /// The bus master.
@@ -177,6 +224,8 @@ pub struct Master {
     total_cap: Option<CentiAmps>,
     last_reply: Option<Frame>,
     replies: u64,
+    /// Heartbeats sent since the last command frame: commands go at most one per round.
+    heartbeats_since_command: usize,
 }
 
 const ONE_AMP: CentiAmps = CentiAmps(100);
@@ -186,6 +235,11 @@ const VIN_MAX_ATTEMPTS: u32 = 6;
 const SESSION_END_AFTER: Duration = Duration::from_secs(5);
 const QUERY_AFTER_HEARTBEAT: Duration = Duration::from_millis(300);
 const SHUTDOWN_ROUNDS: u32 = 3;
+/// Without heartbeats a car stops within 20–30 s (spec §5); what a slave that timed out may
+/// draw stays reserved this long after the last heartbeat we sent it.
+const CAR_STOPS_WITHIN: Duration = Duration::from_secs(30);
+/// Margin on top of [`CAR_STOPS_WITHIN`].
+const RESERVATION_MARGIN: Duration = Duration::from_secs(15);
 
 impl Master {
     /// A master with a random (or configured) TWCID and sign. Queues the link-ready bursts.
@@ -208,6 +262,7 @@ impl Master {
             total_cap: None,
             last_reply: None,
             replies: 0,
+            heartbeats_since_command: usize::MAX,
         };
         if m.cfg.link_ready_bursts {
             m.queue_bursts();
@@ -289,22 +344,35 @@ impl Master {
             .unwrap_or(CentiAmps::ZERO)
     }
 
-    /// What each slave may draw right now, as far as we know: the larger of what we last
-    /// offered and what it reports as its limit, plus reservations for slaves that timed out.
+    /// What each slave may draw right now, as far as we know (see [`Slave::committed`]), plus
+    /// reservations for slaves that timed out. A slave that links again after timing out counts
+    /// at the larger of its reservation and its own committed amps until the reservation ends.
     pub fn committed_except(&self, except: Option<TwcId>) -> CentiAmps {
         let live: CentiAmps = self
             .slaves
             .values()
             .filter(|s| Some(s.id) != except)
-            .map(|s| s.committed())
+            .map(|s| {
+                let r = self
+                    .reserved
+                    .get(&s.id)
+                    .map(|(a, _)| *a)
+                    .unwrap_or_default();
+                s.committed().max(r)
+            })
             .sum();
         let reserved: CentiAmps = self
             .reserved
             .iter()
-            .filter(|(id, _)| Some(**id) != except)
+            .filter(|(id, _)| Some(**id) != except && !self.slaves.contains_key(id))
             .map(|(_, (a, _))| *a)
             .sum();
         live + reserved
+    }
+
+    /// Everything the slaves may draw now, reservations included.
+    pub fn committed_total(&self) -> CentiAmps {
+        self.committed_except(None)
     }
 
     /// Set what the engine wants each slave to get. Slaves not named get 0. Values are clamped to
@@ -333,32 +401,54 @@ impl Master {
         self.total_cap = Some(cap);
     }
 
-    /// Queue `FC B1` (start) for a slave. Only protocol-2 firmware has it.
-    pub fn request_start(&mut self, id: TwcId) -> Result<(), String> {
+    /// Queue `FC B1` (start) for a slave. Only protocol-2 firmware has it. A start or stop
+    /// already waiting for the same slave is replaced (the latest wins).
+    pub fn request_start(&mut self, id: TwcId) -> Result<(), RequestError> {
         self.check_start_stop(id)?;
-        self.commands.push_back(Pending::Start(id));
-        Ok(())
+        self.enqueue(Pending::Start(id))
     }
 
     /// Queue `FC B2` (stop) for a slave. A Tesla then needs a re-plug.
-    pub fn request_stop(&mut self, id: TwcId) -> Result<(), String> {
+    pub fn request_stop(&mut self, id: TwcId) -> Result<(), RequestError> {
         self.check_start_stop(id)?;
-        self.commands.push_back(Pending::Stop(id));
-        Ok(())
+        self.enqueue(Pending::Stop(id))
     }
 
     /// Queue one query (`FB EB`, `FB EC`, …) to a slave, for diagnostics. Only the query codes
-    /// the protocol spec marks safe are accepted; the reply shows in [`Self::last_reply`].
-    pub fn request_query(&mut self, id: TwcId, code: MessageCode) -> Result<(), String> {
+    /// the protocol spec marks safe are accepted; the reply shows in [`Self::last_reply`]. The
+    /// same query already waiting for the same slave is not queued twice.
+    pub fn request_query(&mut self, id: TwcId, code: MessageCode) -> Result<(), RequestError> {
         if code.is_dangerous() || !code.is_query() {
-            return Err(format!(
-                "{code} is not one of the queries the protocol spec marks safe"
-            ));
+            return Err(RequestError::NotSafe(code));
         }
         if !self.slaves.contains_key(&id) {
-            return Err(format!("no slave {id} is linked"));
+            return Err(RequestError::NoSuchSlave(id));
         }
-        self.commands.push_back(Pending::Query(id, code));
+        self.enqueue(Pending::Query(id, code))
+    }
+
+    /// Commands waiting to be sent.
+    pub fn pending_commands(&self) -> usize {
+        self.commands.len()
+    }
+
+    fn enqueue(&mut self, p: Pending) -> Result<(), RequestError> {
+        if self.commands.contains(&p) {
+            return Ok(());
+        }
+        if let Pending::Start(id) | Pending::Stop(id) = p
+            && let Some(slot) = self
+                .commands
+                .iter_mut()
+                .find(|q| matches!(q, Pending::Start(x) | Pending::Stop(x) if *x == id))
+        {
+            *slot = p;
+            return Ok(());
+        }
+        if self.commands.len() >= self.cfg.max_pending_commands.max(1) {
+            return Err(RequestError::Busy(self.commands.len()));
+        }
+        self.commands.push_back(p);
         Ok(())
     }
 
@@ -368,12 +458,10 @@ impl Master {
         (self.last_reply.as_ref(), self.replies)
     }
 
-    fn check_start_stop(&self, id: TwcId) -> Result<(), String> {
+    fn check_start_stop(&self, id: TwcId) -> Result<(), RequestError> {
         match self.slaves.get(&id) {
-            None => Err(format!("no slave {id} is linked")),
-            Some(s) if s.version == ProtocolVersion::V1 => Err(format!(
-                "slave {id} speaks protocol 1, whose firmware has no start/stop command"
-            )),
+            None => Err(RequestError::NoSuchSlave(id)),
+            Some(s) if s.version == ProtocolVersion::V1 => Err(RequestError::Unsupported(id)),
             Some(_) => Ok(()),
         }
     }
@@ -395,7 +483,7 @@ impl Master {
             None => false,
             Some(rounds) => {
                 rounds >= SHUTDOWN_ROUNDS
-                    || self.slaves.values().filter(|s| !s.timed_out).all(|s| {
+                    || self.slaves.values().all(|s| {
                         s.offered == CentiAmps::ZERO && s.reported_limit == CentiAmps::ZERO
                     })
             }
@@ -516,26 +604,22 @@ impl Master {
             return;
         }
         if let Some(s) = self.slaves.get_mut(&id) {
-            if !s.timed_out
-                && s.sign != sign
-                && s.last_rx.is_some_and(|t| now - t < Duration::from_secs(5))
-            {
-                // Two units answer with one TWCID: treat them as one at the lower maximum.
+            if s.sign != sign && s.last_rx.is_some_and(|t| now - t < Duration::from_secs(5)) {
+                // Two units answer with one TWCID: one entry at the lower maximum, but everything
+                // it may draw counts twice (both units may follow each heartbeat) until the entry
+                // times out.
                 s.max_amps = s.max_amps.min(max_amps);
+                s.units = 2;
                 ev.push(MasterEvent::IdClash(id));
                 self.queue_bursts();
                 return;
             }
-            let was_timed_out = s.timed_out;
+            // A linked slave announcing itself again (it lost us for a moment, or restarted).
             s.sign = sign;
             s.max_amps = max_amps;
             s.version = version;
-            s.timed_out = false;
             s.last_rx = Some(now);
             s.next_heartbeat = now;
-            if was_timed_out {
-                ev.push(MasterEvent::SlaveRelinked(id));
-            }
             return;
         }
         if self.slaves.len() >= self.cfg.max_slaves {
@@ -544,10 +628,15 @@ impl Master {
         }
         let mut s = Slave::new(id, sign, max_amps, version, now);
         s.next_query = now + self.cfg.heartbeat_interval;
-        // Keep whatever a timed-out predecessor may still draw reserved until it expires.
-        self.reserved.remove(&id);
+        // A reservation left by this TWCID timing out stays until it ends: `committed_except`
+        // counts the slave at the larger of the two meanwhile.
+        let relinked = self.reserved.contains_key(&id);
         self.slaves.insert(id, s);
-        ev.push(MasterEvent::SlaveLinked(id));
+        ev.push(if relinked {
+            MasterEvent::SlaveRelinked(id)
+        } else {
+            MasterEvent::SlaveLinked(id)
+        });
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -562,15 +651,11 @@ impl Master {
         ev: &mut Vec<MasterEvent>,
     ) {
         let query_vin = self.cfg.query_vin;
+        let tolerance = OVERDRAW_TOLERANCE;
         let Some(s) = self.slaves.get_mut(&id) else {
             self.counters.unlinked_heartbeats += 1;
             return;
         };
-        if s.timed_out {
-            // It speaks again before re-announcing: accept it back.
-            s.timed_out = false;
-            ev.push(MasterEvent::SlaveRelinked(id));
-        }
         s.version = version;
         if s.state != state && s.heartbeats > 0 {
             ev.push(MasterEvent::StateChanged {
@@ -594,6 +679,18 @@ impl Master {
             });
         }
         s.overdraw = overdraw;
+        // Does the car follow what we offer? (What it may draw counts in `committed` at once;
+        // this is for reporting, taking its draw out of the others' budget and escalating.)
+        if actual > s.offered + tolerance {
+            s.over_offer_since.get_or_insert(now);
+        } else {
+            s.over_offer_since = None;
+        }
+        if s.reported_limit > s.offered && s.sent_limit == Some(s.offered) {
+            s.unconfirmed_since.get_or_insert(now);
+        } else {
+            s.unconfirmed_since = None;
+        }
         // Sessions and VIN (spec §7): ≥ 1 A starts, < 1 A for 5 s ends.
         if actual >= ONE_AMP {
             s.below_one_amp_since = None;
@@ -681,26 +778,76 @@ impl Master {
         }
     }
 
-    /// Time out silent slaves; drop expired reservations; end the foreign-master hold.
+    /// Time out silent slaves; drop expired reservations; end the foreign-master hold; report
+    /// and escalate cars that do not follow their offer.
     pub fn check_timeouts(&mut self, now: Instant) -> Vec<MasterEvent> {
         let mut ev = Vec::new();
         let timeout = self.cfg.slave_timeout;
         let mut timed_out = Vec::new();
-        for s in self.slaves.values_mut() {
-            if !s.timed_out && s.last_rx.is_some_and(|t| now - t >= timeout) {
-                s.timed_out = true;
-                timed_out.push((s.id, s.committed()));
+        for s in self.slaves.values() {
+            if s.last_rx.is_some_and(|t| now - t >= timeout) {
+                // Our heartbeats may have kept its car charging until the last one we sent: keep
+                // what it may draw reserved until the car must have stopped, with a margin.
+                let last_tx = s.last_heartbeat_tx.unwrap_or(now).max(now - timeout);
+                let until = last_tx.max(now) + CAR_STOPS_WITHIN + RESERVATION_MARGIN;
+                let mut committed = s.committed();
+                if let Some((r, _)) = self.reserved.get(&s.id) {
+                    committed = committed.max(*r);
+                }
+                timed_out.push((s.id, committed, until));
                 ev.push(MasterEvent::SlaveTimedOut(s.id));
             }
         }
-        for (id, committed) in timed_out {
-            // Without heartbeats a car stops within 20–30 s (spec §5); keep its possible draw
-            // reserved for 30 s more, then forget the slave until it links again.
-            self.reserved
-                .insert(id, (committed, now + Duration::from_secs(30)));
+        for (id, committed, until) in timed_out {
+            self.reserved.insert(id, (committed, until));
             self.slaves.remove(&id);
         }
         self.reserved.retain(|_, (_, until)| *until > now);
+        let grace = self.cfg.follow_grace;
+        let escalate = self.cfg.escalate_stop_after;
+        let mut stops = Vec::new();
+        for s in self.slaves.values_mut() {
+            let since = match (s.over_offer_since, s.unconfirmed_since) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            match since {
+                Some(t) if now - t >= grace => {
+                    if !s.alerted {
+                        s.alerted = true;
+                        ev.push(MasterEvent::NotFollowing {
+                            slave: s.id,
+                            actual: s.actual,
+                            offered: s.offered,
+                            reported: s.reported_limit,
+                        });
+                    }
+                    if let Some(after) = escalate
+                        && s.over_offer_since.is_some_and(|o| now - o >= after)
+                        && !s.escalated
+                        && s.version != ProtocolVersion::V1
+                    {
+                        s.escalated = true;
+                        stops.push(s.id);
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    if s.alerted {
+                        ev.push(MasterEvent::FollowingAgain(s.id));
+                    }
+                    s.alerted = false;
+                    s.escalated = false;
+                }
+            }
+        }
+        for id in stops {
+            // A safety stop goes ahead of anything a user queued.
+            self.commands
+                .retain(|q| !matches!(q, Pending::Start(x) | Pending::Stop(x) if *x == id));
+            self.commands.push_front(Pending::Stop(id));
+            ev.push(MasterEvent::EscalatedStop(id));
+        }
         if let Some((_, last)) = self.foreign
             && now - last >= self.cfg.foreign_master_hold
         {
@@ -722,10 +869,10 @@ impl Master {
         }
         let gap_end = self.last_tx.map(|t| t + self.cfg.frame_gap).unwrap_or(now);
         let mut due = now + Duration::from_millis(500);
-        if !self.bursts.is_empty() || !self.commands.is_empty() {
+        if !self.bursts.is_empty() || (!self.commands.is_empty() && self.command_allowed()) {
             due = now;
         }
-        for s in self.slaves.values().filter(|s| !s.timed_out) {
+        for s in self.slaves.values() {
             due = due.min(s.next_heartbeat).min(self.next_query_due(s));
         }
         due.max(gap_end)
@@ -760,11 +907,37 @@ impl Master {
         Some(out)
     }
 
+    /// Commands go at most one per heartbeat round, so that no number of them delays a
+    /// heartbeat by more than one frame.
+    fn command_allowed(&self) -> bool {
+        self.heartbeats_since_command >= self.slaves.len().max(1)
+    }
+
     fn next_frame(&mut self, now: Instant) -> Option<(Frame, Vec<MasterEvent>)> {
+        // Heartbeats first (they carry the limits that keep the wiring safe), round robin among
+        // due slaves starting after the last one served.
+        let due: Vec<TwcId> = self
+            .slaves
+            .values()
+            .filter(|s| s.next_heartbeat <= now)
+            .map(|s| s.id)
+            .collect();
+        if !due.is_empty() {
+            let pick = match self.rr_cursor {
+                Some(c) => due.iter().copied().find(|id| *id > c).unwrap_or(due[0]),
+                None => due[0],
+            };
+            self.rr_cursor = Some(pick);
+            self.heartbeats_since_command = self.heartbeats_since_command.saturating_add(1);
+            return Some(self.heartbeat(pick, now));
+        }
         if let Some(f) = self.bursts.pop_front() {
             return Some((f, Vec::new()));
         }
-        if let Some(cmd) = self.commands.pop_front() {
+        if self.command_allowed()
+            && let Some(cmd) = self.commands.pop_front()
+        {
+            self.heartbeats_since_command = 0;
             let msg = match cmd {
                 Pending::Start(slave) => Message::StartCharging {
                     master: self.id,
@@ -787,26 +960,10 @@ impl Master {
             };
             return msg.encode().ok().map(|f| (f, Vec::new()));
         }
-        // Heartbeats first, round robin among due slaves starting after the last one served.
-        let due: Vec<TwcId> = self
-            .slaves
-            .values()
-            .filter(|s| !s.timed_out && s.next_heartbeat <= now)
-            .map(|s| s.id)
-            .collect();
-        if !due.is_empty() {
-            let pick = match self.rr_cursor {
-                Some(c) => due.iter().copied().find(|id| *id > c).unwrap_or(due[0]),
-                None => due[0],
-            };
-            self.rr_cursor = Some(pick);
-            return Some(self.heartbeat(pick, now));
-        }
         // Then queries.
         let query = self
             .slaves
             .values()
-            .filter(|s| !s.timed_out)
             .find(|s| self.next_query_due(s) <= now)
             .map(|s| s.id)?;
         self.query(query, now)
@@ -827,6 +984,12 @@ impl Master {
         let interval = self.cfg.heartbeat_interval;
         let in_shutdown = self.shutdown.is_some();
         let s = self.slaves.get_mut(&id).expect("due slave exists");
+        let units = u16::from(s.units.max(1));
+        // Two units on one TWCID both follow this heartbeat: each may have half the room.
+        let (hard_room, soft_room) = (
+            CentiAmps(hard_room.0 / units),
+            CentiAmps(soft_room.0 / units),
+        );
         let min = s.version.min_amps();
         let target = s.target.min(cap);
         let mut offer = if target > s.offered {
@@ -836,39 +999,41 @@ impl Master {
         }
         .floor_whole();
         if offer < min {
-            offer = if target >= min && s.offered <= hard_room {
-                // Waiting for others to lower: hold the current offer rather than drop to 0.
-                s.offered.min(target)
-            } else {
-                CentiAmps::ZERO
-            };
-            if offer < min {
-                offer = CentiAmps::ZERO;
-            }
+            // Below what the car can charge with: stop rather than offer a useless trickle.
+            offer = CentiAmps::ZERO;
         }
         let mut events = Vec::new();
-        if offer != s.offered {
-            events.push(MasterEvent::OfferSent {
-                slave: id,
-                from: s.offered,
-                to: offer,
-            });
-        }
-        // Spec §4.4: send the set-limit command when the slave's limit differs, or when it is 0
-        // (re-sending 0 stops relay clicking); otherwise "no change".
-        // The limit we last *sent* counts too: with a lost reply the reported limit can be stale
-        // and match the offer while the slave holds something else.
-        let (command, amps) = if s.reported_limit != offer
-            || offer == CentiAmps::ZERO
-            || s.heartbeats == 0
-            || s.sent_limit != Some(offer)
-        {
-            s.sent_limit = Some(offer);
-            (s.version.set_limit_command(), offer)
+        let command;
+        let amps;
+        if s.heartbeats == 0 && !in_shutdown {
+            // Until its first reply we do not know what limit the slave holds (a car may be
+            // charging at what our previous run offered): "no change", so a restart does not
+            // stop a charging car for a second. It counts at its rated maximum meanwhile.
+            command = MasterCommand::NONE;
+            amps = CentiAmps::ZERO;
         } else {
-            (MasterCommand::NONE, CentiAmps::ZERO)
-        };
-        s.offered = offer;
+            if offer != s.offered {
+                events.push(MasterEvent::OfferSent {
+                    slave: id,
+                    from: s.offered,
+                    to: offer,
+                });
+            }
+            // Spec §4.4: send the set-limit command when the slave's limit differs, or when it
+            // is 0 (re-sending 0 stops relay clicking); otherwise "no change". The limit we last
+            // *sent* counts too: with a lost reply the reported limit can be stale and match the
+            // offer while the slave holds something else.
+            (command, amps) = if s.reported_limit != offer
+                || offer == CentiAmps::ZERO
+                || s.sent_limit != Some(offer)
+            {
+                s.sent_limit = Some(offer);
+                (s.version.set_limit_command(), offer)
+            } else {
+                (MasterCommand::NONE, CentiAmps::ZERO)
+            };
+            s.offered = offer;
+        }
         s.next_heartbeat = now + interval;
         s.last_heartbeat_tx = Some(now);
         if s.last_rx.is_none() {

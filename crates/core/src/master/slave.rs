@@ -63,8 +63,9 @@ pub struct Slave {
     pub last_rx: Option<Instant>,
     /// Heartbeats received.
     pub heartbeats: u64,
-    /// Silent longer than the timeout.
-    pub timed_out: bool,
+    /// Physical units answering to this TWCID: 2 once two units were seen with it (an ID clash),
+    /// so that everything it may draw counts twice until the entry times out.
+    pub units: u8,
     /// Car draws ≥ 1 A.
     pub charging: bool,
     /// Car draws more than the reported limit.
@@ -82,6 +83,14 @@ pub struct Slave {
     pub(crate) firmware_asked: bool,
     pub(crate) vin_unanswered: bool,
     pub(crate) sent_limit: Option<CentiAmps>,
+    /// Since when the car draws more than we offer (beyond the tolerance).
+    pub(crate) over_offer_since: Option<Instant>,
+    /// Since when the slave reports a limit above our (lower) offer.
+    pub(crate) unconfirmed_since: Option<Instant>,
+    /// The alert for the present episode was raised.
+    pub(crate) alerted: bool,
+    /// The stop command for the present episode was queued.
+    pub(crate) escalated: bool,
 }
 
 impl Slave {
@@ -112,7 +121,7 @@ impl Slave {
             linked_at: now,
             last_rx: Some(now),
             heartbeats: 0,
-            timed_out: false,
+            units: 1,
             charging: false,
             overdraw: false,
             session_started_at: None,
@@ -126,18 +135,32 @@ impl Slave {
             firmware_asked: false,
             vin_unanswered: false,
             sent_limit: None,
+            over_offer_since: None,
+            unconfirmed_since: None,
+            alerted: false,
+            escalated: false,
         }
     }
 
-    /// What the slave may draw right now as far as we know: the larger of our last offer and
-    /// the limit it reports. Until its first heartbeat reply we cannot know what limit a previous
-    /// master (or our own previous run) left it with, so it counts at its rated maximum.
+    /// What the slave may draw right now as far as we know: the largest of our last offer, the
+    /// limit it reports and what its car really draws (a car may ignore a lower limit, or keep
+    /// drawing at 0 A: protocol spec §6.10). Until its first heartbeat reply we cannot know
+    /// what limit a previous master (or our own previous run) left it with, so it counts at its
+    /// rated maximum. Two units answering to one TWCID count twice.
     pub fn committed(&self) -> CentiAmps {
-        if self.heartbeats == 0 {
+        let limit = if self.heartbeats == 0 {
             self.offered.max(self.max_amps)
         } else {
             self.offered.max(self.reported_limit)
-        }
+        };
+        let one = limit.max(self.actual);
+        CentiAmps(one.0.saturating_mul(u16::from(self.units.max(1))))
+    }
+
+    /// True when the car has drawn more than we offer (beyond the measuring tolerance) for at
+    /// least `grace`: it does not follow its pilot signal, and its draw is outside our control.
+    pub fn not_following(&self, now: Instant, grace: std::time::Duration) -> bool {
+        self.over_offer_since.is_some_and(|t| now - t >= grace)
     }
 
     /// Energy of the running session, kWh (from the lifetime counter).

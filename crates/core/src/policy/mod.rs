@@ -91,6 +91,9 @@ pub struct Context<'a> {
     pub cars_charging: usize,
     /// VINs of connected cars.
     pub vins: &'a [String],
+    /// True when the site has a home battery (configured, or seen in a reading): a missing
+    /// battery value then makes every value derived with it unknown, never "0 W".
+    pub battery_expected: bool,
 }
 
 /// What the evaluation decided.
@@ -214,6 +217,16 @@ impl PolicyEngine {
                 break;
             }
         }
+        // An ended Charge Now is over: nothing keeps its amps.
+        if chosen.is_none()
+            && ctx.settings.charge_now.is_none()
+            && self
+                .last
+                .as_ref()
+                .is_some_and(|(n, _, _)| n == "Charge Now")
+        {
+            self.last = None;
+        }
         let (name, mut reason, action) = match chosen.or_else(|| {
             self.last.clone().map(|(n, r, a)| {
                 (
@@ -312,6 +325,11 @@ impl PolicyEngine {
                     );
                 }
             }
+        }
+        if !amps.is_finite() {
+            // Never reached with sanitised readings; a last line of defence.
+            amps = 0.0;
+            limited_by = Some("stale".to_string());
         }
         Outcome {
             name,
@@ -554,8 +572,9 @@ pub fn surplus_w(ctx: &Context<'_>, g: &GreenConfig) -> Option<f64> {
             gen_w.max(0.0) - house
         }
         // Only a grid meter: export plus what the chargers take, minus battery discharge (the
-        // car must not drain the home battery), plus battery charging (car first).
-        (_, _, Some(grid)) => charger_w - grid - r.battery_w.unwrap_or(0.0),
+        // car must not drain the home battery), plus battery charging (car first). A battery
+        // the site has but whose value is missing makes this unknown.
+        (_, _, Some(grid)) => charger_w - grid - battery_w(ctx, r)?,
         _ => return None,
     };
     let mut w = base - offsets_w(ctx.settings, volts_total) - g.reserve_w;
@@ -566,6 +585,16 @@ pub fn surplus_w(ctx: &Context<'_>, g: &GreenConfig) -> Option<f64> {
         w -= g.battery_charge_w;
     }
     Some(w)
+}
+
+/// The battery's power for derived values: 0 W only for a site without a battery; `None`
+/// (unknown) when the site has one and its value is missing or stale.
+fn battery_w(ctx: &Context<'_>, r: &EnergyReading) -> Option<f64> {
+    match r.battery_w {
+        Some(b) => Some(b),
+        None if ctx.battery_expected => None,
+        None => Some(0.0),
+    }
 }
 
 /// Grid power now (positive = import), measured or derived from consumption and generation.
@@ -581,7 +610,7 @@ fn grid_now_w(ctx: &Context<'_>) -> Option<f64> {
     } else {
         c + ctx.charger_amps * volts_total
     };
-    Some(total - gen_w - r.battery_w.unwrap_or(0.0))
+    Some(total - gen_w - battery_w(ctx, r)?)
 }
 
 /// What the grid-import limit leaves the chargers.
@@ -626,9 +655,16 @@ pub fn grid_headroom(ctx: &Context<'_>, g: &GridConfig) -> GridHeadroom {
         let house_a = match per_phase {
             // Three-phase chargers load every phase equally: the most loaded phase decides.
             Some(p) => p.iter().copied().fold(f64::MIN, f64::max) - ctx.charger_amps,
+            // Without per-phase currents on a three-phase site the house load may all be on
+            // one phase (a 15 A single-phase load) and an export may come from another: assume
+            // the worst phase carries the whole import and gets nothing from the export.
+            None if ctx.phases == 3 => house_import_w.max(0.0) / ctx.voltage.max(1.0),
             None => house_import_w / volts_total,
         };
         head = head.min(a - house_a);
+    }
+    if !head.is_finite() {
+        return GridHeadroom::Unknown;
     }
     GridHeadroom::Amps(head)
 }

@@ -58,6 +58,7 @@ impl T {
             cars_connected: 1,
             cars_charging: self.charging,
             vins: &[],
+            battery_expected: false,
         })
     }
 }
