@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod adversary;
 pub mod chart;
 pub mod cli;
 pub mod generate;

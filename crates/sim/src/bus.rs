@@ -309,6 +309,11 @@ impl SimHandle {
         self.with_slave(index, |s, _| s.set_noise(noise))
     }
 
+    /// Cut (`true`) or reconnect slave `index`'s bus wires.
+    pub fn set_cut(&self, index: usize, cut: bool) -> Result<(), SimError> {
+        self.with_slave(index, |s, now| s.set_cut(cut, now))
+    }
+
     /// Hold slave `index`'s reset button (clears an error latched by command `02`).
     pub fn reset(&self, index: usize) -> Result<(), SimError> {
         self.with_slave(index, |s, now| s.reset(now))

@@ -78,6 +78,8 @@ pub struct SlaveSim {
     cfg: SlaveConfig,
     car: CarConfig,
     noise: CentiAmps,
+    /// Its bus wires are cut: it neither hears the master nor is heard.
+    cut: bool,
     // link
     master: Option<TwcId>,
     last_hb: Option<Instant>,
@@ -121,6 +123,7 @@ impl SlaveSim {
             cfg,
             car,
             noise: CentiAmps::ZERO,
+            cut: false,
             master: None,
             last_hb: None,
             linked: false,
@@ -352,6 +355,16 @@ impl SlaveSim {
     /// Frames due at `now` (link-readies), after advancing the car.
     pub fn poll(&mut self, now: Instant) -> Vec<Message> {
         self.advance(now);
+        if self.cut {
+            // What it says goes nowhere: keep its timers moving so it does not spin.
+            self.burst_replies.clear();
+            if let Some(t) = self.next_link_ready
+                && t <= now
+            {
+                self.next_link_ready = Some(now + LINK_READY_INTERVAL);
+            }
+            return Vec::new();
+        }
         let mut out = Vec::new();
         if self.error_latched {
             self.burst_replies.clear();
@@ -385,6 +398,9 @@ impl SlaveSim {
     /// picking a new one after a clash.
     pub fn on_message(&mut self, msg: &Message, now: Instant, avoid: &[TwcId]) -> Vec<Message> {
         self.advance(now);
+        if self.cut {
+            return Vec::new();
+        }
         let me = self.cfg.id;
         match *msg {
             Message::MasterLinkReady1 { master, .. } | Message::MasterLinkReady2 { master, .. } => {
@@ -595,6 +611,13 @@ impl SlaveSim {
     /// Noise added to the reported draw (± this much while charging, 0…this much when idle).
     pub fn set_noise(&mut self, noise: CentiAmps) {
         self.noise = noise;
+    }
+
+    /// Cut (`true`) or reconnect its bus wires. While cut it hears no heartbeat, so its car
+    /// stops after [`CAR_STOPS_AFTER`] (plus any `stops_late_by`), and the master times it out.
+    pub fn set_cut(&mut self, cut: bool, now: Instant) {
+        self.advance(now);
+        self.cut = cut;
     }
 
     /// Hold the reset button: clears an error latched by command `02`.

@@ -230,6 +230,8 @@ pub struct Master {
 
 const ONE_AMP: CentiAmps = CentiAmps(100);
 const OVERDRAW_TOLERANCE: CentiAmps = CentiAmps(150);
+/// A car drawing more than this above our offer does not follow it (cars draw under it).
+const FOLLOW_TOLERANCE: CentiAmps = CentiAmps(50);
 const VIN_RETRY: Duration = Duration::from_secs(60);
 const VIN_MAX_ATTEMPTS: u32 = 6;
 const SESSION_END_AFTER: Duration = Duration::from_secs(5);
@@ -651,7 +653,7 @@ impl Master {
         ev: &mut Vec<MasterEvent>,
     ) {
         let query_vin = self.cfg.query_vin;
-        let tolerance = OVERDRAW_TOLERANCE;
+        let tolerance = FOLLOW_TOLERANCE;
         let Some(s) = self.slaves.get_mut(&id) else {
             self.counters.unlinked_heartbeats += 1;
             return;
@@ -970,7 +972,14 @@ impl Master {
     }
 
     fn heartbeat(&mut self, id: TwcId, now: Instant) -> (Frame, Vec<MasterEvent>) {
-        let others = self.committed_except(Some(id));
+        // What this slave's own car draws beyond our offer is not ours to give either (a car
+        // that overdraws would otherwise take the total above the wiring by that much).
+        let own_excess = self
+            .slaves
+            .get(&id)
+            .map(|s| s.actual.saturating_sub(s.offered))
+            .unwrap_or_default();
+        let others = self.committed_except(Some(id)) + own_excess;
         // Hard limit: the wiring. Soft limit for raises: the site budget too, so that a raise
         // never pushes the total above the budget (a grid limit, say) while another slave's
         // lowering is still unconfirmed. Lowering is never held back by the budget.
