@@ -656,9 +656,10 @@ pub fn grid_headroom(ctx: &Context<'_>, g: &GridConfig) -> GridHeadroom {
             // Three-phase chargers load every phase equally: the most loaded phase decides.
             Some(p) => p.iter().copied().fold(f64::MIN, f64::max) - ctx.charger_amps,
             // Without per-phase currents on a three-phase site the house load may all be on
-            // one phase (a 15 A single-phase load) and an export may come from another: assume
-            // the worst phase carries the whole import and gets nothing from the export.
-            None if ctx.phases == 3 => house_import_w.max(0.0) / ctx.voltage.max(1.0),
+            // one phase (a 15 A single-phase load): assume the worst phase carries all of it,
+            // and PV (and nothing else) spread evenly over the three phases, as from a
+            // three-phase inverter. A single-phase inverter needs per-phase currents.
+            None if ctx.phases == 3 => worst_phase_house_a(ctx, house_import_w),
             None => house_import_w / volts_total,
         };
         head = head.min(a - house_a);
@@ -667,6 +668,28 @@ pub fn grid_headroom(ctx: &Context<'_>, g: &GridConfig) -> GridHeadroom {
         return GridHeadroom::Unknown;
     }
     GridHeadroom::Amps(head)
+}
+
+/// The house's current on its most loaded phase, A, for a three-phase site whose meter gives
+/// no per-phase currents: all of the house load on one phase, PV spread evenly. Without the
+/// house load, the whole net import on one phase.
+fn worst_phase_house_a(ctx: &Context<'_>, house_import_w: f64) -> f64 {
+    let v = ctx.voltage.max(1.0);
+    let r = ctx.reading;
+    let house_w = r.and_then(|r| r.consumption_w).map(|c| {
+        if ctx.consumption_includes_chargers {
+            c - ctx.charger_amps * v * 3.0
+        } else {
+            c
+        }
+    });
+    match house_w {
+        Some(h) => {
+            let pv = r.and_then(|r| r.generation_w).unwrap_or(0.0).max(0.0);
+            (h.max(0.0) - pv / 3.0) / v
+        }
+        None => house_import_w.max(0.0) / v,
+    }
 }
 
 /// Check a condition's shape (known value name, comparable value).
