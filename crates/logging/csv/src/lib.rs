@@ -3,9 +3,10 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Local, Utc};
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use tokio::sync::Mutex;
 use twc_core::logging::{Mute, OpenSession, Row, RowBuilder, SessionOp};
 use twc_core::model::Event;
@@ -75,10 +76,14 @@ pub fn csv_line(fields: &[String]) -> String {
     s
 }
 
-/// The CSV event sink.
+/// The CSV event sink. A batch is all-or-nothing: when a file cannot be appended to (full disk,
+/// read-only file, directory gone), every file the batch already appended to is cut back to its
+/// length before the batch, so the queue's retry does not write lines twice.
 pub struct CsvSink {
     cfg: CsvConfig,
     rows: Mutex<Option<RowBuilder>>,
+    /// Files this sink has written, to warn when one disappears under it.
+    written: Arc<std::sync::Mutex<BTreeSet<&'static str>>>,
 }
 
 impl CsvSink {
@@ -87,6 +92,7 @@ impl CsvSink {
         CsvSink {
             rows: Mutex::new(None),
             cfg,
+            written: Arc::default(),
         }
     }
 
@@ -229,27 +235,31 @@ impl Logger for CsvSink {
             .then(|| serde_json::to_vec(&after).unwrap_or_default());
         if !files.is_empty() || open_json.is_some() {
             let dir = self.cfg.path.clone();
+            let known = self.written.clone();
             tokio::task::spawn_blocking(move || -> Result<(), (String, std::io::Error)> {
-                std::fs::create_dir_all(&dir).map_err(|e| (dir.display().to_string(), e))?;
-                for (file, text) in files {
-                    let p = dir.join(file);
-                    let mut f = std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(&p)
-                        .map_err(|e| (p.display().to_string(), e))?;
-                    f.write_all(text.as_bytes())
-                        .and_then(|()| f.flush())
-                        .map_err(|e| (p.display().to_string(), e))?;
+                let mut known = known.lock().unwrap_or_else(|p| p.into_inner());
+                let gone: Vec<&str> = files
+                    .keys()
+                    .copied()
+                    .filter(|f| known.contains(f) && !dir.join(f).exists())
+                    .collect();
+                if !gone.is_empty() {
+                    tracing::warn!(kind = "logging", plugin = NAME, dir = %dir.display(), files = ?gone,
+                        "CSV files were removed under the running sink; creating them again");
                 }
-                if let Some(json) = open_json {
-                    let p = dir.join(OPEN_SESSIONS);
-                    let tmp = dir.join(format!("{OPEN_SESSIONS}.tmp"));
-                    std::fs::write(&tmp, json)
-                        .and_then(|()| std::fs::rename(&tmp, &p))
-                        .map_err(|e| (p.display().to_string(), e))?;
+                let mut marks: Vec<(PathBuf, u64)> = Vec::new();
+                let res = append_all(&dir, &files, open_json, &mut marks);
+                match &res {
+                    Ok(()) => known.extend(files.keys().copied()),
+                    Err(_) => {
+                        for (p, len) in marks {
+                            if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&p) {
+                                let _ = f.set_len(len);
+                            }
+                        }
+                    }
                 }
-                Ok(())
+                res
             })
             .await
             .map_err(|e| PluginError::new(ErrorKind::Transient, NAME, e.to_string()))?
@@ -261,6 +271,39 @@ impl Logger for CsvSink {
         *state = Some(builder);
         Ok(())
     }
+}
+
+/// Append each file's lines (noting each file's length before, for a rollback), then replace the
+/// open-sessions file.
+fn append_all(
+    dir: &std::path::Path,
+    files: &BTreeMap<&'static str, String>,
+    open_json: Option<Vec<u8>>,
+    marks: &mut Vec<(PathBuf, u64)>,
+) -> Result<(), (String, std::io::Error)> {
+    std::fs::create_dir_all(dir).map_err(|e| (dir.display().to_string(), e))?;
+    for (file, text) in files {
+        let p = dir.join(file);
+        let ctx = |e| (p.display().to_string(), e);
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .map_err(ctx)?;
+        let len = f.metadata().map_err(ctx)?.len();
+        marks.push((p.clone(), len));
+        f.write_all(text.as_bytes())
+            .and_then(|()| f.flush())
+            .map_err(ctx)?;
+    }
+    if let Some(json) = open_json {
+        let p = dir.join(OPEN_SESSIONS);
+        let tmp = dir.join(format!("{OPEN_SESSIONS}.tmp"));
+        std::fs::write(&tmp, json)
+            .and_then(|()| std::fs::rename(&tmp, &p))
+            .map_err(|e| (p.display().to_string(), e))?;
+    }
+    Ok(())
 }
 
 fn build(cfg: &PluginConfig) -> Result<Box<dyn Logger>, BuildError> {

@@ -77,11 +77,29 @@ fn default_keep() -> usize {
 
 /// A file that rotates by period or size and keeps `keep` old files. Periods come from the
 /// records' own times (local time), so a backlog written late lands in the file of its hour/day.
+///
+/// Writes of one batch can be undone ([`RotatingFile::rollback`]): every file the batch appended
+/// to is cut back to its length before the batch, so a retried batch is not written twice.
 pub struct RotatingFile {
     cfg: FilesConfig,
     file: Option<File>,
     size: u64,
     period: Option<String>,
+    /// Files appended to since [`RotatingFile::commit`], with their length before.
+    marks: Vec<(PathBuf, u64)>,
+    /// Simulated free space (tests): writes past it fail part-way with `StorageFull`.
+    space: Option<u64>,
+}
+
+/// Identity of a file (device, inode) to notice it being unlinked or replaced.
+#[cfg(unix)]
+fn file_id(m: &std::fs::Metadata) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    Some((m.dev(), m.ino()))
+}
+#[cfg(not(unix))]
+fn file_id(_: &std::fs::Metadata) -> Option<(u64, u64)> {
+    None
 }
 
 impl RotatingFile {
@@ -92,6 +110,55 @@ impl RotatingFile {
             file: None,
             size: 0,
             period: None,
+            marks: Vec::new(),
+            space: None,
+        }
+    }
+
+    /// Tests only: pretend the disk has `bytes` free (`None` = no limit). A write that does not
+    /// fit lands part-way and fails with `StorageFull`, as on a real full disk.
+    #[doc(hidden)]
+    pub fn set_space_left(&mut self, bytes: Option<u64>) {
+        self.space = bytes;
+    }
+
+    /// When the open file is no longer the one at its path (deleted, its directory deleted, or
+    /// replaced), warn and forget it, so the next write creates it again instead of appending
+    /// to an unlinked file nobody will ever read. Returns whether it was gone.
+    pub fn check_still_there(&mut self) -> bool {
+        let Some(f) = self.file.as_ref() else {
+            return false;
+        };
+        let open = f.metadata().ok().and_then(|m| file_id(&m));
+        let at_path = std::fs::metadata(self.current())
+            .ok()
+            .and_then(|m| file_id(&m));
+        let gone = match (open, at_path) {
+            (Some(a), Some(b)) => a != b,
+            (_, None) => true,
+            (None, Some(_)) => false,
+        };
+        if gone {
+            tracing::warn!(kind = "logging", plugin = NAME, file = %self.current().display(),
+                "Log file was removed or replaced under the running sink; creating it again");
+            self.file = None;
+            self.marks.clear();
+        }
+        gone
+    }
+
+    /// Keep what was written since the last commit.
+    pub fn commit(&mut self) {
+        self.marks.clear();
+    }
+
+    /// Undo what was written since the last commit (best effort), and re-open on the next write.
+    pub fn rollback(&mut self) {
+        self.file = None;
+        for (p, len) in self.marks.drain(..) {
+            if let Ok(f) = OpenOptions::new().write(true).open(&p) {
+                let _ = f.set_len(len);
+            }
         }
     }
 
@@ -143,6 +210,11 @@ impl RotatingFile {
                 n += 1;
             }
             std::fs::rename(&cur, &target)?;
+            for m in &mut self.marks {
+                if m.0 == cur {
+                    m.0.clone_from(&target);
+                }
+            }
         }
         self.prune()?;
         self.open()
@@ -183,12 +255,29 @@ impl RotatingFile {
         if period.is_some() && (self.period.is_none() || period > self.period) {
             self.period = period;
         }
+        let cur = self.current();
+        if !self.marks.iter().any(|m| m.0 == cur) {
+            self.marks.push((cur, self.size));
+        }
         let f = self
             .file
             .as_mut()
             .ok_or_else(|| std::io::Error::other("file not open"))?;
-        f.write_all(line.as_bytes())?;
-        self.size += line.len() as u64;
+        let bytes = line.as_bytes();
+        let fits = self
+            .space
+            .map_or(bytes.len(), |left| bytes.len().min(left as usize));
+        f.write_all(&bytes[..fits])?;
+        self.size += fits as u64;
+        if let Some(left) = self.space.as_mut() {
+            *left -= fits as u64;
+        }
+        if fits < bytes.len() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "no space left on device",
+            ));
+        }
         Ok(())
     }
 
@@ -198,11 +287,6 @@ impl RotatingFile {
             Some(f) => f.flush(),
             None => Ok(()),
         }
-    }
-
-    /// Forget the open file (after an error, so the next write re-opens it).
-    fn reset(&mut self) {
-        self.file = None;
     }
 }
 
@@ -246,7 +330,8 @@ pub fn format_line(format: Format, event: &Event) -> String {
     }
 }
 
-/// The rotating-files event sink.
+/// The rotating-files event sink. A batch is all-or-nothing: on a write error (full disk, read-only
+/// file, deleted directory) what it appended is cut off again, and the queue retries it whole.
 pub struct FilesSink {
     format: Format,
     mute: Mute,
@@ -261,6 +346,27 @@ impl FilesSink {
             mute: cfg.mute,
             file: Arc::new(Mutex::new(RotatingFile::new(cfg))),
         }
+    }
+
+    /// Tests only: a handle that simulates a full disk under the running sink.
+    #[doc(hidden)]
+    pub fn disk(&self) -> SimulatedDisk {
+        SimulatedDisk(self.file.clone())
+    }
+}
+
+/// Tests only: see [`RotatingFile::set_space_left`].
+#[doc(hidden)]
+#[derive(Clone)]
+pub struct SimulatedDisk(Arc<Mutex<RotatingFile>>);
+
+impl SimulatedDisk {
+    /// Pretend `bytes` are free (`None` = no limit).
+    pub fn set_space_left(&self, bytes: Option<u64>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .set_space_left(bytes);
     }
 }
 
@@ -286,12 +392,23 @@ impl Logger for FilesSink {
         let file = self.file.clone();
         tokio::task::spawn_blocking(move || {
             let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
+            f.check_still_there();
             let r = lines
                 .iter()
                 .try_for_each(|(at, l)| f.write_line(*at, l))
                 .and_then(|()| f.flush());
-            if r.is_err() {
-                f.reset();
+            // Deleted while writing: the lines went with the old file; write them again.
+            let r = r.and_then(|()| match f.check_still_there() {
+                true => Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the log file was removed while writing",
+                )),
+                false => Ok(()),
+            });
+            match &r {
+                Ok(()) => f.commit(),
+                // Nothing of a failed batch stays, so its retry does not duplicate lines.
+                Err(_) => f.rollback(),
             }
             r
         })

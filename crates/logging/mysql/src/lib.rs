@@ -3,8 +3,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
 use serde::Deserialize;
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
-use sqlx::{MySql, QueryBuilder, Row as _, Transaction};
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions};
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection as _, MySql, QueryBuilder, Row as _, Transaction};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, OnceCell};
@@ -384,6 +385,31 @@ async fn write_rows(tx: &mut Transaction<'_, MySql>, rows: &[Row]) -> Result<(),
     Ok(())
 }
 
+/// A pooled connection that is closed, not returned to the pool, unless [`Discard::keep`] is
+/// called: after a failed write (or a cancelled one) it may still be inside a transaction, or
+/// sqlx's count of open transactions may no longer match the server's, and the next batch on it
+/// would become a savepoint that never commits.
+struct Discard(Option<PoolConnection<MySql>>);
+
+impl Discard {
+    fn get(&mut self) -> Result<&mut MySqlConnection, PluginError> {
+        self.0
+            .as_deref_mut()
+            .ok_or_else(|| PluginError::new(ErrorKind::Transient, NAME, "connection discarded"))
+    }
+    fn keep(mut self) {
+        self.0.take();
+    }
+}
+
+impl Drop for Discard {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            drop(c.detach());
+        }
+    }
+}
+
 /// The MySQL/MariaDB event sink.
 pub struct MysqlSink {
     cfg: MysqlConfig,
@@ -437,11 +463,19 @@ impl Logger for MysqlSink {
         for e in events {
             rows.extend(builder.rows(e));
         }
-        let mut tx = pool.begin().await.map_err(err("starting a transaction"))?;
+        let conn = pool.acquire().await.map_err(err("connecting"))?;
+        let mut conn = Discard(Some(conn));
+        let mut tx = conn
+            .get()?
+            .begin()
+            .await
+            .map_err(err("starting a transaction"))?;
         write_rows(&mut tx, &rows)
             .await
             .map_err(err("writing records"))?;
         tx.commit().await.map_err(err("committing"))?;
+        // Committed: the connection is clean and may go back to the pool.
+        conn.keep();
         *state = Some(builder);
         Ok(())
     }

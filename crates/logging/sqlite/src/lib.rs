@@ -3,12 +3,16 @@
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-use sqlx::{Row as _, Sqlite as Db, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+};
+use sqlx::{Row as _, Sqlite as Db};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Mutex, OnceCell};
+use tokio::sync::Mutex;
+use tracing::warn;
 use twc_core::history::{HistoryQuery, PowerPoint, SessionRecord};
 use twc_core::logging::{Mute, OpenSession, Row, RowBuilder, SessionOp};
 use twc_core::model::Event;
@@ -67,45 +71,117 @@ fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
         .or_else(|| s.parse::<DateTime<Utc>>().ok())
 }
 
+/// Identity of the database file on disk, to notice it being deleted or replaced under us.
+#[cfg(unix)]
+fn file_id(m: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (m.dev(), m.ino())
+}
+#[cfg(not(unix))]
+fn file_id(_: &std::fs::Metadata) -> (u64, u64) {
+    (0, 0)
+}
+
+struct Open {
+    pool: SqlitePool,
+    file: (u64, u64),
+}
+
 /// The database, connected and migrated on first use; shared by the sink and its history queries.
+///
+/// Before each use it checks that the file it has open is still the one at its path: when the
+/// file (or its directory) was deleted or replaced, it warns, closes the pool, creates the
+/// directories again and opens a fresh database, so records never go to an unlinked file.
 pub struct SqliteDb {
     opts: SqliteConnectOptions,
-    pool: OnceCell<SqlitePool>,
+    open: Mutex<Option<Open>>,
 }
 
 impl SqliteDb {
     /// A database at `path` (nothing is opened yet).
     pub fn new(path: &std::path::Path) -> Self {
+        Self::with_busy_timeout(path, Duration::from_secs(5))
+    }
+
+    /// As [`SqliteDb::new`], waiting at most `busy` for another connection's lock.
+    pub fn with_busy_timeout(path: &std::path::Path, busy: Duration) -> Self {
         let opts = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(busy);
         SqliteDb {
             opts,
-            pool: OnceCell::new(),
+            open: Mutex::new(None),
         }
     }
 
-    /// The pool, opening the file and running the migrations the first time.
-    pub async fn pool(&self) -> Result<&SqlitePool, PluginError> {
-        self.pool
-            .get_or_try_init(|| async {
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(4)
-                    .connect_with(self.opts.clone())
-                    .await
-                    .map_err(err(format!(
-                        "opening {}",
-                        self.opts.get_filename().display()
-                    )))?;
-                MIGRATOR.run(&pool).await.map_err(|e| {
-                    PluginError::new(ErrorKind::Transient, NAME, "migrating the schema")
-                        .with_source(e)
-                })?;
-                Ok(pool)
-            })
+    fn path(&self) -> &std::path::Path {
+        self.opts.get_filename()
+    }
+
+    /// The identity of the file now at the path, if any.
+    async fn current_file(&self) -> Option<(u64, u64)> {
+        tokio::fs::metadata(self.path())
             .await
+            .ok()
+            .map(|m| file_id(&m))
+    }
+
+    /// The pool, opening the file (creating its directory) and running the migrations the first
+    /// time and again whenever the file was deleted or replaced.
+    pub async fn pool(&self) -> Result<SqlitePool, PluginError> {
+        Ok(self.pool_and_file().await?.0)
+    }
+
+    async fn pool_and_file(&self) -> Result<(SqlitePool, (u64, u64)), PluginError> {
+        let mut open = self.open.lock().await;
+        if let Some(o) = open.as_ref() {
+            if self.current_file().await == Some(o.file) {
+                return Ok((o.pool.clone(), o.file));
+            }
+            warn!(kind = "logging", plugin = NAME, file = %self.path().display(),
+                "Database file was removed or replaced under the running sink; creating it again");
+            if let Some(old) = open.take() {
+                // Connections in use finish first; nothing waits for them.
+                tokio::spawn(async move { old.pool.close().await });
+            }
+        }
+        let path = self.path().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(dir).await.map_err(|e| {
+                PluginError::new(
+                    ErrorKind::Transient,
+                    NAME,
+                    format!("creating {}", dir.display()),
+                )
+                .with_source(e)
+            })?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(self.opts.clone())
+            .await
+            .map_err(err(format!("opening {}", path.display())))?;
+        if let Err(e) = MIGRATOR.run(&pool).await {
+            pool.close().await;
+            return Err(
+                PluginError::new(ErrorKind::Transient, NAME, "migrating the schema").with_source(e),
+            );
+        }
+        let Some(file) = self.current_file().await else {
+            pool.close().await;
+            return Err(PluginError::new(
+                ErrorKind::Transient,
+                NAME,
+                format!("{} vanished while opening it", path.display()),
+            ));
+        };
+        *open = Some(Open {
+            pool: pool.clone(),
+            file,
+        });
+        Ok((pool, file))
     }
 
     async fn open_sessions(&self) -> Result<Vec<OpenSession>, PluginError> {
@@ -113,7 +189,7 @@ impl SqliteDb {
             "SELECT slaveTWC, startTime, startkWh, vehicleVIN, lastTime, lastkWh \
              FROM charge_sessions WHERE endTime IS NULL",
         )
-        .fetch_all(self.pool().await?)
+        .fetch_all(&self.pool().await?)
         .await
         .map_err(err("reading open sessions"))?;
         let mut out = Vec::new();
@@ -144,7 +220,7 @@ fn kwh(v: Option<i64>) -> Option<u32> {
     v.and_then(|v| u32::try_from(v).ok())
 }
 
-async fn write_row(tx: &mut Transaction<'_, Db>, row: &Row) -> Result<(), sqlx::Error> {
+async fn write_row(tx: &mut SqliteConnection, row: &Row) -> Result<(), sqlx::Error> {
     match row {
         Row::Session(SessionOp::Start(s)) => {
             sqlx::query(
@@ -162,7 +238,7 @@ async fn write_row(tx: &mut Transaction<'_, Db>, row: &Row) -> Result<(), sqlx::
             .bind(&s.vin)
             .bind(ts(s.last_at))
             .bind(s.last_kwh.map(i64::from))
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         }
         Row::Session(SessionOp::Update(s)) => {
@@ -176,7 +252,7 @@ async fn write_row(tx: &mut Transaction<'_, Db>, row: &Row) -> Result<(), sqlx::
             .bind(s.last_kwh.map(i64::from))
             .bind(s.slave.to_string())
             .bind(ts(s.started_at))
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         }
         Row::Session(SessionOp::End {
@@ -196,7 +272,7 @@ async fn write_row(tx: &mut Transaction<'_, Db>, row: &Row) -> Result<(), sqlx::
             .bind(end_kwh.map(i64::from))
             .bind(s.slave.to_string())
             .bind(ts(s.started_at))
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         }
         Row::GreenEnergy(g) => {
@@ -212,7 +288,7 @@ async fn write_row(tx: &mut Transaction<'_, Db>, row: &Row) -> Result<(), sqlx::
             .bind(g.charger_w)
             .bind(g.grid_w)
             .bind(g.battery_w)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         }
         Row::SlaveStatus {
@@ -234,7 +310,7 @@ async fn write_row(tx: &mut Transaction<'_, Db>, row: &Row) -> Result<(), sqlx::
             .bind(i64::from(volts[0]))
             .bind(i64::from(volts[1]))
             .bind(i64::from(volts[2]))
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         }
         Row::SlavePower {
@@ -260,7 +336,7 @@ async fn write_row(tx: &mut Transaction<'_, Db>, row: &Row) -> Result<(), sqlx::
             .bind(actual.map(|a| a.amps()))
             .bind(offered.map(|a| a.amps()))
             .bind(power_w)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         }
         Row::Policy {
@@ -277,7 +353,7 @@ async fn write_row(tx: &mut Transaction<'_, Db>, row: &Row) -> Result<(), sqlx::
             .bind(from)
             .bind(to)
             .bind(reason)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         }
         Row::Fault {
@@ -289,12 +365,65 @@ async fn write_row(tx: &mut Transaction<'_, Db>, row: &Row) -> Result<(), sqlx::
                 .bind(ts(*at))
                 .bind(component)
                 .bind(message)
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
         }
         _ => {}
     }
     Ok(())
+}
+
+/// One batch as one transaction, begun and ended by hand rather than through sqlx's
+/// `Transaction`: after a failed COMMIT or an error that made SQLite roll back by itself (I/O
+/// error, full disk, busy), sqlx's idea of the transaction depth no longer matches the
+/// connection, and its next `begin` becomes a SAVEPOINT inside a transaction that never commits.
+/// `BEGIN IMMEDIATE` fails on a connection already in a transaction, and `COMMIT` fails when
+/// there is none, so an `Ok` here means the rows are in the file.
+async fn write_all(conn: &mut SqliteConnection, rows: &[Row]) -> Result<(), PluginError> {
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *conn)
+        .await
+        .map_err(err("starting a transaction"))?;
+    let res = rows_and_commit(conn, rows).await;
+    if res.is_err() {
+        // Best effort; the connection is discarded anyway.
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+    }
+    res
+}
+
+async fn rows_and_commit(conn: &mut SqliteConnection, rows: &[Row]) -> Result<(), PluginError> {
+    for r in rows {
+        write_row(conn, r).await.map_err(err("writing a record"))?;
+    }
+    sqlx::query("COMMIT")
+        .execute(&mut *conn)
+        .await
+        .map_err(err("committing"))?;
+    Ok(())
+}
+
+/// A pooled connection that is closed, not returned to the pool, unless [`Discard::keep`] is
+/// called: after any failure (or a cancelled write) it may hold a lock or a half-done transaction.
+struct Discard(Option<PoolConnection<Db>>);
+
+impl Discard {
+    fn get(&mut self) -> Result<&mut SqliteConnection, PluginError> {
+        self.0
+            .as_deref_mut()
+            .ok_or_else(|| PluginError::new(ErrorKind::Transient, NAME, "connection discarded"))
+    }
+    fn keep(mut self) {
+        self.0.take();
+    }
+}
+
+impl Drop for Discard {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            drop(c.detach());
+        }
+    }
 }
 
 /// The SQLite event sink.
@@ -309,6 +438,16 @@ impl SqliteSink {
     pub fn new(cfg: SqliteConfig) -> Self {
         SqliteSink {
             db: Arc::new(SqliteDb::new(&cfg.path)),
+            cfg,
+            rows: Mutex::new(None),
+        }
+    }
+
+    /// As [`SqliteSink::new`], waiting at most `busy` for another connection's lock (5 s in
+    /// [`SqliteSink::new`]) before a write fails and is retried by the sink queue.
+    pub fn with_busy_timeout(cfg: SqliteConfig, busy: Duration) -> Self {
+        SqliteSink {
+            db: Arc::new(SqliteDb::with_busy_timeout(&cfg.path, busy)),
             cfg,
             rows: Mutex::new(None),
         }
@@ -331,7 +470,7 @@ impl Logger for SqliteSink {
     }
 
     async fn record_batch(&self, events: &[Event]) -> Result<(), PluginError> {
-        let pool = self.db.pool().await?;
+        let (pool, file) = self.db.pool_and_file().await?;
         let mut state = self.rows.lock().await;
         let mut rows = Vec::new();
         let mut builder = match state.as_ref() {
@@ -350,13 +489,22 @@ impl Logger for SqliteSink {
         for e in events {
             rows.extend(builder.rows(e));
         }
-        let mut tx = pool.begin().await.map_err(err("starting a transaction"))?;
-        for r in &rows {
-            write_row(&mut tx, r)
-                .await
-                .map_err(err("writing a record"))?;
+        let conn = pool.acquire().await.map_err(err("connecting"))?;
+        let mut conn = Discard(Some(conn));
+        write_all(conn.get()?, &rows).await?;
+        // Success: the connection is clean (committed, no transaction open) and may be reused.
+        conn.keep();
+        if self.db.current_file().await != Some(file) {
+            // Committed into a file that was deleted meanwhile: those rows are gone with it.
+            return Err(PluginError::new(
+                ErrorKind::Transient,
+                NAME,
+                format!(
+                    "{} was removed while writing; writing the batch again",
+                    self.db.path().display()
+                ),
+            ));
         }
-        tx.commit().await.map_err(err("committing"))?;
         *state = Some(builder);
         Ok(())
     }
@@ -380,7 +528,7 @@ impl HistoryQuery for SqliteDb {
         )
         .bind(ts(from))
         .bind(ts(to))
-        .fetch_all(self.pool().await?)
+        .fetch_all(&self.pool().await?)
         .await
         .map_err(err("querying green_energy"))?;
         let pts = rows
@@ -415,7 +563,7 @@ impl HistoryQuery for SqliteDb {
         .bind(ts(to))
         .bind(vin)
         .bind(vin)
-        .fetch_all(self.pool().await?)
+        .fetch_all(&self.pool().await?)
         .await
         .map_err(err("querying charge_sessions"))?;
         Ok(rows
