@@ -3,10 +3,10 @@
 use serde::Deserialize;
 use serde_json::Value;
 use std::time::Duration;
+use tokio::time::Instant;
 use twc_core::model::EnergyReading;
 use twc_core::plugin::{BuildError, EmsPlugin, EmsSource, PluginConfig, Secret};
 use twc_plugin_kit::http::{HttpClient, HttpOptions, Request, check_url, join};
-use tokio::time::Instant;
 use twc_plugin_kit::{HttpSource, MinInterval, ParseError, num, timestamp};
 
 /// Registry name.

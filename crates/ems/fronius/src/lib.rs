@@ -3,10 +3,10 @@
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::Value;
+use tokio::time::Instant;
 use twc_core::model::EnergyReading;
 use twc_core::plugin::{BuildError, EmsPlugin, EmsSource, PluginConfig, PluginError};
 use twc_plugin_kit::http::{HttpClient, HttpOptions, Request, check_url, join};
-use tokio::time::Instant;
 use twc_plugin_kit::{ParseError, num, timestamp};
 
 /// Registry name.

@@ -215,7 +215,13 @@ async fn r12_two_dataloggers_and_a_meter_count_from_the_oldest() {
     )
     .await;
     let src = build(&cfg(&format!("urls = [\"{}\", \"{}\"]", a.uri(), b.uri()))).unwrap();
-    let age = src.read().await.unwrap().measured_at.elapsed().as_secs_f64();
+    let age = src
+        .read()
+        .await
+        .unwrap()
+        .measured_at
+        .elapsed()
+        .as_secs_f64();
     assert!((age - 120.0).abs() < 5.0, "age {age}");
 
     // The meter's own TimeStamp (its last reading) is older than the answer's head.

@@ -2,11 +2,11 @@
 
 use serde::Deserialize;
 use serde_json::Value;
+use tokio::time::Instant;
 use twc_core::model::Quantity;
 use twc_core::plugin::{BuildError, EmsPlugin, EmsSource, PluginConfig, Secret};
 use twc_plugin_kit::http::{HttpClient, HttpOptions, Request, check_url, join};
 use twc_plugin_kit::num::{parse_f64, unit_factor};
-use tokio::time::Instant;
 use twc_plugin_kit::{Channel, ChannelSource, ParseError, num, timestamp};
 
 /// Registry name.

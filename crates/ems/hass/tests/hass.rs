@@ -222,7 +222,13 @@ async fn r12_last_reported_counts_when_newer_than_last_updated() {
         ),
     )
     .await;
-    let age = src.read().await.unwrap().measured_at.elapsed().as_secs_f64();
+    let age = src
+        .read()
+        .await
+        .unwrap()
+        .measured_at
+        .elapsed()
+        .as_secs_f64();
     assert!((age - 3.0).abs() < 2.0, "age {age}");
 
     // Before 2024.3 there is no last_reported: last_updated counts.
@@ -240,7 +246,13 @@ async fn r12_last_reported_counts_when_newer_than_last_updated() {
         ),
     )
     .await;
-    let age = src.read().await.unwrap().measured_at.elapsed().as_secs_f64();
+    let age = src
+        .read()
+        .await
+        .unwrap()
+        .measured_at
+        .elapsed()
+        .as_secs_f64();
     assert!((age - 900.0).abs() < 5.0, "age {age}");
 }
 

@@ -101,11 +101,7 @@ fn rand_suffix() -> u32 {
 async fn publisher(host: &str, port: u16) -> AsyncClient {
     // Unique per publisher: tests run in parallel, and a broker drops a client whose id reconnects.
     let opts = MqttOptions::new(
-        format!(
-            "twc-test-pub-{}-{:08x}",
-            std::process::id(),
-            rand_suffix()
-        ),
+        format!("twc-test-pub-{}-{:08x}", std::process::id(), rand_suffix()),
         host,
         port,
     );

@@ -230,8 +230,9 @@ fn aggregates_aged(ages: &[(&str, i64)]) -> Vec<u8> {
     ))
     .unwrap();
     for (m, secs) in ages {
-        v[*m]["last_communication_time"] =
-            (chrono::Utc::now() - chrono::TimeDelta::seconds(*secs)).to_rfc3339().into();
+        v[*m]["last_communication_time"] = (chrono::Utc::now() - chrono::TimeDelta::seconds(*secs))
+            .to_rfc3339()
+            .into();
     }
     serde_json::to_vec(&v).unwrap()
 }

@@ -159,7 +159,8 @@ pub fn parse_overview(body: &[u8]) -> Result<EnergyReading, ParseError> {
     let at = match v.pointer("/overview/lastUpdateTime") {
         None | Some(Value::Null) => None,
         Some(Value::String(t)) => Some(timestamp::instant_of(
-            timestamp::parse_naive_in(t, &chrono::Local).map_err(|e| e.context("lastUpdateTime"))?,
+            timestamp::parse_naive_in(t, &chrono::Local)
+                .map_err(|e| e.context("lastUpdateTime"))?,
         )),
         Some(_) => return Err(ParseError::protocol("lastUpdateTime is not text")),
     };
