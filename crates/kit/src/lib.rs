@@ -11,10 +11,14 @@ pub mod mqtt;
 pub mod mqtt_link;
 pub mod num;
 pub mod source;
+pub mod timestamp;
 
 pub use http::{HttpClient, HttpOptions, Method, Request, Response};
 pub use num::{ValueSpec, json, parse_f64, parse_power_w, pointer, pointer_f64, pointer_power_w};
-pub use source::{Channel, ChannelSource, HttpSource, MinInterval, min_interval_for, set_quantity};
+pub use source::{
+    Channel, ChannelSource, HttpSource, MinInterval, TimedValueFn, ValueFn, min_interval_for,
+    set_quantity,
+};
 
 use std::fmt;
 use twc_core::plugin::{ErrorKind, PluginError};

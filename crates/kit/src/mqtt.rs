@@ -1,6 +1,12 @@
 //! An MQTT subscription for push sources (rumqttc): subscribe to topics, keep the latest payload
 //! of each with its arrival time, poll the event loop forever with backoff, and resubscribe after
 //! every reconnect (the session is clean, so the broker forgets subscriptions).
+//!
+//! The arrival time is kept with the message: reading the same message again does not make it
+//! younger. A retained message, which the broker hands out at subscribe time, may be hours old;
+//! it is marked [`Message::retained`] so that the source can treat its age as unknown. When the
+//! retained copy after a reconnect repeats the payload already held, the held message (with its
+//! known arrival time) is kept.
 
 use bytes::Bytes;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
@@ -32,6 +38,9 @@ pub struct Message {
     pub payload: Bytes,
     /// When it arrived, on tokio's clock.
     pub arrived: Instant,
+    /// The broker delivered a stored (retained) copy at subscribe time: it was published at some
+    /// unknown earlier time, so `arrived` says nothing about when it was measured.
+    pub retained: bool,
 }
 
 #[derive(Default)]
@@ -193,13 +202,21 @@ async fn run(
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 if let Ok(mut m) = shared.latest.lock() {
-                    m.insert(
-                        p.topic.to_string(),
-                        Message {
-                            payload: p.payload.clone(),
-                            arrived: Instant::now(),
-                        },
-                    );
+                    let topic = p.topic.to_string();
+                    // The retained copy resent after a reconnect: when it repeats what we hold,
+                    // keep what we hold, whose age we know.
+                    let repeat =
+                        p.retain && m.get(&topic).is_some_and(|old| old.payload == p.payload);
+                    if !repeat {
+                        m.insert(
+                            topic,
+                            Message {
+                                payload: p.payload.clone(),
+                                arrived: Instant::now(),
+                                retained: p.retain,
+                            },
+                        );
+                    }
                 }
             }
             Ok(_) => {}

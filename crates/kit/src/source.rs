@@ -3,13 +3,19 @@
 use crate::ParseError;
 use crate::http::{HttpClient, Request};
 use async_trait::async_trait;
+use tokio::time::Instant;
 use twc_core::model::{EnergyReading, Quantity};
 use twc_core::plugin::{EmsSource, ErrorKind, PluginError};
 
 type ParseFn = dyn Fn(&[u8]) -> Result<EnergyReading, ParseError> + Send + Sync;
 
 /// The whole of a one-request HTTP source: send `request`, parse the body with `parse`, stamp the
-/// reading with the time the response arrived. A failure is an error, never a 0 W reading.
+/// reading with when it was measured. A failure is an error, never a 0 W reading.
+///
+/// A parse function that finds a measurement time in the body (a `readingTime`, a `Timestamp`)
+/// sets `measured_at` from it with [`crate::timestamp`]; the earlier of that and the time the
+/// response arrived is kept, so a reading is never fresher than its answer. A parse function that
+/// finds none leaves the default and the reading is as old as the response.
 pub struct HttpSource {
     client: HttpClient,
     request: Request,
@@ -35,10 +41,10 @@ impl HttpSource {
 impl EmsSource for HttpSource {
     async fn read(&self) -> Result<EnergyReading, PluginError> {
         let body = self.client.send(&self.request).await?.body;
-        let arrived = tokio::time::Instant::now();
+        let arrived = Instant::now();
         let mut r = (self.parse)(&body)
             .map_err(|e| e.into_plugin(self.client.plugin(), &self.request.describe()))?;
-        r.measured_at = arrived;
+        r.measured_at = r.measured_at.min(arrived);
         Ok(r)
     }
 }
@@ -46,14 +52,17 @@ impl EmsSource for HttpSource {
 /// Parses one channel's body into watts.
 pub type ValueFn = dyn Fn(&[u8]) -> Result<f64, ParseError> + Send + Sync;
 
+/// Parses one channel's body into watts and, when the body says, when the value was measured.
+pub type TimedValueFn = dyn Fn(&[u8]) -> Result<(f64, Option<Instant>), ParseError> + Send + Sync;
+
 /// One quantity read with its own request (Home Assistant entity, openHAB item, URL).
 pub struct Channel {
     /// Which quantity the value is.
     pub quantity: Quantity,
     /// The request that fetches it.
     pub request: Request,
-    /// Turns the body into watts in our sign convention.
-    pub parse: Box<ValueFn>,
+    /// Turns the body into watts in our sign convention, with the measurement time if known.
+    pub parse: Box<TimedValueFn>,
 }
 
 impl Channel {
@@ -66,13 +75,29 @@ impl Channel {
         Channel {
             quantity,
             request,
+            parse: Box::new(move |b| parse(b).map(|v| (v, None))),
+        }
+    }
+
+    /// A channel whose body also says when the value was measured (Home Assistant's
+    /// `last_updated`, a configured timestamp field). The channel counts as measured at the
+    /// earlier of that time and the response's arrival.
+    pub fn timed(
+        quantity: Quantity,
+        request: Request,
+        parse: impl Fn(&[u8]) -> Result<(f64, Option<Instant>), ParseError> + Send + Sync + 'static,
+    ) -> Self {
+        Channel {
+            quantity,
+            request,
             parse: Box::new(parse),
         }
     }
 }
 
 /// A source made of one request per quantity. Every channel must succeed (a partial reading
-/// would silently mix old and new values); the reading is as old as its oldest response.
+/// would silently mix old and new values); the reading is as old as its oldest value: each
+/// channel counts from its measurement time when the body gives one, else from its response.
 pub struct ChannelSource {
     client: HttpClient,
     channels: Vec<Channel>,
@@ -101,11 +126,12 @@ pub fn set_quantity(r: &mut EnergyReading, q: Quantity, value: f64) {
 impl EmsSource for ChannelSource {
     async fn read(&self) -> Result<EnergyReading, PluginError> {
         let mut r = EnergyReading::default();
-        let mut oldest = None;
+        let mut oldest: Option<Instant> = None;
         for ch in &self.channels {
-            let v = self.client.fetch(&ch.request, |b| (ch.parse)(b)).await?;
-            let now = tokio::time::Instant::now();
-            oldest.get_or_insert(now);
+            let (v, at) = self.client.fetch(&ch.request, |b| (ch.parse)(b)).await?;
+            let arrived = Instant::now();
+            let at = at.map_or(arrived, |t| t.min(arrived));
+            oldest = Some(oldest.map_or(at, |o| o.min(at)));
             set_quantity(&mut r, ch.quantity, v);
         }
         if let Some(t) = oldest {
@@ -124,7 +150,7 @@ type Remembered = Result<EnergyReading, (ErrorKind, String, String)>;
 pub struct MinInterval<S> {
     inner: S,
     min_interval: std::time::Duration,
-    last: tokio::sync::Mutex<Option<(tokio::time::Instant, Remembered)>>,
+    last: tokio::sync::Mutex<Option<(Instant, Remembered)>>,
 }
 
 impl<S> MinInterval<S> {
@@ -150,7 +176,7 @@ pub fn min_interval_for(calls_per_day: u32, calls_per_read: u32) -> std::time::D
 impl<S: EmsSource> EmsSource for MinInterval<S> {
     async fn read(&self) -> Result<EnergyReading, PluginError> {
         let mut last = self.last.lock().await;
-        let now = tokio::time::Instant::now();
+        let now = Instant::now();
         if let Some((at, res)) = last.as_ref()
             && now.saturating_duration_since(*at) < self.min_interval
         {

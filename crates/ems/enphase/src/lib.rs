@@ -3,10 +3,11 @@
 use serde::Deserialize;
 use serde_json::Value;
 use std::time::Duration;
+use tokio::time::Instant;
 use twc_core::model::EnergyReading;
 use twc_core::plugin::{BuildError, EmsPlugin, EmsSource, PluginConfig, Secret};
 use twc_plugin_kit::http::{HttpClient, HttpOptions, Request, check_url, join};
-use twc_plugin_kit::{HttpSource, MinInterval, ParseError, num};
+use twc_plugin_kit::{HttpSource, MinInterval, ParseError, num, timestamp};
 
 /// Registry name.
 pub const NAME: &str = "enphase";
@@ -56,6 +57,38 @@ fn find<'a>(list: Option<&'a Value>, key: &str, want: &str) -> Option<&'a Value>
         .find(|e| e.get(key).and_then(Value::as_str) == Some(want))
 }
 
+/// When an entry was read: `key` in Unix seconds; 0 or absent = not said.
+fn reading_time(e: &Value, key: &str) -> Result<Option<Instant>, ParseError> {
+    match e.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(x) => match x.as_f64() {
+            Some(t) if t > 0.0 => Ok(Some(timestamp::instant_of_unix_secs(t))),
+            Some(_) => Ok(None),
+            None => Err(ParseError::protocol(format!("{key} is not a number"))),
+        },
+    }
+}
+
+/// The oldest `key` time among the entries used.
+fn oldest_time<'a>(
+    entries: impl IntoIterator<Item = &'a Value>,
+    key: &str,
+) -> Result<Option<Instant>, ParseError> {
+    let mut at = None;
+    for e in entries {
+        at = timestamp::oldest(at, reading_time(e, key)?);
+    }
+    Ok(at)
+}
+
+/// Set `r.measured_at` to `at` when it is older.
+fn date(mut r: EnergyReading, at: Option<Instant>) -> EnergyReading {
+    if let Some(t) = at {
+        r.measured_at = r.measured_at.min(t);
+    }
+    r
+}
+
 fn active(e: &Value) -> bool {
     e.get("activeCount").and_then(Value::as_f64).unwrap_or(1.0) > 0.0
 }
@@ -64,25 +97,26 @@ fn active(e: &Value) -> bool {
 /// array position. Generation = the production CT (`eim`, clamped at 0: CTs read a few negative
 /// watts at night), else the microinverters' `wNow` when there is no CT; consumption =
 /// `total-consumption`; grid = `net-consumption` (+ import). Voltages come per phase from `lines`
-/// (the top-level `rmsVoltage` of a 3-phase CT is the sum of the phases).
+/// (the top-level `rmsVoltage` of a 3-phase CT is the sum of the phases). The reading is dated by
+/// the oldest `readingTime` of the entries used (0 = not said).
 pub fn parse_production(body: &[u8]) -> Result<EnergyReading, ParseError> {
     let v = num::json(body)?;
     let production = v
         .get("production")
         .ok_or_else(|| ParseError::protocol("missing production"))?;
     let ct = find(Some(production), "measurementType", "production").filter(|e| active(e));
-    let generation = match ct {
-        Some(e) => num::pointer_power_w(e, "/wNow")?,
+    let gen_entry = match ct {
+        Some(e) => e,
         None => match find(Some(production), "type", "inverters") {
-            Some(e) => num::pointer_power_w(e, "/wNow")?,
+            Some(e) => e,
             None => {
                 return Err(ParseError::protocol(
                     "no production CT and no inverters entry",
                 ));
             }
         },
-    }
-    .map(|w| w.max(0.0));
+    };
+    let generation = num::pointer_power_w(gen_entry, "/wNow")?.map(|w| w.max(0.0));
     let cons = v.get("consumption");
     let total = find(cons, "measurementType", "total-consumption").filter(|e| active(e));
     let net = find(cons, "measurementType", "net-consumption").filter(|e| active(e));
@@ -108,13 +142,20 @@ pub fn parse_production(body: &[u8]) -> Result<EnergyReading, ParseError> {
         .or(ct)
         .and_then(volts_of)
         .filter(|v| v.iter().all(|x| *x > 50.0));
-    Ok(EnergyReading {
-        generation_w: generation,
-        consumption_w: consumption,
-        grid_w: grid,
-        phase_voltages,
-        ..EnergyReading::default()
-    })
+    let at = oldest_time(
+        [Some(gen_entry), total, net].into_iter().flatten(),
+        "readingTime",
+    )?;
+    Ok(date(
+        EnergyReading {
+            generation_w: generation,
+            consumption_w: consumption,
+            grid_w: grid,
+            phase_voltages,
+            ..EnergyReading::default()
+        },
+        at,
+    ))
 }
 
 /// Parse `/api/v1/production` (microinverter totals): generation = `wattsNow`.
@@ -128,22 +169,25 @@ pub fn parse_api_v1_production(body: &[u8]) -> Result<EnergyReading, ParseError>
 
 /// Parse `/ivp/meters/readings`. Meters are told apart by their eid: `0x…01xx` is the production
 /// CT, `0x…02xx` the consumption CT, assumed to be installed as net-consumption (at the grid),
-/// which is how the recorded gateways are set up.
+/// which is how the recorded gateways are set up. Dated by the oldest `timestamp` of those meters.
 pub fn parse_meters_readings(body: &[u8]) -> Result<EnergyReading, ParseError> {
     let v = num::json(body)?;
     let list = v
         .as_array()
         .ok_or_else(|| ParseError::protocol("meter readings are not a list"))?;
     let mut r = EnergyReading::default();
+    let mut used = Vec::new();
     for m in list {
         let eid = m.get("eid").and_then(Value::as_u64).unwrap_or(0);
         let p = num::pointer_power_w(m, "/activePower")?;
         match (eid >> 8) & 0xff {
             1 => r.generation_w = p.map(|w| w.max(0.0)),
             2 => r.grid_w = p,
-            _ => {}
+            _ => continue,
         }
+        used.push(m);
     }
+    let r = date(r, oldest_time(used, "timestamp")?);
     if r.generation_w.is_none() && r.grid_w.is_none() {
         return Err(ParseError::protocol(
             "no production or consumption meter in the readings",
@@ -152,13 +196,18 @@ pub fn parse_meters_readings(body: &[u8]) -> Result<EnergyReading, ParseError> {
     Ok(r)
 }
 
-/// Parse the cloud `/api/v2/systems/{id}/summary`: generation = `current_power`.
+/// Parse the cloud `/api/v2/systems/{id}/summary`: generation = `current_power`, dated by
+/// `last_report_at` (when the gateway last reported to Enlighten, Unix seconds).
 pub fn parse_cloud_summary(body: &[u8]) -> Result<EnergyReading, ParseError> {
     let v = num::json(body)?;
-    Ok(EnergyReading {
-        generation_w: Some(num::require_power_w(&v, "/current_power")?.max(0.0)),
-        ..EnergyReading::default()
-    })
+    let at = reading_time(&v, "last_report_at")?;
+    Ok(date(
+        EnergyReading {
+            generation_w: Some(num::require_power_w(&v, "/current_power")?.max(0.0)),
+            ..EnergyReading::default()
+        },
+        at,
+    ))
 }
 
 /// Build from `[ems.enphase]`.

@@ -164,3 +164,112 @@ async fn cloud_respects_its_call_budget_and_hides_the_key() {
     assert_eq!(e.kind(), ErrorKind::Auth);
     assert!(!e.chain().contains("SECRETKEY"), "{}", e.chain());
 }
+
+fn unix_ago(secs: i64) -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        - secs
+}
+
+/// A recorded production.json with only the `readingTime`s rewritten: `(list, selector key,
+/// selector value, seconds ago)`.
+fn production_aged(fixture: Vec<u8>, times: &[(&str, &str, &str, i64)]) -> Vec<u8> {
+    let mut v: serde_json::Value = serde_json::from_slice(&fixture).unwrap();
+    for (list, key, want, ago) in times {
+        for e in v[*list].as_array_mut().unwrap() {
+            if e[*key] == *want {
+                e["readingTime"] = unix_ago(*ago).into();
+            }
+        }
+    }
+    serde_json::to_vec(&v).unwrap()
+}
+
+async fn read_local(body: Vec<u8>) -> twc_core::model::EnergyReading {
+    let s = MockServer::start().await;
+    twc_testkit::serve_fixture(&s, "/production.json", body).await;
+    source(&s.uri()).read().await.unwrap()
+}
+
+#[tokio::test]
+async fn r12_local_reading_is_as_old_as_its_oldest_entry_used() {
+    let f = || fixture!("production_json_fw7.6.175_with_cts.json");
+    // CTs read 5 s ago; the microinverters 10 minutes ago, but with a CT they are not used.
+    let r = read_local(production_aged(
+        f(),
+        &[
+            ("production", "type", "inverters", 600),
+            ("production", "measurementType", "production", 5),
+            ("consumption", "measurementType", "total-consumption", 5),
+            ("consumption", "measurementType", "net-consumption", 5),
+        ],
+    ))
+    .await;
+    let age = r.measured_at.elapsed().as_secs_f64();
+    assert!((age - 5.0).abs() < 2.0, "age {age}");
+    // The consumption CT stopped updating 2 minutes ago: the whole reading is that old.
+    let r = read_local(production_aged(
+        f(),
+        &[
+            ("production", "measurementType", "production", 5),
+            ("consumption", "measurementType", "total-consumption", 120),
+            ("consumption", "measurementType", "net-consumption", 5),
+        ],
+    ))
+    .await;
+    let age = r.measured_at.elapsed().as_secs_f64();
+    assert!((age - 120.0).abs() < 3.0, "age {age}");
+    // Without CTs the microinverters' readingTime counts (the other entry says 0 = not said).
+    let r = read_local(production_aged(
+        fixture!("production_json_fw7.6.114_no_cts.json"),
+        &[("production", "type", "inverters", 600)],
+    ))
+    .await;
+    let age = r.measured_at.elapsed().as_secs_f64();
+    assert!((age - 600.0).abs() < 3.0, "age {age}");
+}
+
+#[test]
+fn r12_recorded_gateway_answers_are_as_old_as_their_times() {
+    let year = std::time::Duration::from_secs(365 * 86_400);
+    for r in [
+        parse_production(&fixture!("production_json_fw8.1.41_exporting.json")).unwrap(),
+        parse_meters_readings(&fixture!("ivp_meters_readings_fw7.6.175_with_cts.json")).unwrap(),
+        parse_cloud_summary(&fixture!("api_v2_systems_summary_cloud_RECONSTRUCTED.json")).unwrap(),
+    ] {
+        assert!(r.measured_at.elapsed() > year);
+    }
+}
+
+#[tokio::test]
+async fn r12_cloud_reading_counts_from_last_report_and_keeps_its_age_when_reserved() {
+    let s = MockServer::start().await;
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&fixture!("api_v2_systems_summary_cloud_RECONSTRUCTED.json"))
+            .unwrap();
+    // The gateway last reported to Enlighten 10 minutes ago.
+    v["last_report_at"] = unix_ago(600).into();
+    twc_testkit::serve_fixture(
+        &s,
+        "/api/v2/systems/123/summary",
+        serde_json::to_vec(&v).unwrap(),
+    )
+    .await;
+    let src = build(&cfg(&format!(
+        "system_id = \"123\"\napi_key = \"k\"\nuser_id = \"u\"\ncloud_url = \"{}\"",
+        s.uri()
+    )))
+    .unwrap();
+    let a = src.read().await.unwrap();
+    assert_w("generation_w", a.generation_w, 3322.0);
+    let age = a.measured_at.elapsed().as_secs_f64();
+    assert!((age - 600.0).abs() < 3.0, "age {age}");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // Re-served from the call budget's cache: same value, same (growing) age.
+    let b = src.read().await.unwrap();
+    assert_eq!(s.received_requests().await.unwrap().len(), 1);
+    assert_eq!(b.measured_at, a.measured_at);
+    assert!(b.measured_at.elapsed().as_secs_f64() > 601.0);
+}

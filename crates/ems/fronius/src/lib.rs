@@ -3,10 +3,11 @@
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::Value;
+use tokio::time::Instant;
 use twc_core::model::EnergyReading;
 use twc_core::plugin::{BuildError, EmsPlugin, EmsSource, PluginConfig, PluginError};
 use twc_plugin_kit::http::{HttpClient, HttpOptions, Request, check_url, join};
-use twc_plugin_kit::{ParseError, num};
+use twc_plugin_kit::{ParseError, num, timestamp};
 
 /// Registry name.
 pub const NAME: &str = "fronius";
@@ -45,10 +46,30 @@ fn status_ok(v: &Value) -> Result<(), ParseError> {
     }
 }
 
-/// Parse `GetPowerFlowRealtimeData.fcgi`.
+/// When the datalogger took the data: `Head.Timestamp` (RFC 3339 with offset), if present.
+fn head_time(v: &Value) -> Result<Option<Instant>, ParseError> {
+    match v.pointer("/Head/Timestamp") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(t)) => Ok(Some(timestamp::instant_of(
+            timestamp::parse_rfc3339(t).map_err(|e| e.context("Head.Timestamp"))?,
+        ))),
+        Some(_) => Err(ParseError::protocol("Head.Timestamp is not text")),
+    }
+}
+
+/// Set `r.measured_at` to `at` when it is older.
+fn date(mut r: EnergyReading, at: Option<Instant>) -> EnergyReading {
+    if let Some(t) = at {
+        r.measured_at = r.measured_at.min(t);
+    }
+    r
+}
+
+/// Parse `GetPowerFlowRealtimeData.fcgi`; the reading is dated by `Head.Timestamp`.
 pub fn parse_powerflow(body: &[u8]) -> Result<EnergyReading, ParseError> {
     let v = num::json(body)?;
     status_ok(&v)?;
+    let at = head_time(&v)?;
     let site = num::pointer(&v, "/Body/Data/Site")?;
     // P_PV is null when the inverters sleep: that is a measured 0 W, not a failure.
     let generation = num::pointer_power_w(site, "/P_PV")?.unwrap_or(0.0).max(0.0);
@@ -71,23 +92,35 @@ pub fn parse_powerflow(body: &[u8]) -> Result<EnergyReading, ParseError> {
         .map(num::value_f64)
         .transpose()?
         .flatten();
-    Ok(EnergyReading {
-        generation_w: Some(generation),
-        consumption_w: load.map(|l| -l),
-        grid_w: grid,
-        battery_w: battery,
-        battery_soc_pct: soc,
-        ..EnergyReading::default()
-    })
+    Ok(date(
+        EnergyReading {
+            generation_w: Some(generation),
+            consumption_w: load.map(|l| -l),
+            grid_w: grid,
+            battery_w: battery,
+            battery_soc_pct: soc,
+            ..EnergyReading::default()
+        },
+        at,
+    ))
 }
 
 /// Parse `GetMeterRealtimeData.cgi?Scope=Device`: at the grid (`Meter_Location_Current` 0) the
 /// meter gives grid power (+ import) and phases; in the load path (1) it gives consumption
-/// (Fronius reports consumption there as negative).
+/// (Fronius reports consumption there as negative). The reading is dated by the older of the
+/// meter's `TimeStamp` (Unix seconds of its last reading) and `Head.Timestamp`.
 pub fn parse_meter(body: &[u8]) -> Result<EnergyReading, ParseError> {
     let v = num::json(body)?;
     status_ok(&v)?;
     let d = num::pointer(&v, "/Body/Data")?;
+    let meter_time = match d.get("TimeStamp") {
+        None | Some(Value::Null) => None,
+        Some(x) => Some(timestamp::instant_of_unix_secs(
+            x.as_f64()
+                .ok_or_else(|| ParseError::protocol("TimeStamp is not a number"))?,
+        )),
+    };
+    let at = timestamp::oldest(head_time(&v)?, meter_time);
     let p = num::require_power_w(d, "/PowerReal_P_Sum")?;
     let loc = num::pointer_f64(d, "/Meter_Location_Current")?;
     let phases = |prefix: &str| -> Option<Vec<f64>> {
@@ -112,14 +145,15 @@ pub fn parse_meter(body: &[u8]) -> Result<EnergyReading, ParseError> {
             )));
         }
     }
-    Ok(r)
+    Ok(date(r, at))
 }
 
 /// Parse `GetInverterRealtimeData.cgi … CommonInverterData`: AC power and voltage. A sleeping
-/// inverter reports no `PAC` at all, which is 0 W.
+/// inverter reports no `PAC` at all, which is 0 W. Dated by `Head.Timestamp`.
 pub fn parse_inverter(body: &[u8]) -> Result<EnergyReading, ParseError> {
     let v = num::json(body)?;
     status_ok(&v)?;
+    let at = head_time(&v)?;
     let d = num::pointer(&v, "/Body/Data")?;
     let pac = match d.pointer("/PAC/Value") {
         Some(x) => num::value_power_w(x)?.unwrap_or(0.0),
@@ -131,11 +165,14 @@ pub fn parse_inverter(body: &[u8]) -> Result<EnergyReading, ParseError> {
         .map(num::value_f64)
         .transpose()?
         .flatten();
-    Ok(EnergyReading {
-        generation_w: Some(pac),
-        phase_voltages: uac.map(|u| vec![u]),
-        ..EnergyReading::default()
-    })
+    Ok(date(
+        EnergyReading {
+            generation_w: Some(pac),
+            phase_voltages: uac.map(|u| vec![u]),
+            ..EnergyReading::default()
+        },
+        at,
+    ))
 }
 
 /// Add up readings from several dataloggers; a quantity counts only when all of them have it.
@@ -157,7 +194,7 @@ pub fn sum_readings(rs: &[EnergyReading]) -> EnergyReading {
             .iter()
             .map(|r| r.measured_at)
             .min()
-            .unwrap_or_else(tokio::time::Instant::now),
+            .unwrap_or_else(Instant::now),
         ..EnergyReading::default()
     }
 }
@@ -175,7 +212,8 @@ impl EmsSource for Fronius {
         let mut rs = Vec::with_capacity(self.requests.len());
         for req in &self.requests {
             let mut r = self.client.fetch(req, parse_powerflow).await?;
-            r.measured_at = tokio::time::Instant::now();
+            // Never fresher than the answer (Head.Timestamp may be missing or ahead of us).
+            r.measured_at = r.measured_at.min(Instant::now());
             rs.push(r);
         }
         let mut r = sum_readings(&rs);
@@ -183,6 +221,7 @@ impl EmsSource for Fronius {
             let m = self.client.fetch(req, parse_meter).await?;
             r.phase_voltages = m.phase_voltages;
             r.phase_currents_a = m.phase_currents_a;
+            r.measured_at = r.measured_at.min(m.measured_at);
         }
         Ok(r)
     }

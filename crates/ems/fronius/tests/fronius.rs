@@ -155,3 +155,104 @@ async fn meter_device_adds_phases() {
             .any(|q| q.url.query() == Some("Scope=Device&DeviceId=0"))
     );
 }
+
+/// `secs` ago as the datalogger writes it (RFC 3339 in its local offset, here +02:00).
+fn ago(secs: i64) -> String {
+    let cest = chrono::FixedOffset::east_opt(7200).unwrap();
+    (chrono::Utc::now() - chrono::TimeDelta::seconds(secs))
+        .with_timezone(&cest)
+        .to_rfc3339()
+}
+
+/// A recorded answer with only `Head.Timestamp` rewritten.
+fn with_head_time(fixture: Vec<u8>, ts: &str) -> Vec<u8> {
+    let mut v: serde_json::Value = serde_json::from_slice(&fixture).unwrap();
+    v["Head"]["Timestamp"] = ts.into();
+    serde_json::to_vec(&v).unwrap()
+}
+
+#[tokio::test]
+async fn r12_powerflow_is_dated_by_head_timestamp() {
+    let s = MockServer::start().await;
+    // The datalogger's data is 10 minutes old (a hung Solar API serving its last snapshot).
+    serve_fixture(
+        &s,
+        PF_PATH,
+        with_head_time(fixture!("powerflow_symo_day_importing.json"), &ago(600)),
+    )
+    .await;
+    let r = source(&s.uri()).read().await.unwrap();
+    assert_reading(&r, Some(1111.0), Some(2814.74), Some(1703.74));
+    let age = r.measured_at.elapsed().as_secs_f64();
+    assert!((age - 600.0).abs() < 5.0, "age {age}");
+
+    // A datalogger clock ahead of ours: counts as now, not as the future.
+    s.reset().await;
+    serve_fixture(
+        &s,
+        PF_PATH,
+        with_head_time(fixture!("powerflow_symo_day_importing.json"), &ago(-300)),
+    )
+    .await;
+    let r = source(&s.uri()).read().await.unwrap();
+    assert!(r.measured_at.elapsed().as_secs_f64() < 2.0);
+}
+
+#[tokio::test]
+async fn r12_two_dataloggers_and_a_meter_count_from_the_oldest() {
+    let a = MockServer::start().await;
+    let b = MockServer::start().await;
+    serve_fixture(
+        &a,
+        PF_PATH,
+        with_head_time(fixture!("powerflow_symo_day_importing.json"), &ago(5)),
+    )
+    .await;
+    serve_fixture(
+        &b,
+        PF_PATH,
+        with_head_time(fixture!("powerflow_symo82_exporting.json"), &ago(120)),
+    )
+    .await;
+    let src = build(&cfg(&format!("urls = [\"{}\", \"{}\"]", a.uri(), b.uri()))).unwrap();
+    let age = src
+        .read()
+        .await
+        .unwrap()
+        .measured_at
+        .elapsed()
+        .as_secs_f64();
+    assert!((age - 120.0).abs() < 5.0, "age {age}");
+
+    // The meter's own TimeStamp (its last reading) is older than the answer's head.
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&fixture!("meter_device0_symo_smartmeter63a.json")).unwrap();
+    m["Head"]["Timestamp"] = ago(1).into();
+    m["Body"]["Data"]["TimeStamp"] = (chrono::Utc::now().timestamp() - 300).into();
+    serve_fixture(
+        &a,
+        "/solar_api/v1/GetMeterRealtimeData.cgi",
+        serde_json::to_vec(&m).unwrap(),
+    )
+    .await;
+    let src = build(&cfg(&format!("url = \"{}\"\nmeter_device = 0", a.uri()))).unwrap();
+    let r = src.read().await.unwrap();
+    assert_eq!(r.phase_voltages, Some(vec![228.6, 228.6, 231.0]));
+    let age = r.measured_at.elapsed().as_secs_f64();
+    assert!((age - 300.0).abs() < 5.0, "age {age}");
+}
+
+#[test]
+fn r12_recorded_answers_are_as_old_as_their_timestamps() {
+    let year = std::time::Duration::from_secs(365 * 86_400);
+    for r in [
+        parse_powerflow(&fixture!("powerflow_symo_day_importing.json")).unwrap(),
+        parse_meter(&fixture!("meter_device0_symo_smartmeter63a.json")).unwrap(),
+        parse_inverter(&fixture!("inverter_common_symo_day.json")).unwrap(),
+    ] {
+        assert!(r.measured_at.elapsed() > year);
+    }
+    let bad = with_head_time(fixture!("powerflow_symo_day_importing.json"), "noon");
+    let e = parse_powerflow(&bad).unwrap_err();
+    assert!(e.message.contains("Head.Timestamp"), "{e}");
+}

@@ -2,11 +2,12 @@
 
 use serde::Deserialize;
 use serde_json::Value;
+use tokio::time::Instant;
 use twc_core::model::Quantity;
 use twc_core::plugin::{BuildError, EmsPlugin, EmsSource, PluginConfig, Secret};
 use twc_plugin_kit::http::{HttpClient, HttpOptions, Request, check_url, join};
 use twc_plugin_kit::num::{parse_f64, unit_factor};
-use twc_plugin_kit::{Channel, ChannelSource, ParseError, num};
+use twc_plugin_kit::{Channel, ChannelSource, ParseError, num, timestamp};
 
 /// Registry name.
 pub const NAME: &str = "hass";
@@ -42,7 +43,33 @@ pub struct HassConfig {
 /// `unit_of_measurement` W, kW or MW is applied (none = W). `unavailable`/`unknown` are errors
 /// (the sensor is offline), never 0 W.
 pub fn parse_state(body: &[u8]) -> Result<f64, ParseError> {
+    state_watts(&num::json(body)?)
+}
+
+/// Parse a state object into watts and when the value was last measured: the newer of
+/// `last_updated` (the state or its attributes changed) and `last_reported` (Home Assistant
+/// 2024.3+: the integration wrote the state again, even unchanged). `last_changed` is not used: a
+/// steady value keeps its old `last_changed` while still being reported. Without either field the
+/// answer's arrival counts; a malformed one is an error.
+pub fn parse_state_measured(body: &[u8]) -> Result<(f64, Option<Instant>), ParseError> {
     let v = num::json(body)?;
+    let w = state_watts(&v)?;
+    let mut newest = None;
+    for key in ["last_updated", "last_reported"] {
+        let Some(x) = v.get(key).filter(|x| !x.is_null()) else {
+            continue;
+        };
+        let t = x
+            .as_str()
+            .ok_or_else(|| ParseError::protocol(format!("{key} is not text")))
+            .and_then(timestamp::parse_rfc3339)
+            .map_err(|e| e.context(key))?;
+        newest = newest.max(Some(t));
+    }
+    Ok((w, newest.map(timestamp::instant_of)))
+}
+
+fn state_watts(v: &Value) -> Result<f64, ParseError> {
     let entity = v.get("entity_id").and_then(Value::as_str).unwrap_or("?");
     let state = match v.get("state") {
         Some(Value::String(s)) => s.as_str(),
@@ -94,8 +121,8 @@ pub fn build(cfg: &PluginConfig) -> Result<Box<dyn EmsSource>, BuildError> {
             ));
         }
         let req = Request::get(join(&c.url, &format!("/api/states/{e}"))).bearer(c.token.expose());
-        channels.push(Channel::new(q, req, move |b| {
-            parse_state(b).map(|w| if invert { -w } else { w })
+        channels.push(Channel::timed(q, req, move |b| {
+            parse_state_measured(b).map(|(w, at)| (if invert { -w } else { w }, at))
         }));
     }
     if channels.is_empty() {

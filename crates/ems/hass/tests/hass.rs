@@ -143,3 +143,126 @@ async fn reads_with_bearer_token_and_fails_on_unavailable_or_unknown() {
     let e = src.read().await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config);
 }
+
+/// A recorded state with its `last_updated`/`last_reported` moved to `ages` seconds ago (only the
+/// timestamps are rewritten; `None` removes the field, as before Home Assistant 2024.3).
+fn aged(fixture: Vec<u8>, updated_secs_ago: i64, reported_secs_ago: Option<i64>) -> Vec<u8> {
+    let mut v: serde_json::Value = serde_json::from_slice(&fixture).unwrap();
+    let at = |s: i64| (chrono::Utc::now() - chrono::TimeDelta::seconds(s)).to_rfc3339();
+    v["last_updated"] = at(updated_secs_ago).into();
+    match reported_secs_ago {
+        Some(s) => v["last_reported"] = at(s).into(),
+        None => {
+            v.as_object_mut().unwrap().remove("last_reported");
+        }
+    }
+    serde_json::to_vec(&v).unwrap()
+}
+
+async fn serve_states(s: &MockServer, solar: Vec<u8>, house: Vec<u8>) {
+    s.reset().await;
+    twc_testkit::serve_fixture(s, "/api/states/sensor.solar_power", solar).await;
+    twc_testkit::serve_fixture(s, "/api/states/sensor.house_consumption_power", house).await;
+}
+
+#[tokio::test]
+async fn r12_a_state_not_updated_for_ten_minutes_is_ten_minutes_old() {
+    let s = MockServer::start().await;
+    let src = source(&s.uri());
+    // The integration behind sensor.solar_power stopped 10 minutes ago; Home Assistant still
+    // answers with its last state. The reading is as old as its oldest value.
+    serve_states(
+        &s,
+        aged(
+            fixture!("states_sensor_pv_generation_RECONSTRUCTED.json"),
+            600,
+            Some(600),
+        ),
+        aged(
+            fixture!("states_sensor_grid_consumption_RECONSTRUCTED.json"),
+            2,
+            Some(2),
+        ),
+    )
+    .await;
+    let r = src.read().await.unwrap();
+    assert_reading(&r, Some(1111.0), Some(2814.74), None);
+    let age = r.measured_at.elapsed().as_secs_f64();
+    assert!((age - 600.0).abs() < 5.0, "age {age}");
+    // With a 30 s stale_after the engine would not use it.
+    assert!(r.age_secs(tokio::time::Instant::now()) > 30.0);
+
+    // The recorded state itself (2021) is far too old to count.
+    serve_states(
+        &s,
+        fixture!("states_sensor_pv_generation_RECONSTRUCTED.json"),
+        fixture!("states_sensor_grid_consumption_RECONSTRUCTED.json"),
+    )
+    .await;
+    let r = src.read().await.unwrap();
+    assert!(r.measured_at.elapsed() > std::time::Duration::from_secs(365 * 86_400));
+}
+
+#[tokio::test]
+async fn r12_last_reported_counts_when_newer_than_last_updated() {
+    let s = MockServer::start().await;
+    let src = source(&s.uri());
+    // A steady 1111 W: the state was last *changed* an hour ago but re-reported 3 s ago.
+    serve_states(
+        &s,
+        aged(
+            fixture!("states_sensor_pv_generation_RECONSTRUCTED.json"),
+            3600,
+            Some(3),
+        ),
+        aged(
+            fixture!("states_sensor_grid_consumption_RECONSTRUCTED.json"),
+            1,
+            Some(1),
+        ),
+    )
+    .await;
+    let age = src
+        .read()
+        .await
+        .unwrap()
+        .measured_at
+        .elapsed()
+        .as_secs_f64();
+    assert!((age - 3.0).abs() < 2.0, "age {age}");
+
+    // Before 2024.3 there is no last_reported: last_updated counts.
+    serve_states(
+        &s,
+        aged(
+            fixture!("states_sensor_pv_generation_RECONSTRUCTED.json"),
+            900,
+            None,
+        ),
+        aged(
+            fixture!("states_sensor_grid_consumption_RECONSTRUCTED.json"),
+            1,
+            None,
+        ),
+    )
+    .await;
+    let age = src
+        .read()
+        .await
+        .unwrap()
+        .measured_at
+        .elapsed()
+        .as_secs_f64();
+    assert!((age - 900.0).abs() < 5.0, "age {age}");
+}
+
+#[test]
+fn r12_malformed_last_updated_is_an_error() {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&fixture!("states_sensor_pv_generation_RECONSTRUCTED.json"))
+            .unwrap();
+    v["last_updated"] = "yesterday".into();
+    let e = twc_ems_hass::parse_state_measured(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Protocol);
+    assert!(e.message.contains("last_updated"), "{e}");
+}

@@ -151,6 +151,8 @@ impl EmsSource for Kostal {
     async fn read(&self) -> Result<EnergyReading, PluginError> {
         let order = self.order().await?;
         let power = self.bus.read_holding(REG_POWER_BLOCK, 18).await?;
+        // The registers carry no time: the first (oldest) answer dates the reading.
+        let at = tokio::time::Instant::now();
         let grid = self.bus.read_holding(REG_GRID, 2).await?;
         let phases = self.bus.read_holding(REG_PHASE_BLOCK, 22).await?;
         let mut r =
@@ -161,7 +163,7 @@ impl EmsSource for Kostal {
             r.battery_soc_pct = soc.first().map(|s| f64::from(*s));
             r.battery_w = bat.first().map(|b| f64::from(i16_from(*b)));
         }
-        r.measured_at = tokio::time::Instant::now();
+        r.measured_at = at;
         Ok(r)
     }
 }

@@ -7,7 +7,7 @@ use twc_core::plugin::{
     BuildError, EmsPlugin, EmsSource, ErrorKind, PluginConfig, PluginError, Secret,
 };
 use twc_plugin_kit::mqtt::{MqttSettings, Subscription};
-use twc_plugin_kit::{ValueSpec, set_quantity};
+use twc_plugin_kit::{ValueSpec, set_quantity, timestamp};
 
 /// Registry name.
 pub const NAME: &str = "mqtt";
@@ -26,6 +26,11 @@ pub struct TopicChannel {
     /// Negate, for a meter whose sign is opposite to ours.
     #[serde(default)]
     pub invert: bool,
+    /// JSON pointer to when the value was measured, inside a JSON payload (Unix seconds or
+    /// milliseconds, or RFC 3339 text), e.g. `/Time` or `/timestamp`. Without it a value counts
+    /// from its arrival, and a retained value (of unknown age) does not count until a live
+    /// message arrives.
+    pub timestamp_pointer: Option<String>,
 }
 
 fn one() -> f64 {
@@ -64,6 +69,18 @@ pub fn parse_payload(ch: &TopicChannel, payload: &[u8]) -> Result<f64, twc_plugi
     .extract(payload)
 }
 
+/// When the payload says the value was measured, if the channel has a `timestamp_pointer`.
+pub fn payload_timestamp(
+    ch: &TopicChannel,
+    payload: &[u8],
+) -> Result<Option<tokio::time::Instant>, twc_plugin_kit::ParseError> {
+    let Some(ptr) = &ch.timestamp_pointer else {
+        return Ok(None);
+    };
+    let v = twc_plugin_kit::num::json(payload)?;
+    timestamp::pointer_instant(&v, ptr)
+}
+
 /// The running source: a subscription and the latest payload per topic.
 pub struct Mqtt {
     sub: Subscription,
@@ -87,10 +104,27 @@ impl EmsSource for Mqtt {
                     format!("topic {}: {why}", ch.topic),
                 ));
             };
-            let v = parse_payload(ch, &m.payload)
-                .map_err(|e| e.into_plugin(NAME, &format!("topic {}", ch.topic)))?;
+            let what = || format!("topic {}", ch.topic);
+            let v = parse_payload(ch, &m.payload).map_err(|e| e.into_plugin(NAME, &what()))?;
+            let at = match payload_timestamp(ch, &m.payload)
+                .map_err(|e| e.into_plugin(NAME, &what()))?
+            {
+                Some(t) => t.min(m.arrived),
+                // Held by the broker since some unknown time: not a measurement we can date.
+                None if m.retained => {
+                    return Err(PluginError::new(
+                        ErrorKind::Transient,
+                        NAME,
+                        format!(
+                            "{}: only a retained message so far, of unknown age; waiting for a live one",
+                            what()
+                        ),
+                    ));
+                }
+                None => m.arrived,
+            };
             set_quantity(&mut r, *q, v);
-            oldest = Some(oldest.map_or(m.arrived, |o: tokio::time::Instant| o.min(m.arrived)));
+            oldest = Some(oldest.map_or(at, |o: tokio::time::Instant| o.min(at)));
         }
         if let Some(t) = oldest {
             r.measured_at = t;
@@ -116,6 +150,16 @@ pub fn build(cfg: &PluginConfig) -> Result<Box<dyn EmsSource>, BuildError> {
             return Err(BuildError::new(
                 &cfg.section,
                 format!("{key}.pointer must be a JSON pointer starting with '/', got {p:?}"),
+            ));
+        }
+        if let Some(p) = &ch.timestamp_pointer
+            && !p.starts_with('/')
+        {
+            return Err(BuildError::new(
+                &cfg.section,
+                format!(
+                    "{key}.timestamp_pointer must be a JSON pointer starting with '/', got {p:?}"
+                ),
             ));
         }
         if !ch.scale.is_finite() || ch.scale == 0.0 {

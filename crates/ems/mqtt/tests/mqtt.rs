@@ -10,6 +10,7 @@ fn plain(topic: &str) -> TopicChannel {
         pointer: None,
         scale: 1.0,
         invert: false,
+        timestamp_pointer: None,
     }
 }
 
@@ -54,6 +55,7 @@ fn json_payload_with_pointer() {
         pointer: Some("/ENERGY/Power".into()),
         scale: 1.0,
         invert: true,
+        timestamp_pointer: None,
     };
     assert_eq!(
         parse_payload(&ch, br#"{"ENERGY":{"Power":350}}"#).unwrap(),
@@ -78,14 +80,31 @@ fn example_config_builds_and_bad_config_is_named() {
         .err()
         .unwrap();
     assert!(e.to_string().contains("url"), "{e}");
+    let e = build(&cfg(
+        "url = \"mqtt://h\"\ngrid = { topic = \"a\", timestamp_pointer = \"ts\" }",
+    ))
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("grid.timestamp_pointer"), "{e}");
     let e = build(&cfg("url = \"mqtt://h\"\ntopic = \"a\""))
         .err()
         .unwrap();
     assert!(e.to_string().contains("topic"), "{e}");
 }
 
+fn rand_suffix() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
 async fn publisher(host: &str, port: u16) -> AsyncClient {
-    let opts = MqttOptions::new(format!("twc-test-pub-{}", std::process::id()), host, port);
+    // Unique per publisher: tests run in parallel, and a broker drops a client whose id reconnects.
+    let opts = MqttOptions::new(
+        format!("twc-test-pub-{}-{:08x}", std::process::id(), rand_suffix()),
+        host,
+        port,
+    );
     let (client, mut ev) = AsyncClient::new(opts, 16);
     tokio::spawn(async move {
         loop {
@@ -188,4 +207,112 @@ async fn unreachable_broker_is_a_transient_error() {
     let e = src.read().await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Transient);
     assert!(e.to_string().contains("unreachable"), "{e}");
+}
+
+/// Read until `pred` holds for the outcome, for up to 5 s.
+async fn read_until(
+    src: &dyn twc_core::plugin::EmsSource,
+    pred: impl Fn(&Result<twc_core::model::EnergyReading, twc_core::plugin::PluginError>) -> bool,
+) -> Result<twc_core::model::EnergyReading, twc_core::plugin::PluginError> {
+    let mut last = src.read().await;
+    for _ in 0..50 {
+        if pred(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        last = src.read().await;
+    }
+    panic!("no matching outcome within 5 s; last {last:?}");
+}
+
+#[tokio::test]
+async fn r12_retained_value_is_not_fresh_until_a_live_one_arrives() {
+    let Some((host, port)) = mqtt_broker().await else {
+        return;
+    };
+    let p = unique_topic_prefix("ems-mqtt-held");
+    let topic = format!("{p}/gen");
+    let pubc = publisher(&host, port).await;
+    // A value the broker has held since some unknown time (its integration may be long dead).
+    pubc.publish(
+        &topic,
+        QoS::AtLeastOnce,
+        true,
+        fixture!("topicGeneration_payload_RECONSTRUCTED.txt"),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let src = build(&cfg(&format!(
+        "url = \"mqtt://{host}:{port}\"\ngeneration = {{ topic = \"{topic}\" }}"
+    )))
+    .unwrap();
+    let e = read_until(src.as_ref(), |r| {
+        r.as_ref()
+            .err()
+            .is_some_and(|e| e.to_string().contains("only a retained message"))
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Transient);
+    assert!(e.to_string().contains(&topic), "{e}");
+
+    // A live message counts from its arrival...
+    pubc.publish(
+        &topic,
+        QoS::AtLeastOnce,
+        false,
+        fixture!("topicGeneration_payload_RECONSTRUCTED.txt"),
+    )
+    .await
+    .unwrap();
+    let r = read_until(src.as_ref(), |r| r.is_ok()).await.unwrap();
+    assert_reading(&r, Some(1111.0), None, None);
+    assert!(r.measured_at.elapsed() < Duration::from_secs(5));
+    // ...and reading it again does not make it younger.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let again = src.read().await.unwrap();
+    assert_eq!(again.measured_at, r.measured_at);
+    assert!(again.measured_at.elapsed() >= Duration::from_millis(1100));
+
+    // Clear the retained message.
+    pubc.publish(&topic, QoS::AtLeastOnce, true, Vec::<u8>::new())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn r12_retained_value_with_a_payload_timestamp_is_as_old_as_it_says() {
+    let Some((host, port)) = mqtt_broker().await else {
+        return;
+    };
+    let p = unique_topic_prefix("ems-mqtt-stamped");
+    let topic = format!("{p}/meter");
+    let pubc = publisher(&host, port).await;
+    let ten_min_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 600;
+    pubc.publish(
+        &topic,
+        QoS::AtLeastOnce,
+        true,
+        format!(r#"{{"power": 1703.5, "ts": {ten_min_ago}}}"#).into_bytes(),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let src = build(&cfg(&format!(
+        "url = \"mqtt://{host}:{port}\"\ngrid = {{ topic = \"{topic}\", pointer = \"/power\", timestamp_pointer = \"/ts\" }}"
+    )))
+    .unwrap();
+    let r = read_until(src.as_ref(), |r| r.is_ok()).await.unwrap();
+    assert_reading(&r, None, None, Some(1703.5));
+    let age = r.measured_at.elapsed().as_secs_f64();
+    assert!((age - 600.0).abs() < 5.0, "age {age}");
+
+    pubc.publish(&topic, QoS::AtLeastOnce, true, Vec::<u8>::new())
+        .await
+        .unwrap();
 }

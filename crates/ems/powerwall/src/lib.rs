@@ -12,7 +12,7 @@ use twc_core::plugin::{
     BuildError, EmsPlugin, EmsSource, ErrorKind, PluginConfig, PluginError, Secret,
 };
 use twc_plugin_kit::http::{HttpClient, HttpOptions, Request, check_url, join};
-use twc_plugin_kit::{ParseError, num};
+use twc_plugin_kit::{ParseError, num, timestamp};
 
 /// Registry name.
 pub const NAME: &str = "powerwall";
@@ -52,21 +52,44 @@ fn yes() -> bool {
 
 /// Parse `/api/meters/aggregates`: generation = `solar` (≥ 0), consumption = `load`, grid = `site`
 /// (+ import), battery = `battery` (+ discharge), voltage = `site.instant_average_voltage`.
+/// The reading is dated by the oldest `last_communication_time` of the four meters (the gateway
+/// keeps serving a meter's last values after it stops talking; `0001-01-01T00:00:00Z`, "never",
+/// is clearly stale).
 pub fn parse_aggregates(body: &[u8]) -> Result<EnergyReading, ParseError> {
     let v = num::json(body)?;
+    let mut at = None;
+    for m in ["site", "load", "solar", "battery"] {
+        let t = match v.pointer(&format!("/{m}/last_communication_time")) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(t)) => Some(timestamp::instant_of(
+                timestamp::parse_rfc3339(t)
+                    .map_err(|e| e.context(&format!("{m}.last_communication_time")))?,
+            )),
+            Some(_) => {
+                return Err(ParseError::protocol(format!(
+                    "{m}.last_communication_time is not text"
+                )));
+            }
+        };
+        at = timestamp::oldest(at, t);
+    }
     let p = |m: &str| num::require_power_w(&v, &format!("/{m}/instant_power"));
     let voltage = v
         .pointer("/site/instant_average_voltage")
         .and_then(Value::as_f64)
         .filter(|x| *x > 50.0);
-    Ok(EnergyReading {
+    let mut r = EnergyReading {
         generation_w: Some(p("solar")?.max(0.0)),
         consumption_w: Some(p("load")?),
         grid_w: Some(p("site")?),
         battery_w: Some(p("battery")?),
         phase_voltages: voltage.map(|x| vec![x]),
         ..EnergyReading::default()
-    })
+    };
+    if let Some(t) = at {
+        r.measured_at = r.measured_at.min(t);
+    }
+    Ok(r)
 }
 
 /// Parse `/api/system_status/soe`: the raw percentage, or the app's `(p − 5) / 0.95` when
@@ -210,7 +233,7 @@ impl EmsSource for Powerwall {
         let body = self.get(AGGREGATES).await?;
         let at = Instant::now();
         let mut r = parse_aggregates(&body).map_err(|e| parse_err(e, AGGREGATES))?;
-        r.measured_at = at;
+        r.measured_at = r.measured_at.min(at);
         let soe = self.get(SOE).await?;
         r.battery_soc_pct = Some(parse_soe(&soe, self.cfg.app_soc).map_err(|e| parse_err(e, SOE))?);
         let gs = self.get(GRID_STATUS).await?;

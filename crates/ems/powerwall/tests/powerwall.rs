@@ -221,3 +221,62 @@ async fn wrong_password_is_auth_and_stopped_sitemaster_is_transient() {
     assert_eq!(e.kind(), ErrorKind::Transient);
     assert!(e.to_string().contains("sitemaster"), "{e}");
 }
+
+/// The recorded aggregates with each meter's `last_communication_time` set `secs` ago
+/// (`None` leaves the recorded one).
+fn aggregates_aged(ages: &[(&str, i64)]) -> Vec<u8> {
+    let mut v: serde_json::Value = serde_json::from_slice(&fixture!(
+        "api_meters_aggregates_exporting_tesla_powerwall_lib.json"
+    ))
+    .unwrap();
+    for (m, secs) in ages {
+        v[*m]["last_communication_time"] = (chrono::Utc::now() - chrono::TimeDelta::seconds(*secs))
+            .to_rfc3339()
+            .into();
+    }
+    serde_json::to_vec(&v).unwrap()
+}
+
+async fn read_with_aggregates(body: Vec<u8>) -> twc_core::model::EnergyReading {
+    let s = MockServer::start().await;
+    for (p, b) in good() {
+        let b = if p == "/api/meters/aggregates" {
+            body.clone()
+        } else {
+            b
+        };
+        twc_testkit::serve_fixture(&s, p, b).await;
+    }
+    source(&s.uri()).read().await.unwrap()
+}
+
+#[tokio::test]
+async fn r12_reading_is_as_old_as_the_meter_that_talked_last_longest_ago() {
+    // The solar meter stopped talking to the gateway 10 minutes ago; the others are current.
+    let r = read_with_aggregates(aggregates_aged(&[
+        ("site", 1),
+        ("load", 1),
+        ("battery", 1),
+        ("solar", 600),
+    ]))
+    .await;
+    assert_reading(&r, Some(6099.03), Some(734.15), Some(-5347.46));
+    let age = r.measured_at.elapsed().as_secs_f64();
+    assert!((age - 600.0).abs() < 5.0, "age {age}");
+
+    let r = read_with_aggregates(aggregates_aged(&[
+        ("site", 1),
+        ("load", 1),
+        ("battery", 1),
+        ("solar", 1),
+    ]))
+    .await;
+    assert!(r.measured_at.elapsed().as_secs_f64() < 3.0);
+
+    // As recorded (2020): far too old to count.
+    let r = twc_ems_powerwall::parse_aggregates(&fixture!(
+        "api_meters_aggregates_fw21.44_running.json"
+    ))
+    .unwrap();
+    assert!(r.measured_at.elapsed() > std::time::Duration::from_secs(365 * 86_400));
+}

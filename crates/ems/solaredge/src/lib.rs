@@ -8,7 +8,7 @@ use twc_core::model::EnergyReading;
 use twc_core::plugin::{BuildError, EmsPlugin, EmsSource, PluginConfig, PluginError, Secret};
 use twc_plugin_kit::http::{HttpClient, HttpOptions, Request, check_url, join};
 use twc_plugin_kit::modbus::{ModbusTcp, check_address, i16_from, sunspec_scaled};
-use twc_plugin_kit::{HttpSource, MinInterval, ParseError, min_interval_for, num};
+use twc_plugin_kit::{HttpSource, MinInterval, ParseError, min_interval_for, num, timestamp};
 
 /// Registry name.
 pub const NAME: &str = "solaredge";
@@ -140,7 +140,8 @@ pub fn parse_power_flow(body: &[u8]) -> Result<EnergyReading, ParseError> {
         .transpose()?
         .flatten();
     Ok(EnergyReading {
-        generation_w: Some(mag("PV")?.unwrap_or(0.0)),
+        // No PV entry means PV was not measured, not 0 W.
+        generation_w: mag("PV")?,
         consumption_w: mag("LOAD")?,
         grid_w: grid,
         battery_w: battery,
@@ -149,13 +150,28 @@ pub fn parse_power_flow(body: &[u8]) -> Result<EnergyReading, ParseError> {
     })
 }
 
-/// Parse `/site/{id}/overview`: generation = `currentPower.power` (W).
+/// Parse `/site/{id}/overview`: generation = `currentPower.power` (W), dated by
+/// `lastUpdateTime` (when the site last sent data), which SolarEdge gives in the site's local
+/// time without an offset: it is read in this machine's time zone (the controller sits at the
+/// site), the earlier time when the clocks go back.
 pub fn parse_overview(body: &[u8]) -> Result<EnergyReading, ParseError> {
     let v = num::json(body)?;
-    Ok(EnergyReading {
+    let at = match v.pointer("/overview/lastUpdateTime") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) => Some(timestamp::instant_of(
+            timestamp::parse_naive_in(t, &chrono::Local)
+                .map_err(|e| e.context("lastUpdateTime"))?,
+        )),
+        Some(_) => return Err(ParseError::protocol("lastUpdateTime is not text")),
+    };
+    let mut r = EnergyReading {
         generation_w: Some(num::require_power_w(&v, "/overview/currentPower/power")?.max(0.0)),
         ..EnergyReading::default()
-    })
+    };
+    if let Some(t) = at {
+        r.measured_at = r.measured_at.min(t);
+    }
+    Ok(r)
 }
 
 /// Decode the SunSpec inverter block read from [`INVERTER_BASE`] (16 registers): AC power (W)
@@ -217,6 +233,8 @@ impl EmsSource for SolaredgeModbus {
     async fn read(&self) -> Result<EnergyReading, PluginError> {
         let perr = |e: ParseError| e.into_plugin(NAME, "modbus");
         let inv = self.bus.read_holding(INVERTER_BASE, 16).await?;
+        // The registers carry no time: the first (oldest) answer dates the reading.
+        let at = tokio::time::Instant::now();
         let (generation, inv_volts) = decode_inverter(&inv).map_err(perr)?;
         let mut r = EnergyReading {
             generation_w: Some(generation),
@@ -234,7 +252,7 @@ impl EmsSource for SolaredgeModbus {
                 r.phase_voltages = volts;
             }
         }
-        r.measured_at = tokio::time::Instant::now();
+        r.measured_at = at;
         Ok(r)
     }
 }

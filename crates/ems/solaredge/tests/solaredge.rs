@@ -199,3 +199,51 @@ async fn modbus_failures_are_errors() {
         ErrorKind::Transient
     );
 }
+
+#[tokio::test]
+async fn r12_overview_counts_from_last_update_time_and_keeps_its_age_when_reserved() {
+    let s = MockServer::start().await;
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&fixture!("overview_ha_fixture.json")).unwrap();
+    // The site last sent data 10 minutes ago (site-local time, no offset, as SolarEdge writes it).
+    let ten_min_ago = chrono::Local::now() - chrono::TimeDelta::seconds(600);
+    v["overview"]["lastUpdateTime"] = ten_min_ago.format("%Y-%m-%d %H:%M:%S").to_string().into();
+    Mock::given(path("/site/42/overview"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(serde_json::to_vec(&v).unwrap()))
+        .mount(&s)
+        .await;
+    let src = build(&cfg(&format!(
+        "api_key = \"KEY\"\nsite_id = \"42\"\noverview = true\ncloud_url = \"{}\"",
+        s.uri()
+    )))
+    .unwrap();
+    let first = src.read().await.unwrap();
+    assert_eq!(first.generation_w, Some(1234.5));
+    let age = first.measured_at.elapsed().as_secs_f64();
+    assert!((age - 600.0).abs() < 3.0, "age {age}");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // Within the call budget the value is re-served, still dated by lastUpdateTime.
+    let again = src.read().await.unwrap();
+    assert_eq!(s.received_requests().await.unwrap().len(), 1);
+    assert_eq!(again.measured_at, first.measured_at);
+    assert!(again.measured_at.elapsed().as_secs_f64() > 601.0);
+
+    // As recorded (2025-01-01): far too old to count.
+    let r = twc_ems_solaredge::parse_overview(&fixture!("overview_ha_fixture.json")).unwrap();
+    assert!(r.measured_at.elapsed() > std::time::Duration::from_secs(86_400));
+}
+
+#[test]
+fn r12_missing_pv_is_not_zero_watts() {
+    let mut v: serde_json::Value = serde_json::from_slice(&fixture!(
+        "currentPowerFlow_kW_exporting_RECONSTRUCTED.json"
+    ))
+    .unwrap();
+    v["siteCurrentPowerFlow"]
+        .as_object_mut()
+        .unwrap()
+        .remove("PV");
+    let r = twc_ems_solaredge::parse_power_flow(&serde_json::to_vec(&v).unwrap()).unwrap();
+    assert_eq!(r.generation_w, None);
+    assert!(r.grid_w.is_some());
+}

@@ -4,7 +4,7 @@ use serde::Deserialize;
 use twc_core::model::Quantity;
 use twc_core::plugin::{BuildError, EmsPlugin, EmsSource, PluginConfig};
 use twc_plugin_kit::http::{HttpClient, HttpOptions, Request, check_url};
-use twc_plugin_kit::{Channel, ChannelSource, ValueSpec};
+use twc_plugin_kit::{Channel, ChannelSource, ValueSpec, num, timestamp};
 
 /// Registry name.
 pub const NAME: &str = "url";
@@ -23,6 +23,9 @@ pub struct UrlChannel {
     /// Negate, for a meter whose sign is opposite to ours (grid + import, battery + discharge).
     #[serde(default)]
     pub invert: bool,
+    /// JSON pointer to when the value was measured (Unix seconds or milliseconds, or RFC 3339
+    /// text), e.g. `/time`. Without it the value counts from the answer's arrival.
+    pub timestamp_pointer: Option<String>,
 }
 
 fn one() -> f64 {
@@ -82,9 +85,25 @@ pub fn build(cfg: &PluginConfig) -> Result<Box<dyn EmsSource>, BuildError> {
                 format!("{key}.scale must be a non-zero number, got {}", ch.scale),
             ));
         }
+        if let Some(p) = &ch.timestamp_pointer
+            && !p.starts_with('/')
+        {
+            return Err(BuildError::new(
+                &cfg.section,
+                format!(
+                    "{key}.timestamp_pointer must be a JSON pointer starting with '/', got {p:?}"
+                ),
+            ));
+        }
         let s = spec(ch);
-        channels.push(Channel::new(q, Request::get(ch.url.clone()), move |b| {
-            s.extract(b)
+        let ts = ch.timestamp_pointer.clone();
+        channels.push(Channel::timed(q, Request::get(ch.url.clone()), move |b| {
+            let w = s.extract(b)?;
+            let at = match &ts {
+                Some(p) => timestamp::pointer_instant(&num::json(b)?, p)?,
+                None => None,
+            };
+            Ok((w, at))
         }));
     }
     if channels.is_empty() {

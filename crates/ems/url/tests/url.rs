@@ -131,3 +131,43 @@ async fn json_pointer_scale_and_sign() {
         Some(-1500.0),
     );
 }
+
+#[tokio::test]
+async fn r12_timestamp_pointer_dates_the_value() {
+    let s = MockServer::start().await;
+    let ten_min_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        - 600_000;
+    // A generic JSON endpoint (no vendor format) whose value says when it was measured, in ms.
+    serve_fixture(
+        &s,
+        "/meter",
+        format!(r#"{{"power": 1703.5, "time": {ten_min_ago}}}"#).into_bytes(),
+    )
+    .await;
+    serve_fixture(
+        &s,
+        "/pv",
+        fixture!("generation_number_with_unit_RECONSTRUCTED.txt"),
+    )
+    .await;
+    let src = build(&cfg(&format!(
+        "grid = {{ url = \"{0}/meter\", pointer = \"/power\", timestamp_pointer = \"/time\" }}\ngeneration = {{ url = \"{0}/pv\" }}",
+        s.uri()
+    )))
+    .unwrap();
+    let r = src.read().await.unwrap();
+    assert_reading(&r, Some(1111.0), None, Some(1703.5));
+    let age = r.measured_at.elapsed().as_secs_f64();
+    assert!((age - 600.0).abs() < 3.0, "age {age}");
+
+    let e = build(&cfg(&format!(
+        "grid = {{ url = \"{}/meter\", timestamp_pointer = \"time\" }}",
+        s.uri()
+    )))
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("grid.timestamp_pointer"), "{e}");
+}
