@@ -207,3 +207,17 @@ fn r13_ids_set_the_slave_twcids_twcmanager_style_or_hex() {
         assert!(e.contains("ids") && e.contains(reason), "{text:?}: {e}");
     }
 }
+
+#[test]
+fn config_examples_dummy_toml_parses_over_the_default_toml() {
+    let ex: toml::Table =
+        toml::from_str(include_str!("../../../../config/examples/dummy.toml")).unwrap();
+    let c = layered(&toml::to_string(&ex["comms"]["dummy"]).unwrap()).unwrap();
+    let ids: Vec<String> = c
+        .fleet()
+        .build()
+        .iter()
+        .map(|s| s.slave.id.to_string())
+        .collect();
+    assert_eq!(ids, ["4142", "4143", "4144"]);
+}
