@@ -6,6 +6,8 @@
 //! - `mqtt://` or `mqtts://` (rustls; the system's CA bundle or a `ca_file`), user name and
 //!   password.
 //! - A last will, so subscribers see the owner go offline when the process dies.
+//! - Logs: info on every connect, warn once when the first connect fails (with the broker's
+//!   address and the error) or the connection is lost, debug for the retries after that.
 //! - The event loop runs in its own task forever and reconnects with backoff and jitter; after each
 //!   reconnect it resubscribes and tells the owner ([`LinkEvent::Connected`]) so it can republish
 //!   its retained state. Publishing never waits for the broker: [`Link::publish`] queues or fails.
@@ -630,6 +632,10 @@ async fn run(
     let mut ever_connected = false;
     let mut backoff = MIN_BACKOFF;
     let mut was_up = false;
+    // Whether the current outage (or the failure to connect at start) has been reported at
+    // warn: once per outage, the retries are at debug.
+    let mut warned = false;
+    let broker = format!("{}:{}", p.host, p.port);
     loop {
         let (client, mut lp) = Loop::make(&p, v5);
         if let Ok(mut c) = inner.client.lock() {
@@ -645,12 +651,13 @@ async fn run(
                     backoff = MIN_BACKOFF;
                     ever_connected = true;
                     was_up = true;
+                    warned = false;
                     let protocol = if v5 { Protocol::V5 } else { Protocol::V311 };
                     inner
                         .protocol
                         .store(if v5 { 5 } else { 4 }, Ordering::Relaxed);
                     inner.connected.store(true, Ordering::Relaxed);
-                    info!(plugin = %plugin, broker = %format!("{}:{}", p.host, p.port), protocol = protocol.as_str(), session_present, "Connected to MQTT broker");
+                    info!(plugin = %plugin, broker = %broker, protocol = protocol.as_str(), session_present, "Connected to MQTT broker");
                     if let Err(e) = subscribe(&client, &p.settings.subscriptions) {
                         warn!(plugin = %plugin, error = %e, "Cannot subscribe");
                     }
@@ -677,22 +684,29 @@ async fn run(
                 Ok(Polled::Other) => {}
                 Err(e) => {
                     inner.connected.store(false, Ordering::Relaxed);
+                    // A v5 handshake refused by a 3.1.1 broker: not an outage, we fall back.
+                    let fall_back = v5
+                        && !ever_connected
+                        && e.version_suspect
+                        && p.settings.protocol == Protocol::Auto;
                     if was_up {
                         was_up = false;
-                        warn!(plugin = %plugin, error = %e.message, "MQTT connection lost; reconnecting with backoff");
+                        warned = true;
+                        warn!(plugin = %plugin, broker = %broker, error = %e.message, "MQTT connection lost; reconnecting with backoff");
                         let _ = events
                             .send(LinkEvent::Disconnected {
                                 error: e.message.clone(),
                             })
                             .await;
+                    } else if !warned && !fall_back {
+                        // The first failure to connect says where and why (an unreachable
+                        // broker at start would otherwise be silent); the retries do not.
+                        warned = true;
+                        warn!(plugin = %plugin, broker = %broker, error = %e.message, "Cannot connect to the MQTT broker; retrying with backoff");
                     } else {
-                        debug!(plugin = %plugin, error = %e.message, "MQTT connect failed");
+                        debug!(plugin = %plugin, broker = %broker, error = %e.message, "MQTT connect failed");
                     }
-                    if v5
-                        && !ever_connected
-                        && e.version_suspect
-                        && p.settings.protocol == Protocol::Auto
-                    {
+                    if fall_back {
                         info!(plugin = %plugin, error = %e.message, "The broker did not accept MQTT v5; falling back to 3.1.1");
                         v5 = false;
                         break 'conn;

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use tokio::io::DuplexStream;
 use twc_core::model::CentiAmps;
 use twc_core::plugin::{BuildError, Comms, CommsPlugin, PluginConfig};
-use twc_core::protocol::ProtocolVersion;
+use twc_core::protocol::{ProtocolVersion, TwcId};
 use twc_core::transport::StreamComms;
 use twc_sim::{FleetSpec, SimHandle, duplex_pair_named};
 
@@ -18,6 +18,10 @@ pub const NAME: &str = "dummy";
 pub struct DummyConfig {
     /// Number of simulated slaves (1–4; a real bus holds at most 3).
     pub slaves: usize,
+    /// TWCID of each slave, in order: 4 hex digits (`"4142"`) or, as TWCManager's Dummy
+    /// `twcID`, 2 ASCII characters whose bytes are the ID (`"AB"` = `4142`). Missing entries get
+    /// a random ID.
+    pub ids: Option<Vec<String>>,
     /// Each slave's rated maximum, A.
     pub max_amps: u16,
     /// Protocol version of every slave: 1 or 2.
@@ -37,6 +41,7 @@ impl Default for DummyConfig {
     fn default() -> Self {
         DummyConfig {
             slaves: 2,
+            ids: None,
             max_amps: 32,
             protocol: 2,
             cars_plugged_in: None,
@@ -66,22 +71,38 @@ impl DummyConfig {
         if !matches!(self.protocol, 1 | 2) {
             return err(format!("protocol: expected 1 or 2, got {}", self.protocol));
         }
+        // Per-slave lists: shorter than `slaves` is fine (the rest get the default), longer is
+        // a mistake (an entry for a slave that does not exist).
+        let too_long = |key: &str, n: usize| {
+            err(format!(
+                "{key}: {n} entries for {} slaves (set slaves = {n}, or remove entries; missing entries take the default)",
+                self.slaves
+            ))
+        };
+        if let Some(ids) = &self.ids {
+            if ids.len() > self.slaves {
+                return too_long("ids", ids.len());
+            }
+            let mut seen = Vec::new();
+            for s in ids {
+                let id = match parse_id(s) {
+                    Ok(id) => id,
+                    Err(m) => return err(format!("ids: {m}")),
+                };
+                if seen.contains(&id) {
+                    return err(format!("ids: {id} appears twice"));
+                }
+                seen.push(id);
+            }
+        }
         if let Some(cars) = &self.cars_plugged_in
             && cars.len() > self.slaves
         {
-            return err(format!(
-                "cars_plugged_in: {} entries for {} slaves",
-                cars.len(),
-                self.slaves
-            ));
+            return too_long("cars_plugged_in", cars.len());
         }
         if let Some(vins) = &self.vins {
             if vins.len() > self.slaves {
-                return err(format!(
-                    "vins: {} entries for {} slaves",
-                    vins.len(),
-                    self.slaves
-                ));
+                return too_long("vins", vins.len());
             }
             for v in vins {
                 if !v.is_empty() && (v.len() != 17 || !v.is_ascii()) {
@@ -125,9 +146,36 @@ impl DummyConfig {
                 .collect(),
             car_max_amps: CentiAmps::from_amps(self.car_max_amps),
             ramp_amps_per_sec: self.ramp_amps_per_sec,
+            // Checked by `validate`; an unparsable entry (unvalidated config) is left random.
+            ids: self
+                .ids
+                .iter()
+                .flatten()
+                .map_while(|s| parse_id(s).ok())
+                .collect(),
             ..FleetSpec::default()
         }
     }
+}
+
+/// A TWCID from the `ids` key: 4 hex digits, or TWCManager's 2-character `twcID` whose ASCII
+/// bytes are the ID (`"AB"` → `4142`).
+pub fn parse_id(s: &str) -> Result<TwcId, String> {
+    let t = s.trim();
+    let id = match t.as_bytes() {
+        [a, b] if t.is_ascii() => TwcId::from_u16(u16::from_be_bytes([*a, *b])),
+        _ => t.parse::<TwcId>().map_err(|_| {
+            format!(
+                "expected 4 hex digits (\"4142\") or 2 ASCII characters as TWCManager's twcID (\"AB\"), got {s:?}"
+            )
+        })?,
+    };
+    if matches!(id.as_u16(), 0x0000 | 0xFFFF) {
+        return Err(format!(
+            "{id} is reserved (0000 and FFFF are not slave IDs)"
+        ));
+    }
+    Ok(id)
 }
 
 /// Start the simulated slaves (in a spawned task) and return the master's end of the bus with a

@@ -129,3 +129,95 @@ async fn build_inside_a_runtime_returns_a_working_bus() {
     assert_eq!(f.code(), 0xFDE2);
     assert_eq!(comms.describe(), NAME);
 }
+
+/// The `[comms.dummy]` section the daemon sees: `config/default.toml` with the user's keys laid
+/// over it, key by key, as the layered config does.
+fn layered(user: &str) -> Result<DummyConfig, String> {
+    let root: toml::Table =
+        toml::from_str(include_str!("../../../../config/default.toml")).unwrap();
+    let mut section = root["comms"]["dummy"].as_table().unwrap().clone();
+    let over: toml::Table = toml::from_str(user).unwrap();
+    section.extend(over);
+    parse(&toml::to_string(&section).unwrap())
+}
+
+#[test]
+fn r13_slaves_1_alone_works_over_the_default_toml() {
+    let c = layered("enabled = true\nslaves = 1").unwrap();
+    let fleet = c.fleet().build();
+    assert_eq!(fleet.len(), 1);
+    assert!(
+        fleet[0].car.plugged_in,
+        "the default: a car on the first slave"
+    );
+    let c = layered("enabled = true\nslaves = 4").unwrap();
+    let plugged: Vec<bool> = c.fleet().build().iter().map(|s| s.car.plugged_in).collect();
+    assert_eq!(plugged, [true, false, false, false]);
+}
+
+#[test]
+fn r13_per_slave_lists_shorter_take_defaults_longer_name_the_key() {
+    let c = parse("slaves = 3\ncars_plugged_in = [false, true]\nvins = [\"\"]").unwrap();
+    let fleet = c.fleet().build();
+    let plugged: Vec<bool> = fleet.iter().map(|s| s.car.plugged_in).collect();
+    assert_eq!(plugged, [false, true, false]);
+    assert_eq!(fleet[0].car.vin, None);
+    assert!(fleet[1].car.vin.is_some() && fleet[2].car.vin.is_some());
+    for (text, key) in [
+        (
+            "slaves = 1\ncars_plugged_in = [true, false]",
+            "cars_plugged_in: 2 entries for 1 slaves",
+        ),
+        (
+            "slaves = 1\nvins = [\"\", \"\"]",
+            "vins: 2 entries for 1 slaves",
+        ),
+        (
+            "slaves = 1\nids = [\"AB\", \"CD\"]",
+            "ids: 2 entries for 1 slaves",
+        ),
+    ] {
+        let e = parse(text).unwrap_err();
+        assert!(e.contains(key), "{text:?}: {e}");
+    }
+}
+
+#[test]
+fn r13_ids_set_the_slave_twcids_twcmanager_style_or_hex() {
+    let c = parse("slaves = 3\nids = [\"AB\", \"7777\"]").unwrap();
+    let fleet = c.fleet().build();
+    assert_eq!(
+        fleet[0].slave.id.to_string(),
+        "4142",
+        "TWCManager's twcID \"AB\""
+    );
+    assert_eq!(fleet[1].slave.id.to_string(), "7777");
+    let third = fleet[2].slave.id.to_string();
+    assert!(
+        third != "4142" && third != "7777",
+        "a missing entry is random and distinct"
+    );
+    for (text, reason) in [
+        ("slaves = 2\nids = [\"AB\", \"4142\"]", "appears twice"),
+        ("slaves = 1\nids = [\"XYZ\"]", "4 hex digits"),
+        ("slaves = 1\nids = [\"ffff\"]", "reserved"),
+        ("slaves = 1\nids = [\"\"]", "4 hex digits"),
+    ] {
+        let e = parse(text).unwrap_err();
+        assert!(e.contains("ids") && e.contains(reason), "{text:?}: {e}");
+    }
+}
+
+#[test]
+fn config_examples_dummy_toml_parses_over_the_default_toml() {
+    let ex: toml::Table =
+        toml::from_str(include_str!("../../../../config/examples/dummy.toml")).unwrap();
+    let c = layered(&toml::to_string(&ex["comms"]["dummy"]).unwrap()).unwrap();
+    let ids: Vec<String> = c
+        .fleet()
+        .build()
+        .iter()
+        .map(|s| s.slave.id.to_string())
+        .collect();
+    assert_eq!(ids, ["4142", "4143", "4144"]);
+}

@@ -591,6 +591,11 @@ async fn delete_consumption_offset(State(st): State<AppState>, body: Bytes) -> R
     else {
         return bad("offsetName is required and must be a string");
     };
+    // TWCManager answers 404 "Offset not found" here; no offset can have an empty name, so the
+    // request itself is wrong.
+    if name.trim().is_empty() {
+        return bad("offsetName must not be empty");
+    }
     let n = name.clone();
     let cmd = Command::SetOffset {
         name: name.clone(),

@@ -14,9 +14,11 @@ mod v2;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use hyper::body::Incoming;
 use serde::Deserialize;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 use twc_core::engine::EngineHandle;
 use twc_core::history::HistoryQuery;
 use twc_core::plugin::{
@@ -57,8 +59,15 @@ pub struct HttpConfig {
     pub password: Secret,
     /// Bearer tokens for scripts (`Authorization: Bearer <token>`).
     pub tokens: Vec<Secret>,
-    /// Largest accepted request body, bytes.
+    /// Largest accepted request body, bytes (web UI and `/api/v2`).
     pub max_body_bytes: usize,
+    /// Largest accepted request body on TWCManager's `/api/...` routes, bytes: its clients send
+    /// debug commands of ~100 KB, and TWCManager itself has no limit.
+    pub compat_max_body_bytes: usize,
+    /// A client that leaves a request's headers, or its body, unfinished for this long is
+    /// disconnected (so idle or half-sent connections cannot pile up); also the idle time
+    /// before a kept-alive connection is closed.
+    pub read_timeout_secs: u64,
     /// How long a UI login lasts, hours.
     pub session_hours: u64,
     /// Volts per phase used to turn amps into watts when a slave reports no voltage.
@@ -83,6 +92,8 @@ impl Default for HttpConfig {
             password: Secret::default(),
             tokens: Vec::new(),
             max_body_bytes: 64 * 1024,
+            compat_max_body_bytes: 1024 * 1024,
+            read_timeout_secs: 30,
             session_hours: 24 * 30,
             voltage: 230.0,
             chart_interval_secs: 10,
@@ -100,8 +111,11 @@ impl HttpConfig {
         if c.port_attempts == 0 {
             return err("port_attempts must be at least 1");
         }
-        if c.max_body_bytes < 1024 {
-            return err("max_body_bytes must be at least 1024");
+        if c.max_body_bytes < 1024 || c.compat_max_body_bytes < 1024 {
+            return err("max_body_bytes and compat_max_body_bytes must be at least 1024");
+        }
+        if !(1..=3600).contains(&c.read_timeout_secs) {
+            return err("read_timeout_secs must be between 1 and 3600");
         }
         if !(c.voltage.is_finite() && (100.0..=500.0).contains(&c.voltage)) {
             return err("voltage must be between 100 and 500");
@@ -172,9 +186,14 @@ pub fn router_with_history(
         history,
     };
     let limit = state.cfg.max_body_bytes;
+    let compat_limit = state.cfg.compat_max_body_bytes;
     Router::new()
         .nest("/api/v2", v2::router())
-        .nest("/api", compat::router())
+        .nest(
+            "/api",
+            // The innermost limit wins: TWCManager's routes take larger bodies.
+            compat::router().layer(DefaultBodyLimit::max(compat_limit)),
+        )
         .merge(ui::router())
         .merge(auth::router())
         .route("/metrics", axum::routing::get(metrics::metrics))
@@ -183,6 +202,7 @@ pub fn router_with_history(
             auth::guard,
         ))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::map_response(util::json_refusals))
         .with_state(state)
 }
 
@@ -260,13 +280,52 @@ pub async fn serve_on_with_history(
     engine: EngineHandle,
     history: Option<Arc<dyn HistoryQuery>>,
 ) -> Result<(), PluginError> {
+    let read_timeout = Duration::from_secs(cfg.read_timeout_secs);
     let app = router_with_history(cfg, engine, history);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await
-    .map_err(|e| PluginError::new(ErrorKind::Transient, PLUGIN, "serve").with_source(e))
+    serve_app(listener, app, read_timeout).await
+}
+
+/// Serve `app` on `listener`: HTTP/1.1 with a header read timeout (hyper's, which also closes
+/// idle kept-alive connections) and a body read timeout (tower-http's `TimeoutBody`: the body
+/// must make progress at least every `read_timeout`). `axum::serve` has neither, so a client
+/// that sends half a request would hold its socket for ever.
+async fn serve_app(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    read_timeout: Duration,
+) -> Result<(), PluginError> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of file descriptors and the like: wait instead of spinning (as axum does).
+                tracing::warn!(kind = "control", plugin = PLUGIN, error = %e, "Cannot accept a connection");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let app = app.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                let mut req = req.map(|b| {
+                    axum::body::Body::new(tower_http::timeout::TimeoutBody::new(read_timeout, b))
+                });
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(remote));
+                let mut app = app.clone();
+                tower_service::Service::call(&mut app, req)
+            });
+            let mut b = hyper::server::conn::http1::Builder::new();
+            b.timer(TokioTimer::new()).header_read_timeout(read_timeout);
+            let conn = b
+                .serve_connection(TokioIo::new(stream), svc)
+                .with_upgrades();
+            if let Err(e) = conn.await {
+                tracing::debug!(kind = "control", plugin = PLUGIN, client = %remote, error = %e, "Connection ended with an error");
+            }
+        });
+    }
 }
 
 #[twc_core::async_trait]

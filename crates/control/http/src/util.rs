@@ -11,6 +11,42 @@ pub(crate) fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, Json(json!({ "error": msg.into() }))).into_response()
 }
 
+/// Refusals that axum's extractors and layers answer in plain text (413 too large, 415, 400 "failed
+/// to buffer the body"…) become `{"error": "<the text>"}` like every other refusal. Responses with
+/// an empty body (TWCManager's 404s) and non-text ones are left alone.
+pub(crate) async fn json_refusals(resp: Response) -> Response {
+    let status = resp.status();
+    let plain = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    // Rejection texts are short; anything longer is cut.
+    let text = match axum::body::to_bytes(body, 64 * 1024).await {
+        Ok(b) => String::from_utf8_lossy(&b).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let msg = if text.is_empty() {
+        status.canonical_reason().unwrap_or("refused").to_string()
+    } else if status == StatusCode::PAYLOAD_TOO_LARGE {
+        format!("{text}: the request body is larger than this server accepts")
+    } else {
+        text
+    };
+    let mut out = error(status, msg);
+    // Keep headers such as Retry-After or WWW-Authenticate, not the old length and type.
+    for (k, v) in parts.headers.iter() {
+        if k != axum::http::header::CONTENT_TYPE && k != axum::http::header::CONTENT_LENGTH {
+            out.headers_mut().append(k.clone(), v.clone());
+        }
+    }
+    out
+}
+
 /// 400 with a reason.
 pub(crate) fn bad(msg: impl Into<String>) -> Response {
     error(StatusCode::BAD_REQUEST, msg)

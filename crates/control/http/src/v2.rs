@@ -1044,13 +1044,16 @@ async fn get_vehicles(State(st): State<AppState>) -> Json<Vec<VehicleView>> {
 
 /// History query.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct HistoryQuery {
     /// Only samples at or after this Unix time.
     since: Option<i64>,
     /// Days of stored energy per day (1 … 366, default 14), when a database logger is present.
+    #[param(minimum = 1, maximum = 366)]
     days: Option<u32>,
     /// Hours of stored power points (1 … 168, default `chart_hours`), when a database logger is present.
+    #[param(minimum = 1, maximum = 168)]
     hours: Option<u32>,
 }
 

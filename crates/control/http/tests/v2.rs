@@ -841,3 +841,32 @@ async fn event_streams_are_bounded() {
     }
     assert!(ok, "a closed stream frees its slot");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r13_openapi_history_parameters_are_query_parameters_with_bounds() {
+    let d = demo(0).await;
+    let doc = d.json("/api/v2/openapi.json").await;
+    let params = doc["paths"]["/api/v2/history"]["get"]["parameters"]
+        .as_array()
+        .expect("history has parameters");
+    let by_name = |n: &str| {
+        params
+            .iter()
+            .find(|p| p["name"] == n)
+            .unwrap_or_else(|| panic!("no parameter {n}: {params:?}"))
+    };
+    for p in params {
+        assert_eq!(p["in"], "query", "{p}");
+    }
+    for (name, max) in [("days", 366), ("hours", 168)] {
+        let p = by_name(name);
+        assert_eq!(p["schema"]["minimum"], 1, "{p}");
+        assert_eq!(p["schema"]["maximum"], max, "{p}");
+        // What the document says is what the server enforces.
+        let r = d.get(&format!("/api/v2/history?{name}={}", max + 1)).await;
+        assert_eq!(r.status(), 400, "{name}");
+        let r = d.get(&format!("/api/v2/history?{name}={max}")).await;
+        assert_eq!(r.status(), 200, "{name}");
+    }
+    by_name("since");
+}

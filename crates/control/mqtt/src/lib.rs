@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::path::PathBuf;
 use std::time::Duration;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use twc_core::engine::{Command, CommandError, EngineHandle};
 use twc_core::model::{ConsumptionOffset, GridLimit, Schedule, Settings};
 use twc_core::plugin::{
@@ -69,13 +69,32 @@ pub enum Action {
     Settings(Box<Settings>),
 }
 
+/// At most `max` characters of `s`, with `…` when cut (on a character boundary).
+pub fn clip(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// A payload quoted in a refusal: Debug-escaped and cut to 40 characters, so a reason stays
+/// short whatever was sent (the reply carries the payload itself, cut, once).
+fn q(s: &str) -> String {
+    format!("{:?}", clip(s, 40))
+}
+
+/// A serde error under `key`, cut: serde quotes the offending value, which may be huge.
+fn de(key: &str, e: impl std::fmt::Display) -> String {
+    format!("{key}: {}", clip(&e.to_string(), 80))
+}
+
 fn parse_amps(key: &str, s: &str) -> Result<f64, String> {
     let a: f64 = s
         .trim()
         .parse()
-        .map_err(|_| format!("{key} must be a number of amps, got {s:?}"))?;
+        .map_err(|_| format!("{key} must be a number of amps, got {}", q(s)))?;
     if !a.is_finite() || a < 0.0 {
-        return Err(format!("{key} must be a number ≥ 0, got {s:?}"));
+        return Err(format!("{key} must be a number ≥ 0, got {}", q(s)));
     }
     Ok(a)
 }
@@ -87,7 +106,8 @@ pub fn parse_action(payload: &str) -> Result<&'static str, String> {
         "2" | "stop" => Ok("stop"),
         "3" | "green" => Ok("green"),
         other => Err(format!(
-            "nonScheduledAction must be 1 (charge), 2 (stop) or 3 (green), got {other:?}"
+            "nonScheduledAction must be 1 (charge), 2 (stop) or 3 (green), got {}",
+            q(other)
         )),
     }
 }
@@ -95,7 +115,10 @@ pub fn parse_action(payload: &str) -> Result<&'static str, String> {
 /// `"<amps>,<seconds>"`, e.g. `8,3600`.
 pub fn parse_charge_now(payload: &str) -> Result<Command, String> {
     let (a, s) = payload.split_once(',').ok_or_else(|| {
-        format!("chargeNow must be \"<amps>,<seconds>\" such as \"8,3600\", got {payload:?}")
+        format!(
+            "chargeNow must be \"<amps>,<seconds>\" such as \"8,3600\", got {}",
+            q(payload)
+        )
     })?;
     let amps = parse_amps("chargeNow amps", a)?;
     if amps <= 0.0 {
@@ -103,8 +126,8 @@ pub fn parse_charge_now(payload: &str) -> Result<Command, String> {
     }
     let secs: u64 = s.trim().parse().map_err(|_| {
         format!(
-            "chargeNow seconds must be a whole number, got {:?}",
-            s.trim()
+            "chargeNow seconds must be a whole number, got {}",
+            q(s.trim())
         )
     })?;
     if secs == 0 {
@@ -118,19 +141,22 @@ pub fn parse_charge_now(payload: &str) -> Result<Command, String> {
 
 fn parse_slave(key: &str, payload: &str) -> Result<Option<TwcId>, String> {
     let p = payload.trim();
-    if p.is_empty() || p.eq_ignore_ascii_case("all") {
+    if p.eq_ignore_ascii_case("all") {
         return Ok(None);
     }
-    p.parse::<TwcId>()
-        .map(Some)
-        .map_err(|e| format!("{key}: {e}"))
+    p.parse::<TwcId>().map(Some).map_err(|_| {
+        format!(
+            "{key}: expected 4 hex digits such as \"7777\", or \"all\", got {}",
+            q(p)
+        )
+    })
 }
 
 /// An amount with a unit: `"16 A"`, `"3000W"`, `"-300 W"` or `{"value": 16, "unit": "A"}`.
 fn parse_value_unit(key: &str, payload: &str) -> Result<Value, String> {
     let p = payload.trim();
     if p.starts_with('{') {
-        let v: Value = serde_json::from_str(p).map_err(|e| format!("{key}: bad JSON: {e}"))?;
+        let v: Value = serde_json::from_str(p).map_err(|e| de(key, format!("bad JSON: {e}")))?;
         return Ok(v);
     }
     let (num, unit) = if let Some(n) = p.strip_suffix(['A', 'a']) {
@@ -139,15 +165,16 @@ fn parse_value_unit(key: &str, payload: &str) -> Result<Value, String> {
         (n, "W")
     } else {
         return Err(format!(
-            "{key} must be a number with a unit, such as \"16 A\" or \"3000 W\", got {p:?}"
+            "{key} must be a number with a unit, such as \"16 A\" or \"3000 W\", got {}",
+            q(p)
         ));
     };
     let value: f64 = num
         .trim()
         .parse()
-        .map_err(|_| format!("{key} must be a number with a unit, got {p:?}"))?;
+        .map_err(|_| format!("{key} must be a number with a unit, got {}", q(p)))?;
     if !value.is_finite() {
-        return Err(format!("{key} must be a finite number, got {p:?}"));
+        return Err(format!("{key} must be a finite number, got {}", q(p)));
     }
     Ok(json!({ "value": value, "unit": unit }))
 }
@@ -196,14 +223,14 @@ fn unknown_keys(key: &str, target: &Value, patch: &Value) -> Result<(), String> 
 
 /// Apply the merge patch `patch` to the whole settings; top-level keys must exist.
 fn patch_settings(key: &str, current: &Settings, patch: Value) -> Result<Settings, String> {
-    let mut root = serde_json::to_value(current).map_err(|e| format!("{key}: {e}"))?;
+    let mut root = serde_json::to_value(current).map_err(|e| de(key, e))?;
     unknown_keys(key, &root, &patch)?;
     merge(&mut root, &patch);
-    serde_json::from_value(root).map_err(|e| format!("{key}: {e}"))
+    serde_json::from_value(root).map_err(|e| de(key, e))
 }
 
 fn json_payload(key: &str, payload: &str) -> Result<Value, String> {
-    serde_json::from_str(payload.trim()).map_err(|e| format!("{key}: bad JSON: {e}"))
+    serde_json::from_str(payload.trim()).map_err(|e| de(key, format!("bad JSON: {e}")))
 }
 
 /// Turn one control message into an action. `name` is the topic after `<prefix>/control/`.
@@ -213,6 +240,11 @@ pub fn parse(
     current: &Settings,
     allow_stop: bool,
 ) -> Result<Action, String> {
+    if payload.trim().is_empty() {
+        // Publishing an empty retained message is how a retained topic is cleared: it must
+        // never act (an empty stopCharging used to stop every TWC).
+        return Err("an empty payload is not a command; ignored".into());
+    }
     let cmd = |c| Ok(Action::Command(c));
     match name {
         "chargeNow" => cmd(parse_charge_now(payload)?),
@@ -244,24 +276,19 @@ pub fn parse(
                 return Err("schedule must be a JSON object".into());
             }
             // A merge patch of the current schedule, so `{"enabled": false}` keeps the windows.
-            let mut cur =
-                serde_json::to_value(&current.schedule).map_err(|e| format!("schedule: {e}"))?;
+            let mut cur = serde_json::to_value(&current.schedule).map_err(|e| de("schedule", e))?;
             unknown_keys("schedule", &cur, &v)?;
             merge(&mut cur, &v);
-            let schedule: Schedule =
-                serde_json::from_value(cur).map_err(|e| format!("schedule: {e}"))?;
+            let schedule: Schedule = serde_json::from_value(cur).map_err(|e| de("schedule", e))?;
             cmd(Command::SetSchedule(Box::new(schedule)))
         }
         "gridLimit" => {
             let p = payload.trim();
-            let limit = if p.is_empty() || p.eq_ignore_ascii_case("none") || p == "null" {
+            let limit = if p.eq_ignore_ascii_case("none") || p == "null" {
                 None
             } else {
                 let v = parse_value_unit("gridLimit", p)?;
-                Some(
-                    serde_json::from_value::<GridLimit>(v)
-                        .map_err(|e| format!("gridLimit: {e}"))?,
-                )
+                Some(serde_json::from_value::<GridLimit>(v).map_err(|e| de("gridLimit", e))?)
             };
             cmd(Command::SetGridLimit(limit))
         }
@@ -293,13 +320,13 @@ pub fn parse(
                     return Err("consumptionOffset needs a name: consumptionOffset/<name>".into());
                 }
                 let p = payload.trim();
-                let offset_value = if p.is_empty() || p.eq_ignore_ascii_case("delete") {
+                let offset_value = if p.eq_ignore_ascii_case("delete") {
                     None
                 } else {
                     let v = parse_value_unit("consumptionOffset", p)?;
                     Some(
                         serde_json::from_value::<ConsumptionOffset>(v)
-                            .map_err(|e| format!("consumptionOffset: {e}"))?,
+                            .map_err(|e| de("consumptionOffset", e))?,
                     )
                 };
                 return cmd(Command::SetOffset {
@@ -312,23 +339,24 @@ pub fn parse(
                     return Err("priority needs a VIN or TWCID: priority/<VIN or TWCID>".into());
                 }
                 let p = payload.trim();
-                let priority = if p.is_empty() || p.eq_ignore_ascii_case("delete") {
-                    None
-                } else {
-                    Some(
-                        p.parse::<i32>()
-                            .map_err(|_| format!("priority must be a whole number, got {p:?}"))?,
-                    )
-                };
+                let priority =
+                    if p.eq_ignore_ascii_case("delete") {
+                        None
+                    } else {
+                        Some(p.parse::<i32>().map_err(|_| {
+                            format!("priority must be a whole number, got {}", q(p))
+                        })?)
+                    };
                 return cmd(Command::SetPriority {
                     key: key.to_string(),
                     priority,
                 });
             }
             Err(format!(
-                "unknown control topic {other:?}; known: chargeNow, chargeNowEnd, nonScheduledAmpsMax, \
+                "unknown control topic {}; known: chargeNow, chargeNowEnd, nonScheduledAmpsMax, \
                  nonScheduledAction, stop, startCharging, stopCharging, schedule, gridLimit, flexAmps, \
-                 vinAllow, vinDeny, consumptionOffset/<name>, priority/<VIN or TWCID>, settings"
+                 vinAllow, vinDeny, consumptionOffset/<name>, priority/<VIN or TWCID>, settings",
+                q(other)
             ))
         }
     }
@@ -391,6 +419,23 @@ pub fn result_topic(prefix: &str) -> String {
     format!("{prefix}/control/result")
 }
 
+/// Characters of the payload echoed in a reply and in logs.
+pub const PAYLOAD_ECHO_CHARS: usize = 200;
+/// Characters of a refusal's reason, at most.
+pub const MESSAGE_CHARS: usize = 300;
+
+/// The reply on the result topic: the topic, the payload cut to [`PAYLOAD_ECHO_CHARS`] (once),
+/// its full size, the outcome and a reason of at most [`MESSAGE_CHARS`].
+pub fn reply(name: &str, payload: &str, ok: bool, message: &str) -> Value {
+    json!({
+        "topic": clip(name, PAYLOAD_ECHO_CHARS),
+        "payload": clip(payload, PAYLOAD_ECHO_CHARS),
+        "payload_bytes": payload.len(),
+        "ok": ok,
+        "message": clip(message, MESSAGE_CHARS),
+    })
+}
+
 async fn handle(
     engine: &EngineHandle,
     cfg: &MqttControlConfig,
@@ -441,18 +486,26 @@ impl ControlSurface for MqttControl {
                 continue;
             }
             let text = String::from_utf8_lossy(&payload).into_owned();
+            if text.trim().is_empty() {
+                // How people clear a retained topic; never a command (it used to mean "every
+                // TWC" for stopCharging).
+                debug!(plugin = PLUGIN, topic = ?topic, "Empty MQTT control message ignored");
+                continue;
+            }
             let outcome = handle(&engine, &self.cfg, name, &text, retain).await;
-            let (ok, message) = match &outcome {
+            let shown = clip(&text, PAYLOAD_ECHO_CHARS);
+            let (ok, message) = match outcome {
                 Ok(m) => {
-                    info!(plugin = PLUGIN, topic = %topic, payload = %text, "MQTT control applied");
-                    (true, m.clone())
+                    info!(plugin = PLUGIN, topic = ?topic, payload = ?shown, "MQTT control applied");
+                    (true, m)
                 }
                 Err(m) => {
-                    warn!(plugin = PLUGIN, topic = %topic, payload = %text, reason = %m, "MQTT control refused");
-                    (false, m.clone())
+                    let m = clip(&m, MESSAGE_CHARS);
+                    warn!(plugin = PLUGIN, topic = ?topic, payload = ?shown, reason = ?m, "MQTT control refused");
+                    (false, m)
                 }
             };
-            let body = json!({ "topic": name, "payload": text, "ok": ok, "message": message });
+            let body = reply(name, &text, ok, &message);
             if let Err(e) = link.publish(&result, body.to_string(), false) {
                 warn!(plugin = PLUGIN, error = %e, "Cannot publish the control result");
             }
@@ -498,6 +551,59 @@ mod tests {
     }
 
     #[test]
+    fn r13_an_empty_payload_is_never_a_command() {
+        let s = Settings::default();
+        for name in [
+            "chargeNow",
+            "chargeNowEnd",
+            "nonScheduledAmpsMax",
+            "nonScheduledAction",
+            "stop",
+            "startCharging",
+            "stopCharging",
+            "schedule",
+            "gridLimit",
+            "flexAmps",
+            "vinAllow",
+            "vinDeny",
+            "consumptionOffset/heat",
+            "priority/7777",
+            "settings",
+        ] {
+            for p in ["", " ", "\n"] {
+                assert!(parse(name, p, &s, true).is_err(), "{name} {p:?} acted");
+            }
+        }
+    }
+
+    #[test]
+    fn r13_replies_are_bounded_whatever_was_sent() {
+        let s = Settings::default();
+        let big = "x".repeat(1_000_000);
+        for (name, payload) in [
+            ("chargeNow", big.clone()),
+            ("schedule", format!(r#"{{"amps": "{big}"}}"#)),
+            ("noSuchTopic", big.clone()),
+            ("priority/7777", big.clone()),
+            ("gridLimit", format!("{big} A")),
+        ] {
+            let m = parse(name, &payload, &s, false).unwrap_err();
+            let v = reply(name, &payload, false, &m);
+            let r = v.to_string();
+            assert!(r.len() < 1024, "{name}: {} bytes", r.len());
+            // The payload once (cut), and at most a short quote of it in the reason.
+            let echoed = v["payload"].as_str().unwrap();
+            assert!(echoed.chars().count() <= PAYLOAD_ECHO_CHARS + 1, "{r}");
+            assert!(payload.starts_with(echoed.trim_end_matches('…')), "{r}");
+            let quoted = v["message"].as_str().unwrap().matches('x').count();
+            assert!(quoted <= 90, "{name}: the reason repeats the payload: {r}");
+            assert_eq!(v["payload_bytes"], payload.len());
+        }
+        assert_eq!(clip("héllo", 2), "hé…");
+        assert_eq!(clip("hé", 2), "hé");
+    }
+
+    #[test]
     fn actions() {
         assert_eq!(parse_action("1"), Ok("charge"));
         assert_eq!(parse_action(" 2 "), Ok("stop"));
@@ -508,9 +614,9 @@ mod tests {
     #[test]
     fn stop_needs_opt_in() {
         let s = Settings::default();
-        assert!(parse("stop", "", &s, false).is_err());
+        assert!(parse("stop", "now", &s, false).is_err());
         assert!(matches!(
-            parse("stop", "", &s, true),
+            parse("stop", "now", &s, true),
             Ok(Action::Command(Command::Shutdown))
         ));
     }

@@ -178,7 +178,7 @@ async fn twcmanager_topics_change_the_engine() {
     let s = wait_status(&rig.engine, 10, |s| s.policy.name == "Charge Now").await;
     assert_eq!(s.policy.budget.amps(), 8.0);
 
-    rig.ok("chargeNowEnd", "").await;
+    rig.ok("chargeNowEnd", "1").await;
     assert!(rig.settings().charge_now.is_none());
     wait_status(&rig.engine, 10, |s| s.policy.name != "Charge Now").await;
 
@@ -216,8 +216,8 @@ async fn bad_payloads_are_refused_with_a_reason() {
         ("nonScheduledAmpsMax", "-1", "≥ 0"),
         ("nonScheduledAmpsMax", "40", "wiring limit"),
         ("nonScheduledAction", "4", "1 (charge)"),
-        ("nonScheduledAction", "", "1 (charge)"),
-        ("stop", "", "allow_stop"),
+        ("nonScheduledAction", " x", "1 (charge)"),
+        ("stop", "now", "allow_stop"),
         ("startCharging", "XYZ", "4 hex digits"),
         ("stopCharging", "1234", "no slave 1234"),
         ("schedule", "not json", "bad JSON"),
@@ -354,12 +354,102 @@ async fn v2_topics_change_the_engine() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r13_empty_payloads_are_ignored_on_every_command_topic() {
+    let Some((host, port)) = twc_testkit::mqtt_broker().await else {
+        return;
+    };
+    let mut rig = Rig::start(&host, port, true, "auto").await;
+    wait_status(&rig.engine, 20, |s| s.slaves.len() == 1).await;
+    let before = rig.settings();
+    let results = rig.seen.all(&rig.result_topic()).len();
+    for name in [
+        "stopCharging",
+        "startCharging",
+        "chargeNow",
+        "chargeNowEnd",
+        "nonScheduledAmpsMax",
+        "nonScheduledAction",
+        "stop",
+        "schedule",
+        "gridLimit",
+        "flexAmps",
+        "vinAllow",
+        "vinDeny",
+        "consumptionOffset/heat",
+        "priority/7777",
+        "settings",
+    ] {
+        // Clearing a retained topic: an empty retained message, which the broker also forwards
+        // to current subscribers; and a plain empty one.
+        for retain in [true, false] {
+            rig.client
+                .publish(
+                    format!("{}/control/{name}", rig.prefix),
+                    QoS::AtLeastOnce,
+                    retain,
+                    "",
+                )
+                .await
+                .unwrap();
+        }
+    }
+    // Messages on one topic arrive in order: once this answer is in, every empty one was read.
+    let r = rig.send("flexAmps", "1").await;
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(
+        rig.seen.all(&rig.result_topic()).len(),
+        results + 1,
+        "no reply to an empty payload: {:?}",
+        rig.seen.all(&rig.result_topic())
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !rig.sim.slave(0).unwrap().contactor_open,
+        "an empty stopCharging stopped the TWC"
+    );
+    assert!(
+        !rig.engine.task.is_finished(),
+        "an empty stop stopped twcmanager"
+    );
+    assert_eq!(
+        Settings {
+            flex_amps: before.flex_amps,
+            ..rig.settings()
+        },
+        before
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r13_a_huge_command_gets_a_short_reply() {
+    let Some((host, port)) = twc_testkit::mqtt_broker().await else {
+        return;
+    };
+    let mut rig = Rig::start(&host, port, false, "auto").await;
+    for (name, payload) in [
+        ("chargeNow", "9".repeat(500_000)),
+        (
+            "schedule",
+            format!(r#"{{"amps": "{}"}}"#, "a".repeat(500_000)),
+        ),
+    ] {
+        let r = rig.send(name, &payload).await;
+        assert_eq!(r["ok"], false, "{name}");
+        let text = r.to_string();
+        assert!(text.len() < 1024, "{name}: a {} byte reply", text.len());
+        assert_eq!(r["payload_bytes"], payload.len());
+        let echoed = r["payload"].as_str().unwrap().trim_end_matches('…');
+        assert!(payload.starts_with(echoed) && echoed.len() <= 200, "{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_ends_the_engine_when_allowed() {
     let Some((host, port)) = twc_testkit::mqtt_broker().await else {
         return;
     };
     let mut rig = Rig::start(&host, port, true, "auto").await;
-    let r = rig.send("stop", "").await;
+    let r = rig.send("stop", "now").await;
     assert_eq!(r["ok"], true, "{r}");
     let end = tokio::time::Instant::now() + Duration::from_secs(15);
     while !rig.engine.task.is_finished() {
@@ -646,4 +736,47 @@ async fn persistent_session_delivers_commands_sent_while_offline() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[derive(Clone, Default)]
+struct LogBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Current-thread runtime: the surface's tasks run on this thread, under this test's subscriber.
+#[tokio::test]
+async fn r13_payloads_are_escaped_in_logs() {
+    let Some((host, port)) = twc_testkit::mqtt_broker().await else {
+        return;
+    };
+    let buf = LogBuf::default();
+    let w = buf.clone();
+    let sub = tracing_subscriber::fmt()
+        .with_writer(move || w.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(sub);
+    let mut rig = Rig::start(&host, port, false, "auto").await;
+    let forged = "8,3600\n2026-01-01T00:00:00Z ERROR twc_core: FORGED line";
+    let r = rig.send("chargeNow", forged).await;
+    assert_eq!(r["ok"], false, "{r}");
+    let r = rig.send("nonScheduledAmpsMax", "7\nFORGED applied").await;
+    assert_eq!(r["ok"], false, "{r}");
+    let text = String::from_utf8_lossy(&buf.0.lock().unwrap()).into_owned();
+    assert!(text.contains("MQTT control refused"), "{text}");
+    for line in text.lines() {
+        assert!(
+            !line.starts_with("2026-01-01") && !line.starts_with("FORGED"),
+            "a payload forged a log line: {line:?}\n{text}"
+        );
+    }
+    assert!(text.contains("\\nFORGED"), "escaped: {text}");
 }

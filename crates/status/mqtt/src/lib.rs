@@ -137,6 +137,62 @@ fn twc_device(cfg: &MqttStatusConfig, ident: &str, firmware: Option<&str>) -> Va
     d
 }
 
+/// What makes this instance's Home Assistant ids unique on a shared broker: its topic prefix
+/// (two instances on one broker must use different ones, or their state topics would mix too).
+/// With TWCManager's defaults (`TWC` for both prefixes) the ids are TWCManager's.
+fn id_base(cfg: &MqttStatusConfig) -> String {
+    format!("twcmanager_{}", node_id(&cfg.topic_prefix))
+}
+
+/// The entity name Home Assistant shows (the unit is in `unit_of_measurement`, not the name).
+pub fn entity_name(v: &CompatValue) -> String {
+    match v.snake {
+        "total_amps_in_use" => "Total current in use".into(),
+        "max_amps_for_slaves" => "Current available to chargers".into(),
+        "current_policy" => "Policy".into(),
+        "min_amps_per_twc" => "Minimum current per charger".into(),
+        "amps_max" => "Maximum current".into(),
+        "amps_in_use" => "Current in use".into(),
+        "state" => "State".into(),
+        "cars_charging" => "Car charging".into(),
+        "current_vehicle_vin" => "Current vehicle VIN".into(),
+        "last_vehicle_vin" => "Last vehicle VIN".into(),
+        "lifetime_kwh" => "Lifetime energy".into(),
+        "voltage_phase_a" => "Voltage phase A".into(),
+        "voltage_phase_b" => "Voltage phase B".into(),
+        "voltage_phase_c" => "Voltage phase C".into(),
+        "charger_load_w" => "Charger load".into(),
+        "amps_offered" => "Current offered".into(),
+        "amps_desired" => "Current desired".into(),
+        _ => v.title(),
+    }
+}
+
+/// TWC state codes (`<TWCID>/state` carries the number, as TWCManager publishes it) and the name
+/// Home Assistant shows for each.
+fn state_names() -> Vec<(u8, &'static str)> {
+    (0..=0x0Fu8)
+        .map(|c| (c, twc_core::protocol::SlaveState(c).name()))
+        .collect()
+}
+
+/// A template that turns the state code into its name, and the names (an `enum` sensor's options).
+fn state_template() -> (String, Vec<&'static str>) {
+    let names = state_names();
+    let map: Vec<String> = names.iter().map(|(c, n)| format!("'{c}': '{n}'")).collect();
+    let template = format!(
+        "{{{{ {{{}}}.get(value | trim, 'unknown') }}}}",
+        map.join(", ")
+    );
+    let mut options: Vec<&'static str> = Vec::new();
+    for (_, n) in names {
+        if !options.contains(&n) {
+            options.push(n);
+        }
+    }
+    (template, options)
+}
+
 /// Keys that Home Assistant controls show instead of a sensor.
 const CONTROL_STATE_KEYS: [&str; 2] = ["nonScheduledAmpsMax", "nonScheduledAction"];
 
@@ -151,8 +207,8 @@ fn sensor_config(cfg: &MqttStatusConfig, v: &CompatValue, device: &Value) -> (St
         v.snake
     );
     let mut payload = json!({
-        "name": v.title(),
-        "unique_id": format!("twcmanager_{}_{}_{}", cfg.device_name_prefix.replace(' ', "_"), v.ident, v.snake),
+        "name": entity_name(v),
+        "unique_id": format!("{}_{}_{}", id_base(cfg), v.ident, v.snake),
         "state_topic": format!("{p}/{}/{}", v.ident, v.key),
         "availability_topic": availability_topic(p),
         "device": device,
@@ -165,6 +221,12 @@ fn sensor_config(cfg: &MqttStatusConfig, v: &CompatValue, device: &Value) -> (St
     }
     if let Some(c) = v.state_class() {
         payload["state_class"] = json!(c);
+    }
+    if v.snake == "state" {
+        let (template, options) = state_template();
+        payload["value_template"] = json!(template);
+        payload["device_class"] = json!("enum");
+        payload["options"] = json!(options);
     }
     (topic, payload)
 }
@@ -183,10 +245,7 @@ fn control_config(
         cfg.discovery_prefix,
         node_id(p)
     );
-    payload["unique_id"] = json!(format!(
-        "twcmanager_{}_{ident}_{object}",
-        cfg.device_name_prefix.replace(' ', "_")
-    ));
+    payload["unique_id"] = json!(format!("{}_{ident}_{object}", id_base(cfg)));
     payload["availability_topic"] = json!(availability_topic(p));
     payload["device"] = device.clone();
     (topic, payload)
@@ -273,7 +332,7 @@ pub fn render(cfg: &MqttStatusConfig, status: &Status) -> Vec<Msg> {
             "non_scheduled_amps_max",
             &site,
             json!({
-                "name": "Non-scheduled amps",
+                "name": "Non-scheduled current",
                 "command_topic": format!("{p}/control/nonScheduledAmpsMax"),
                 "state_topic": format!("{p}/config/nonScheduledAmpsMax"),
                 "min": 0,

@@ -130,7 +130,13 @@ async fn status_topics_and_discovery_are_retained_with_twcmanager_names() {
             )
             .await,
     );
-    assert_eq!(sensor["unique_id"], "twcmanager_TWC_7777_amps_in_use");
+    // TWCManager's unique ids, keyed by the topic prefix (which is what sets two instances on
+    // one broker apart): `twcmanager_TWC_…` with the default prefix.
+    assert_eq!(
+        sensor["unique_id"],
+        format!("twcmanager_{node}_7777_amps_in_use")
+    );
+    assert_eq!(sensor["name"], "Current in use");
     assert_eq!(sensor["state_topic"], t("7777/ampsInUse"));
     assert_eq!(sensor["unit_of_measurement"], "A");
     assert_eq!(sensor["device_class"], "current");
@@ -161,7 +167,7 @@ async fn status_topics_and_discovery_are_retained_with_twcmanager_names() {
         site["device"]["identifiers"][0],
         format!("twcmanager_{prefix}_all")
     );
-    assert_eq!(site["name"], "Total amps in use");
+    assert_eq!(site["name"], "Total current in use");
     let cfg_sensor = json(
         &seen
             .wait_for(
@@ -429,4 +435,94 @@ fn example_config_parses() {
     assert!(e.to_string().contains("rate_limt_secs"), "{e}");
     let bad = PluginConfig::from_toml("status.mqtt", "protocol = \"4.0\"\n").unwrap();
     assert!(MqttStatus::new("status.mqtt", bad.parse().unwrap()).is_err());
+}
+
+fn discovery_configs(cfg: &MqttStatusConfig, status: &Status) -> Vec<(String, Value)> {
+    twc_status_mqtt::render(cfg, status)
+        .into_iter()
+        .filter(|m| m.topic.starts_with(&format!("{}/", cfg.discovery_prefix)))
+        .map(|m| (m.topic, json(&String::from_utf8(m.payload).unwrap())))
+        .collect()
+}
+
+fn site_with_one_twc() -> Status {
+    let mut s = status_named("Track Green Energy");
+    s.slaves = vec![twc_testkit::events::slave(1234, 16, true)];
+    s
+}
+
+#[test]
+fn r13_two_instances_on_one_broker_have_distinct_unique_ids() {
+    // Two twcmanagers on one broker: different topic prefixes, the default device name prefix.
+    let a = config("mqtt://127.0.0.1:1883", "garage", "homeassistant", 0);
+    let b = config("mqtt://127.0.0.1:1883", "barn", "homeassistant", 0);
+    let status = site_with_one_twc();
+    let ids = |cfg: &MqttStatusConfig| -> std::collections::BTreeSet<String> {
+        discovery_configs(cfg, &status)
+            .iter()
+            .map(|(_, v)| v["unique_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (ia, ib) = (ids(&a), ids(&b));
+    assert_eq!(
+        ia.len(),
+        discovery_configs(&a, &status).len(),
+        "ids unique within one instance"
+    );
+    let shared: Vec<&String> = ia.intersection(&ib).collect();
+    assert!(
+        shared.is_empty(),
+        "Home Assistant drops all but one of {shared:?}"
+    );
+    // Even with the same TWCID on both sites, and whatever the device names say.
+    assert!(ia.iter().any(|i| i.contains("7777") || i.contains("4142")));
+    // TWCManager's defaults keep TWCManager's ids.
+    let d = config("mqtt://127.0.0.1:1883", "TWC", "homeassistant", 0);
+    assert!(ids(&d).contains("twcmanager_TWC_all_total_amps_in_use"));
+}
+
+#[test]
+fn r13_entity_names_are_human_and_the_state_sensor_shows_names() {
+    let cfg = config("mqtt://127.0.0.1:1883", "TWC", "homeassistant", 0);
+    let configs = discovery_configs(&cfg, &site_with_one_twc());
+    let by_id = |suffix: &str| -> &Value {
+        &configs
+            .iter()
+            .find(|(_, v)| v["unique_id"].as_str().unwrap().ends_with(suffix))
+            .unwrap_or_else(|| panic!("no entity *{suffix}"))
+            .1
+    };
+    assert_eq!(by_id("_charger_load_w")["name"], "Charger load");
+    assert_eq!(by_id("_charger_load_w")["unit_of_measurement"], "W");
+    assert_eq!(by_id("_lifetime_kwh")["name"], "Lifetime energy");
+    assert_eq!(by_id("_lifetime_kwh")["unit_of_measurement"], "kWh");
+    for (_, v) in &configs {
+        let name = v["name"].as_str().unwrap().to_lowercase();
+        for unit in [" w", " kwh", " amps", " volts"] {
+            assert!(!name.ends_with(unit), "a unit in the name: {name:?}");
+        }
+        assert!(!name.contains('_'), "a key, not a name: {name:?}");
+    }
+    let state = by_id("_4142_state");
+    assert_eq!(state["device_class"], "enum");
+    let template = state["value_template"].as_str().unwrap();
+    let options: Vec<&str> = state["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_str().unwrap())
+        .collect();
+    for code in 0..=15u8 {
+        let name = twc_core::protocol::SlaveState(code).name();
+        assert!(
+            template.contains(&format!("'{code}': '{name}'")),
+            "{code} in {template}"
+        );
+        assert!(options.contains(&name), "{name} in {options:?}");
+    }
+    assert!(options.contains(&"charging") && options.contains(&"unknown"));
+    assert!(
+        template.starts_with("{{") && template.ends_with("}}"),
+        "{template}"
+    );
 }
