@@ -33,9 +33,10 @@ fn main() -> ExitCode {
         "bench" => bench(),
         "e2e" => e2e(),
         "sim" => sim(rest),
+        "soak" => soak(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | test | tidy | fuzz [target] [--secs N] | new-plugin <kind> <name> | bench | e2e | sim --trace FILE.csv>"
+                "usage: cargo xtask <ci | test | tidy | fuzz [target] [--secs N] | new-plugin <kind> <name> | bench | e2e | sim --trace FILE.csv | soak [--cases N]>"
             );
             return if task == "help" {
                 ExitCode::SUCCESS
@@ -182,6 +183,35 @@ fn feature_sweep() -> Result<(), String> {
         "warnings",
     ]);
     step("feature full", c)
+}
+
+/// The safety soak: the adversarial engine-level property test (`crates/replay/tests/safety.rs`)
+/// with `--cases N` cases (default 100,000), in release mode; the test prints how many cases
+/// ran, each checking invariants 1–5 every simulated second.
+fn soak(args: &[String]) -> Result<(), String> {
+    let cases = args
+        .iter()
+        .position(|a| a == "--cases")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| "100000".into());
+    cases
+        .parse::<u32>()
+        .map_err(|_| format!("--cases {cases:?}: expected a whole number"))?;
+    let mut c = cargo();
+    c.env("PROPTEST_CASES", &cases);
+    c.args([
+        "test",
+        "--release",
+        "-p",
+        "twc-replay",
+        "--test",
+        "safety",
+        "the_guarantees_hold_against_adversarial_models",
+        "--",
+        "--nocapture",
+    ]);
+    step(&format!("safety soak ({cases} cases)"), c)
 }
 
 fn fuzz(args: &[String]) -> Result<(), String> {

@@ -620,3 +620,74 @@ fn reply_hb(m: &mut Master, now: Instant) {
         now,
     );
 }
+
+/// Issue #12, case 8: a car that keeps drawing more than offered is reported after the grace
+/// time, then gets a stop command (protocol 2); a TWCID shared by two units counts twice.
+#[test]
+fn a_car_that_ignores_its_offer_is_reported_then_stopped_and_a_clash_counts_twice() {
+    let v = ProtocolVersion::V2;
+    let mut m = Master::new(MasterConfig {
+        link_ready_bursts: false,
+        ..cfg()
+    });
+    let mut now = Instant::now();
+    link(&mut m, A, v, now);
+    m.set_targets(&BTreeMap::from([(A, CentiAmps::ZERO)]));
+    let start = now;
+    let (mut reported, mut stopped) = (None, None);
+    while now - start < Duration::from_secs(120) {
+        match next(&mut m, &mut now) {
+            Message::MasterHeartbeat { .. } => {
+                // Offered 0 A, the car draws 6 A regardless.
+                reply(&mut m, A, CentiAmps::ZERO, CentiAmps::from_amps(6), v, now);
+            }
+            Message::StopCharging { slave, .. } if slave == A => {
+                stopped.get_or_insert(now - start);
+            }
+            _ => {}
+        }
+        for e in m.check_timeouts(now) {
+            if matches!(e, MasterEvent::NotFollowing { slave, .. } if slave == A) {
+                reported.get_or_insert(now - start);
+            }
+        }
+    }
+    let reported = reported.expect("the car that ignores 0 A is reported");
+    assert!(
+        reported >= Duration::from_secs(5) && reported < Duration::from_secs(8),
+        "{reported:?}"
+    );
+    let stopped = stopped.expect("and then stopped with FC B2");
+    assert!(
+        stopped >= Duration::from_secs(60) && stopped < Duration::from_secs(70),
+        "{stopped:?}"
+    );
+    // What it draws counts, whatever it was offered.
+    assert_eq!(m.committed_total(), CentiAmps::from_amps(6));
+
+    // Two units with one TWCID (different signs within 5 s): everything counts twice.
+    let mut m = Master::new(MasterConfig {
+        link_ready_bursts: false,
+        ..cfg()
+    });
+    let now = Instant::now();
+    link(&mut m, B, v, now);
+    let other = Message::SlaveLinkReady {
+        slave: B,
+        sign: 2,
+        max_amps: CentiAmps(3200),
+        version: v,
+    }
+    .encode()
+    .unwrap();
+    assert!(
+        m.handle_frame(&other, now)
+            .contains(&MasterEvent::IdClash(B))
+    );
+    assert_eq!(m.slave(B).unwrap().units, 2);
+    assert_eq!(
+        m.committed_total(),
+        CentiAmps::from_amps(64),
+        "two units at their rating"
+    );
+}

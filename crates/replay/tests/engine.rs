@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use twc_core::engine::{self, Command, EngineConfig, EngineHandle};
+use twc_core::engine::{self, Command, CommandError, EngineConfig, EngineHandle};
 use twc_core::master::MasterConfig;
 use twc_core::model::{CentiAmps, Settings};
 use twc_core::protocol::TwcId;
@@ -335,4 +335,38 @@ async fn a_failing_meter_stops_green_and_drops_fixed_amps_to_the_safe_current() 
             _ => {}
         }
     }
+}
+
+/// Issue #12, case 8: a whole-settings replace or patch may not set a Charge Now without amps
+/// or ending centuries ahead (they skipped the checks before), and a patch applies to the
+/// settings as they are when the engine gets it.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn charge_now_is_checked_on_every_path_and_patches_apply_to_current_settings() {
+    let (h, _sim) = two_cars(Settings::default(), None);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut far = h.status().settings;
+    far.charge_now = Some(twc_core::model::ChargeNow {
+        amps: 16.0,
+        until_unix: i64::MAX,
+    });
+    assert!(matches!(
+        h.command(Command::ReplaceSettings(Box::new(far))).await,
+        Err(CommandError::Invalid(_))
+    ));
+    let patch = serde_json::json!({ "charge_now": { "amps": 0.0, "until_unix": 1 } });
+    assert!(matches!(
+        h.command(Command::PatchSettings(patch)).await,
+        Err(CommandError::Invalid(_))
+    ));
+    assert_eq!(h.status().settings.charge_now, None);
+    // A patch applies to the settings as they are (no stale write-back).
+    h.command(Command::SetFlexAmps(3.0)).await.unwrap();
+    h.command(Command::PatchSettings(
+        serde_json::json!({ "non_scheduled_amps": 10.0 }),
+    ))
+    .await
+    .unwrap();
+    let s = h.status().settings;
+    assert_eq!((s.flex_amps, s.non_scheduled_amps), (3.0, 10.0));
+    h.command(Command::Shutdown).await.unwrap();
 }

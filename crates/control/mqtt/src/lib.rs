@@ -65,8 +65,10 @@ impl Default for MqttControlConfig {
 pub enum Action {
     /// An engine command.
     Command(Command),
-    /// Replace the settings with these (a read-modify-write of the current settings).
-    Settings(Box<Settings>),
+    /// Patch the settings: the patch is checked against the settings as the surface saw them
+    /// (`.0`, for early errors), and the engine applies the patch (`.1`) to its settings as they
+    /// are then, so a change made meanwhile by another surface is not written back over.
+    Settings(Box<Settings>, Value),
 }
 
 /// At most `max` characters of `s`, with `…` when cut (on a character boundary).
@@ -310,9 +312,8 @@ pub fn parse(
             if !v.is_object() {
                 return Err("settings must be a JSON object".into());
             }
-            Ok(Action::Settings(Box::new(patch_settings(
-                "settings", current, v,
-            )?)))
+            let checked = patch_settings("settings", current, v.clone())?;
+            Ok(Action::Settings(Box::new(checked), v))
         }
         other => {
             if let Some(offset) = other.strip_prefix("consumptionOffset/") {
@@ -453,7 +454,7 @@ async fn handle(
     let action = parse(name, payload, &current, cfg.allow_stop)?;
     let cmd = match action {
         Action::Command(c) => c,
-        Action::Settings(s) => Command::ReplaceSettings(s),
+        Action::Settings(_, patch) => Command::PatchSettings(patch),
     };
     let shutdown = matches!(cmd, Command::Shutdown);
     match engine.command(cmd).await {
@@ -627,7 +628,7 @@ mod tests {
         let e = parse("settings", r#"{"non_scheduled_ampz": 5}"#, &s, false).unwrap_err();
         assert!(e.contains("non_scheduled_ampz"), "{e}");
         match parse("settings", r#"{"non_scheduled_amps": 5}"#, &s, false) {
-            Ok(Action::Settings(n)) => assert_eq!(n.non_scheduled_amps, 5.0),
+            Ok(Action::Settings(n, _)) => assert_eq!(n.non_scheduled_amps, 5.0),
             other => panic!("{other:?}"),
         }
     }
