@@ -322,6 +322,7 @@ pub fn spawn(
         denied_logged: BTreeMap::new(),
         draw_history: BTreeMap::new(),
         paired: None,
+        pair_pending: false,
         battery_expected,
         dropped_fields: Vec::new(),
         std_start: std::time::Instant::now(),
@@ -450,6 +451,8 @@ struct Core {
     draw_history: BTreeMap<TwcId, VecDeque<(Instant, f64)>>,
     /// The last reading that could be paired, with the chargers' draw at its time.
     paired: Option<(EnergyReading, f64)>,
+    /// A newer reading waits for the slaves' next reports: re-evaluate on each heartbeat.
+    pair_pending: bool,
     /// True once a battery is configured or any source reported battery power: from then on a
     /// missing battery reading makes derived grid values unknown, never 0 W.
     battery_expected: bool,
@@ -667,6 +670,9 @@ impl Core {
                 }
                 MasterEvent::Heartbeat(id) => {
                     self.note_draw(id, now);
+                    if self.pair_pending {
+                        recompute = true;
+                    }
                     if let Some(s) = self.master.slave(id) {
                         // A person follows the draw at info: log when it moves by ≥ 1 A.
                         let last = self.logged_actual.get(&id).copied().unwrap_or_default();
@@ -1020,6 +1026,7 @@ impl Core {
         reading: Option<EnergyReading>,
         now: Instant,
     ) -> (Option<EnergyReading>, f64) {
+        self.pair_pending = false;
         let Some(r) = reading else {
             self.paired = None;
             return (None, 0.0);
@@ -1028,6 +1035,7 @@ impl Core {
             self.paired = Some((r.clone(), c));
             return (Some(r), c);
         }
+        self.pair_pending = true;
         let fresh_for = self
             .sources
             .iter()

@@ -146,7 +146,9 @@ fn cloudy_midday_replay_tracks_the_surplus_and_the_record_reproduces_the_metrics
     assert!(m.green_import_pct() < 5.0, "{}", m.report());
     assert!(m.starts <= 2, "{}", m.report());
     assert!(!m.reactions.is_empty());
-    assert!(m.reaction_p95() <= 2.0, "{}", m.report());
+    // A reading is used once every slave has reported its draw after the reading's measuring
+    // time (safety issue #12: pairing), which adds up to one heartbeat round to the reaction.
+    assert!(m.reaction_p95() <= 3.0, "{}", m.report());
     // Wiring limits held at every sample.
     for row in &r.rows {
         assert!(row.offered_a.iter().all(|&a| a <= 32.0));

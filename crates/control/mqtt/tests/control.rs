@@ -770,7 +770,15 @@ async fn r13_payloads_are_escaped_in_logs() {
     assert_eq!(r["ok"], false, "{r}");
     let r = rig.send("nonScheduledAmpsMax", "7\nFORGED applied").await;
     assert_eq!(r["ok"], false, "{r}");
-    let text = String::from_utf8_lossy(&buf.0.lock().unwrap()).into_owned();
+    // The refusal is logged after the reply goes out: wait for both log lines.
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = String::from_utf8_lossy(&buf.0.lock().unwrap()).into_owned();
+        if text.matches("MQTT control refused").count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert!(text.contains("MQTT control refused"), "{text}");
     for line in text.lines() {
         assert!(

@@ -85,7 +85,8 @@ async fn status_topics_and_discovery_are_retained_with_twcmanager_names() {
         "ampsInUse",
         "state",
         "carsCharging",
-        "currentVehicleVIN",
+        // currentVehicleVIN is empty until the VIN is read (an empty retained payload, which the
+        // broker does not keep), so whether it is retained here depends on timing.
         "ampsOffered",
         "ampsDesired",
     ] {
