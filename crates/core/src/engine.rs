@@ -254,6 +254,9 @@ struct SourceState {
     last_error: Option<String>,
     errors: u64,
     was_stale: bool,
+    /// Fields of its readings dropped as unusable (non-finite or implausible), warned once per
+    /// change.
+    dropped: Vec<String>,
 }
 
 /// The running engine's parts, returned by [`spawn`].
@@ -288,6 +291,7 @@ pub fn spawn(
             last_error: None,
             errors: 0,
             was_stale: false,
+            dropped: Vec::new(),
         });
         tokio::spawn(ems_task(i, spec, read_tx.clone()));
     }
@@ -324,7 +328,6 @@ pub fn spawn(
         paired: None,
         pair_pending: false,
         battery_expected,
-        dropped_fields: Vec::new(),
         std_start: std::time::Instant::now(),
         settings_tx,
         settings_writer,
@@ -456,8 +459,6 @@ struct Core {
     /// True once a battery is configured or any source reported battery power: from then on a
     /// missing battery reading makes derived grid values unknown, never 0 W.
     battery_expected: bool,
-    /// Reading fields dropped as unusable (non-finite or implausible), warned once per change.
-    dropped_fields: Vec<String>,
     /// Real elapsed time next to tokio's, so the wall clock follows the system clock (NTP
     /// steps on a Pi without RTC) yet advances with paused time in tests.
     std_start: std::time::Instant,
@@ -834,17 +835,25 @@ impl Core {
                     self.battery_expected = true;
                 }
                 let st = &mut self.sources[i];
-                if dropped != self.dropped_fields {
+                if dropped != st.dropped {
                     if !dropped.is_empty() {
                         warn!(source = %st.name, fields = %dropped.join(", "),
                             "Unusable values in a reading (not finite, or outside plausible ranges): treated as missing");
                     }
-                    self.dropped_fields = dropped;
+                    st.dropped = dropped;
                 }
-                if st.last_error.take().is_some() || st.was_stale {
+                // A reading measured longer ago than the staleness bound is stale on arrival (a
+                // sensor whose integration died): it does not end a stale period.
+                let age = reading.age_secs(now);
+                let fresh = age <= st.poll.stale_after.as_secs_f64();
+                let had_error = st.last_error.take().is_some();
+                if fresh && (had_error || st.was_stale) {
                     info!(source = %st.name, "Source is delivering readings again");
+                } else if !fresh && !st.was_stale {
+                    warn!(source = %st.name, age_secs = age.round(), stale_after_secs = st.poll.stale_after.as_secs(),
+                        "Source delivers readings measured too long ago; they do not count until a fresh one arrives");
                 }
-                st.was_stale = false;
+                st.was_stale = !fresh;
                 debug!(source = %st.name, generation_w = ?reading.generation_w, consumption_w = ?reading.consumption_w, grid_w = ?reading.grid_w, "Reading");
                 let name = st.name.clone();
                 st.last = Some(reading.clone());
@@ -975,52 +984,49 @@ impl Core {
         }
     }
 
-    /// The chargers' draw to pair with a reading measured at `measured`, or `None` while some
-    /// linked slave has not yet reported after that time. A reading's grid and consumption
+    /// The chargers' draw to pair with a reading measured at `measured`, and whether it is
+    /// complete (every linked slave has reported since then). A reading's grid and consumption
     /// include what the chargers drew *when it was measured*; taking out more than that makes
     /// the house look smaller and the budget larger, and a re-delivered old value then lets a
-    /// car ramp up on its own draw (runaway). Per slave this takes the least it reported from
-    /// the last report before the measuring time to the first one after it (within
-    /// [`DRAW_MARGIN`] of it), which is on the safe side for every use: house load and grid
-    /// import are never underestimated, surplus never overestimated. A slave with no report
-    /// before that time counts 0 A (also the least possible).
-    fn charger_for(&self, measured: Instant) -> Option<f64> {
+    /// car ramp up on its own draw (runaway). Per slave this is the least it reported from its
+    /// last report before the measuring time to its first one after it (within [`DRAW_MARGIN`]
+    /// of it): the safe side for every use, as house load and grid import are never
+    /// underestimated and surplus never overestimated. Without a report before, or (incomplete)
+    /// after, the least possible draw, 0 A, bounds that end.
+    fn charger_for(&self, measured: Instant) -> (f64, bool) {
         let from = measured.checked_sub(DRAW_MARGIN).unwrap_or(measured);
         let to = measured + DRAW_MARGIN;
-        let mut total = 0.0;
-        for s in self.master.slaves() {
-            let Some(h) = self.draw_history.get(&s.id) else {
-                continue;
-            };
-            let mut least: Option<f64> = None;
+        let (mut total, mut complete) = (0.0, true);
+        for h in self
+            .master
+            .slaves()
+            .filter_map(|s| self.draw_history.get(&s.id))
+        {
+            let mut least = h
+                .iter()
+                .rev()
+                .find(|(t, _)| *t <= from)
+                .map_or(0.0, |(_, a)| *a);
             let mut bracketed = false;
-            for (t, a) in h {
-                if *t <= from {
-                    least = Some(*a);
-                } else {
-                    least = Some(least.map_or(*a, |l: f64| l.min(*a)));
-                    if *t >= to {
-                        bracketed = true;
-                        break;
-                    }
+            for (t, a) in h.iter().filter(|(t, _)| *t > from) {
+                least = least.min(*a);
+                if *t >= to {
+                    bracketed = true;
+                    break;
                 }
             }
             if !bracketed {
-                return None;
+                least = 0.0;
+                complete = false;
             }
-            let first_after_from = h.iter().position(|(t, _)| *t > from);
-            if first_after_from == Some(0) {
-                // No report from before the reading: the least possible draw.
-                least = Some(0.0);
-            }
-            total += least.unwrap_or(0.0);
+            total += least;
         }
-        Some(total)
+        (total, complete)
     }
 
     /// The reading the policy uses, with the chargers' draw at its time: the newest combined
-    /// reading once every slave has reported after it was measured, until then the previous
-    /// such reading (while it is still fresh), else the newest with each slave's latest report.
+    /// reading once every slave has reported after it was measured; until then the previous
+    /// such reading while it is fresh, else the newest with the least draw known for it.
     fn paired_reading(
         &mut self,
         reading: Option<EnergyReading>,
@@ -1031,7 +1037,8 @@ impl Core {
             self.paired = None;
             return (None, 0.0);
         };
-        if let Some(c) = self.charger_for(r.measured_at) {
+        let (c, complete) = self.charger_for(r.measured_at);
+        if complete {
             self.paired = Some((r.clone(), c));
             return (Some(r), c);
         }
@@ -1043,20 +1050,12 @@ impl Core {
             .min()
             .unwrap_or_default()
             .as_secs_f64();
-        if let Some((p, c)) = &self.paired
-            && p.age_secs(now) <= fresh_for
-            && p.measured_at <= r.measured_at
-        {
-            return (Some(p.clone()), *c);
+        match &self.paired {
+            Some((p, pc)) if p.age_secs(now) <= fresh_for && p.measured_at <= r.measured_at => {
+                (Some(p.clone()), *pc)
+            }
+            _ => (Some(r), c),
         }
-        // Nothing paired yet (e.g. just started): the latest reports, each no more than the
-        // slave may draw now.
-        let c = self
-            .master
-            .slaves()
-            .map(|s| s.actual.min(s.offered.max(s.reported_limit)).amps())
-            .sum();
-        (Some(r), c)
     }
 
     fn recompute(&mut self, now: Instant) {
@@ -1558,8 +1557,12 @@ fn validate_charge_now(cn: &ChargeNow, now_unix: i64) -> Result<(), CommandError
     Ok(())
 }
 
-/// Apply a JSON merge patch to the settings; every top-level key must be a settings key.
-fn patch_settings(current: &Settings, patch: serde_json::Value) -> Result<Settings, CommandError> {
+/// Apply a JSON merge patch to the settings; every top-level key must be a settings key. What
+/// [`Command::PatchSettings`] does (surfaces may call it first for an early error).
+pub fn patch_settings(
+    current: &Settings,
+    patch: serde_json::Value,
+) -> Result<Settings, CommandError> {
     let serde_json::Value::Object(p) = patch else {
         return Err(CommandError::Invalid(
             "settings patch must be a JSON object".into(),
@@ -1582,23 +1585,29 @@ fn patch_settings(current: &Settings, patch: serde_json::Value) -> Result<Settin
                     .join(", ")
             )));
         };
-        merge(slot, v);
+        merge_patch(slot, &v);
     }
     serde_json::from_value(base).map_err(|e| CommandError::Invalid(format!("settings: {e}")))
 }
 
-fn merge(target: &mut serde_json::Value, patch: serde_json::Value) {
-    match (target, patch) {
-        (serde_json::Value::Object(t), serde_json::Value::Object(p)) => {
-            for (k, v) in p {
-                if v.is_null() {
-                    t.remove(&k);
-                } else {
-                    merge(t.entry(k).or_insert(serde_json::Value::Null), v);
+/// RFC 7386 JSON merge patch: objects merge key by key, `null` deletes, anything else replaces.
+pub fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
+    match patch {
+        serde_json::Value::Object(p) => {
+            if !target.is_object() {
+                *target = serde_json::Value::Object(serde_json::Map::new());
+            }
+            if let serde_json::Value::Object(t) = target {
+                for (k, v) in p {
+                    if v.is_null() {
+                        t.remove(k);
+                    } else {
+                        merge_patch(t.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+                    }
                 }
             }
         }
-        (t, p) => *t = p,
+        other => *target = other.clone(),
     }
 }
 

@@ -445,7 +445,7 @@ async fn check(
     let wiring_window = 2.0 * round + slow + 3.0;
     let mut rogue_excess_prev = 0.0;
     let mut rogue_since = f64::NEG_INFINITY;
-    let mut cut_cars_since: Option<f64> = None;
+    let mut stale_since: Option<f64> = None;
     for k in 1..=sc.secs {
         tokio::time::sleep_until(start + Duration::from_secs(k)).await;
         let t = k as f64;
@@ -481,12 +481,6 @@ async fn check(
             rogue_since = t;
         }
         rogue_excess_prev = rogue_excess;
-        let cut_drawing = sc
-            .cut
-            .is_some_and(|(i, a, l)| t >= a as f64 && t < (a + l) as f64 + 60.0 && draws[i] > 0.0);
-        if cut_drawing {
-            cut_cars_since.get_or_insert(t);
-        }
         if total > sc.wiring_all as f64 + 0.01 && t - rogue_since > wiring_window {
             return Err(format!(
                 "invariant 2 at {t} s: the cars draw {total:.2} A > wiring {} A ({draws:?}; rogue excess {rogue_excess:.2} A since {rogue_since} s)",
@@ -533,8 +527,13 @@ async fn check(
             .cut
             .is_some_and(|(_, a, l)| t >= a as f64 && t < (a + l) as f64 + 60.0 + react);
         let stale = status.policy.limited_by.as_deref() == Some("stale");
+        if !stale {
+            stale_since = None;
+        }
+        // Lowering to the safe current takes a heartbeat round (and a slow car's delay).
+        let stale_long = stale && t - *stale_since.get_or_insert(t) >= wiring_window;
         let perfect = m.garbage_every == 0 && m.battery_gap_every == 0 && m.outage.is_none();
-        if settled && stale && !matches!(sc.grid, GridCap::None) {
+        if settled && stale_long && !matches!(sc.grid, GridCap::None) {
             // No usable grid value: the safe current, and only when the meter really gave none.
             if followers > sc.safe_amps + 0.01 {
                 return Err(format!(

@@ -2,11 +2,11 @@
 #![warn(missing_docs)]
 
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::Duration;
 use tracing::{debug, info, warn};
-use twc_core::engine::{Command, CommandError, EngineHandle};
+use twc_core::engine::{self, Command, CommandError, EngineHandle, merge_patch};
 use twc_core::model::{ConsumptionOffset, GridLimit, Schedule, Settings};
 use twc_core::plugin::{
     BuildError, ControlPlugin, ControlSurface, ErrorKind, PluginConfig, PluginError, Secret,
@@ -181,27 +181,6 @@ fn parse_value_unit(key: &str, payload: &str) -> Result<Value, String> {
     Ok(json!({ "value": value, "unit": unit }))
 }
 
-/// RFC 7386 JSON merge patch.
-fn merge(target: &mut Value, patch: &Value) {
-    match patch {
-        Value::Object(p) => {
-            if !target.is_object() {
-                *target = Value::Object(Map::new());
-            }
-            if let Value::Object(t) = target {
-                for (k, v) in p {
-                    if v.is_null() {
-                        t.remove(k);
-                    } else {
-                        merge(t.entry(k.clone()).or_insert(Value::Null), v);
-                    }
-                }
-            }
-        }
-        other => *target = other.clone(),
-    }
-}
-
 fn unknown_keys(key: &str, target: &Value, patch: &Value) -> Result<(), String> {
     if let (Value::Object(t), Value::Object(p)) = (target, patch) {
         let mut bad: Vec<&str> = p
@@ -221,14 +200,6 @@ fn unknown_keys(key: &str, target: &Value, patch: &Value) -> Result<(), String> 
         }
     }
     Ok(())
-}
-
-/// Apply the merge patch `patch` to the whole settings; top-level keys must exist.
-fn patch_settings(key: &str, current: &Settings, patch: Value) -> Result<Settings, String> {
-    let mut root = serde_json::to_value(current).map_err(|e| de(key, e))?;
-    unknown_keys(key, &root, &patch)?;
-    merge(&mut root, &patch);
-    serde_json::from_value(root).map_err(|e| de(key, e))
 }
 
 fn json_payload(key: &str, payload: &str) -> Result<Value, String> {
@@ -280,7 +251,7 @@ pub fn parse(
             // A merge patch of the current schedule, so `{"enabled": false}` keeps the windows.
             let mut cur = serde_json::to_value(&current.schedule).map_err(|e| de("schedule", e))?;
             unknown_keys("schedule", &cur, &v)?;
-            merge(&mut cur, &v);
+            merge_patch(&mut cur, &v);
             let schedule: Schedule = serde_json::from_value(cur).map_err(|e| de("schedule", e))?;
             cmd(Command::SetSchedule(Box::new(schedule)))
         }
@@ -312,7 +283,9 @@ pub fn parse(
             if !v.is_object() {
                 return Err("settings must be a JSON object".into());
             }
-            let checked = patch_settings("settings", current, v.clone())?;
+            // Checked here for an early error; the engine applies the patch to its settings as
+            // they are then.
+            let checked = engine::patch_settings(current, v.clone()).map_err(|e| e.to_string())?;
             Ok(Action::Settings(Box::new(checked), v))
         }
         other => {

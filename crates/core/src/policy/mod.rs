@@ -671,12 +671,18 @@ pub fn grid_headroom(ctx: &Context<'_>, g: &GridConfig) -> GridHeadroom {
 }
 
 /// The house's current on its most loaded phase, A, for a three-phase site whose meter gives
-/// no per-phase currents: all of the house load on one phase, PV spread evenly. Without the
-/// house load, the whole net import on one phase.
+/// no per-phase currents: all of the house load, and of a charging home battery, on one phase;
+/// PV spread evenly. Without the house load, the whole net import on one phase. NaN (unknown)
+/// when the site's battery value is missing.
 fn worst_phase_house_a(ctx: &Context<'_>, house_import_w: f64) -> f64 {
     let v = ctx.voltage.max(1.0);
-    let r = ctx.reading;
-    let house_w = r.and_then(|r| r.consumption_w).map(|c| {
+    let Some(r) = ctx.reading else {
+        return f64::NAN;
+    };
+    let Some(battery) = battery_w(ctx, r) else {
+        return f64::NAN;
+    };
+    let house_w = r.consumption_w.map(|c| {
         if ctx.consumption_includes_chargers {
             c - ctx.charger_amps * v * 3.0
         } else {
@@ -685,8 +691,8 @@ fn worst_phase_house_a(ctx: &Context<'_>, house_import_w: f64) -> f64 {
     });
     match house_w {
         Some(h) => {
-            let pv = r.and_then(|r| r.generation_w).unwrap_or(0.0).max(0.0);
-            (h.max(0.0) - pv / 3.0) / v
+            let pv = r.generation_w.unwrap_or(0.0).max(0.0);
+            (h.max(0.0) + (-battery).max(0.0) - pv / 3.0) / v
         }
         None => house_import_w.max(0.0) / v,
     }
