@@ -126,6 +126,8 @@ pub struct Scenario {
     pub flood: Option<(u64, u32)>,
     /// `[master] slave_timeout_secs`.
     pub slave_timeout: u64,
+    /// The voltage the slaves report (230 V really; a garbled value tests that it is ignored).
+    pub reported_volts: u16,
     /// Simulated length, s.
     pub secs: u64,
 }
@@ -270,11 +272,8 @@ pub fn run(sc: &Scenario) -> Result<(), String> {
 }
 
 async fn run_async(sc: Scenario) -> Result<(), String> {
-    let volts: [u16; 3] = if sc.phases == 3 {
-        [230; 3]
-    } else {
-        [230, 0, 0]
-    };
+    let v = sc.reported_volts;
+    let volts: [u16; 3] = if sc.phases == 3 { [v; 3] } else { [v, 0, 0] };
     let slaves: Vec<SimSlave> = sc
         .units
         .iter()

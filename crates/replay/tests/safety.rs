@@ -60,6 +60,7 @@ fn base(units: Vec<Unit>, steps: Vec<Step>) -> Scenario {
         cut: None,
         flood: None,
         slave_timeout: 26,
+        reported_volts: 230,
         secs: 300,
     }
 }
@@ -153,6 +154,16 @@ fn garbage_readings_fail_safe() {
     sc.meter.interval = 2;
     run(&sc).unwrap();
     sc.meter.has_grid = false;
+    run(&sc).unwrap();
+}
+
+/// Case 5: a slave reporting 2300 V (a garbled value) must not make the house look like fewer
+/// amps.
+#[test]
+fn an_implausible_slave_voltage_is_ignored() {
+    let mut sc = base(vec![good_car(32)], vec![house(3000.0)]);
+    sc.grid = GridCap::Amps(25.0);
+    sc.reported_volts = 2300;
     run(&sc).unwrap();
 }
 
@@ -320,6 +331,7 @@ fn arb_scenario() -> impl Strategy<Value = Scenario> {
                     cut: cut.map(|(i, a, l)| (i % n, a, l)),
                     flood,
                     slave_timeout: 26,
+                    reported_volts: 230,
                     secs: 400,
                 }
             },

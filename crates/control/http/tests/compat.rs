@@ -686,3 +686,50 @@ async fn a_safe_debug_query_reaches_the_slave_and_its_reply_is_shown() {
         .await;
     assert_eq!(r.status(), 400);
 }
+
+/// Issue #12: the bus command queue is bounded (heartbeats go first); a client that queues more
+/// debug queries than fit gets a JSON 429, and the slaves keep their heartbeats.
+#[tokio::test]
+async fn r12_a_flood_of_debug_commands_gets_429_and_the_slaves_stay_linked() {
+    let d = demo(3).await;
+    d.wait_slaves(3).await;
+    let names = [
+        "GetFirmwareVersion",
+        "GetSerialNumber",
+        "GetModelNo",
+        "GetVINStart",
+        "GetVINMiddle",
+        "GetVINEnd",
+        "GetPlugState",
+        "GetLifetimeKWh",
+    ];
+    let mut statuses = Vec::new();
+    for n in names {
+        let r = d
+            .post(
+                "/api/sendDebugCommand",
+                &format!(r#"{{"commandName": "{n}"}}"#),
+            )
+            .await;
+        let status = r.status().as_u16();
+        if status == 429 {
+            let body: Value = r.json().await.unwrap();
+            assert!(
+                body["error"].as_str().unwrap().contains("waiting"),
+                "{body}"
+            );
+        }
+        statuses.push(status);
+    }
+    assert_eq!(statuses[0], 204, "{statuses:?}");
+    assert!(
+        statuses.contains(&429),
+        "8 queries × 3 slaves fit a 16-command queue: {statuses:?}"
+    );
+    // The queue drains one command per heartbeat round; no slave times out meanwhile.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let st = d.json("/api/v2/status").await;
+    let slaves = st["slaves"].as_array().unwrap();
+    assert_eq!(slaves.len(), 3, "{st}");
+    assert!(slaves.iter().all(|s| s["timed_out"] == false), "{st}");
+}

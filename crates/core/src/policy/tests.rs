@@ -574,3 +574,29 @@ fn grid_limit_in_watts_per_phase_currents_and_runtime_setting() {
     t.reading = Some(reading(1000.0, 5100.0, None));
     assert!((t.eval(&mut e).amps - 10.0).abs() < 1e-9);
 }
+
+/// Issue #12: when nothing matches, the previous policy stays (TWCManager) — but an ended Charge
+/// Now is over and does not keep its amps.
+#[test]
+fn an_ended_charge_now_does_not_keep_its_amps_when_nothing_else_matches() {
+    let mut cfg = utc_cfg();
+    // Non Scheduled Charging never matches.
+    cfg.rules.restrictions.insert(
+        "Non Scheduled Charging".into(),
+        vec![cond("time.hour", Op::Lt, json!(0))],
+    );
+    let mut e = PolicyEngine::new(cfg);
+    let mut t = T::new();
+    t.settings.charge_now = Some(ChargeNow {
+        amps: 20.0,
+        until_unix: at(13, 0).timestamp(),
+    });
+    let o = t.eval(&mut e);
+    assert_eq!((o.name.as_str(), o.amps), ("Charge Now", 20.0));
+    // The engine clears the setting when it ends.
+    t.settings.charge_now = None;
+    t.now = at(13, 1);
+    let o = t.eval(&mut e);
+    assert_eq!(o.amps, 0.0, "{o:?}");
+    assert_ne!(o.name, "Charge Now");
+}
