@@ -334,6 +334,7 @@ pub fn spawn(
         car_vin: BTreeMap::new(),
         combine_problems: Vec::new(),
         sessions: BTreeMap::new(),
+        session_wh: BTreeMap::new(),
         last_slave_event: BTreeMap::new(),
         logged_actual: BTreeMap::new(),
         lost_slaves: BTreeMap::new(),
@@ -439,6 +440,9 @@ struct Core {
     start_instant: Instant,
     start_wall: DateTime<Utc>,
     sessions: BTreeMap<TwcId, ChargeSession>,
+    /// Energy of each open session integrated from the reported draw, Wh, and when last added
+    /// to (the lifetime counter has whole kWh only).
+    session_wh: BTreeMap<TwcId, (f64, Instant)>,
     last_slave_event: BTreeMap<TwcId, Instant>,
     logged_actual: BTreeMap<TwcId, CentiAmps>,
     /// Slaves that timed out, as last seen and since when: shown with `timed_out` until they
@@ -548,8 +552,29 @@ impl Core {
             }
             self.publish(Instant::now());
         }
+        let now = Instant::now();
+        let open: Vec<TwcId> = self.sessions.keys().copied().collect();
+        for id in open {
+            self.end_session(id, now, "twcmanager stopped");
+        }
         let n = self.master.slaves().count();
-        info!(slaves = n, "Stopped transmitting; the slaves hold 0 A");
+        let confirmed = self
+            .master
+            .slaves()
+            .filter(|s| s.offered == CentiAmps::ZERO && s.reported_limit == CentiAmps::ZERO)
+            .count();
+        if confirmed == n {
+            info!(
+                slaves = n,
+                "Stopped transmitting; every slave confirmed 0 A"
+            );
+        } else {
+            warn!(
+                slaves = n,
+                confirmed,
+                "Stopped transmitting; not every slave confirmed 0 A (their cars stop within 30 s without heartbeats)"
+            );
+        }
         drop(self.bus_out);
         let _ = tokio::time::timeout(Duration::from_secs(2), bus_task).await;
         // Let the settings writer finish the last save.
@@ -667,10 +692,12 @@ impl Core {
                     }
                     self.emit(Event::SlaveTimedOut { at, slave: id });
                     self.draw_history.remove(&id);
+                    self.end_session(id, now, "the slave timed out");
                     recompute = true;
                 }
                 MasterEvent::Heartbeat(id) => {
                     self.note_draw(id, now);
+                    self.update_session_energy(id, now);
                     if self.pair_pending {
                         recompute = true;
                     }
@@ -702,16 +729,12 @@ impl Core {
                         debug!(slave = %id, kwh = s.lifetime_kwh, volts = ?s.volts, "Lifetime kWh and voltage");
                         if let (Some(sess), Some(kwh)) =
                             (self.sessions.get_mut(&id), s.lifetime_kwh)
+                            && sess.start_kwh.is_none()
                         {
-                            if sess.start_kwh.is_none() {
-                                sess.start_kwh = Some(kwh);
-                            }
-                            sess.energy_kwh = sess
-                                .start_kwh
-                                .map(|a| kwh.saturating_sub(a) as f64)
-                                .unwrap_or(0.0);
+                            sess.start_kwh = Some(kwh);
                         }
                     }
+                    self.update_session_energy(id, now);
                 }
                 MasterEvent::Vin(id, vin) => {
                     if vin.is_empty() {
@@ -735,20 +758,12 @@ impl Core {
                     };
                     info!(slave = %id, "Charge session started");
                     self.sessions.insert(id, session.clone());
+                    self.session_wh.insert(id, (0.0, now));
                     self.emit(Event::SessionStarted { at, session });
                     recompute = true;
                 }
                 MasterEvent::SessionEnded(id) => {
-                    if let Some(mut session) = self.sessions.remove(&id) {
-                        if let (Some(a), Some(b)) = (
-                            session.start_kwh,
-                            self.master.slave(id).and_then(|s| s.lifetime_kwh),
-                        ) {
-                            session.energy_kwh = b.saturating_sub(a) as f64;
-                        }
-                        info!(slave = %id, kwh = session.energy_kwh, "Charge session ended");
-                        self.emit(Event::SessionEnded { at, session });
-                    }
+                    self.end_session(id, now, "the car stopped drawing");
                     recompute = true;
                 }
                 MasterEvent::ForeignMaster(id) => {
@@ -961,6 +976,41 @@ impl Core {
     fn save_settings(&self) {
         if let Some(tx) = &self.settings_tx {
             tx.send_replace(self.settings.clone());
+        }
+    }
+
+    /// Add the draw since the last heartbeat to the session's energy: the integral of the
+    /// reported draw, or the lifetime counter's difference when that is larger (whole kWh).
+    fn update_session_energy(&mut self, id: TwcId, now: Instant) {
+        let volts = self.voltage() * f64::from(self.cfg.phases.max(1));
+        let Some(s) = self.master.slave(id) else {
+            return;
+        };
+        let (actual, lifetime) = (s.actual.amps(), s.lifetime_kwh);
+        let (Some(sess), Some((wh, last))) =
+            (self.sessions.get_mut(&id), self.session_wh.get_mut(&id))
+        else {
+            return;
+        };
+        *wh += actual * volts * (now - *last).as_secs_f64() / 3600.0;
+        *last = now;
+        let counted = match (sess.start_kwh, lifetime) {
+            (Some(a), Some(b)) => f64::from(b.saturating_sub(a)),
+            _ => 0.0,
+        };
+        sess.energy_kwh = (*wh / 1000.0).max(counted);
+    }
+
+    /// End the open session of slave `id`, if any, now.
+    fn end_session(&mut self, id: TwcId, now: Instant, why: &str) {
+        self.update_session_energy(id, now);
+        self.session_wh.remove(&id);
+        if let Some(session) = self.sessions.remove(&id) {
+            info!(slave = %id, kwh = format!("{:.2}", session.energy_kwh), reason = why, "Charge session ended");
+            self.emit(Event::SessionEnded {
+                at: self.wall(now),
+                session,
+            });
         }
     }
 

@@ -370,3 +370,60 @@ async fn charge_now_is_checked_on_every_path_and_patches_apply_to_current_settin
     assert_eq!((s.flex_amps, s.non_scheduled_amps), (3.0, 10.0));
     h.command(Command::Shutdown).await.unwrap();
 }
+
+/// Issue #13, item 5: a session ends when its slave times out and when twcmanager stops (with an
+/// end time and energy), its energy has better than 1 kWh resolution, and the shutdown log says
+/// how many slaves confirmed 0 A.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn sessions_end_on_timeout_and_on_shutdown_with_fine_energy() {
+    let log = Captured::default();
+    let w = log.clone();
+    let _guard = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_writer(move || w.clone())
+            .with_ansi(false)
+            .finish(),
+    );
+    let settings = Settings {
+        non_scheduled_amps: 32.0,
+        ..Settings::default()
+    };
+    let (h, sim) = two_cars(settings, None);
+    let mut events = h.subscribe();
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    // 16 A each (15.2 A drawn) for about ten minutes: ~0.55 kWh, not 0 or 1.
+    let kwh: Vec<f64> = h.status().slaves.iter().map(|s| s.session_kwh).collect();
+    assert!(
+        kwh.iter().all(|k| (0.45..0.62).contains(k)),
+        "session energy {kwh:?}"
+    );
+    // Cut slave 0: its session ends when it times out.
+    sim.set_cut(0, true).unwrap();
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    let cut_id = sim.slave(0).unwrap().id;
+    let mut ended = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        if let twc_core::model::Event::SessionEnded { session, .. } = e {
+            ended.push((session.slave, session.energy_kwh));
+        }
+    }
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    assert_eq!(ended[0].0, cut_id);
+    assert!(ended[0].1 > 0.45, "{ended:?}");
+    // Stop: the other session ends too; slave 0 was forgotten, so every linked slave confirms.
+    sim.set_cut(1, true).unwrap();
+    h.command(Command::Shutdown).await.unwrap();
+    let mut ended = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        if let twc_core::model::Event::SessionEnded { session, .. } = e {
+            ended.push(session.slave);
+        }
+    }
+    assert_eq!(ended, vec![sim.slave(1).unwrap().id]);
+    let text = log.text();
+    assert!(
+        text.contains("not every slave confirmed 0 A"),
+        "a slave that did not answer is not claimed to hold 0 A:\n{}",
+        text.lines().rev().take(5).collect::<Vec<_>>().join("\n")
+    );
+}
