@@ -14,7 +14,7 @@
 use crate::master::{Master, MasterConfig, MasterEvent, RequestError};
 use crate::model::{
     BusStatus, CentiAmps, ChargeNow, ChargeSession, ConsumptionOffset, EnergyReading, Event,
-    GridLimit, HomeLocation, OffsetUnit, PolicyStatus, Schedule, Settings, SlaveStatus,
+    GridLimit, HomeLocation, OffsetUnit, PolicyStatus, Schedule, Settings, SitePower, SlaveStatus,
     SourceStatus, Status,
 };
 use crate::plugin::{
@@ -326,11 +326,13 @@ pub fn spawn(
         denied_logged: BTreeMap::new(),
         draw_history: BTreeMap::new(),
         paired: None,
+        unpaired: VecDeque::new(),
         pair_pending: false,
         battery_expected,
         std_start: std::time::Instant::now(),
         settings_tx,
         settings_writer,
+        site: SitePower::default(),
         car_vin: BTreeMap::new(),
         combine_problems: Vec::new(),
         sessions: BTreeMap::new(),
@@ -458,6 +460,8 @@ struct Core {
     draw_history: BTreeMap<TwcId, VecDeque<(Instant, f64)>>,
     /// The last reading that could be paired, with the chargers' draw at its time.
     paired: Option<(EnergyReading, f64)>,
+    /// Newer combined readings waiting for the slaves' reports after their measuring time.
+    unpaired: VecDeque<EnergyReading>,
     /// A newer reading waits for the slaves' next reports: re-evaluate on each heartbeat.
     pair_pending: bool,
     /// True once a battery is configured or any source reported battery power: from then on a
@@ -466,6 +470,8 @@ struct Core {
     /// Real elapsed time next to tokio's, so the wall clock follows the system clock (NTP
     /// steps on a Pi without RTC) yet advances with paused time in tests.
     std_start: std::time::Instant,
+    /// The site's power as the policy saw it at the last evaluation.
+    site: SitePower,
     /// Settings to save; a writer task saves the latest off the engine loop.
     settings_tx: Option<watch::Sender<Settings>>,
     settings_writer: Option<JoinHandle<()>>,
@@ -1075,8 +1081,9 @@ impl Core {
     }
 
     /// The reading the policy uses, with the chargers' draw at its time: the newest combined
-    /// reading once every slave has reported after it was measured; until then the previous
-    /// such reading while it is fresh, else the newest with the least draw known for it.
+    /// reading for which every slave has reported after it was measured (a meter polled more
+    /// often than the heartbeats always has a newer one waiting); while none is, and the last
+    /// paired one is no longer fresh, the newest with the least draw known for it.
     fn paired_reading(
         &mut self,
         reading: Option<EnergyReading>,
@@ -1085,14 +1092,28 @@ impl Core {
         self.pair_pending = false;
         let Some(r) = reading else {
             self.paired = None;
+            self.unpaired.clear();
             return (None, 0.0);
         };
-        let (c, complete) = self.charger_for(r.measured_at);
-        if complete {
-            self.paired = Some((r.clone(), c));
-            return (Some(r), c);
+        match self.unpaired.back_mut() {
+            // The same measuring time (a quantity from a newer reading of another source).
+            Some(b) if b.measured_at == r.measured_at => *b = r.clone(),
+            _ => self.unpaired.push_back(r.clone()),
         }
-        self.pair_pending = true;
+        while self.unpaired.len() > 64 {
+            self.unpaired.pop_front();
+        }
+        // The newest waiting reading that can now be paired; older ones are dropped with it.
+        for i in (0..self.unpaired.len()).rev() {
+            let (c, complete) = self.charger_for(self.unpaired[i].measured_at);
+            if complete {
+                let p = self.unpaired[i].clone();
+                self.unpaired.drain(..=i);
+                self.paired = Some((p, c));
+                break;
+            }
+        }
+        self.pair_pending = !self.unpaired.is_empty();
         let fresh_for = self
             .sources
             .iter()
@@ -1101,10 +1122,13 @@ impl Core {
             .unwrap_or_default()
             .as_secs_f64();
         match &self.paired {
-            Some((p, pc)) if p.age_secs(now) <= fresh_for && p.measured_at <= r.measured_at => {
-                (Some(p.clone()), *pc)
+            Some((p, c)) if p.age_secs(now) <= fresh_for && p.measured_at <= r.measured_at => {
+                (Some(p.clone()), *c)
             }
-            _ => (Some(r), c),
+            _ => {
+                let (c, _) = self.charger_for(r.measured_at);
+                (Some(r), c)
+            }
         }
     }
 
@@ -1167,13 +1191,14 @@ impl Core {
             .unwrap_or(self.cfg.min_amps_per_twc.max(CentiAmps::from_amps(6)))
             .amps();
         let wiring = self.cfg.master.wiring_max_all;
-        let out = self.policy_engine.evaluate(&Context {
+        let voltage = self.voltage();
+        let ctx = Context {
             settings: &self.settings,
             now: wall,
             mono_secs: (now - self.start_instant).as_secs_f64(),
             reading: reading.as_ref(),
             charger_amps,
-            voltage: self.voltage(),
+            voltage,
             phases: self.cfg.phases,
             consumption_includes_chargers: self.cfg.consumption_includes_chargers,
             wiring_max_all: wiring.amps(),
@@ -1182,7 +1207,15 @@ impl Core {
             cars_charging: charging,
             vins: &vins,
             battery_expected: self.battery_expected,
-        });
+        };
+        let out = self.policy_engine.evaluate(&ctx);
+        let phases = self.cfg.phases.max(1);
+        self.site = SitePower {
+            voltage,
+            phases,
+            charger_w: 0.0,
+            grid_w: crate::policy::grid_now_w(&ctx),
+        };
         let budget = CentiAmps::from_f64(out.amps).min(wiring);
         if out.name != self.policy.name {
             info!(from = %self.policy.name, to = %out.name, reason = %out.reason, "Policy changed");
@@ -1343,6 +1376,7 @@ impl Core {
             session_secs: s.session_started_at.map(|t| (now - t).as_secs_f64()),
             firmware: s.firmware.clone(),
             overdraw: s.overdraw,
+            power_w: s.actual.amps() * self.site.voltage * f64::from(self.site.phases),
         })
     }
 
@@ -1391,6 +1425,11 @@ impl Core {
                 errors: st.errors,
             })
             .collect();
+        let charger_w = slaves
+            .iter()
+            .filter(|s| !s.timed_out)
+            .map(|s| s.power_w)
+            .sum();
         let status = Status {
             updated_at: Some(self.wall(now)),
             bus: self.bus.clone(),
@@ -1403,6 +1442,10 @@ impl Core {
             wiring_max_per_twc: self.cfg.master.wiring_max_per_twc,
             min_amps_per_twc: self.cfg.min_amps_per_twc,
             sinks: crate::logging::all_sinks().statuses(),
+            site: SitePower {
+                charger_w,
+                ..self.site.clone()
+            },
         };
         self.fire_webhooks(&status);
         self.status.send_if_modified(|old| {

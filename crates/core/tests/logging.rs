@@ -206,6 +206,7 @@ fn slave(kwh: u32, charging: bool) -> SlaveStatus {
         session_secs: None,
         firmware: None,
         overdraw: false,
+        power_w: 0.0,
     }
 }
 

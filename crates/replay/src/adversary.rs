@@ -445,6 +445,7 @@ async fn check(
     let mut rogue_excess_prev = 0.0;
     let mut rogue_since = f64::NEG_INFINITY;
     let mut stale_since: Option<f64> = None;
+    let mut fresh_since: Option<f64> = None;
     for k in 1..=sc.secs {
         tokio::time::sleep_until(start + Duration::from_secs(k)).await;
         let t = k as f64;
@@ -526,9 +527,13 @@ async fn check(
             .cut
             .is_some_and(|(_, a, l)| t >= a as f64 && t < (a + l) as f64 + 60.0 + react);
         let stale = status.policy.limited_by.as_deref() == Some("stale");
-        if !stale {
+        if stale {
+            fresh_since = None;
+        } else {
             stale_since = None;
         }
+        // Raising to a fresh budget's limit, or lowering to it, takes a heartbeat round too.
+        let fresh_long = !stale && t - *fresh_since.get_or_insert(t) >= wiring_window;
         // Lowering to the safe current takes a heartbeat round (and a slow car's delay).
         let stale_long = stale && t - *stale_since.get_or_insert(t) >= wiring_window;
         let perfect = m.garbage_every == 0 && m.battery_gap_every == 0 && m.outage.is_none();
@@ -546,7 +551,7 @@ async fn check(
                 ));
             }
         }
-        if settled && !stale && !outage_now && !cut_now && followers > 0.5 {
+        if settled && fresh_long && !outage_now && !cut_now && followers > 0.5 {
             let st = sc.step_at(t);
             let (import_w, phases) = phase_imports(sc, st, &draws);
             match sc.grid {

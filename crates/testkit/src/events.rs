@@ -44,6 +44,7 @@ pub fn slave(kwh: u32, amps: u16, charging: bool) -> SlaveStatus {
         session_secs: None,
         firmware: None,
         overdraw: false,
+        power_w: 0.0,
     }
 }
 

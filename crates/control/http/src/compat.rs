@@ -114,37 +114,14 @@ fn f2(x: f64) -> String {
     format!("{:.2}", x + 0.0)
 }
 
-/// Volts per phase × phases for W ↔ A: the mean voltage the slaves report, else the configured one.
+/// Volts per phase × phases for W ↔ A, as the engine uses them (`Status.site`).
 fn site_volts(st: &AppState, s: &Status) -> f64 {
-    let v: Vec<f64> = s
-        .slaves
-        .iter()
-        .flat_map(|x| x.volts.iter())
-        .filter(|&&v| v >= 100)
-        .map(|&v| f64::from(v))
-        .collect();
-    let per_phase = if v.is_empty() {
-        st.recorder.voltage()
+    let v = if s.site.voltage > 0.0 {
+        s.site.voltage
     } else {
-        v.iter().sum::<f64>() / v.len() as f64
+        st.recorder.voltage()
     };
-    per_phase * f64::from(site_phases(st))
-}
-
-/// Phases of the site, from the effective configuration's `phases` key, else 1.
-fn site_phases(st: &AppState) -> u8 {
-    fn find(v: &Value) -> Option<u8> {
-        match v {
-            Value::Object(m) => m
-                .get("phases")
-                .and_then(Value::as_u64)
-                .filter(|p| (1..=3).contains(p))
-                .map(|p| p as u8)
-                .or_else(|| m.values().find_map(find)),
-            _ => None,
-        }
-    }
-    st.cfg.effective_config.as_ref().and_then(find).unwrap_or(1)
+    v * f64::from(s.site.phases.max(1))
 }
 
 /// `"0.00"` when zero, a one-element array `["x.xx"]` otherwise (TWCManager's tuple accident),
@@ -214,10 +191,7 @@ pub(crate) fn status_json(st: &AppState, s: &Status) -> Value {
     let charger_a = s.total_actual().amps();
     let mut m = Map::new();
     m.insert("carsCharging".into(), json!(s.cars_charging()));
-    m.insert(
-        "chargerLoadWatts".into(),
-        json!(f2(st.recorder.charger_w(s))),
-    );
+    m.insert("chargerLoadWatts".into(), json!(f2(s.site.charger_w)));
     m.insert("chargerLoadAmps".into(), json!([f2(charger_a)]));
     let name = if s.policy.name.is_empty() {
         "None"
@@ -290,7 +264,7 @@ async fn get_slave_twcs(State(st): State<AppState>) -> Json<Value> {
     let mut max_amps: Option<f64> = None;
     for x in &s.slaves {
         let id = x.id.to_string();
-        let w = crate::util::slave_watts(x.actual.amps(), &x.volts, st.recorder.voltage());
+        let w = x.power_w;
         m.insert(
             id.clone(),
             json!({

@@ -73,8 +73,8 @@ pub(crate) async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     o.one(
         "twc_charger_watts",
         "gauge",
-        "What the chargers draw, W.",
-        st.recorder.charger_w(&s),
+        "What the chargers draw, W (amps × volts per phase × the site's phases).",
+        s.site.charger_w,
     );
     o.one(
         "twc_cars_charging",
@@ -175,13 +175,13 @@ pub(crate) async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     o.head(
         "twc_reading_watts",
         "gauge",
-        "The combined fresh reading, W (absent when missing or stale).",
+        "The combined fresh reading as the policy uses it, W (absent when missing or stale); grid is derived as the policy derives it when no meter measures it.",
     );
     if let Some(r) = &s.reading {
         for (q, v) in [
             ("generation", r.generation_w),
             ("consumption", r.consumption_w),
-            ("grid", r.grid_w),
+            ("grid", s.site.grid_w),
             ("battery", r.battery_w),
         ] {
             if let Some(v) = v {

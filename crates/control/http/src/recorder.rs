@@ -3,7 +3,6 @@
 //! vehicles seen with their sessions, and fault counters. It starts empty at every start; a
 //! logging plugin with a database keeps the long history.
 
-use crate::util::slave_watts;
 use chrono::{DateTime, Local, TimeZone, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -133,15 +132,6 @@ impl Recorder {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// What the chargers draw now, W.
-    pub(crate) fn charger_w(&self, s: &Status) -> f64 {
-        s.slaves
-            .iter()
-            .filter(|x| !x.timed_out)
-            .map(|x| slave_watts(x.actual.amps(), &x.volts, self.voltage))
-            .sum()
-    }
-
     pub(crate) fn voltage(&self) -> f64 {
         self.voltage
     }
@@ -152,8 +142,8 @@ impl Recorder {
             t: now.timestamp(),
             generation_w: r.and_then(|r| r.generation_w),
             consumption_w: r.and_then(|r| r.consumption_w),
-            grid_w: r.and_then(|r| r.grid_or_derived_w()),
-            charger_w: self.charger_w(s),
+            grid_w: s.site.grid_w,
+            charger_w: s.site.charger_w,
             budget_amps: s.policy.budget.amps(),
         };
         let mut g = self.lock();

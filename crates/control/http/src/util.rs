@@ -200,17 +200,6 @@ pub(crate) fn r2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0 + 0.0
 }
 
-/// Watts a slave's car draws: amps × the sum of the phase voltages it reports (≥ 100 V), or the
-/// configured voltage when it reports none.
-pub(crate) fn slave_watts(actual_amps: f64, volts: &[u16; 3], default_voltage: f64) -> f64 {
-    let v: f64 = volts
-        .iter()
-        .filter(|&&v| v >= 100)
-        .map(|&v| f64::from(v))
-        .sum();
-    actual_amps * if v > 0.0 { v } else { default_voltage }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

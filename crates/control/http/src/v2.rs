@@ -262,7 +262,7 @@ pub(crate) struct StatusView {
     trouble: Vec<Trouble>,
 }
 
-pub(crate) fn slave_view(st: &AppState, x: &twc_core::model::SlaveStatus) -> SlaveView {
+pub(crate) fn slave_view(x: &twc_core::model::SlaveStatus) -> SlaveView {
     SlaveView {
         id: x.id.to_string(),
         protocol: x.version.number(),
@@ -274,11 +274,7 @@ pub(crate) fn slave_view(st: &AppState, x: &twc_core::model::SlaveStatus) -> Sla
         target_amps: x.target.amps(),
         reported_limit_amps: x.reported_limit.amps(),
         actual_amps: x.actual.amps(),
-        power_w: crate::util::r2(crate::util::slave_watts(
-            x.actual.amps(),
-            &x.volts,
-            st.recorder.voltage(),
-        )),
+        power_w: crate::util::r2(x.power_w),
         session_kwh: x.session_kwh,
         session_secs: x.session_secs,
         lifetime_kwh: x.lifetime_kwh,
@@ -399,20 +395,20 @@ pub(crate) fn status_view(st: &AppState, s: &Status) -> StatusView {
         site: SiteView {
             generation_w: r.and_then(|r| r.generation_w),
             consumption_w: r.and_then(|r| r.consumption_w),
-            grid_w: r.and_then(|r| r.grid_or_derived_w()),
+            grid_w: s.site.grid_w,
             battery_w: r.and_then(|r| r.battery_w),
             battery_soc_pct: r.and_then(|r| r.battery_soc_pct),
             surplus_w: s
                 .policy
                 .surplus_w
                 .or_else(|| r.and_then(|r| Some(r.generation_w? - r.consumption_w?))),
-            charger_w: crate::util::r2(st.recorder.charger_w(s)),
+            charger_w: crate::util::r2(s.site.charger_w),
             charger_amps: s.total_actual().amps(),
             reading_age_secs: r.map(|r| crate::util::r2(r.age_secs(now))),
             stale: r.is_none(),
         },
         policy: policy_view(s),
-        slaves: s.slaves.iter().map(|x| slave_view(st, x)).collect(),
+        slaves: s.slaves.iter().map(|x| slave_view(x)).collect(),
         bus: BusView {
             master_id: s.bus.master_id.to_string(),
             transmitting: s.bus.transmitting,
@@ -485,7 +481,7 @@ async fn get_slaves(State(st): State<AppState>) -> Json<Vec<SlaveView>> {
             .status()
             .slaves
             .iter()
-            .map(|x| slave_view(&st, x))
+            .map(|x| slave_view(x))
             .collect(),
     )
 }
@@ -502,7 +498,7 @@ fn parse_id(id: &str) -> Result<TwcId, Response> {
 async fn get_slave(State(st): State<AppState>, Path(id): Path<String>) -> Response {
     let id = try_resp!(parse_id(&id));
     match st.engine.status().slaves.iter().find(|x| x.id == id) {
-        Some(x) => Json(slave_view(&st, x)).into_response(),
+        Some(x) => Json(slave_view(x)).into_response(),
         None => error(StatusCode::NOT_FOUND, format!("no slave {id} is linked")),
     }
 }

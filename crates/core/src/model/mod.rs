@@ -15,7 +15,7 @@ pub use settings::{
     Settings,
 };
 pub use status::{
-    BusStatus, ChargeSession, Event, PolicyStatus, SlaveStatus, SourceStatus, Status,
+    BusStatus, ChargeSession, Event, PolicyStatus, SitePower, SlaveStatus, SourceStatus, Status,
 };
 pub use units::{Amps, CentiAmps, Watts};
 

@@ -50,6 +50,9 @@ pub struct SlaveStatus {
     pub firmware: Option<String>,
     /// True when the car draws noticeably more than the limit the slave reported.
     pub overdraw: bool,
+    /// What its car draws, W (amps × the site's volts per phase × phases).
+    #[serde(default)]
+    pub power_w: f64,
 }
 
 /// The bus as the master sees it.
@@ -116,6 +119,23 @@ pub struct PolicyStatus {
     pub green_state: Option<String>,
 }
 
+/// The site's power as the engine and its policy see it, so that every surface (web UI, APIs,
+/// `/metrics`, history) shows the same numbers the policy used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct SitePower {
+    /// Volts per phase used to turn amps into watts (the slaves' plausible reports, else
+    /// `[site] voltage`).
+    pub voltage: f64,
+    /// Phases the chargers use (`[site] phases`).
+    pub phases: u8,
+    /// What the chargers draw now, W: their amps × volts per phase × phases.
+    pub charger_w: f64,
+    /// Grid power now, W (positive = import): measured, or derived from consumption,
+    /// generation, battery and (when consumption leaves them out) the chargers, as the policy
+    /// derives it; `None` when unknown or stale.
+    pub grid_w: Option<f64>,
+}
+
 /// One energy source's health.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct SourceStatus {
@@ -160,6 +180,9 @@ pub struct Status {
     /// Logging sinks: queue depth, lag, errors and drops (empty when none run).
     #[serde(default)]
     pub sinks: Vec<crate::logging::SinkStatus>,
+    /// The site's power as the policy sees it: what every surface shows.
+    #[serde(default)]
+    pub site: SitePower,
 }
 
 impl Status {

@@ -597,8 +597,9 @@ fn battery_w(ctx: &Context<'_>, r: &EnergyReading) -> Option<f64> {
     }
 }
 
-/// Grid power now (positive = import), measured or derived from consumption and generation.
-fn grid_now_w(ctx: &Context<'_>) -> Option<f64> {
+/// Grid power now (positive = import), measured or derived from consumption and generation
+/// (and the chargers, when the consumption leaves them out). `None` when unknown.
+pub fn grid_now_w(ctx: &Context<'_>) -> Option<f64> {
     let r = ctx.reading?;
     if let Some(g) = r.grid_w {
         return Some(g);

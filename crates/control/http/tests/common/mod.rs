@@ -115,6 +115,27 @@ async fn start(
     .await
 }
 
+/// A demo with the given engine config and meter (polled every 0.5 s, stale after 10 s).
+#[allow(dead_code)]
+pub async fn demo_with_meter(
+    slaves: usize,
+    settings: Settings,
+    ec: EngineConfig,
+    meter: Box<dyn EmsSource>,
+) -> Demo {
+    start_with_meter(
+        slaves,
+        settings,
+        http_config(),
+        None,
+        ec,
+        meter,
+        Duration::from_secs(10),
+        None,
+    )
+    .await
+}
+
 /// A meter that answers once and then fails every read, so its reading goes stale.
 pub struct FailingMeter {
     pub n: AtomicU64,
