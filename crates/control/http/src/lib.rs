@@ -422,3 +422,35 @@ inventory::submit! {
         build,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(values: serde_json::Value) -> PluginConfig {
+        let serde_json::Value::Object(values) = values else {
+            panic!("an object")
+        };
+        PluginConfig::new("control.http", values)
+    }
+
+    /// Issue 13 item 4: the fallback is opt-in, and the old key is refused with its successor
+    /// named rather than silently meaning "try ten ports".
+    #[test]
+    fn r13_fallback_is_opt_in_and_port_attempts_names_its_successor() {
+        let c = HttpConfig::from_plugin_config(&section(serde_json::json!({}))).unwrap();
+        assert_eq!(c.fallback_ports, 0);
+        let c =
+            HttpConfig::from_plugin_config(&section(serde_json::json!({ "fallback_ports": 3 })))
+                .unwrap();
+        assert_eq!(c.fallback_ports, 3);
+        let e =
+            HttpConfig::from_plugin_config(&section(serde_json::json!({ "port_attempts": 10 })))
+                .expect_err("port_attempts is refused");
+        let m = e.to_string();
+        assert!(
+            m.starts_with("[control.http] port_attempts was replaced by fallback_ports"),
+            "{m}"
+        );
+    }
+}
