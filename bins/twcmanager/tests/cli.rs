@@ -1,5 +1,15 @@
 //! The real binary: configuration layering, check-config, plugins, and (with the dummy transport
 //! compiled in) the demo linking two simulated slaves and shutting down cleanly on SIGTERM.
+// The daemon helpers below serve tests gated on different features.
+#![cfg_attr(
+    not(all(
+        feature = "comms-dummy",
+        feature = "comms-tcp",
+        feature = "control-http",
+        feature = "control-mqtt"
+    )),
+    allow(dead_code)
+)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
