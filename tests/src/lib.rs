@@ -88,7 +88,7 @@ non_scheduled_amps = 6.0
 enabled = true
 listen = "127.0.0.1"
 port = {http_port}
-port_attempts = 1
+fallback_ports = 0
 auth = "remote"
 "#,
         settings = dir.join("settings.json").display()

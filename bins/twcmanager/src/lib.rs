@@ -22,9 +22,22 @@ use twc_core::model::Settings;
 use twc_core::plugin::{Kind, Registry};
 use twc_core::settings_store::SettingsStore;
 
+/// Exit status of `twcmanager run`, shown by `--help` (and in the README).
+const EXIT_STATUS_HELP: &str = "\
+Exit status of `run`:
+  0  stopped by a signal (SIGINT, SIGTERM or SIGHUP): 0 A offered to every slave, sinks flushed
+  1  error: the runtime, or a control surface that cannot start (e.g. the web UI's port is taken)
+  2  the configuration or the saved settings are invalid (also `check-config`)
+  3  stopped by a control command (MQTT control/stop): 0 A offered, sinks flushed";
+
+/// Exit status when a control command stopped the engine: not 0, so a service manager sees
+/// that the daemon did not stop on its request (systemd `Restart=on-failure` restarts it;
+/// `RestartPreventExitStatus=3` keeps it stopped).
+pub const EXIT_STOPPED_BY_COMMAND: u8 = 3;
+
 /// Tesla Wall Connector Gen2 load-sharing master.
 #[derive(Debug, Parser)]
-#[command(name = "twcmanager", version, about)]
+#[command(name = "twcmanager", version, about, after_help = EXIT_STATUS_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -33,6 +46,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Run the daemon.
+    #[command(after_help = EXIT_STATUS_HELP)]
     Run {
         /// Configuration file (TOML), layered over the built-in defaults.
         #[arg(long, short)]
@@ -139,12 +153,19 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// A built control surface with its section, which [`start_control`] may need.
+struct Control {
+    name: String,
+    surface: Box<dyn twc_core::plugin::ControlSurface>,
+    config: twc_core::plugin::PluginConfig,
+}
+
 /// Built plugins, ready to start.
 struct Built {
     resolved: config::Resolved,
     comms: Box<dyn twc_core::plugin::Comms>,
     sources: Vec<SourceSpec>,
-    controls: Vec<(String, Box<dyn twc_core::plugin::ControlSurface>)>,
+    controls: Vec<Control>,
     loggers: Vec<(String, Box<dyn twc_core::plugin::Logger>)>,
     publishers: Vec<(String, Box<dyn twc_core::plugin::StatusPublisher>)>,
 }
@@ -180,7 +201,13 @@ fn load_and_build(
                     cfg.values
                         .insert("__effective_config".into(), resolved.raw.clone());
                 }
-                (registry.control[name].build)(&cfg).map(|c| controls.push((p.name.clone(), c)))
+                (registry.control[name].build)(&cfg).map(|surface| {
+                    controls.push(Control {
+                        name: p.name.clone(),
+                        surface,
+                        config: cfg,
+                    })
+                })
             }
             Kind::Logging => {
                 (registry.logging[name].build)(&p.config).map(|l| loggers.push((p.name.clone(), l)))
@@ -313,6 +340,20 @@ async fn run(config: Option<PathBuf>, registry: &Registry) -> anyhow::Result<Exi
         }
     };
     engine_cfg.settings_store = Some(store);
+    // From here on a signal means a clean stop, never the default action (SIGHUP would kill).
+    let mut signals = Signals::install().context("installing signal handlers")?;
+    // Control surfaces that cannot start are a start-up error, reported before the engine
+    // sends anything on the bus.
+    let mut controls = Vec::new();
+    for c in built.controls {
+        match start_control(c).await {
+            Ok(c) => controls.push(c),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
     let eng = engine::spawn(engine_cfg, built.comms, built.sources, settings);
     let handle = eng.handle.clone();
     // Each event sink gets its own bounded queue with a spill file: a slow or failing sink never
@@ -338,7 +379,7 @@ async fn run(config: Option<PathBuf>, registry: &Registry) -> anyhow::Result<Exi
     for (name, p) in built.publishers {
         engine::spawn_publisher(&handle, name, p, Duration::from_secs(1));
     }
-    for (name, mut c) in built.controls {
+    for (name, mut c) in controls {
         if let Some(h) = &history {
             c.set_history(h.clone());
         }
@@ -349,27 +390,80 @@ async fn run(config: Option<PathBuf>, registry: &Registry) -> anyhow::Result<Exi
             }
         });
     }
-    wait_for_signal()
-        .await
-        .context("installing signal handlers")?;
-    info!("Signal received; offering 0 A to every slave before exiting");
-    match tokio::time::timeout(
-        built.resolved.engine.shutdown_timeout + Duration::from_secs(5),
-        handle.command(Command::Shutdown),
-    )
-    .await
-    {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => warn!(error = %e, "Shutdown command failed"),
-        Err(_) => warn!("Shutdown took too long; exiting anyway"),
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(3), eng.task).await;
+    let mut engine_task = eng.task;
+    let stopped_by = tokio::select! {
+        sig = signals.recv() => Ok(sig),
+        r = &mut engine_task => Err(r),
+    };
+    let code = match stopped_by {
+        Ok(signal) => {
+            info!(
+                signal,
+                "Signal received; offering 0 A to every slave before exiting"
+            );
+            match tokio::time::timeout(
+                built.resolved.engine.shutdown_timeout + Duration::from_secs(5),
+                handle.command(Command::Shutdown),
+            )
+            .await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => warn!(error = %e, "Shutdown command failed"),
+                Err(_) => warn!("Shutdown took too long; exiting anyway"),
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(3), engine_task).await;
+            ExitCode::SUCCESS
+        }
+        // The engine ends only on Command::Shutdown, which a control surface sent (the 0 A
+        // offer is done): end the process too, rather than stay up with no engine.
+        Err(Ok(())) => {
+            info!(
+                code = EXIT_STOPPED_BY_COMMAND,
+                "Engine stopped by a control command; flushing the event sinks and exiting"
+            );
+            ExitCode::from(EXIT_STOPPED_BY_COMMAND)
+        }
+        Err(Err(e)) => {
+            error!(error = %e, "The engine failed; flushing the event sinks and exiting");
+            ExitCode::FAILURE
+        }
+    };
+    let n = sinks.len();
     for sink in sinks {
         // Writes what it can, saves the rest to its spill file for the next start.
         sink.close().await;
     }
+    info!(sinks = n, "Event sinks flushed");
     info!("Stopped");
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
+}
+
+/// Prepare a control surface before the engine starts. The web UI binds its port here, so a
+/// taken port ends the start-up (naming the key and the fix) instead of leaving a bus master
+/// without its UI. Other surfaces have nothing that can fail at start-up: the MQTT one connects
+/// in the background and retries while the broker is away.
+async fn start_control(
+    c: Control,
+) -> Result<(String, Box<dyn twc_core::plugin::ControlSurface>), String> {
+    #[cfg(feature = "control-http")]
+    if c.name == "http" {
+        let cfg = twc_control_http::HttpConfig::from_plugin_config(&c.config)
+            .map_err(|e| e.to_string())?;
+        let bound = twc_control_http::HttpControl::new(cfg)
+            .bind()
+            .await
+            .map_err(|e| {
+                // The context already names the section; drop the "http: " prefix.
+                let chain = e.chain();
+                chain
+                    .strip_prefix(&format!("{}: ", e.plugin))
+                    .map(str::to_string)
+                    .unwrap_or(chain)
+            })?;
+        return Ok((c.name, Box::new(bound)));
+    }
+    let _ = &c.config;
+    Ok((c.name, c.surface))
 }
 
 async fn spy(args: SpyArgs, registry: &Registry) -> anyhow::Result<ExitCode> {
@@ -391,6 +485,7 @@ async fn spy(args: SpyArgs, registry: &Registry) -> anyhow::Result<ExitCode> {
     };
     let cfg = twc_core::plugin::PluginConfig::new(format!("comms.{name}"), values);
     let mut comms = (plugin.build)(&cfg).map_err(|e| anyhow::anyhow!("spy: {e}"))?;
+    let mut signals = Signals::install().context("installing signal handlers")?;
     eprintln!(
         "Listening on {} (never transmitting); Ctrl-C to stop",
         comms.describe()
@@ -403,23 +498,54 @@ async fn spy(args: SpyArgs, registry: &Registry) -> anyhow::Result<ExitCode> {
         r = twc_core::spy::run(comms.as_mut(), opts, |line| println!("{line}")) => {
             r.map_err(|e| anyhow::anyhow!("spy: {}", e.chain()))?;
         }
-        r = wait_for_signal() => r.context("installing signal handlers")?,
+        _ = signals.recv() => {}
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn wait_for_signal() -> std::io::Result<()> {
+/// The signals that stop the daemon cleanly: SIGINT, SIGTERM and SIGHUP (no reload: a changed
+/// configuration takes a restart). Installed once, so none of them can kill the process by its
+/// default action while it runs.
+struct Signals {
     #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
+    unix: [(tokio::signal::unix::Signal, &'static str); 3],
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                unix: [
+                    (signal(SignalKind::interrupt())?, "SIGINT"),
+                    (signal(SignalKind::terminate())?, "SIGTERM"),
+                    (signal(SignalKind::hangup())?, "SIGHUP"),
+                ],
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Signals {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await
+
+    /// The name of the next signal received.
+    async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            let [(int, a), (term, b), (hup, c)] = &mut self.unix;
+            tokio::select! {
+                _ = int.recv() => a,
+                _ = term.recv() => b,
+                _ = hup.recv() => c,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
     }
 }
 

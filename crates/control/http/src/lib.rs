@@ -49,10 +49,11 @@ pub enum AuthMode {
 pub struct HttpConfig {
     /// Address to bind: `"::"` (every address, IPv6 and IPv4), `"0.0.0.0"`, `"127.0.0.1"`, `"::1"`, ….
     pub listen: IpAddr,
-    /// First port to try.
+    /// Port to bind.
     pub port: u16,
-    /// How many ports to try (`port`, `port + 1`, …) when one is taken, like TWCManager.
-    pub port_attempts: u16,
+    /// How many ports after `port` to try (`port + 1`, `port + 2`, …) when it is taken, as
+    /// TWCManager did; 0 (the default) = none, so a taken port is a start-up error.
+    pub fallback_ports: u16,
     /// Who must authenticate.
     pub auth: AuthMode,
     /// Password for the web UI login (and accepted as a bearer token).
@@ -87,7 +88,7 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
             port: 8080,
-            port_attempts: 10,
+            fallback_ports: 0,
             auth: AuthMode::Remote,
             password: Secret::default(),
             tokens: Vec::new(),
@@ -106,11 +107,16 @@ impl Default for HttpConfig {
 impl HttpConfig {
     /// Parse and check a `[control.http]` section.
     pub fn from_plugin_config(cfg: &PluginConfig) -> Result<Self, BuildError> {
+        if cfg.values.contains_key("port_attempts") {
+            // Its default (10) moved a second instance to the next port without being asked.
+            return Err(BuildError::new(
+                &cfg.section,
+                "port_attempts was replaced by fallback_ports: how many ports after port to try \
+                 when it is taken (0 = none, the default; port_attempts = N is fallback_ports = N - 1)",
+            ));
+        }
         let c: HttpConfig = cfg.parse()?;
         let err = |m: &str| Err(BuildError::new(&cfg.section, m));
-        if c.port_attempts == 0 {
-            return err("port_attempts must be at least 1");
-        }
         if c.max_body_bytes < 1024 || c.compat_max_body_bytes < 1024 {
             return err("max_body_bytes and compat_max_body_bytes must be at least 1024");
         }
@@ -206,25 +212,25 @@ pub fn router_with_history(
         .with_state(state)
 }
 
-/// Bind the first free port of `port .. port + port_attempts` on `listen`, logging the one taken.
+/// Bind `port` on `listen` or, when it is taken and `fallback_ports` allows, the first free port
+/// of the next `fallback_ports` (with a warning); log the address.
 pub async fn bind(cfg: &HttpConfig) -> Result<tokio::net::TcpListener, PluginError> {
     let mut last = None;
-    for i in 0..cfg.port_attempts {
-        let Some(port) = cfg.port.checked_add(i) else {
-            break;
-        };
+    let last_port = cfg.port.saturating_add(cfg.fallback_ports);
+    for port in cfg.port..=last_port {
         let addr = SocketAddr::new(cfg.listen, port);
         match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => {
                 let got = l.local_addr().unwrap_or(addr);
-                if i > 0 {
+                if port != cfg.port {
                     tracing::warn!(
                         kind = "control",
                         plugin = PLUGIN,
                         wanted = cfg.port,
                         port = got.port(),
-                        "Port {} was taken; serving on the next free port",
-                        cfg.port
+                        "Port {} was taken; serving on the next free port (fallback_ports = {})",
+                        cfg.port,
+                        cfg.fallback_ports
                     );
                 }
                 tracing::info!(kind = "control", plugin = PLUGIN, address = %got,
@@ -236,19 +242,33 @@ pub async fn bind(cfg: &HttpConfig) -> Result<tokio::net::TcpListener, PluginErr
                 last = Some(e);
             }
             Err(e) => {
-                return Err(
-                    PluginError::new(ErrorKind::Config, PLUGIN, format!("bind {addr}"))
-                        .with_source(e),
-                );
+                return Err(PluginError::new(
+                    ErrorKind::Config,
+                    PLUGIN,
+                    format!(
+                        "[control.http] cannot bind listen = {} port = {port}",
+                        cfg.listen
+                    ),
+                )
+                .with_source(e));
             }
         }
     }
-    let ctx = format!(
-        "ports {}..={} on {} are all taken",
-        cfg.port,
-        cfg.port.saturating_add(cfg.port_attempts - 1),
-        cfg.listen
-    );
+    let ctx = if cfg.fallback_ports == 0 {
+        format!(
+            "[control.http] port = {} is in use on {} (another twcmanager?); choose another port, \
+             or set fallback_ports = N to try the next N ports too",
+            cfg.port, cfg.listen
+        )
+    } else {
+        format!(
+            "[control.http] port = {} and the next {} ports (fallback_ports) are all in use on {}; \
+             choose another port or raise fallback_ports",
+            cfg.port,
+            last_port - cfg.port,
+            cfg.listen
+        )
+    };
     let mut e = PluginError::new(ErrorKind::Config, PLUGIN, ctx);
     if let Some(src) = last {
         e = e.with_source(src);
@@ -328,9 +348,10 @@ async fn serve_app(
     }
 }
 
-#[twc_core::async_trait]
-impl ControlSurface for HttpControl {
-    async fn serve(self: Box<Self>, engine: EngineHandle) -> Result<(), PluginError> {
+impl HttpControl {
+    /// Bind the port now, before serving: the daemon calls this at start-up, before the engine
+    /// transmits, so a taken port stops it instead of leaving a bus master without its UI.
+    pub async fn bind(self) -> Result<BoundHttpControl, PluginError> {
         let listener = bind(&self.cfg).await?;
         if self.cfg.auth != AuthMode::Off
             && self.cfg.password.is_empty()
@@ -343,11 +364,47 @@ impl ControlSurface for HttpControl {
                 "No password or token is set: only clients on this machine can use the web UI and API; set [control.http] password, or auth = \"off\" on a trusted network"
             );
         }
-        serve_on_with_history(listener, self.cfg, engine, self.history).await
+        Ok(BoundHttpControl {
+            listener,
+            control: self,
+        })
+    }
+}
+
+/// The HTTP control surface with its port bound ([`HttpControl::bind`]); serving starts with
+/// [`ControlSurface::serve`].
+pub struct BoundHttpControl {
+    listener: tokio::net::TcpListener,
+    control: HttpControl,
+}
+
+impl BoundHttpControl {
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+#[twc_core::async_trait]
+impl ControlSurface for HttpControl {
+    async fn serve(self: Box<Self>, engine: EngineHandle) -> Result<(), PluginError> {
+        Box::new(self.bind().await?).serve(engine).await
     }
 
     fn set_history(&mut self, history: Arc<dyn HistoryQuery>) {
         self.history = Some(history);
+    }
+}
+
+#[twc_core::async_trait]
+impl ControlSurface for BoundHttpControl {
+    async fn serve(self: Box<Self>, engine: EngineHandle) -> Result<(), PluginError> {
+        let BoundHttpControl { listener, control } = *self;
+        serve_on_with_history(listener, control.cfg, engine, control.history).await
+    }
+
+    fn set_history(&mut self, history: Arc<dyn HistoryQuery>) {
+        self.control.history = Some(history);
     }
 }
 
@@ -363,5 +420,37 @@ inventory::submit! {
         summary: "Web UI, TWCManager-compatible /api, typed /api/v2 with OpenAPI and live events, /metrics",
         example: include_str!("../example.toml"),
         build,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(values: serde_json::Value) -> PluginConfig {
+        let serde_json::Value::Object(values) = values else {
+            panic!("an object")
+        };
+        PluginConfig::new("control.http", values)
+    }
+
+    /// Issue 13 item 4: the fallback is opt-in, and the old key is refused with its successor
+    /// named rather than silently meaning "try ten ports".
+    #[test]
+    fn r13_fallback_is_opt_in_and_port_attempts_names_its_successor() {
+        let c = HttpConfig::from_plugin_config(&section(serde_json::json!({}))).unwrap();
+        assert_eq!(c.fallback_ports, 0);
+        let c =
+            HttpConfig::from_plugin_config(&section(serde_json::json!({ "fallback_ports": 3 })))
+                .unwrap();
+        assert_eq!(c.fallback_ports, 3);
+        let e =
+            HttpConfig::from_plugin_config(&section(serde_json::json!({ "port_attempts": 10 })))
+                .expect_err("port_attempts is refused");
+        let m = e.to_string();
+        assert!(
+            m.starts_with("[control.http] port_attempts was replaced by fallback_ports"),
+            "{m}"
+        );
     }
 }

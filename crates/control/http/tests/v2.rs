@@ -510,28 +510,34 @@ async fn loopback_is_trusted_by_default_but_cross_site_posts_are_not() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn taken_port_moves_to_the_next_one() {
+async fn taken_port_moves_to_the_next_one_only_with_fallback_ports() {
     let first = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = first.local_addr().unwrap().port();
     let cfg = twc_control_http::HttpConfig {
         listen: "127.0.0.1".parse().unwrap(),
         port,
-        port_attempts: 10,
+        fallback_ports: 9,
         ..Default::default()
     };
     match twc_control_http::bind(&cfg).await {
         Ok(l) => assert!(l.local_addr().unwrap().port() > port),
-        // The next ports can be taken by other tests; then the error names the range.
-        Err(e) => assert!(e.to_string().contains("all taken"), "{e}"),
+        // The next ports can be taken by other tests; then the error names the key.
+        Err(e) => assert!(e.to_string().contains("fallback_ports"), "{e}"),
     }
+    // The default: no fallback; the error names the key, the port and the fix.
     let cfg = twc_control_http::HttpConfig {
         listen: "127.0.0.1".parse().unwrap(),
         port,
-        port_attempts: 1,
         ..Default::default()
     };
+    assert_eq!(cfg.fallback_ports, 0);
     let e = twc_control_http::bind(&cfg).await.unwrap_err();
-    assert!(e.to_string().contains("all taken"), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&format!("[control.http] port = {port} is in use"))
+            && msg.contains("set fallback_ports = N"),
+        "{e}"
+    );
     // IPv6 loopback works too.
     let cfg = twc_control_http::HttpConfig {
         listen: "::1".parse().unwrap(),
