@@ -213,16 +213,74 @@ pub(crate) struct SettingsView {
     vin_deny: Vec<String>,
 }
 
-/// A grid-import limit.
-#[derive(Serialize, Deserialize, ToSchema, Clone, Copy)]
+/// A grid-import limit. Its schema is written out (see [`value_per_unit`]) because the bound on
+/// `value` depends on `unit`.
+#[derive(Serialize, Deserialize, Clone, Copy)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct GridLimitView {
     /// Value in `unit`, ≥ 0: at most 1000 A or 1000000 W, and never above the configuration's
     /// `[grid]` limit in the same unit.
-    #[schema(minimum = 0.0, maximum = 1000000.0)]
     value: f64,
     /// `A` (per phase) or `W` (total).
     unit: UnitView,
+}
+
+/// Largest runtime grid-import limit the API takes, A and W.
+const MAX_GRID_IMPORT: (f64, f64) = (1000.0, 1_000_000.0);
+
+impl utoipa::PartialSchema for GridLimitView {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        value_per_unit(
+            "A grid-import limit: `value` ≥ 0 in `unit`, `A` (per phase, at most 1000) or `W` \
+             (total, at most 1000000), and never above the configuration's `[grid]` limit in the \
+             same unit.",
+            MAX_GRID_IMPORT,
+            false,
+        )
+    }
+}
+
+impl ToSchema for GridLimitView {}
+
+/// `{"value": number, "unit": "A" | "W"}` with one alternative per unit, since the bound on
+/// `value` depends on the unit: `0 ..= max`, or with `signed` within `±max` and not 0.
+fn value_per_unit(
+    description: &str,
+    (max_a, max_w): (f64, f64),
+    signed: bool,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{
+        AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, Type,
+    };
+    let number = || ObjectBuilder::new().schema_type(Type::Number);
+    let alt = |unit: &str, max: f64| -> Schema {
+        let value: Schema = if signed {
+            OneOfBuilder::new()
+                .item(number().exclusive_minimum(Some(0.0)).maximum(Some(max)))
+                .item(number().minimum(Some(-max)).exclusive_maximum(Some(0.0)))
+                .into()
+        } else {
+            number().minimum(Some(0.0)).maximum(Some(max)).into()
+        };
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("value", value)
+            .property(
+                "unit",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some([unit])),
+            )
+            .required("value")
+            .required("unit")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+            .into()
+    };
+    OneOfBuilder::new()
+        .description(Some(description))
+        .item(alt("A", max_a))
+        .item(alt("W", max_w))
+        .into()
 }
 
 /// `A` or `W`.
@@ -451,6 +509,27 @@ pub(crate) fn status_view(st: &AppState, s: &Status) -> StatusView {
         wiring_max_per_twc_amps: s.wiring_max_per_twc.amps(),
         trouble,
     }
+}
+
+/// A whole number as JSON Schema's `integer` means it: `270` and `270.0` alike (serde's own
+/// unsigned integers refuse `270.0`, which schema-driven clients may send).
+fn whole<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    use serde::de::Error;
+    let n = serde_json::Number::deserialize(d)?;
+    let v = match (n.as_u64(), n.as_f64()) {
+        (Some(v), _) => Some(v),
+        (None, Some(f)) if f >= 0.0 && f.fract() == 0.0 && f < 2f64.powi(53) => Some(f as u64),
+        _ => None,
+    };
+    v.and_then(|v| T::try_from(v).ok()).ok_or_else(|| {
+        D::Error::custom(format!(
+            "invalid value: {n}, expected a whole number in range"
+        ))
+    })
 }
 
 /// Turn a JSON extractor rejection into 400/413/415 with a reason.
@@ -721,9 +800,9 @@ async fn patch_settings(
             && g.value >= 0.0
             && g.value
                 <= if g.unit == UnitView::A {
-                    1000.0
+                    MAX_GRID_IMPORT.0
                 } else {
-                    1_000_000.0
+                    MAX_GRID_IMPORT.1
                 })
     {
         return bad("max_grid_import.value must be a number ≥ 0 (at most 1000 A or 1000000 W)");
@@ -789,6 +868,7 @@ pub(crate) struct ChargeNowRequest {
     amps: f64,
     /// How long, s (1 … 604800, one week).
     #[schema(minimum = 1, maximum = 604800)]
+    #[serde(deserialize_with = "whole")]
     duration_secs: u64,
 }
 
@@ -843,13 +923,16 @@ async fn delete_charge_now(State(st): State<AppState>) -> Response {
 pub(crate) struct WindowView {
     /// 1 = Monday … 7 = Sunday.
     #[schema(minimum = 1, maximum = 7)]
+    #[serde(deserialize_with = "whole")]
     weekday: u8,
     /// Minutes after local midnight, 0..=1439.
     #[schema(minimum = 0, maximum = 1439)]
+    #[serde(deserialize_with = "whole")]
     start_minute: u16,
     /// Minutes after local midnight, 0..=1439, not equal to `start_minute` (before it = past
     /// midnight).
     #[schema(minimum = 0, maximum = 1439)]
+    #[serde(deserialize_with = "whole")]
     end_minute: u16,
 }
 
@@ -972,15 +1055,36 @@ async fn put_schedules(
 }
 
 /// A named consumption offset.
-#[derive(Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Serialize, ToSchema)]
 pub(crate) struct OffsetView {
-    /// Value in `unit`, not 0 (positive adds consumption): within ±400 A or ±100000 W.
-    #[schema(minimum = -100000.0, maximum = 100000.0)]
+    /// Value in `unit` (positive adds consumption).
     value: f64,
     /// `A` or `W`.
     unit: UnitView,
 }
+
+/// A consumption offset to store: `value` in `unit`, not 0 (positive adds consumption), within
+/// ±400 A or ±100000 W (`ops::validate_offset`). Its schema is written out (see
+/// [`value_per_unit`]) because the bound depends on the unit.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OffsetRequest {
+    value: f64,
+    unit: UnitView,
+}
+
+impl utoipa::PartialSchema for OffsetRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        value_per_unit(
+            "A consumption offset: `value` in `unit`, not 0 (positive adds consumption), within \
+             ±400 A or ±100000 W.",
+            (ops::MAX_OFFSET_A, ops::MAX_OFFSET_W),
+            true,
+        )
+    }
+}
+
+impl ToSchema for OffsetRequest {}
 
 /// Named consumption offsets.
 #[utoipa::path(get, path = "/api/v2/offsets", tag = "offsets",
@@ -1010,13 +1114,13 @@ async fn get_offsets(State(st): State<AppState>) -> Json<BTreeMap<String, Offset
 }
 
 /// Add or replace an offset.
-#[utoipa::path(put, path = "/api/v2/offsets/{name}", tag = "offsets", request_body = OffsetView,
+#[utoipa::path(put, path = "/api/v2/offsets/{name}", tag = "offsets", request_body = OffsetRequest,
     params(("name" = String, Path, description = "offset name: 1 to 31 characters, not only spaces, none of `@#$%^&*\"+<>;/` nor control characters", pattern = r#"^[^\s@#$%^&*"+<>;/\x00-\x1f\x7f-\x9f][^@#$%^&*"+<>;/\x00-\x1f\x7f-\x9f]{0,30}$"#, min_length = 1, max_length = 31)),
     responses((status = 204, description = "stored"), (status = 400, description = "refused: the reason is in `error`", body = ErrorBody), (status = 413, description = "the body is larger than `max_body_bytes`", body = ErrorBody), (status = 415, description = "the body is not `application/json`", body = ErrorBody), (status = 429, description = "the engine is busy; retry", body = ErrorBody), (status = 503, description = "the engine has stopped", body = ErrorBody)))]
 async fn put_offset(
     State(st): State<AppState>,
     Path(name): Path<String>,
-    r: Result<Json<OffsetView>, JsonRejection>,
+    r: Result<Json<OffsetRequest>, JsonRejection>,
 ) -> Response {
     let v = try_resp!(body(r));
     if let Err(e) = ops::validate_offset_name(&name) {

@@ -911,6 +911,10 @@ async fn r13_openapi_bounds_are_what_the_server_enforces() {
     assert_eq!(charge(json!(0), json!(60)).await, 400);
     assert_eq!(charge(json!(10), json!(max_dur + 1)).await, 400);
     assert_eq!(charge(json!(10), json!(0)).await, 400);
+    // JSON Schema's integers include 60.0; a fraction is not one.
+    assert_eq!(dur["type"], "integer", "{dur}");
+    assert_eq!(charge(json!(10), json!(60.0)).await, 200);
+    assert_eq!(charge(json!(10), json!(60.5)).await, 400);
 
     // Schedules: weekdays 1..=7, minutes 0..=1439.
     let w = schema("WindowView");
@@ -963,6 +967,28 @@ async fn r13_openapi_bounds_are_what_the_server_enforces() {
     };
     assert_eq!(offset("W").await, 204);
     assert_eq!(offset("kW").await, 400);
+    // The bound depends on the unit: one alternative per unit, 0 excluded.
+    let alts = schema("OffsetRequest")["oneOf"].clone();
+    let amps_alt = alts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["properties"]["unit"]["enum"] == json!(["A"]))
+        .expect("an alternative for A");
+    let pos = &amps_alt["properties"]["value"]["oneOf"][0];
+    assert_eq!(pos["exclusiveMinimum"], 0.0, "{pos}");
+    let max = pos["maximum"].as_f64().unwrap();
+    let put = |v: f64| {
+        send(
+            reqwest::Method::PUT,
+            "/api/v2/offsets/heat",
+            json!({"value": v, "unit": "A"}),
+        )
+    };
+    assert_eq!(put(max).await, 204);
+    assert_eq!(put(-max).await, 204);
+    assert_eq!(put(max + 0.5).await, 400);
+    assert_eq!(put(0.0).await, 400);
 
     // Every operation documents its refusals with the error schema; bodies also 413 and 415.
     let mut bodies = 0;
