@@ -1,7 +1,7 @@
 //! `cargo xtask <task>`: project chores in Rust, so CI and developers run the same code.
 //!
-//! - `ci`: fmt check, clippy `-D warnings`, every test, doc build, and a feature sweep (each plugin
-//!   feature alone, then `full`). `.ci/run` calls exactly this.
+//! - `ci`: fmt check, clippy `-D warnings`, every test, the API fuzz run (`fuzz-api`), doc build,
+//!   and a feature sweep (each plugin feature alone, then `full`). `.ci/run` calls exactly this.
 //! - `test`: only the test suite.
 //! - `tidy`: layout rules (each plugin crate has README.md, example.toml, tests/; package name
 //!   matches the directory; the bin has its feature and link line; no plugin depends on another).
