@@ -1,7 +1,7 @@
 //! `cargo xtask <task>`: project chores in Rust, so CI and developers run the same code.
 //!
-//! - `ci`: fmt check, clippy `-D warnings`, every test, doc build, and a feature sweep (each plugin
-//!   feature alone, then `full`). `.ci/run` calls exactly this.
+//! - `ci`: fmt check, clippy `-D warnings`, every test, the API fuzz run (`fuzz-api`), doc build,
+//!   and a feature sweep (each plugin feature alone, then `full`). `.ci/run` calls exactly this.
 //! - `test`: only the test suite.
 //! - `tidy`: layout rules (each plugin crate has README.md, example.toml, tests/; package name
 //!   matches the directory; the bin has its feature and link line; no plugin depends on another).
@@ -9,7 +9,11 @@
 //! - `new-plugin <kind> <name>`: generate a plugin crate from the template and wire it in.
 //! - `bench`: the benchmarks.
 //! - `e2e`: build the binary and run the end-to-end tests.
+//! - `fuzz-api [--max-examples N] [--seed N] [-- schemathesis args]`: build the binary, start the
+//!   demo on a free port and run the schema-driven fuzzer schemathesis (pinned, installed into a
+//!   virtualenv under `target/`) against `/api/v2/openapi.json`; any failure fails the step.
 
+mod fuzz_api;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -32,11 +36,12 @@ fn main() -> ExitCode {
         "new-plugin" => new_plugin(rest),
         "bench" => bench(),
         "e2e" => e2e(),
+        "fuzz-api" => fuzz_api::run(rest),
         "sim" => sim(rest),
         "soak" => soak(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | test | tidy | fuzz [target] [--secs N] | new-plugin <kind> <name> | bench | e2e | sim --trace FILE.csv | soak [--cases N]>"
+                "usage: cargo xtask <ci | test | tidy | fuzz [target] [--secs N] | fuzz-api [--max-examples N] [--seed N] | new-plugin <kind> <name> | bench | e2e | sim --trace FILE.csv | soak [--cases N]>"
             );
             return if task == "help" {
                 ExitCode::SUCCESS
@@ -61,13 +66,13 @@ pub(crate) fn root() -> PathBuf {
         .to_path_buf()
 }
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(root());
     c
 }
 
-fn step(name: &str, mut cmd: Command) -> Result<(), String> {
+pub(crate) fn step(name: &str, mut cmd: Command) -> Result<(), String> {
     eprintln!("\n==> {name}: {cmd:?}");
     let t = std::time::Instant::now();
     let status = cmd
@@ -108,6 +113,7 @@ fn ci() -> Result<(), String> {
     ]);
     step("clippy", clippy)?;
     test()?;
+    fuzz_api::run(&[])?;
     let mut doc = cargo();
     doc.args([
         "doc",

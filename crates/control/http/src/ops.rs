@@ -105,11 +105,16 @@ pub(crate) fn validate_offset_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Largest consumption offset in amps.
+pub(crate) const MAX_OFFSET_A: f64 = 400.0;
+/// Largest consumption offset in watts.
+pub(crate) const MAX_OFFSET_W: f64 = 100_000.0;
+
 /// Check an offset value: finite, not 0, within ±100 kW (or ±400 A).
 pub(crate) fn validate_offset(o: &ConsumptionOffset) -> Result<(), String> {
     let max = match o.unit {
-        twc_core::model::OffsetUnit::A => 400.0,
-        twc_core::model::OffsetUnit::W => 100_000.0,
+        twc_core::model::OffsetUnit::A => MAX_OFFSET_A,
+        twc_core::model::OffsetUnit::W => MAX_OFFSET_W,
     };
     if !o.value.is_finite() || o.value == 0.0 {
         return Err("offsetValue must be a number other than 0".into());

@@ -27,6 +27,7 @@ use utoipa::{OpenApi, ToSchema};
 
 /// An error: always a JSON object with a reason.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)] // for the document: exactly one key
 pub(crate) struct ErrorBody {
     /// What was wrong.
     error: String,
@@ -181,10 +182,13 @@ pub(crate) struct ChargeNowView {
 
 /// Home location.
 #[derive(Serialize, Deserialize, ToSchema, Clone, Copy)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct HomeView {
     /// Latitude (−90..90).
+    #[schema(minimum = -90.0, maximum = 90.0)]
     lat: f64,
     /// Longitude (−180..180).
+    #[schema(minimum = -180.0, maximum = 180.0)]
     lon: f64,
 }
 
@@ -209,14 +213,74 @@ pub(crate) struct SettingsView {
     vin_deny: Vec<String>,
 }
 
-/// A grid-import limit.
-#[derive(Serialize, Deserialize, ToSchema, Clone, Copy)]
+/// A grid-import limit. Its schema is written out (see [`value_per_unit`]) because the bound on
+/// `value` depends on `unit`.
+#[derive(Serialize, Deserialize, Clone, Copy)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct GridLimitView {
-    /// Value in `unit`, ≥ 0.
+    /// Value in `unit`, ≥ 0: at most 1000 A or 1000000 W, and never above the configuration's
+    /// `[grid]` limit in the same unit.
     value: f64,
     /// `A` (per phase) or `W` (total).
     unit: UnitView,
+}
+
+/// Largest runtime grid-import limit the API takes, A and W.
+const MAX_GRID_IMPORT: (f64, f64) = (1000.0, 1_000_000.0);
+
+impl utoipa::PartialSchema for GridLimitView {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        value_per_unit(
+            "A grid-import limit: `value` ≥ 0 in `unit`, `A` (per phase, at most 1000) or `W` \
+             (total, at most 1000000), and never above the configuration's `[grid]` limit in the \
+             same unit.",
+            MAX_GRID_IMPORT,
+            false,
+        )
+    }
+}
+
+impl ToSchema for GridLimitView {}
+
+/// `{"value": number, "unit": "A" | "W"}` with one alternative per unit, since the bound on
+/// `value` depends on the unit: `0 ..= max`, or with `signed` within `±max` and not 0.
+fn value_per_unit(
+    description: &str,
+    (max_a, max_w): (f64, f64),
+    signed: bool,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{
+        AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, Type,
+    };
+    let number = || ObjectBuilder::new().schema_type(Type::Number);
+    let alt = |unit: &str, max: f64| -> Schema {
+        let value: Schema = if signed {
+            OneOfBuilder::new()
+                .item(number().exclusive_minimum(Some(0.0)).maximum(Some(max)))
+                .item(number().minimum(Some(-max)).exclusive_maximum(Some(0.0)))
+                .into()
+        } else {
+            number().minimum(Some(0.0)).maximum(Some(max)).into()
+        };
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("value", value)
+            .property(
+                "unit",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some([unit])),
+            )
+            .required("value")
+            .required("unit")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+            .into()
+    };
+    OneOfBuilder::new()
+        .description(Some(description))
+        .item(alt("A", max_a))
+        .item(alt("W", max_w))
+        .into()
 }
 
 /// `A` or `W`.
@@ -443,6 +507,27 @@ pub(crate) fn status_view(st: &AppState, s: &Status) -> StatusView {
     }
 }
 
+/// A whole number as JSON Schema's `integer` means it: `270` and `270.0` alike (serde's own
+/// unsigned integers refuse `270.0`, which schema-driven clients may send).
+fn whole<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    use serde::de::Error;
+    let n = serde_json::Number::deserialize(d)?;
+    let v = match (n.as_u64(), n.as_f64()) {
+        (Some(v), _) => Some(v),
+        (None, Some(f)) if f >= 0.0 && f.fract() == 0.0 && f < 2f64.powi(53) => Some(f as u64),
+        _ => None,
+    };
+    v.and_then(|v| T::try_from(v).ok()).ok_or_else(|| {
+        D::Error::custom(format!(
+            "invalid value: {n}, expected a whole number in range"
+        ))
+    })
+}
+
 /// Turn a JSON extractor rejection into 400/413/415 with a reason.
 fn body<T>(r: Result<Json<T>, JsonRejection>) -> Result<T, Response> {
     match r {
@@ -486,15 +571,20 @@ async fn get_slaves(State(st): State<AppState>) -> Json<Vec<SlaveView>> {
     )
 }
 
+/// A TWCID in a path: exactly 4 hex digits, as the document's pattern says (`TwcId`'s own
+/// parser also takes surrounding spaces and a sign).
 fn parse_id(id: &str) -> Result<TwcId, Response> {
-    id.parse::<TwcId>()
-        .map_err(|_| bad(format!("{id:?} is not a TWCID (4 hex digits)")))
+    let refuse = || bad(format!("{id:?} is not a TWCID (4 hex digits)"));
+    if id.len() != 4 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(refuse());
+    }
+    id.parse::<TwcId>().map_err(|_| refuse())
 }
 
 /// One slave.
 #[utoipa::path(get, path = "/api/v2/slaves/{id}", tag = "slaves",
-    params(("id" = String, Path, description = "TWCID, 4 hex digits")),
-    responses((status = 200, body = SlaveView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("id" = String, Path, description = "TWCID, 4 hex digits", pattern = r"^[0-9A-Fa-f]{4}$", min_length = 4, max_length = 4)),
+    responses((status = 200, body = SlaveView), (status = 400, description = "refused: the reason is in `error`", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)))]
 async fn get_slave(State(st): State<AppState>, Path(id): Path<String>) -> Response {
     let id = try_resp!(parse_id(&id));
     match st.engine.status().slaves.iter().find(|x| x.id == id) {
@@ -522,8 +612,8 @@ async fn start_stop(st: &AppState, id: Option<TwcId>, start: bool) -> Response {
 
 /// Send start (`FC B1`) to one slave.
 #[utoipa::path(post, path = "/api/v2/slaves/{id}/start", tag = "slaves",
-    params(("id" = String, Path, description = "TWCID")),
-    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    params(("id" = String, Path, description = "TWCID, 4 hex digits", pattern = r"^[0-9A-Fa-f]{4}$", min_length = 4, max_length = 4)),
+    responses((status = 204, description = "sent"), (status = 400, description = "refused: the reason is in `error`", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 409, description = "cannot be done now (no slave is linked, …)", body = ErrorBody), (status = 429, description = "the engine is busy; retry", body = ErrorBody), (status = 503, description = "the engine has stopped", body = ErrorBody)))]
 async fn slave_start(State(st): State<AppState>, Path(id): Path<String>) -> Response {
     let id = try_resp!(parse_id(&id));
     start_stop(&st, Some(id), true).await
@@ -531,8 +621,8 @@ async fn slave_start(State(st): State<AppState>, Path(id): Path<String>) -> Resp
 
 /// Send stop (`FC B2`) to one slave. Teslas stay stopped until re-plugged.
 #[utoipa::path(post, path = "/api/v2/slaves/{id}/stop", tag = "slaves",
-    params(("id" = String, Path, description = "TWCID")),
-    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    params(("id" = String, Path, description = "TWCID, 4 hex digits", pattern = r"^[0-9A-Fa-f]{4}$", min_length = 4, max_length = 4)),
+    responses((status = 204, description = "sent"), (status = 400, description = "refused: the reason is in `error`", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 409, description = "cannot be done now (no slave is linked, …)", body = ErrorBody), (status = 429, description = "the engine is busy; retry", body = ErrorBody), (status = 503, description = "the engine has stopped", body = ErrorBody)))]
 async fn slave_stop(State(st): State<AppState>, Path(id): Path<String>) -> Response {
     let id = try_resp!(parse_id(&id));
     start_stop(&st, Some(id), false).await
@@ -540,14 +630,14 @@ async fn slave_stop(State(st): State<AppState>, Path(id): Path<String>) -> Respo
 
 /// Send start to every slave.
 #[utoipa::path(post, path = "/api/v2/slaves/start", tag = "slaves",
-    responses((status = 204), (status = 409, body = ErrorBody)))]
+    responses((status = 204, description = "sent"), (status = 409, description = "cannot be done now (no slave is linked, …)", body = ErrorBody), (status = 429, description = "the engine is busy; retry", body = ErrorBody), (status = 503, description = "the engine has stopped", body = ErrorBody)))]
 async fn all_start(State(st): State<AppState>) -> Response {
     start_stop(&st, None, true).await
 }
 
 /// Send stop to every slave.
 #[utoipa::path(post, path = "/api/v2/slaves/stop", tag = "slaves",
-    responses((status = 204), (status = 409, body = ErrorBody)))]
+    responses((status = 204, description = "sent"), (status = 409, description = "cannot be done now (no slave is linked, …)", body = ErrorBody), (status = 429, description = "the engine is busy; retry", body = ErrorBody), (status = 503, description = "the engine has stopped", body = ErrorBody)))]
 async fn all_stop(State(st): State<AppState>) -> Response {
     start_stop(&st, None, false).await
 }
@@ -593,7 +683,8 @@ async fn get_policy(State(st): State<AppState>) -> Json<PolicyDoc> {
 }
 
 /// Runtime settings.
-#[utoipa::path(get, path = "/api/v2/settings", tag = "settings", responses((status = 200, body = SettingsView)))]
+#[utoipa::path(get, path = "/api/v2/settings", tag = "settings",
+    responses((status = 200, body = SettingsView), (status = 429, description = "the engine is busy; retry", body = ErrorBody), (status = 503, description = "the engine has stopped", body = ErrorBody)))]
 async fn get_settings(State(st): State<AppState>) -> Response {
     match ops::current_settings(&st).await {
         Ok(s) => Json(settings_view(&s)).into_response(),
@@ -606,31 +697,73 @@ async fn get_settings(State(st): State<AppState>) -> Response {
 #[serde(deny_unknown_fields)]
 pub(crate) struct SettingsPatch {
     /// `charge`, `stop` or `green`.
+    #[schema(value_type = Option<NonScheduledAction>)]
     non_scheduled_action: Option<String>,
-    /// Amps for `charge` (≤ the wiring limit for all TWCs).
+    /// Amps for `charge` (0 … the wiring limit for all TWCs).
+    #[schema(minimum = 0.0, maximum = 240.0)]
     non_scheduled_amps: Option<f64>,
     /// Home location; `null` leaves it, use DELETE-like `clear_home` to unset.
     home: Option<HomeView>,
     /// True to forget the home location.
     #[serde(default)]
     clear_home: bool,
-    /// Green-tracking flex amps (≤ the wiring limit).
+    /// Green-tracking flex amps (0 … the wiring limit for all TWCs).
+    #[schema(minimum = 0.0, maximum = 240.0)]
     flex_amps: Option<f64>,
     /// Runtime grid-import limit.
     max_grid_import: Option<GridLimitView>,
     /// True to remove the runtime grid-import limit (the configuration's still applies).
     #[serde(default)]
     clear_max_grid_import: bool,
-    /// New VIN allow list.
+    /// New VIN allow list (at most 100 VINs of 1 to 17 letters and digits).
+    #[schema(schema_with = vin_list)]
     vin_allow: Option<Vec<String>>,
-    /// New VIN deny list.
+    /// New VIN deny list (at most 100 VINs of 1 to 17 letters and digits).
+    #[schema(schema_with = vin_list)]
     vin_deny: Option<Vec<String>>,
+}
+
+/// What to do outside a schedule: TWCManager's non-scheduled action.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // only its schema is used; the value travels as a string to the engine
+pub(crate) enum NonScheduledAction {
+    /// Charge at `non_scheduled_amps`.
+    Charge,
+    /// Do not charge.
+    Stop,
+    /// Follow the green surplus.
+    Green,
+}
+
+/// The upper bound the static document gives every amps field: the largest wiring limit a
+/// configuration may set (`[wiring] max_amps_all_twcs`). The served document narrows it to the
+/// running server's own limit (see [`narrow_to_wiring`]).
+pub(crate) const MAX_WIRING_AMPS: f64 = 240.0;
+
+/// Largest VIN list `check_vins` accepts.
+const MAX_VINS: usize = 100;
+
+/// A VIN list: what `check_vins` (and the engine's `validate_settings`) accept.
+fn vin_list() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(17))
+                .pattern(Some("^[A-Za-z0-9]{1,17}$")),
+        )
+        .max_items(Some(MAX_VINS))
+        .build()
 }
 
 fn check_vins(key: &str, v: &Option<Vec<String>>) -> Result<(), String> {
     let Some(v) = v else { return Ok(()) };
-    if v.len() > 100 {
-        return Err(format!("{key} holds at most 100 VINs"));
+    if v.len() > MAX_VINS {
+        return Err(format!("{key} holds at most {MAX_VINS} VINs"));
     }
     for vin in v {
         if vin.is_empty() || vin.len() > 17 || !vin.chars().all(|c| c.is_ascii_alphanumeric()) {
@@ -644,7 +777,7 @@ fn check_vins(key: &str, v: &Option<Vec<String>>) -> Result<(), String> {
 
 /// Change settings. The engine validates; a refused value changes nothing.
 #[utoipa::path(patch, path = "/api/v2/settings", tag = "settings", request_body = SettingsPatch,
-    responses((status = 200, body = SettingsView), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = SettingsView), (status = 400, description = "refused: the reason is in `error`", body = ErrorBody), (status = 413, description = "the body is larger than `max_body_bytes`", body = ErrorBody), (status = 415, description = "the body is not `application/json`", body = ErrorBody), (status = 429, description = "the engine is busy; retry", body = ErrorBody), (status = 503, description = "the engine has stopped", body = ErrorBody)))]
 async fn patch_settings(
     State(st): State<AppState>,
     r: Result<Json<SettingsPatch>, JsonRejection>,
@@ -663,9 +796,9 @@ async fn patch_settings(
             && g.value >= 0.0
             && g.value
                 <= if g.unit == UnitView::A {
-                    1000.0
+                    MAX_GRID_IMPORT.0
                 } else {
-                    1_000_000.0
+                    MAX_GRID_IMPORT.1
                 })
     {
         return bad("max_grid_import.value must be a number ≥ 0 (at most 1000 A or 1000000 W)");
@@ -727,10 +860,17 @@ async fn patch_settings(
 #[serde(deny_unknown_fields)]
 pub(crate) struct ChargeNowRequest {
     /// Amps for the whole site (> 0, ≤ the wiring limit for all TWCs).
+    #[schema(exclusive_minimum = 0.0, maximum = 240.0)]
     amps: f64,
-    /// How long, s (1 … 604800).
+    /// How long, s (1 … 604800, one week).
+    #[schema(minimum = 1, maximum = 604800)]
+    #[serde(deserialize_with = "whole")]
     duration_secs: u64,
 }
+
+/// Longest Charge Now through the HTTP API, s (one week; TWCManager's `chargeNowDuration` has
+/// the same limit).
+const MAX_CHARGE_NOW_SECS: u64 = 7 * 24 * 3600;
 
 /// Charge Now, if active.
 #[utoipa::path(get, path = "/api/v2/charge-now", tag = "charge-now",
@@ -741,14 +881,14 @@ async fn get_charge_now(State(st): State<AppState>) -> Json<Option<ChargeNowView
 
 /// Start Charge Now.
 #[utoipa::path(post, path = "/api/v2/charge-now", tag = "charge-now", request_body = ChargeNowRequest,
-    responses((status = 200, body = SettingsView), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = SettingsView), (status = 400, description = "refused: the reason is in `error`", body = ErrorBody), (status = 413, description = "the body is larger than `max_body_bytes`", body = ErrorBody), (status = 415, description = "the body is not `application/json`", body = ErrorBody), (status = 429, description = "the engine is busy; retry", body = ErrorBody), (status = 503, description = "the engine has stopped", body = ErrorBody)))]
 async fn post_charge_now(
     State(st): State<AppState>,
     r: Result<Json<ChargeNowRequest>, JsonRejection>,
 ) -> Response {
     let c = try_resp!(body(r));
-    if c.duration_secs == 0 || c.duration_secs > 7 * 24 * 3600 {
-        return bad("duration_secs must be 1 … 604800");
+    if c.duration_secs == 0 || c.duration_secs > MAX_CHARGE_NOW_SECS {
+        return bad(format!("duration_secs must be 1 … {MAX_CHARGE_NOW_SECS}"));
     }
     match st
         .engine
@@ -765,7 +905,7 @@ async fn post_charge_now(
 
 /// Cancel Charge Now.
 #[utoipa::path(delete, path = "/api/v2/charge-now", tag = "charge-now",
-    responses((status = 200, body = SettingsView)))]
+    responses((status = 200, body = SettingsView), (status = 429, description = "the engine is busy; retry", body = ErrorBody), (status = 503, description = "the engine has stopped", body = ErrorBody)))]
 async fn delete_charge_now(State(st): State<AppState>) -> Response {
     match st.engine.command(Command::CancelChargeNow).await {
         Ok(s) => Json(settings_view(&s)).into_response(),
@@ -778,10 +918,17 @@ async fn delete_charge_now(State(st): State<AppState>) -> Response {
 #[serde(deny_unknown_fields)]
 pub(crate) struct WindowView {
     /// 1 = Monday … 7 = Sunday.
+    #[schema(minimum = 1, maximum = 7)]
+    #[serde(deserialize_with = "whole")]
     weekday: u8,
-    /// Minutes after local midnight, 0..1439.
+    /// Minutes after local midnight, 0..=1439.
+    #[schema(minimum = 0, maximum = 1439)]
+    #[serde(deserialize_with = "whole")]
     start_minute: u16,
-    /// Minutes after local midnight, 0..1439 (before `start_minute` = past midnight).
+    /// Minutes after local midnight, 0..=1439, not equal to `start_minute` (before it = past
+    /// midnight).
+    #[schema(minimum = 0, maximum = 1439)]
+    #[serde(deserialize_with = "whole")]
     end_minute: u16,
 }
 
@@ -791,19 +938,48 @@ pub(crate) struct WindowView {
 pub(crate) struct ScheduleView {
     /// True when the schedule applies.
     enabled: bool,
-    /// Amps for the whole site inside a window.
+    /// Amps for the whole site inside a window (0 … the wiring limit for all TWCs; above 0 when
+    /// `enabled`).
+    #[schema(minimum = 0.0, maximum = 240.0)]
     amps: f64,
     /// At most one window per weekday.
+    #[schema(max_items = 7)]
     windows: Vec<WindowView>,
     /// TWCManager's flex start.
     #[serde(default)]
     flex_start: bool,
-    /// Battery size for flex start, kWh.
+    /// Battery size for flex start, kWh (0 … 1000).
     #[serde(default = "default_battery")]
+    #[schema(minimum = 0.0, maximum = 1000.0)]
     flex_battery_kwh: f64,
-    /// Amps per weekday (1 = Monday … 7 = Sunday) overriding `amps` for that day's window.
+    /// Amps per weekday (`"1"` = Monday … `"7"` = Sunday) overriding `amps` for that day's
+    /// window (0 … the wiring limit for all TWCs).
     #[serde(default)]
+    #[schema(schema_with = day_amps)]
     day_amps: BTreeMap<u8, f64>,
+}
+
+/// `day_amps`: keys are weekdays written as JSON object keys, `"1"` … `"7"`.
+fn day_amps() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[1-7]$")),
+        ))
+        .additional_properties(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::Number)
+                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                    utoipa::openapi::KnownFormat::Double,
+                )))
+                .minimum(Some(0.0))
+                .maximum(Some(MAX_WIRING_AMPS)),
+        ))
+        .max_properties(Some(7))
+        .build()
 }
 
 fn default_battery() -> f64 {
@@ -830,7 +1006,8 @@ fn schedule_view(s: &Schedule) -> ScheduleView {
 }
 
 /// The schedule.
-#[utoipa::path(get, path = "/api/v2/schedules", tag = "schedules", responses((status = 200, body = ScheduleView)))]
+#[utoipa::path(get, path = "/api/v2/schedules", tag = "schedules",
+    responses((status = 200, body = ScheduleView), (status = 429, description = "the engine is busy; retry", body = ErrorBody), (status = 503, description = "the engine has stopped", body = ErrorBody)))]
 async fn get_schedules(State(st): State<AppState>) -> Response {
     match ops::current_settings(&st).await {
         Ok(s) => Json(schedule_view(&s.schedule)).into_response(),
@@ -840,7 +1017,7 @@ async fn get_schedules(State(st): State<AppState>) -> Response {
 
 /// Replace the schedule.
 #[utoipa::path(put, path = "/api/v2/schedules", tag = "schedules", request_body = ScheduleView,
-    responses((status = 200, body = ScheduleView), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = ScheduleView), (status = 400, description = "refused: the reason is in `error`", body = ErrorBody), (status = 413, description = "the body is larger than `max_body_bytes`", body = ErrorBody), (status = 415, description = "the body is not `application/json`", body = ErrorBody), (status = 429, description = "the engine is busy; retry", body = ErrorBody), (status = 503, description = "the engine has stopped", body = ErrorBody)))]
 async fn put_schedules(
     State(st): State<AppState>,
     r: Result<Json<ScheduleView>, JsonRejection>,
@@ -874,13 +1051,36 @@ async fn put_schedules(
 }
 
 /// A named consumption offset.
-#[derive(Serialize, Deserialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub(crate) struct OffsetView {
-    /// Value in `unit` (≠ 0; positive adds consumption).
+    /// Value in `unit` (positive adds consumption).
     value: f64,
     /// `A` or `W`.
-    unit: String,
+    unit: UnitView,
 }
+
+/// A consumption offset to store: `value` in `unit`, not 0 (positive adds consumption), within
+/// ±400 A or ±100000 W (`ops::validate_offset`). Its schema is written out (see
+/// [`value_per_unit`]) because the bound depends on the unit.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OffsetRequest {
+    value: f64,
+    unit: UnitView,
+}
+
+impl utoipa::PartialSchema for OffsetRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        value_per_unit(
+            "A consumption offset: `value` in `unit`, not 0 (positive adds consumption), within \
+             ±400 A or ±100000 W.",
+            (ops::MAX_OFFSET_A, ops::MAX_OFFSET_W),
+            true,
+        )
+    }
+}
+
+impl ToSchema for OffsetRequest {}
 
 /// Named consumption offsets.
 #[utoipa::path(get, path = "/api/v2/offsets", tag = "offsets",
@@ -897,7 +1097,11 @@ async fn get_offsets(State(st): State<AppState>) -> Json<BTreeMap<String, Offset
                     k.clone(),
                     OffsetView {
                         value: o.value,
-                        unit: if o.unit == OffsetUnit::A { "A" } else { "W" }.into(),
+                        unit: if o.unit == OffsetUnit::A {
+                            UnitView::A
+                        } else {
+                            UnitView::W
+                        },
                     },
                 )
             })
@@ -906,22 +1110,21 @@ async fn get_offsets(State(st): State<AppState>) -> Json<BTreeMap<String, Offset
 }
 
 /// Add or replace an offset.
-#[utoipa::path(put, path = "/api/v2/offsets/{name}", tag = "offsets", request_body = OffsetView,
-    params(("name" = String, Path, description = "offset name")),
-    responses((status = 204), (status = 400, body = ErrorBody)))]
+#[utoipa::path(put, path = "/api/v2/offsets/{name}", tag = "offsets", request_body = OffsetRequest,
+    params(("name" = String, Path, description = "offset name: 1 to 31 characters, not only spaces, none of `@#$%^&*\"+<>;/` nor control characters", pattern = r#"^[^\s@#$%^&*"+<>;/\x00-\x1f\x7f-\x9f][^@#$%^&*"+<>;/\x00-\x1f\x7f-\x9f]{0,30}$"#, min_length = 1, max_length = 31)),
+    responses((status = 204, description = "stored"), (status = 400, description = "refused: the reason is in `error`", body = ErrorBody), (status = 413, description = "the body is larger than `max_body_bytes`", body = ErrorBody), (status = 415, description = "the body is not `application/json`", body = ErrorBody), (status = 429, description = "the engine is busy; retry", body = ErrorBody), (status = 503, description = "the engine has stopped", body = ErrorBody)))]
 async fn put_offset(
     State(st): State<AppState>,
     Path(name): Path<String>,
-    r: Result<Json<OffsetView>, JsonRejection>,
+    r: Result<Json<OffsetRequest>, JsonRejection>,
 ) -> Response {
     let v = try_resp!(body(r));
     if let Err(e) = ops::validate_offset_name(&name) {
         return bad(e);
     }
-    let unit = match v.unit.as_str() {
-        "A" => OffsetUnit::A,
-        "W" => OffsetUnit::W,
-        _ => return bad("unit must be \"A\" or \"W\""),
+    let unit = match v.unit {
+        UnitView::A => OffsetUnit::A,
+        UnitView::W => OffsetUnit::W,
     };
     let o = ConsumptionOffset {
         value: v.value,
@@ -956,8 +1159,8 @@ async fn put_offset(
 
 /// Delete an offset.
 #[utoipa::path(delete, path = "/api/v2/offsets/{name}", tag = "offsets",
-    params(("name" = String, Path, description = "offset name")),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    params(("name" = String, Path, description = "offset name: 1 to 31 characters, not only spaces, none of `@#$%^&*\"+<>;/` nor control characters", pattern = r#"^[^\s@#$%^&*"+<>;/\x00-\x1f\x7f-\x9f][^@#$%^&*"+<>;/\x00-\x1f\x7f-\x9f]{0,30}$"#, min_length = 1, max_length = 31)),
+    responses((status = 204, description = "deleted"), (status = 404, description = "not found", body = ErrorBody), (status = 429, description = "the engine is busy; retry", body = ErrorBody), (status = 503, description = "the engine has stopped", body = ErrorBody)))]
 async fn delete_offset(State(st): State<AppState>, Path(name): Path<String>) -> Response {
     let n = name.clone();
     let check = move |s: &twc_core::model::Settings| {
@@ -1105,7 +1308,7 @@ pub(crate) struct HistoryView {
 
 /// Chart samples, energy per day and recent faults (kept in memory since start).
 #[utoipa::path(get, path = "/api/v2/history", tag = "history", params(HistoryQuery),
-    responses((status = 200, body = HistoryView), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = HistoryView), (status = 400, description = "refused: the reason is in `error`", body = ErrorBody)))]
 async fn get_history(
     State(st): State<AppState>,
     q: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
@@ -1194,7 +1397,8 @@ async fn stored_history(
 /// Live updates: `status` events carry a [`StatusView`] (at most 4 a second, and at least every
 /// 5 s), `event` events carry the engine's events (slave linked, offer changed, session, fault, …).
 #[utoipa::path(get, path = "/api/v2/events", tag = "events",
-    responses((status = 200, description = "text/event-stream of `status` and `event` messages", content_type = "text/event-stream")))]
+    responses((status = 200, description = "text/event-stream of `status` and `event` messages", content_type = "text/event-stream"),
+        (status = 429, description = "too many event streams are open", body = ErrorBody)))]
 async fn events(State(st): State<AppState>) -> Response {
     let Ok(permit) = st.sse_slots.clone().try_acquire_owned() else {
         return error(
@@ -1276,8 +1480,35 @@ fn status_event(st: &AppState, s: &Status) -> SseEvent {
 )]
 pub(crate) struct ApiDoc;
 
-async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+/// The amps fields whose static `maximum` ([`MAX_WIRING_AMPS`]) the served document replaces by
+/// the running server's wiring limit for all TWCs: the bound the engine enforces
+/// (`validate_amps`), which depends on the configuration.
+pub(crate) const WIRING_BOUNDED: &[&str] = &[
+    "/components/schemas/ChargeNowRequest/properties/amps",
+    "/components/schemas/SettingsPatch/properties/non_scheduled_amps",
+    "/components/schemas/SettingsPatch/properties/flex_amps",
+    "/components/schemas/ScheduleView/properties/amps",
+    "/components/schemas/ScheduleView/properties/day_amps/additionalProperties",
+];
+
+/// The document as generated, as JSON.
+pub(crate) fn document() -> serde_json::Value {
+    serde_json::to_value(ApiDoc::openapi()).unwrap_or_default()
+}
+
+/// Narrow every [`WIRING_BOUNDED`] field's `maximum` to `wiring`, A.
+pub(crate) fn narrow_to_wiring(doc: &mut serde_json::Value, wiring: f64) {
+    for p in WIRING_BOUNDED {
+        if let Some(serde_json::Value::Object(s)) = doc.pointer_mut(p) {
+            s.insert("maximum".into(), serde_json::json!(wiring));
+        }
+    }
+}
+
+async fn openapi(State(st): State<AppState>) -> Json<serde_json::Value> {
+    let mut doc = document();
+    narrow_to_wiring(&mut doc, ops::wiring_max_all(&st));
+    Json(doc)
 }
 
 async fn not_found() -> Response {
@@ -1321,4 +1552,47 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn collect_max(v: &Value, at: &str, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if m.get("maximum").and_then(Value::as_f64) == Some(MAX_WIRING_AMPS) {
+                    out.push(at.to_string());
+                }
+                for (k, x) in m {
+                    collect_max(x, &format!("{at}/{k}"), out);
+                }
+            }
+            Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    collect_max(x, &format!("{at}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Every amps field bounded by the wiring limit is narrowed in the served document, and
+    /// nothing else is: a new amps field that forgets to join `WIRING_BOUNDED` fails here.
+    #[test]
+    fn wiring_bounded_fields_are_exactly_the_amps_fields() {
+        let doc = document();
+        let mut found = Vec::new();
+        collect_max(&doc, "", &mut found);
+        found.sort();
+        let mut listed: Vec<String> = WIRING_BOUNDED.iter().map(|s| s.to_string()).collect();
+        listed.sort();
+        assert_eq!(found, listed);
+        let mut doc = doc;
+        narrow_to_wiring(&mut doc, 32.0);
+        for p in WIRING_BOUNDED {
+            assert_eq!(doc.pointer(p).unwrap()["maximum"], 32.0, "{p}");
+        }
+    }
 }

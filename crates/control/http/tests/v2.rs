@@ -876,3 +876,173 @@ async fn r13_openapi_history_parameters_are_query_parameters_with_bounds() {
     }
     by_name("since");
 }
+
+/// Issue 13 item 11: the document says what the server enforces. For a few fields, a value
+/// just inside the documented bound is accepted and one just outside is refused with 400; every
+/// operation documents its refusals with the `{"error": string}` schema, and 413/415 happen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r13_openapi_bounds_are_what_the_server_enforces() {
+    let d = demo(2).await;
+    d.wait_slaves(2).await;
+    let doc = d.json("/api/v2/openapi.json").await;
+    let schema = |name: &str| doc["components"]["schemas"][name].clone();
+    let send = |method: reqwest::Method, path: &str, body: Value| {
+        let r = d.http.request(method, d.url(path)).json(&body).send();
+        async move { r.await.unwrap().status().as_u16() }
+    };
+    let post = reqwest::Method::POST;
+
+    // Charge Now: amps in (0, wiring], duration 1 … max. The served maximum is this server's
+    // wiring limit for all TWCs (32 A here), not the static 240 A.
+    let cn = schema("ChargeNowRequest");
+    assert_eq!(cn["additionalProperties"], false, "{cn}");
+    let amps = &cn["properties"]["amps"];
+    assert_eq!(amps["exclusiveMinimum"], 0.0, "{amps}");
+    let max_amps = amps["maximum"].as_f64().expect("amps maximum");
+    assert_eq!(max_amps, 32.0);
+    let dur = &cn["properties"]["duration_secs"];
+    let max_dur = dur["maximum"].as_u64().expect("duration maximum");
+    assert_eq!(dur["minimum"], 1, "{dur}");
+    assert!(max_dur <= 366 * 24 * 3600, "at most a year");
+    let charge = |a: Value, s: Value| {
+        send(
+            post.clone(),
+            "/api/v2/charge-now",
+            json!({"amps": a, "duration_secs": s}),
+        )
+    };
+    assert_eq!(charge(json!(max_amps), json!(max_dur)).await, 200);
+    assert_eq!(charge(json!(0.1), json!(1)).await, 200);
+    assert_eq!(charge(json!(max_amps + 0.01), json!(60)).await, 400);
+    assert_eq!(charge(json!(0), json!(60)).await, 400);
+    assert_eq!(charge(json!(10), json!(max_dur + 1)).await, 400);
+    assert_eq!(charge(json!(10), json!(0)).await, 400);
+    // JSON Schema's integers include 60.0; a fraction is not one.
+    assert_eq!(dur["type"], "integer", "{dur}");
+    assert_eq!(charge(json!(10), json!(60.0)).await, 200);
+    assert_eq!(charge(json!(10), json!(60.5)).await, 400);
+
+    // Schedules: weekdays 1..=7, minutes 0..=1439.
+    let w = schema("WindowView");
+    assert_eq!(w["properties"]["weekday"]["minimum"], 1, "{w}");
+    assert_eq!(w["properties"]["weekday"]["maximum"], 7, "{w}");
+    for k in ["start_minute", "end_minute"] {
+        assert_eq!(w["properties"][k]["minimum"], 0, "{w}");
+        assert_eq!(w["properties"][k]["maximum"], 1439, "{w}");
+    }
+    let sched = |day: u64, end: u64| {
+        send(
+            reqwest::Method::PUT,
+            "/api/v2/schedules",
+            json!({"enabled": false, "amps": 10, "windows": [{"weekday": day, "start_minute": 0, "end_minute": end}]}),
+        )
+    };
+    assert_eq!(sched(7, 1439).await, 200);
+    assert_eq!(sched(1, 1439).await, 200);
+    assert_eq!(sched(7, 1440).await, 400);
+    assert_eq!(sched(8, 60).await, 400);
+    assert_eq!(sched(0, 60).await, 400);
+
+    // TWCIDs: exactly 4 hex digits; inside the pattern an unknown slave is 404, outside 400.
+    let p = &doc["paths"]["/api/v2/slaves/{id}"]["get"]["parameters"][0];
+    assert_eq!(p["schema"]["pattern"], "^[0-9A-Fa-f]{4}$", "{p}");
+    assert_eq!(d.get("/api/v2/slaves/abcd").await.status(), 404);
+    assert_eq!(d.get("/api/v2/slaves/+abc").await.status(), 400);
+    assert_eq!(d.get("/api/v2/slaves/abcde").await.status(), 400);
+
+    // VINs: up to 17 letters and digits; units are an enum.
+    let patch = |b: Value| send(reqwest::Method::PATCH, "/api/v2/settings", b);
+    let vins = &schema("SettingsPatch")["properties"]["vin_allow"];
+    assert_eq!(vins["items"]["maxLength"], 17, "{vins}");
+    assert_eq!(
+        patch(json!({"vin_allow": ["5YJ3E1EA7JF000001"]})).await,
+        200
+    );
+    assert_eq!(
+        patch(json!({"vin_allow": ["5YJ3E1EA7JF0000012"]})).await,
+        400
+    );
+    assert_eq!(patch(json!({"vin_allow": []})).await, 200);
+    assert_eq!(schema("UnitView")["enum"], json!(["A", "W"]));
+    let offset = |u: &str| {
+        send(
+            reqwest::Method::PUT,
+            "/api/v2/offsets/heat",
+            json!({"value": 100, "unit": u}),
+        )
+    };
+    assert_eq!(offset("W").await, 204);
+    assert_eq!(offset("kW").await, 400);
+    // The bound depends on the unit: one alternative per unit, 0 excluded.
+    let alts = schema("OffsetRequest")["oneOf"].clone();
+    let amps_alt = alts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["properties"]["unit"]["enum"] == json!(["A"]))
+        .expect("an alternative for A");
+    let pos = &amps_alt["properties"]["value"]["oneOf"][0];
+    assert_eq!(pos["exclusiveMinimum"], 0.0, "{pos}");
+    let max = pos["maximum"].as_f64().unwrap();
+    let put = |v: f64| {
+        send(
+            reqwest::Method::PUT,
+            "/api/v2/offsets/heat",
+            json!({"value": v, "unit": "A"}),
+        )
+    };
+    assert_eq!(put(max).await, 204);
+    assert_eq!(put(-max).await, 204);
+    assert_eq!(put(max + 0.5).await, 400);
+    assert_eq!(put(0.0).await, 400);
+
+    // Every operation documents its refusals with the error schema; bodies also 413 and 415.
+    let mut bodies = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            for (code, r) in responses {
+                if code.starts_with('4') || code.starts_with('5') {
+                    assert_eq!(
+                        r["content"]["application/json"]["schema"]["$ref"],
+                        "#/components/schemas/ErrorBody",
+                        "{method} {path} {code}"
+                    );
+                }
+            }
+            if op.get("requestBody").is_some() {
+                bodies += 1;
+                for code in ["400", "413", "415"] {
+                    assert!(responses.contains_key(code), "{method} {path} lacks {code}");
+                }
+            }
+        }
+    }
+    assert!(bodies >= 4, "only {bodies} operations with a body");
+    let err = schema("ErrorBody");
+    assert_eq!(err["required"], json!(["error"]), "{err}");
+    assert_eq!(err["additionalProperties"], false, "{err}");
+    let r = d
+        .http
+        .post(d.url("/api/v2/charge-now"))
+        .header("content-type", "text/plain")
+        .body(r#"{"amps": 10, "duration_secs": 60}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    assert!(r.json::<Value>().await.unwrap()["error"].is_string());
+    let r = d
+        .http
+        .post(d.url("/api/v2/charge-now"))
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"amps": 10, "duration_secs": 60, "pad": "{}"}}"#,
+            "x".repeat(100_000)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert!(r.json::<Value>().await.unwrap()["error"].is_string());
+}
