@@ -472,7 +472,7 @@ pub(crate) fn status_view(st: &AppState, s: &Status) -> StatusView {
             stale: r.is_none(),
         },
         policy: policy_view(s),
-        slaves: s.slaves.iter().map(|x| slave_view(x)).collect(),
+        slaves: s.slaves.iter().map(slave_view).collect(),
         bus: BusView {
             master_id: s.bus.master_id.to_string(),
             transmitting: s.bus.transmitting,
@@ -566,7 +566,7 @@ async fn get_slaves(State(st): State<AppState>) -> Json<Vec<SlaveView>> {
             .status()
             .slaves
             .iter()
-            .map(|x| slave_view(x))
+            .map(slave_view)
             .collect(),
     )
 }
