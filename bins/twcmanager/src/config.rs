@@ -62,6 +62,9 @@ struct MasterSection {
     max_slaves: usize,
     foreign_master_hold_secs: u64,
     query_vin: bool,
+    follow_grace_secs: u64,
+    escalate_stop_secs: u64,
+    max_pending_commands: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -261,6 +264,28 @@ pub fn resolve(root: Value, registry: &Registry) -> Result<Resolved, Vec<String>
         mc.max_slaves = m.max_slaves;
         mc.foreign_master_hold = Duration::from_secs(m.foreign_master_hold_secs);
         mc.query_vin = m.query_vin;
+        if !(1..=60).contains(&m.follow_grace_secs) {
+            errors.push(format!(
+                "[master] follow_grace_secs = {}: expected 1..=60",
+                m.follow_grace_secs
+            ));
+        }
+        if m.escalate_stop_secs != 0 && m.escalate_stop_secs < m.follow_grace_secs {
+            errors.push(format!(
+                "[master] escalate_stop_secs = {}: expected 0 (never) or at least follow_grace_secs ({})",
+                m.escalate_stop_secs, m.follow_grace_secs
+            ));
+        }
+        if !(1..=256).contains(&m.max_pending_commands) {
+            errors.push(format!(
+                "[master] max_pending_commands = {}: expected 1..=256",
+                m.max_pending_commands
+            ));
+        }
+        mc.follow_grace = Duration::from_secs(m.follow_grace_secs);
+        mc.escalate_stop_after =
+            (m.escalate_stop_secs > 0).then(|| Duration::from_secs(m.escalate_stop_secs));
+        mc.max_pending_commands = m.max_pending_commands;
         engine.master = mc;
     }
     if let Some(w) = &wiring {

@@ -621,6 +621,38 @@ mod tests {
     }
 
     #[test]
+    fn safety_escalation_keys_are_checked_and_reach_the_master() {
+        let registry = Registry::collect().expect("registry");
+        let mut raw = crate::config::load(None).expect("defaults");
+        raw["comms"]["dummy"] = serde_json::json!({ "enabled": true });
+        raw["master"]["follow_grace_secs"] = serde_json::json!(0);
+        raw["master"]["escalate_stop_secs"] = serde_json::json!(3);
+        raw["master"]["max_pending_commands"] = serde_json::json!(0);
+        let all = crate::config::resolve(raw.clone(), &registry)
+            .expect_err("invalid")
+            .join("\n");
+        for needle in [
+            "[master] follow_grace_secs = 0",
+            "[master] max_pending_commands = 0",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+        }
+        raw["master"]["follow_grace_secs"] = serde_json::json!(10);
+        raw["master"]["escalate_stop_secs"] = serde_json::json!(0);
+        raw["master"]["max_pending_commands"] = serde_json::json!(4);
+        let ok = crate::config::resolve(raw, &registry).expect("valid");
+        let m = &ok.engine.master;
+        assert_eq!(
+            (
+                m.follow_grace.as_secs(),
+                m.escalate_stop_after,
+                m.max_pending_commands
+            ),
+            (10, None, 4)
+        );
+    }
+
+    #[test]
     fn site_sources_must_name_enabled_sources() {
         let registry = Registry::collect().expect("registry");
         let mut raw = crate::config::load(None).expect("defaults");

@@ -561,14 +561,7 @@ async fn get_status(State(st): State<AppState>) -> Json<StatusView> {
 /// Linked slaves.
 #[utoipa::path(get, path = "/api/v2/slaves", tag = "slaves", responses((status = 200, body = Vec<SlaveView>)))]
 async fn get_slaves(State(st): State<AppState>) -> Json<Vec<SlaveView>> {
-    Json(
-        st.engine
-            .status()
-            .slaves
-            .iter()
-            .map(slave_view)
-            .collect(),
-    )
+    Json(st.engine.status().slaves.iter().map(slave_view).collect())
 }
 
 /// A TWCID in a path: exactly 4 hex digits, as the document's pattern says (`TwcId`'s own
