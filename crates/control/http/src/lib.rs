@@ -208,6 +208,10 @@ pub fn router_with_history(
             auth::guard,
         ))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            util::refuse_oversized,
+        ))
         .layer(axum::middleware::map_response(util::json_refusals))
         .with_state(state)
 }

@@ -11,6 +11,46 @@ pub(crate) fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, Json(json!({ "error": msg.into() }))).into_response()
 }
 
+/// The most of a refused body read to its end before answering 413.
+const DRAIN_MAX: u64 = 16 * 1024 * 1024;
+
+/// Refuse a body whose declared length is larger than the route accepts (`/api/…` takes
+/// `compat_max_body_bytes`, the rest `max_body_bytes`) with a JSON 413, after reading it to its
+/// end: answering while the client is still sending and closing the connection makes the client
+/// see a reset instead of the answer. (A chunked body without a length meets the extractors'
+/// limit instead.)
+pub(crate) async fn refuse_oversized(
+    axum::extract::State(st): axum::extract::State<crate::AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path();
+    let limit = if path.starts_with("/api/") && !path.starts_with("/api/v2") {
+        st.cfg.compat_max_body_bytes
+    } else {
+        st.cfg.max_body_bytes
+    } as u64;
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > limit => {
+            if n <= DRAIN_MAX {
+                let _ = axum::body::to_bytes(req.into_body(), n as usize).await;
+            }
+            error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the request body ({n} bytes) is larger than this server accepts here ({limit} bytes)"
+                ),
+            )
+        }
+        _ => next.run(req).await,
+    }
+}
+
 /// Refusals that axum's extractors and layers answer in plain text (413 too large, 415, 400 "failed
 /// to buffer the body"…) become `{"error": "<the text>"}` like every other refusal. Responses with
 /// an empty body (TWCManager's 404s) and non-text ones are left alone.
