@@ -334,7 +334,7 @@ fn r13_mqtt_stop_ends_the_process_with_exit_code_3_after_flushing() {
         "status {status:?}\n{log}"
     );
     let offered = d.line_of("offering 0 A to every slave");
-    let held = d.line_of("Stopped transmitting; the slaves hold 0 A");
+    let held = d.line_of("Stopped transmitting; every slave confirmed 0 A");
     let flushed = d.line_of("Event sinks flushed");
     assert!(
         offered.is_some() && offered < held && held < flushed,
@@ -364,7 +364,7 @@ fn r13_sighup_stops_cleanly_like_sigterm() {
     );
     let received = d.line_of("SIGHUP");
     let offered = d.line_of("offering 0 A to every slave");
-    let held = d.line_of("Stopped transmitting; the slaves hold 0 A");
+    let held = d.line_of("Stopped transmitting; every slave confirmed 0 A");
     let flushed = d.line_of("Event sinks flushed");
     assert!(
         received.is_some() && received <= offered && offered < held && held < flushed,
