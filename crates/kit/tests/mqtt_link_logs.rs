@@ -36,6 +36,7 @@ async fn r13_an_unreachable_broker_at_start_warns_once_with_address_and_error() 
         .finish();
     // The current-thread runtime runs the link's task here, under this subscriber.
     let _guard = tracing::subscriber::set_default(sub);
+    tracing::callsite::rebuild_interest_cache();
     // A port nobody listens on: bound, then closed.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -77,6 +77,7 @@ async fn a_denied_car_gets_zero_with_a_log_line_and_the_allow_list_admits_only_i
             .with_ansi(false)
             .finish(),
     );
+    tracing::callsite::rebuild_interest_cache();
     let (v0, v1) = (sample_vin(0), sample_vin(1));
     let settings = Settings {
         non_scheduled_amps: 32.0,
@@ -384,6 +385,7 @@ async fn sessions_end_on_timeout_and_on_shutdown_with_fine_energy() {
             .with_ansi(false)
             .finish(),
     );
+    tracing::callsite::rebuild_interest_cache();
     let settings = Settings {
         non_scheduled_amps: 32.0,
         ..Settings::default()

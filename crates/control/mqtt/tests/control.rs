@@ -764,6 +764,9 @@ async fn r13_payloads_are_escaped_in_logs() {
         .with_ansi(false)
         .finish();
     let _guard = tracing::subscriber::set_default(sub);
+    // Other tests in this binary run without a subscriber; tracing caches a call site's
+    // interest globally, so without this a log line first hit there is never seen here.
+    tracing::callsite::rebuild_interest_cache();
     let mut rig = Rig::start(&host, port, false, "auto").await;
     let forged = "8,3600\n2026-01-01T00:00:00Z ERROR twc_core: FORGED line";
     let r = rig.send("chargeNow", forged).await;
