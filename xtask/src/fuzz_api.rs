@@ -173,7 +173,7 @@ impl Demo {
         std::fs::write(
             &cfg,
             format!(
-                "{demo}\n[control.http]\nenabled = true\nlisten = \"127.0.0.1\"\nport = {port}\nport_attempts = 1\n"
+                "{demo}\n[control.http]\nenabled = true\nlisten = \"127.0.0.1\"\nport = {port}\nfallback_ports = 0\n"
             ),
         )
         .map_err(|e| format!("{}: {e}", cfg.display()))?;
