@@ -1,42 +1,13 @@
 //! What the MQTT link logs when the broker cannot be reached: one warning with the broker's
 //! address and the error, not silence and not one line per retry.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use twc_plugin_kit::mqtt_link::{Link, LinkSettings, prepare};
 
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Buf {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 #[tokio::test]
 async fn r13_an_unreachable_broker_at_start_warns_once_with_address_and_error() {
-    let buf = Buf::default();
-    let w = buf.clone();
-    let sub = tracing_subscriber::fmt()
-        .with_writer(move || w.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::DEBUG)
-        .finish();
-    // The current-thread runtime runs the link's task here, under this subscriber.
-    let _guard = tracing::subscriber::set_default(sub);
-    tracing::callsite::rebuild_interest_cache();
+    // The current-thread runtime runs the link's task on this thread, where the capture is.
+    let buf = twc_testkit::logs::capture(tracing::Level::DEBUG);
     // A port nobody listens on: bound, then closed.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -2,8 +2,6 @@
 //! (with the log line saying why), sharing priority, Charge Now ending, and settings saved after
 //! every settings-changing command.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use twc_core::engine::{self, Command, CommandError, EngineConfig, EngineHandle};
 use twc_core::master::MasterConfig;
@@ -11,25 +9,6 @@ use twc_core::model::{CentiAmps, Settings};
 use twc_core::protocol::TwcId;
 use twc_core::settings_store::SettingsStore;
 use twc_sim::{CarConfig, SimSlave, SlaveConfig, duplex_pair, sample_vin};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
 
 fn two_cars(
     settings: Settings,
@@ -69,15 +48,8 @@ fn offered(h: &EngineHandle) -> Vec<(String, u16)> {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_denied_car_gets_zero_with_a_log_line_and_the_allow_list_admits_only_its_members() {
-    let log = Captured::default();
-    let w = log.clone();
-    let _guard = tracing::subscriber::set_default(
-        tracing_subscriber::fmt()
-            .with_writer(move || w.clone())
-            .with_ansi(false)
-            .finish(),
-    );
-    tracing::callsite::rebuild_interest_cache();
+    // Other tests in this binary run in parallel without a subscriber: see `twc_testkit::logs`.
+    let log = twc_testkit::logs::capture(tracing::Level::INFO);
     let (v0, v1) = (sample_vin(0), sample_vin(1));
     let settings = Settings {
         non_scheduled_amps: 32.0,
@@ -377,15 +349,8 @@ async fn charge_now_is_checked_on_every_path_and_patches_apply_to_current_settin
 /// how many slaves confirmed 0 A.
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn sessions_end_on_timeout_and_on_shutdown_with_fine_energy() {
-    let log = Captured::default();
-    let w = log.clone();
-    let _guard = tracing::subscriber::set_default(
-        tracing_subscriber::fmt()
-            .with_writer(move || w.clone())
-            .with_ansi(false)
-            .finish(),
-    );
-    tracing::callsite::rebuild_interest_cache();
+    // Other tests in this binary run in parallel without a subscriber: see `twc_testkit::logs`.
+    let log = twc_testkit::logs::capture(tracing::Level::INFO);
     let settings = Settings {
         non_scheduled_amps: 32.0,
         ..Settings::default()

@@ -738,35 +738,13 @@ async fn persistent_session_delivers_commands_sent_while_offline() {
     }
 }
 
-#[derive(Clone, Default)]
-struct LogBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Current-thread runtime: the surface's tasks run on this thread, under this test's subscriber.
 #[tokio::test]
 async fn r13_payloads_are_escaped_in_logs() {
     let Some((host, port)) = twc_testkit::mqtt_broker().await else {
         return;
     };
-    let buf = LogBuf::default();
-    let w = buf.clone();
-    let sub = tracing_subscriber::fmt()
-        .with_writer(move || w.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(sub);
-    // Other tests in this binary run without a subscriber; tracing caches a call site's
-    // interest globally, so without this a log line first hit there is never seen here.
-    tracing::callsite::rebuild_interest_cache();
+    // Other tests in this binary run in parallel without a subscriber: see `twc_testkit::logs`.
+    let log = twc_testkit::logs::capture(tracing::Level::INFO);
     let mut rig = Rig::start(&host, port, false, "auto").await;
     let forged = "8,3600\n2026-01-01T00:00:00Z ERROR twc_core: FORGED line";
     let r = rig.send("chargeNow", forged).await;
@@ -776,7 +754,7 @@ async fn r13_payloads_are_escaped_in_logs() {
     // The refusal is logged after the reply goes out: wait for both log lines.
     let mut text = String::new();
     for _ in 0..100 {
-        text = String::from_utf8_lossy(&buf.0.lock().unwrap()).into_owned();
+        text = log.text();
         if text.matches("MQTT control refused").count() >= 2 {
             break;
         }
