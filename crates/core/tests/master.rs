@@ -691,3 +691,50 @@ fn a_car_that_ignores_its_offer_is_reported_then_stopped_and_a_clash_counts_twic
         "two units at their rating"
     );
 }
+
+/// Found by the soak: a car seen taking 3 A beyond its limit keeps counting at limit + 3 A
+/// while it draws less (ramping again, or its next replies lost to a cut bus), so the others
+/// are never offered what it may take back unseen. Its next session starts clean.
+#[test]
+fn a_car_seen_overdrawing_counts_at_its_limit_plus_its_excess_until_its_session_ends() {
+    let v = ProtocolVersion::V2;
+    let (mut m, mut now) = two_slaves_settled(32, 16, 16);
+    let ten = CentiAmps::from_amps(10);
+    m.set_targets(&BTreeMap::from([(A, ten), (B, ten)]));
+    let start = now;
+    // A's car takes 3 A beyond whatever it holds, for longer than `follow_grace`.
+    let mut held = BTreeMap::from([(A, CentiAmps::from_amps(16)), (B, CentiAmps::from_amps(16))]);
+    while now - start < Duration::from_secs(12) {
+        if let Message::MasterHeartbeat {
+            slave,
+            command,
+            amps,
+            ..
+        } = next(&mut m, &mut now)
+        {
+            if command == MasterCommand::SET_LIMIT_V2 {
+                held.insert(slave, amps);
+            }
+            let limit = held[&slave];
+            let actual = if slave == A {
+                limit + CentiAmps::from_amps(3)
+            } else {
+                limit
+            };
+            reply(&mut m, slave, limit, actual, v, now);
+        }
+        m.check_timeouts(now);
+    }
+    let a = m.slave(A).unwrap();
+    assert_eq!(a.excess_seen, CentiAmps::from_amps(3), "{a:?}");
+    let limit = a.offered.max(a.reported_limit);
+    // It now draws only its limit: it still counts 3 A above it.
+    reply(&mut m, A, limit, limit, v, now);
+    assert_eq!(m.committed_except(Some(B)), limit + CentiAmps::from_amps(3));
+    // Its car stops (session ends after 5 s below 1 A): the record is cleared.
+    for _ in 0..8 {
+        now += Duration::from_secs(1);
+        reply(&mut m, A, limit, CentiAmps::ZERO, v, now);
+    }
+    assert_eq!(m.slave(A).unwrap().excess_seen, CentiAmps::ZERO);
+}

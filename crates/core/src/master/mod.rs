@@ -720,6 +720,8 @@ impl Master {
                     s.last_vin = s.vin.take();
                 }
                 s.vin_state = VinState::Idle;
+                // The next session (perhaps another car) starts with a clean record.
+                s.excess_seen = CentiAmps::ZERO;
                 ev.push(MasterEvent::SessionEnded(id));
             }
         }
@@ -815,6 +817,10 @@ impl Master {
             };
             match since {
                 Some(t) if now - t >= grace => {
+                    let limit = s.offered.max(s.reported_limit);
+                    if s.over_offer_since.is_some() {
+                        s.excess_seen = s.excess_seen.max(s.actual.saturating_sub(limit));
+                    }
                     if !s.alerted {
                         s.alerted = true;
                         ev.push(MasterEvent::NotFollowing {
@@ -977,7 +983,7 @@ impl Master {
         let own_excess = self
             .slaves
             .get(&id)
-            .map(|s| s.actual.saturating_sub(s.offered))
+            .map(|s| s.actual.saturating_sub(s.offered).max(s.excess_seen))
             .unwrap_or_default();
         let others = self.committed_except(Some(id)) + own_excess;
         // Hard limit: the wiring. Soft limit for raises: the site budget too, so that a raise

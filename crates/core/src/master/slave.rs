@@ -91,6 +91,10 @@ pub struct Slave {
     pub(crate) alerted: bool,
     /// The stop command for the present episode was queued.
     pub(crate) escalated: bool,
+    /// The most its car was seen to draw beyond its limit for longer than `follow_grace`, kept
+    /// until its session ends: such a car is assumed to keep doing it while it cannot be
+    /// seen (a cut bus, a lost reply), so it counts at its limit plus this.
+    pub excess_seen: CentiAmps,
 }
 
 impl Slave {
@@ -139,6 +143,7 @@ impl Slave {
             unconfirmed_since: None,
             alerted: false,
             escalated: false,
+            excess_seen: CentiAmps::ZERO,
         }
     }
 
@@ -146,14 +151,16 @@ impl Slave {
     /// limit it reports and what its car really draws (a car may ignore a lower limit, or keep
     /// drawing at 0 A: protocol spec §6.10). Until its first heartbeat reply we cannot know
     /// what limit a previous master (or our own previous run) left it with, so it counts at its
-    /// rated maximum. Two units answering to one TWCID count twice.
+    /// rated maximum. A car seen not to follow its limit counts at its limit plus the most it
+    /// was seen to take beyond it ([`Slave::excess_seen`]), even while it draws less: what it
+    /// does next may not be seen in time. Two units answering to one TWCID count twice.
     pub fn committed(&self) -> CentiAmps {
         let limit = if self.heartbeats == 0 {
             self.offered.max(self.max_amps)
         } else {
             self.offered.max(self.reported_limit)
         };
-        let one = limit.max(self.actual);
+        let one = (limit + self.excess_seen).max(self.actual);
         CentiAmps(one.0.saturating_mul(u16::from(self.units.max(1))))
     }
 

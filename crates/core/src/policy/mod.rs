@@ -673,8 +673,8 @@ pub fn grid_headroom(ctx: &Context<'_>, g: &GridConfig) -> GridHeadroom {
 
 /// The house's current on its most loaded phase, A, for a three-phase site whose meter gives
 /// no per-phase currents: all of the house load, and of a charging home battery, on one phase;
-/// PV spread evenly. Without the house load, the whole net import on one phase. NaN (unknown)
-/// when the site's battery value is missing.
+/// PV spread evenly. Without the house load, the house is the net import with PV and the
+/// battery added back. NaN (unknown) when the site's battery value is missing.
 fn worst_phase_house_a(ctx: &Context<'_>, house_import_w: f64) -> f64 {
     let v = ctx.voltage.max(1.0);
     let Some(r) = ctx.reading else {
@@ -683,20 +683,16 @@ fn worst_phase_house_a(ctx: &Context<'_>, house_import_w: f64) -> f64 {
     let Some(battery) = battery_w(ctx, r) else {
         return f64::NAN;
     };
-    let house_w = r.consumption_w.map(|c| {
-        if ctx.consumption_includes_chargers {
-            c - ctx.charger_amps * v * 3.0
-        } else {
-            c
-        }
-    });
-    match house_w {
-        Some(h) => {
-            let pv = r.generation_w.unwrap_or(0.0).max(0.0);
-            (h.max(0.0) + (-battery).max(0.0) - pv / 3.0) / v
-        }
-        None => house_import_w.max(0.0) / v,
-    }
+    let pv = r.generation_w.unwrap_or(0.0).max(0.0);
+    // The house load: measured, or what the net import leaves once PV and the battery are
+    // added back (PV may hide a large single-phase load in the net figure: 22 A on L1 against
+    // 12 A of PV per phase imports nothing in total but 10 A on L1).
+    let house_w = match r.consumption_w {
+        Some(c) if ctx.consumption_includes_chargers => c - ctx.charger_amps * v * 3.0,
+        Some(c) => c,
+        None => house_import_w + pv + battery,
+    };
+    (house_w.max(0.0) + (-battery).max(0.0) - pv / 3.0) / v
 }
 
 /// Check a condition's shape (known value name, comparable value).
