@@ -861,7 +861,20 @@ impl Core {
                         warn!(source = %st.name, fields = %dropped.join(", "),
                             "Unusable values in a reading (not finite, or outside plausible ranges): treated as missing");
                     }
-                    st.dropped = dropped;
+                    st.dropped = dropped.clone();
+                }
+                // A reading with unusable values does not replace a fresh one that had them all:
+                // it is skipped, and the good one ages out as usual (a meter sending garbage in
+                // every other reading made the grid limit flip between known and unknown).
+                let stale_after = st.poll.stale_after.as_secs_f64();
+                if !dropped.is_empty()
+                    && st.last.as_ref().is_some_and(|prev| {
+                        prev.age_secs(now) <= stale_after
+                            && dropped.iter().all(|f| has_value(prev, f))
+                    })
+                {
+                    debug!(source = %st.name, fields = %dropped.join(", "), "Reading skipped: the last good one is still fresh");
+                    return;
                 }
                 // A reading measured longer ago than the staleness bound is stale on arrival (a
                 // sensor whose integration died): it does not end a stale period.
@@ -1748,6 +1761,20 @@ pub fn sanitize(r: &mut EnergyReading) -> Vec<String> {
         dropped.push("phase_currents_a".into());
     }
     dropped
+}
+
+/// Whether `r` has a value for the field `sanitize` names `name`.
+fn has_value(r: &EnergyReading, name: &str) -> bool {
+    match name {
+        "generation_w" => r.generation_w.is_some(),
+        "consumption_w" => r.consumption_w.is_some(),
+        "grid_w" => r.grid_w.is_some(),
+        "battery_w" => r.battery_w.is_some(),
+        "battery_soc_pct" => r.battery_soc_pct.is_some(),
+        "phase_voltages" => r.phase_voltages.is_some(),
+        "phase_currents_a" => r.phase_currents_a.is_some(),
+        _ => false,
+    }
 }
 
 /// The writer task for settings: saves the latest value whenever it changes, off the engine

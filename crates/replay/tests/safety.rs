@@ -184,6 +184,35 @@ fn a_missing_house_value_does_not_hide_a_single_phase_load_behind_pv() {
     run(&sc).unwrap();
 }
 
+/// Found by the soak: a meter whose every reading has one unusable value (grid derived from
+/// house and PV, one of them garbage in half the readings). Each bad reading made the grid limit
+/// unknown, so the engine flipped every second between 0 A (house alone over the limit) and
+/// `safe_amps`. A bad reading no longer replaces a fresh good one.
+#[test]
+fn a_bad_reading_does_not_replace_a_fresh_good_one() {
+    let mut sc = base(
+        vec![good_car(16)],
+        vec![Step {
+            secs: 60,
+            house_w: 3858.0,
+            l1_share: 0.33,
+            pv_w: 0.0,
+            battery_w: 0.0,
+        }],
+    );
+    sc.wiring_all = 24;
+    sc.wiring_per = 6;
+    sc.grid = GridCap::Watts(3000.0);
+    sc.safe_amps = 11.39;
+    sc.fixed_amps = Some(6.0);
+    sc.meter.interval = 1;
+    sc.meter.stale_after = 32;
+    sc.meter.has_grid = false;
+    sc.meter.garbage_every = 1;
+    sc.secs = 400;
+    run(&sc).unwrap();
+}
+
 /// Case 5: a slave reporting 2300 V (a garbled value) must not make the house look like fewer
 /// amps.
 #[test]
