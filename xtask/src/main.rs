@@ -41,7 +41,7 @@ fn main() -> ExitCode {
         "soak" => soak(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | test | tidy | fuzz [target] [--secs N] | fuzz-api [--max-examples N] [--seed N] | new-plugin <kind> <name> | bench | e2e | sim --trace FILE.csv | soak [--cases N]>"
+                "usage: cargo xtask <ci | test | tidy | fuzz [target] [--secs N] | fuzz-api [--max-examples N] [--seed N] | new-plugin <kind> <name> | bench | e2e | sim --trace FILE.csv | soak [demo|safety] [--minutes N] [--cases N]>"
             );
             return if task == "help" {
                 ExitCode::SUCCESS
@@ -191,33 +191,78 @@ fn feature_sweep() -> Result<(), String> {
     step("feature full", c)
 }
 
-/// The safety soak: the adversarial engine-level property test (`crates/replay/tests/safety.rs`)
-/// with `--cases N` cases (default 100,000), in release mode; the test prints how many cases
-/// ran, each checking invariants 1–5 every simulated second.
+/// `soak [demo|safety] [--minutes N] [--cases N]`: both soaks by default.
+///
+/// - **demo** (issue 13): the real daemon with every sink, a private broker and a TCP-bridged
+///   bus of simulated TWCs, faults injected into all of them on a one-minute cycle for
+///   `--minutes` (default 10); reports every record accounted for, memory, reconnects.
+/// - **safety** (issue 12): the adversarial engine-level property test
+///   (`crates/replay/tests/safety.rs`) with `--cases N` (default 100,000), in release mode;
+///   prints how many cases ran, each checking invariants 1–5 every simulated second.
 fn soak(args: &[String]) -> Result<(), String> {
-    let cases = args
+    let value = |flag: &str, default: &str| -> Result<u32, String> {
+        let v = args
+            .iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+            .unwrap_or_else(|| default.into());
+        v.parse::<u32>()
+            .map_err(|_| format!("{flag} {v:?}: expected a whole number"))
+    };
+    let which = args
         .iter()
-        .position(|a| a == "--cases")
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-        .unwrap_or_else(|| "100000".into());
-    cases
-        .parse::<u32>()
-        .map_err(|_| format!("--cases {cases:?}: expected a whole number"))?;
-    let mut c = cargo();
-    c.env("PROPTEST_CASES", &cases);
-    c.args([
-        "test",
-        "--release",
-        "-p",
-        "twc-replay",
-        "--test",
-        "safety",
-        "the_guarantees_hold_against_adversarial_models",
-        "--",
-        "--nocapture",
-    ]);
-    step(&format!("safety soak ({cases} cases)"), c)
+        .find(|a| !a.starts_with("--") && a.parse::<u32>().is_err());
+    let (demo, safety) = match which.map(String::as_str) {
+        None => (true, true),
+        Some("demo") => (true, false),
+        Some("safety") => (false, true),
+        Some(other) => {
+            return Err(format!(
+                "soak {other:?}: expected `demo`, `safety` or nothing (both)"
+            ));
+        }
+    };
+    if demo {
+        let minutes = value("--minutes", "10")?;
+        let mut c = cargo();
+        // MariaDB and Mosquitto must be there: a soak that skipped would prove nothing.
+        c.env("CI", "true");
+        c.env(
+            "TWC_SOAK_SECS",
+            (u64::from(minutes.max(1)) * 60).to_string(),
+        );
+        c.args([
+            "test",
+            "-p",
+            "twcmanager",
+            "--features",
+            "full",
+            "--test",
+            "soak",
+            "--",
+            "--nocapture",
+        ]);
+        step(&format!("demo soak ({minutes} min of faults)"), c)?;
+    }
+    if safety {
+        let cases = value("--cases", "100000")?;
+        let mut c = cargo();
+        c.env("PROPTEST_CASES", cases.to_string());
+        c.args([
+            "test",
+            "--release",
+            "-p",
+            "twc-replay",
+            "--test",
+            "safety",
+            "the_guarantees_hold_against_adversarial_models",
+            "--",
+            "--nocapture",
+        ]);
+        step(&format!("safety soak ({cases} cases)"), c)?;
+    }
+    Ok(())
 }
 
 fn fuzz(args: &[String]) -> Result<(), String> {

@@ -354,10 +354,9 @@ async fn run(config: Option<PathBuf>, registry: &Registry) -> anyhow::Result<Exi
             }
         }
     }
-    let eng = engine::spawn(engine_cfg, built.comms, built.sources, settings);
-    let handle = eng.handle.clone();
     // Each event sink gets its own bounded queue with a spill file: a slow or failing sink never
-    // blocks the engine, and records wait for it instead of being lost.
+    // blocks the engine, and records wait for it instead of being lost. They subscribe before
+    // the engine's loop runs, so they see its first events too.
     let sink_opts = SinkOptions {
         queue_capacity: built.resolved.sink_queue_capacity,
         spill_dir: Some(PathBuf::from(&built.resolved.sink_spill_dir)),
@@ -365,17 +364,21 @@ async fn run(config: Option<PathBuf>, registry: &Registry) -> anyhow::Result<Exi
     };
     let mut sinks = Vec::new();
     let mut history = None;
-    for (name, logger) in built.loggers {
-        if history.is_none() {
-            history = logger.history();
+    let loggers = built.loggers;
+    let eng = engine::spawn_with(engine_cfg, built.comms, built.sources, settings, |handle| {
+        for (name, logger) in loggers {
+            if history.is_none() {
+                history = logger.history();
+            }
+            sinks.push(twc_core::logging::spawn_engine_sink(
+                handle,
+                name,
+                logger,
+                sink_opts.clone(),
+            ));
         }
-        sinks.push(twc_core::logging::spawn_engine_sink(
-            &handle,
-            name,
-            logger,
-            sink_opts.clone(),
-        ));
-    }
+    });
+    let handle = eng.handle.clone();
     for (name, p) in built.publishers {
         engine::spawn_publisher(&handle, name, p, Duration::from_secs(1));
     }

@@ -274,6 +274,19 @@ pub fn spawn(
     sources: Vec<SourceSpec>,
     settings: Settings,
 ) -> Engine {
+    spawn_with(cfg, comms, sources, settings, |_| {})
+}
+
+/// As [`spawn`], calling `before_start` with the handle before the engine's loop runs: sinks
+/// subscribed there see every event from the first (subscribing after `spawn` races the loop
+/// on a multi-threaded runtime, and the first policy and link events were missed).
+pub fn spawn_with(
+    cfg: EngineConfig,
+    comms: Box<dyn Comms>,
+    sources: Vec<SourceSpec>,
+    settings: Settings,
+    before_start: impl FnOnce(&EngineHandle),
+) -> Engine {
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let (events_tx, _) = broadcast::channel(cfg.event_capacity);
     let master = Master::new(cfg.master.clone());
@@ -342,15 +355,14 @@ pub fn spawn(
         lost_slaves: BTreeMap::new(),
         bus_out: bus_out_tx,
     };
+    let handle = EngineHandle {
+        cmd: cmd_tx,
+        status: status_rx,
+        events: events_tx,
+    };
+    before_start(&handle);
     let task = tokio::spawn(core.run(cmd_rx, bus_in_rx, read_rx, bus_task));
-    Engine {
-        handle: EngineHandle {
-            cmd: cmd_tx,
-            status: status_rx,
-            events: events_tx,
-        },
-        task,
-    }
+    Engine { handle, task }
 }
 
 async fn bus_task(

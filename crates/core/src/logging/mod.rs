@@ -120,6 +120,8 @@ struct Inner {
 struct Shared {
     inner: Mutex<Inner>,
     notify: Notify,
+    /// Tells the pump to take what the channel still holds and stop (shutdown).
+    pump_stop: Notify,
     opts: SinkOptions,
 }
 
@@ -260,7 +262,6 @@ pub struct SinkHandle {
     shared: Arc<Shared>,
     name: String,
     task: JoinHandle<()>,
-    pump: tokio::task::AbortHandle,
 }
 
 impl SinkHandle {
@@ -281,12 +282,11 @@ impl SinkHandle {
         }
     }
 
-    /// Stop taking events (for shutdown while the engine handle still lives): write what is
-    /// queued for up to `shutdown_timeout_ms`, save the rest to the spill file, flush, and wait.
+    /// Stop taking events (for shutdown while the engine handle still lives): take every event
+    /// already sent (the engine's last ones included), write what is queued for up to
+    /// `shutdown_timeout_ms`, save the rest to the spill file, flush, and wait.
     pub async fn close(self) {
-        self.pump.abort();
-        self.shared.lock().closed = true;
-        self.shared.notify.notify_one();
+        self.shared.pump_stop.notify_one();
         let _ = self.task.await;
     }
 
@@ -410,18 +410,35 @@ pub fn spawn_sink(
             },
         }),
         notify: Notify::new(),
+        pump_stop: Notify::new(),
         opts,
     });
     let pump_shared = shared.clone();
     let pump_name = name.clone();
     let pump = tokio::spawn(async move {
+        let lagged = |n: u64| {
+            warn!(sink = %pump_name, missed = n, "Sink pump fell behind the event bus; events lost");
+            pump_shared.lock().status.dropped += n;
+        };
         loop {
-            match rx.recv().await {
-                Ok(e) => pump_shared.push(e),
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    warn!(sink = %pump_name, missed = n, "Sink pump fell behind the event bus; events lost");
-                    pump_shared.lock().status.dropped += n;
+            let r = tokio::select! {
+                biased;
+                r = rx.recv() => r,
+                _ = pump_shared.pump_stop.notified() => {
+                    // Shutdown: what was sent before now is still ours to write.
+                    loop {
+                        match rx.try_recv() {
+                            Ok(e) => pump_shared.push(e),
+                            Err(broadcast::error::TryRecvError::Lagged(n)) => lagged(n),
+                            Err(_) => break,
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed)
                 }
+            };
+            match r {
+                Ok(e) => pump_shared.push(e),
+                Err(broadcast::error::RecvError::Lagged(n)) => lagged(n),
                 Err(broadcast::error::RecvError::Closed) => {
                     pump_shared.lock().closed = true;
                     pump_shared.notify.notify_one();
@@ -432,17 +449,11 @@ pub fn spawn_sink(
     });
     let worker_shared = shared.clone();
     let worker_name = name.clone();
-    let pump_abort = pump.abort_handle();
     let task = tokio::spawn(async move {
         worker(worker_shared, worker_name, logger).await;
         let _ = pump.await;
     });
-    let handle = SinkHandle {
-        shared,
-        name,
-        task,
-        pump: pump_abort,
-    };
+    let handle = SinkHandle { shared, name, task };
     all_sinks().add(handle.watcher());
     handle
 }
@@ -519,6 +530,16 @@ async fn worker(shared: Arc<Shared>, name: String, logger: Box<dyn Logger>) {
     if let Err(e) = logger.flush().await {
         warn!(sink = %name, error = %e.chain(), "Sink flush at shutdown failed");
     }
+    let g = shared.lock();
+    let left = g.mem.len() as u64 + g.spill.as_ref().map_or(0, |s| s.count);
+    info!(
+        sink = %name,
+        written = g.status.written,
+        errors = g.status.errors,
+        dropped = g.status.dropped,
+        left,
+        "Sink stopped"
+    );
 }
 
 /// At shutdown: write memory + the unread part of the spill file to a fresh spill file, in order.

@@ -35,7 +35,7 @@ pub struct ConsoleConfig {
     /// Output format.
     #[serde(default)]
     pub format: Format,
-    /// Colours (human format).
+    /// Colours (human format), when stdout is a terminal and `NO_COLOR` is not set.
     #[serde(default = "default_true")]
     pub ansi: bool,
     /// Levels per module (target prefix).
@@ -163,6 +163,14 @@ where
 /// `own_crates` are the crate names logged at `level` (`twc_core`, `twcmanager`, each plugin).
 pub fn init(cfg: &ConsoleConfig, own_crates: &[&str]) -> Result<(), String> {
     let env = std::env::var("RUST_LOG").ok();
+    // Colours only on a terminal, and never with NO_COLOR set (https://no-color.org): a service
+    // manager's journal or a piped log file gets plain text.
+    let cfg = &ConsoleConfig {
+        ansi: cfg.ansi
+            && std::io::IsTerminal::is_terminal(&std::io::stdout())
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        ..cfg.clone()
+    };
     tracing::subscriber::set_global_default(subscriber(
         cfg,
         own_crates,
