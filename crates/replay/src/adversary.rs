@@ -132,6 +132,59 @@ pub struct Scenario {
     pub secs: u64,
 }
 
+/// The reading field a garbage value goes into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Grid,
+    Generation,
+    Consumption,
+    Battery,
+}
+
+impl MeterModel {
+    /// Read number `n` (from 1) loses its battery value.
+    fn battery_gap(&self, n: u64) -> bool {
+        self.battery_gap_every > 0 && n.is_multiple_of(self.battery_gap_every as u64)
+    }
+
+    /// The field read number `n` (from 1) carries garbage in, if any.
+    fn garbage(&self, n: u64) -> Option<Field> {
+        (self.garbage_every > 0 && n.is_multiple_of(self.garbage_every as u64)).then_some(
+            match n % 4 {
+                0 => Field::Grid,
+                1 => Field::Generation,
+                2 => Field::Consumption,
+                _ => Field::Battery,
+            },
+        )
+    }
+
+    /// Whether read `n` tells the grid import: the grid value, or house and PV to derive it;
+    /// and the battery value on a site with one.
+    fn usable(&self, n: u64, battery: bool) -> bool {
+        let bad = self.garbage(n);
+        let grid = self.has_grid && bad != Some(Field::Grid);
+        let derived = bad != Some(Field::Generation) && bad != Some(Field::Consumption);
+        let batt = !battery || (!self.battery_gap(n) && bad != Some(Field::Battery));
+        (grid || derived) && batt
+    }
+
+    /// One more than the longest run of unusable reads in the first `reads`: how many poll
+    /// intervals may pass between two usable readings.
+    fn usable_every(&self, battery: bool, reads: u64) -> u64 {
+        let (mut run, mut longest) = (0, 0);
+        for n in 1..=reads {
+            if self.usable(n, battery) {
+                run = 0;
+            } else {
+                run += 1;
+                longest = longest.max(run);
+            }
+        }
+        longest + 1
+    }
+}
+
 impl Scenario {
     fn step_at(&self, t: f64) -> Step {
         let mut end = 0.0;
@@ -245,16 +298,16 @@ impl EmsSource for Meter {
             measured_at: self.start + Duration::from_secs_f64(stamp),
             ..EnergyReading::default()
         };
-        if m.battery_gap_every > 0 && n.is_multiple_of(m.battery_gap_every as u64) {
+        if m.battery_gap(n) {
             r.battery_w = None;
         }
-        if m.garbage_every > 0 && n.is_multiple_of(m.garbage_every as u64) {
+        if let Some(field) = m.garbage(n) {
             let bad = [f64::NAN, f64::NEG_INFINITY, f64::INFINITY, 1e12][(n / 3 % 4) as usize];
-            match n % 4 {
-                0 => r.grid_w = r.grid_w.map(|_| bad),
-                1 => r.generation_w = Some(bad),
-                2 => r.consumption_w = Some(bad),
-                _ => r.battery_w = r.battery_w.map(|_| bad),
+            match field {
+                Field::Grid => r.grid_w = r.grid_w.map(|_| bad),
+                Field::Generation => r.generation_w = Some(bad),
+                Field::Consumption => r.consumption_w = Some(bad),
+                Field::Battery => r.battery_w = r.battery_w.map(|_| bad),
             }
         }
         Ok(r)
@@ -440,7 +493,11 @@ async fn check(
     // How long the engine may take to see the site as it is after a change: the meter's age
     // and refresh, a poll, pairing with the heartbeats, noticing a car that does not follow,
     // and a slow car's lowering.
-    let react = m.delay + m.refresh + m.jitter + m.interval as f64 + 2.0 * round + 5.0 + slow + 4.0;
+    // A meter whose reads are sometimes unusable is seen only every `usable_every` polls: the
+    // engine keeps the last good reading meanwhile (while it is fresh).
+    let polls = m.usable_every(sc.battery, sc.secs / m.interval.max(1) + 1) as f64;
+    let react =
+        m.delay + m.refresh + m.jitter + m.interval as f64 * polls + 2.0 * round + 5.0 + slow + 4.0;
     let wiring_window = 2.0 * round + slow + 3.0;
     let mut rogue_excess_prev = 0.0;
     let mut rogue_since = f64::NEG_INFINITY;
