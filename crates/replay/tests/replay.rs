@@ -147,8 +147,10 @@ fn cloudy_midday_replay_tracks_the_surplus_and_the_record_reproduces_the_metrics
     assert!(m.starts <= 2, "{}", m.report());
     assert!(!m.reactions.is_empty());
     // A reading is used once every slave has reported its draw after the reading's measuring
-    // time (safety issue #12: pairing), which adds up to one heartbeat round to the reaction.
-    assert!(m.reaction_p95() <= 3.0, "{}", m.report());
+    // time (safety issue #12: pairing), which adds up to one heartbeat round to the reaction
+    // (p95 2.40 s on this trace, was 2 s before pairing).
+    println!("cloudy midday: {}", m.report());
+    assert!(m.reaction_p95() <= 2.5, "{}", m.report());
     // Wiring limits held at every sample.
     for row in &r.rows {
         assert!(row.offered_a.iter().all(|&a| a <= 32.0));

@@ -471,3 +471,33 @@ fn a_car_known_to_overdraw_keeps_its_excess_reserved_while_it_cannot_be_seen() {
         }
     }
 }
+
+/// Found by the soak: a client setting a (huge) grid limit in W next to the configured amps
+/// limit, on a three-phase site whose battery value goes missing in every other reading. The
+/// unknown phase load was NaN, and `f64::min(w_headroom, NaN)` is the W headroom: the limit
+/// looked open and the car started under a house already over 10 A on L1.
+#[test]
+fn an_unknown_phase_load_stays_unknown_next_to_a_watts_limit() {
+    let mut sc = base(
+        vec![good_car(16)],
+        vec![Step {
+            secs: 60,
+            house_w: 8884.4,
+            l1_share: 0.70995,
+            pv_w: 0.0,
+            battery_w: 0.0,
+        }],
+    );
+    sc.phases = 3;
+    sc.wiring_all = 24;
+    sc.wiring_per = 24;
+    sc.grid = GridCap::Amps(10.0);
+    sc.fixed_amps = Some(6.0);
+    sc.battery = true;
+    sc.meter.interval = 1;
+    sc.meter.stale_after = 32;
+    sc.meter.battery_gap_every = 2;
+    sc.flood = Some((40, 673));
+    sc.secs = 60;
+    run(&sc).unwrap();
+}

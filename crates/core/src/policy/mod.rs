@@ -644,6 +644,9 @@ pub fn grid_headroom(ctx: &Context<'_>, g: &GridConfig) -> GridHeadroom {
     let volts_total = ctx.voltage * ctx.phases.max(1) as f64;
     let charger_w = ctx.charger_amps * volts_total;
     let house_import_w = grid - charger_w;
+    if !house_import_w.is_finite() {
+        return GridHeadroom::Unknown;
+    }
     let mut head = f64::INFINITY;
     if let Some(w) = limit_w {
         head = head.min((w - house_import_w) / volts_total);
@@ -663,6 +666,11 @@ pub fn grid_headroom(ctx: &Context<'_>, g: &GridConfig) -> GridHeadroom {
             None if ctx.phases == 3 => worst_phase_house_a(ctx, house_import_w),
             None => house_import_w / volts_total,
         };
+        // NaN (unknown) must not vanish in `min`: f64::min(x, NaN) is x, so a W limit set next
+        // to an amps limit made an unknown phase load look like no load at all.
+        if !house_a.is_finite() {
+            return GridHeadroom::Unknown;
+        }
         head = head.min(a - house_a);
     }
     if !head.is_finite() {
