@@ -3,14 +3,13 @@
 use super::*;
 
 impl Core {
+    /// Hand the settings to the writer task (which saves the latest, off the engine loop: an
     /// fsync on an SD card must not delay a heartbeat).
     pub(super) fn save_settings(&self) {
         if let Some(tx) = &self.settings_tx {
             tx.send_replace(self.settings.clone());
         }
     }
-
-    /// Add the draw since the last heartbeat to the session's energy: the integral of the
 
     pub(super) fn on_command(
         &mut self,

@@ -122,10 +122,6 @@ impl Core {
         }
     }
 
-    /// Why a slave's car may not charge (VIN allow/deny lists), or `None` when it may. `None`
-    /// VIN = not read yet: the car may start, since slaves give the VIN only once a car draws
-    /// current (as in TWCManager, a car that turns out not to be allowed is then stopped).
-
     /// Record what slave `id` reports its car draws (on every heartbeat reply).
     pub(super) fn note_draw(&mut self, id: TwcId, now: Instant) {
         let Some(actual) = self.master.slave(id).map(|s| s.actual.amps()) else {

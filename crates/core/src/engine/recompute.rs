@@ -3,6 +3,9 @@
 use super::*;
 
 impl Core {
+    /// Why a slave's car may not charge (VIN allow/deny lists), or `None` when it may. `None`
+    /// VIN = not read yet: the car may start, since slaves give the VIN only once a car draws
+    /// current (as in TWCManager, a car that turns out not to be allowed is then stopped).
     /// `Some("")` = the car gives no VIN (non-Tesla): refused only when an allow list is set.
     pub(super) fn vin_denial(&self, vin: Option<&str>) -> Option<String> {
         let s = &self.settings;
@@ -31,8 +34,6 @@ impl Core {
             .map(|(_, v)| *v)
             .unwrap_or(0)
     }
-
-    /// Hand the settings to the writer task (which saves the latest, off the engine loop: an
 
     pub(super) fn recompute(&mut self, now: Instant) {
         let combined = self.combine(now);

@@ -3,6 +3,7 @@
 use super::*;
 
 impl Core {
+    /// Add the draw since the last heartbeat to the session's energy: the integral of the
     /// reported draw, or the lifetime counter's difference when that is larger (whole kWh).
     pub(super) fn update_session_energy(&mut self, id: TwcId, now: Instant) {
         let volts = self.voltage() * f64::from(self.cfg.phases.max(1));
