@@ -41,7 +41,7 @@ use crate::model::{
 use crate::plugin::{
     Comms, EmsSource, Logger, PluginError, PollSettings, Received, StatusPublisher,
 };
-use crate::policy::{Context, PolicyConfig, PolicyEngine, Webhook};
+use crate::policy::{Context, PolicyConfig, PolicyEngine};
 use crate::protocol::{DecodeStats, Frame, FrameError, TwcId};
 use crate::settings_store::SettingsStore;
 use crate::share::{self, Demand, ShareInput};
@@ -83,6 +83,8 @@ pub struct EngineConfig {
     pub start_wall: Option<DateTime<Utc>>,
     /// Which source provides which quantity (`[site.sources]`).
     pub sources: crate::combine::SourcesConfig,
+    /// The runtime's event sinks, whose health `Status::sinks` shows (empty = none).
+    pub sinks: crate::logging::SinkSet,
 }
 
 impl Default for EngineConfig {
@@ -101,6 +103,7 @@ impl Default for EngineConfig {
             settings_store: None,
             start_wall: None,
             sources: crate::combine::SourcesConfig::default(),
+            sinks: crate::logging::SinkSet::new(),
         }
     }
 }
@@ -177,8 +180,6 @@ pub fn spawn(
         start_instant: now,
         start_wall,
         policy_engine,
-        webhooks: Vec::new(),
-        http: None,
         denied_logged: BTreeMap::new(),
         draw_history: BTreeMap::new(),
         paired: None,
@@ -233,8 +234,6 @@ struct Core {
     lost_slaves: BTreeMap<TwcId, (SlaveStatus, Instant)>,
     bus_out: mpsc::Sender<Frame>,
     policy_engine: PolicyEngine,
-    webhooks: Vec<(Webhook, String)>,
-    http: Option<reqwest::Client>,
     denied_logged: BTreeMap<TwcId, String>,
     /// What each slave reported its car drew, A, with when: a reading is paired with the draw
     /// at the time it was *measured* (see [`Core::charger_for`]).

@@ -137,7 +137,6 @@ impl Core {
                 reading: reading.clone(),
             });
         }
-        self.webhooks.extend(out.webhooks);
         let green_cars = out.green_cars;
         self.policy = PolicyStatus {
             name: out.name,

@@ -7,50 +7,6 @@ use super::*;
 pub(super) const LOST_SLAVE_SHOWN: Duration = Duration::from_secs(600);
 
 impl Core {
-    /// Call the webhooks queued by policy changes, with the status as JSON (POST) or plain GET.
-    pub(super) fn fire_webhooks(&mut self, status: &Status) {
-        if self.webhooks.is_empty() {
-            return;
-        }
-        let timeout = Duration::from_secs(self.cfg.policy.rules.webhook_timeout_secs.max(1));
-        let client = match &self.http {
-            Some(c) => c.clone(),
-            None => match reqwest::Client::builder().timeout(timeout).build() {
-                Ok(c) => {
-                    self.http = Some(c.clone());
-                    c
-                }
-                Err(e) => {
-                    warn!(error = %e, "Cannot create the HTTP client for webhooks");
-                    self.webhooks.clear();
-                    return;
-                }
-            },
-        };
-        let body = serde_json::to_value(status).unwrap_or_default();
-        for (hook, event) in self.webhooks.drain(..) {
-            let client = client.clone();
-            let body = body.clone();
-            let policy = status.policy.name.clone();
-            tokio::spawn(async move {
-                let req = if hook.method.eq_ignore_ascii_case("GET") {
-                    client.get(&hook.url)
-                } else {
-                    client.post(&hook.url).json(&body)
-                };
-                match req.send().await {
-                    Ok(r) if r.status().is_success() => {
-                        info!(url = %hook.url, event = %event, policy = %policy, "Webhook called")
-                    }
-                    Ok(r) => {
-                        warn!(url = %hook.url, event = %event, status = r.status().as_u16(), "Webhook answered with an error")
-                    }
-                    Err(e) => warn!(url = %hook.url, event = %event, error = %e, "Webhook failed"),
-                }
-            });
-        }
-    }
-
     pub(super) fn periodic_slave_events(&mut self, now: Instant) {
         let due: Vec<TwcId> = self
             .master
@@ -163,13 +119,12 @@ impl Core {
             wiring_max_all: self.cfg.master.wiring_max_all,
             wiring_max_per_twc: self.cfg.master.wiring_max_per_twc,
             min_amps_per_twc: self.cfg.min_amps_per_twc,
-            sinks: crate::logging::all_sinks().statuses(),
+            sinks: self.cfg.sinks.statuses(),
             site: SitePower {
                 charger_w,
                 ..self.site.clone()
             },
         };
-        self.fire_webhooks(&status);
         self.status.send_if_modified(|old| {
             if *old == status {
                 false
