@@ -25,7 +25,7 @@ pub use commands::{merge_patch, patch_settings};
 pub use handle::{Command, CommandError, EngineHandle};
 pub use readings::sanitize;
 pub use tasks::{spawn_logger, spawn_publisher};
-pub use validate::validate_settings;
+pub use validate::{settings_limits, validate_settings};
 
 use handle::{Reply, Request};
 use readings::SourceState;
@@ -35,8 +35,8 @@ use validate::validate_amps;
 use crate::master::{Master, MasterConfig, MasterEvent, RequestError};
 use crate::model::{
     BusStatus, CentiAmps, ChargeNow, ChargeSession, ConsumptionOffset, EnergyReading, Event,
-    GridLimit, HomeLocation, OffsetUnit, PolicyStatus, Schedule, Settings, SitePower, SlaveStatus,
-    SourceStatus, Status,
+    GridLimit, HomeLocation, PolicyStatus, Schedule, Settings, SettingsLimits, SitePower,
+    SlaveStatus, SourceStatus, Status,
 };
 use crate::plugin::{
     Comms, EmsSource, Logger, PluginError, PollSettings, Received, StatusPublisher,
