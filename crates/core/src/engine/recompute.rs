@@ -148,6 +148,7 @@ impl Core {
             surplus_w: out.surplus_w,
             grid_headroom_amps: out.grid_headroom_amps,
             green_state: out.green_state,
+            rules: out.rules,
         };
         self.combined = reading;
         // A car that does not follow its offer draws what it likes: that draw comes out of the

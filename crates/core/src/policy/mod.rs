@@ -121,6 +121,9 @@ pub struct Outcome {
     pub green_cars: Option<usize>,
     /// Webhooks to call now (the policy changed), with the event name.
     pub webhooks: Vec<(Webhook, String)>,
+    /// The names of the policies in the order they were tried (custom ones included; the list
+    /// depends on the config and the settings, e.g. the non-scheduled action).
+    pub rules: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -175,6 +178,7 @@ impl PolicyEngine {
         let local = local_time(&self.cfg.rules.utc_offset, ctx.now);
         let surplus = surplus_w(ctx, &self.cfg.green);
         let rules = self.rules(ctx, &local);
+        let rule_names: Vec<String> = rules.iter().map(|r| r.name.clone()).collect();
         let mut chosen: Option<(String, String, Action)> = None;
         for r in &rules {
             let (base_ok, base_reason) = match &r.builtin {
@@ -327,6 +331,7 @@ impl PolicyEngine {
             green_state,
             green_cars,
             webhooks,
+            rules: rule_names,
         }
     }
 
