@@ -4,7 +4,8 @@
 //!   and a feature sweep (each plugin feature alone, then `full`). `.ci/run` calls exactly this.
 //! - `test`: only the test suite.
 //! - `tidy`: layout rules (each plugin crate has README.md, example.toml, tests/; package name
-//!   matches the directory; the bin has its feature and link line; no plugin depends on another).
+//!   matches the directory; the bin has its feature and link line; no plugin depends on another;
+//!   twc-core's normal dependencies include no HTTP, SQL or MQTT client).
 //! - `fuzz [target] [--secs N]`: run a cargo-fuzz target (needs nightly + cargo-fuzz).
 //! - `new-plugin <kind> <name>`: generate a plugin crate from the template and wire it in.
 //! - `bench`: the benchmarks.
@@ -13,6 +14,7 @@
 //!   demo on a free port and run the schema-driven fuzzer schemathesis (pinned, installed into a
 //!   virtualenv under `target/`) against `/api/v2/openapi.json`; any failure fails the step.
 
+mod core_deps;
 mod fuzz_api;
 mod tidy;
 

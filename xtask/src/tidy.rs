@@ -128,6 +128,7 @@ pub(crate) fn check(root: &Path) -> Result<(), Vec<String>> {
             }
         }
     }
+    errs.extend(crate::core_deps::check(root));
     if errs.is_empty() { Ok(()) } else { Err(errs) }
 }
 

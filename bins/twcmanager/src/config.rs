@@ -47,6 +47,7 @@ pub const KNOWN_PLUGINS: &[(Kind, &str)] = &[
     (Kind::Logging, "sentry"),
     (Kind::Status, "mqtt"),
     (Kind::Status, "hass"),
+    (Kind::Status, "webhook"),
 ];
 
 #[derive(Debug, Deserialize)]

@@ -220,6 +220,26 @@ fn load_and_build(
             errors.push(e.to_string());
         }
     }
+    // `[policy] webhooks` (the keys TWCManager users know) go to the webhook status plugin: the
+    // engine only computes the policy, it makes no HTTP calls.
+    let hooks = &resolved.engine.policy.rules;
+    if !hooks.webhooks.is_empty() {
+        #[cfg(feature = "status-webhook")]
+        {
+            let cfg = twc_status_webhook::plugin_config(
+                "policy",
+                &twc_status_webhook::from_policy(hooks),
+            );
+            match (registry.status["webhook"].build)(&cfg) {
+                Ok(p) => publishers.push(("webhook".to_string(), p)),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        #[cfg(not(feature = "status-webhook"))]
+        errors.push(
+            "[policy] webhooks are set but the webhook plugin is not compiled into this binary; rebuild with feature `status-webhook`".to_string(),
+        );
+    }
     match (errors.is_empty(), comms) {
         (true, Some(comms)) => Ok(Built {
             resolved,
@@ -354,6 +374,11 @@ async fn run(config: Option<PathBuf>, registry: &Registry) -> anyhow::Result<Exi
             }
         }
     }
+    // The sinks' health, for Status and /metrics: one handle for this runtime. (The HTTP surface
+    // still reads it through `twc_core::logging::all_sinks()`; it becomes `SinkSet::new()` once
+    // that reads `Status::sinks`.)
+    let sink_set = twc_core::logging::all_sinks();
+    engine_cfg.sinks = sink_set.clone();
     // Each event sink gets its own bounded queue with a spill file: a slow or failing sink never
     // blocks the engine, and records wait for it instead of being lost. They subscribe before
     // the engine's loop runs, so they see its first events too.
@@ -370,17 +395,16 @@ async fn run(config: Option<PathBuf>, registry: &Registry) -> anyhow::Result<Exi
             if history.is_none() {
                 history = logger.history();
             }
-            sinks.push(twc_core::logging::spawn_engine_sink(
-                handle,
-                name,
-                logger,
-                sink_opts.clone(),
-            ));
+            let sink =
+                twc_core::logging::spawn_engine_sink(handle, name, logger, sink_opts.clone());
+            sink_set.add(sink.watcher());
+            sinks.push(sink);
         }
     });
     let handle = eng.handle.clone();
     for (name, p) in built.publishers {
-        engine::spawn_publisher(&handle, name, p, Duration::from_secs(1));
+        let every = p.min_interval().unwrap_or(Duration::from_secs(1));
+        engine::spawn_publisher(&handle, name, p, every);
     }
     for (name, mut c) in controls {
         if let Some(h) = &history {

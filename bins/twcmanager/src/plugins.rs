@@ -48,3 +48,5 @@ use twc_logging_sqlite as _;
 use twc_status_hass as _;
 #[cfg(feature = "status-mqtt")]
 use twc_status_mqtt as _;
+#[cfg(feature = "status-webhook")]
+use twc_status_webhook as _;

@@ -1,9 +1,9 @@
 //! History queries for graphs and reports, answered by the database sinks (`logging.sqlite`,
 //! `logging.mysql`) and called by the web UI.
 //!
-//! A sink that can answer them returns `Some` from [`crate::plugin::Logger::history`]; the first
-//! such sink started with [`crate::logging::spawn_sink`] becomes [`global`], which the web UI
-//! reads.
+//! A sink that can answer them returns `Some` from [`crate::plugin::Logger::history`]; the runtime
+//! assembly hands the first such sink's queries to the control surfaces
+//! ([`crate::plugin::ControlSurface::set_history`]). There is no process-wide history source.
 
 use crate::plugin::PluginError;
 use crate::protocol::TwcId;
@@ -95,29 +95,6 @@ pub trait HistoryQuery: Send + Sync {
         let sessions = self.sessions(None, start, end).await?;
         Ok(energy_per_day(&sessions, from, to, offset))
     }
-}
-
-type Shared = std::sync::Mutex<Option<(String, std::sync::Arc<dyn HistoryQuery>)>>;
-
-fn slot() -> &'static Shared {
-    static SLOT: std::sync::OnceLock<Shared> = std::sync::OnceLock::new();
-    SLOT.get_or_init(|| std::sync::Mutex::new(None))
-}
-
-/// Offer `h` (from the sink `name`) as the process's history source; the first one offered wins.
-/// [`crate::logging::spawn_sink`] does this for every sink whose `Logger::history` is `Some`.
-pub fn register(name: &str, h: std::sync::Arc<dyn HistoryQuery>) -> bool {
-    let mut g = slot().lock().unwrap_or_else(|p| p.into_inner());
-    if g.is_some() {
-        return false;
-    }
-    *g = Some((name.to_string(), h));
-    true
-}
-
-/// The history source for graphs, if a database sink runs: `(sink name, queries)`.
-pub fn global() -> Option<(String, std::sync::Arc<dyn HistoryQuery>)> {
-    slot().lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
 fn day_start(day: NaiveDate, offset: FixedOffset) -> DateTime<Utc> {

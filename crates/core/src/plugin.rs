@@ -305,6 +305,12 @@ pub trait Logger: Send + Sync {
 pub trait StatusPublisher: Send + Sync {
     /// Publish one snapshot. Called from the publisher's own task.
     async fn publish(&self, status: &Status) -> Result<(), PluginError>;
+    /// The least time between two snapshots this publisher wants (`None` = the runtime's
+    /// default). A publisher that reacts to every change, such as webhooks on a policy change,
+    /// asks for `Duration::ZERO`.
+    fn min_interval(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// A vehicle known to a vehicle API.

@@ -92,6 +92,9 @@ async fn outage_retries_in_order_and_spills_without_dropping() {
         Box::new(p.clone()),
         fast(Some(dir.path().into()), 50),
     );
+    // The runtime's set of sinks, for Status and /metrics (no process-wide registry).
+    let set = twc_core::logging::SinkSet::new();
+    set.add(sink.watcher());
     // The sender never waits, however long the sink is down.
     for i in 0..2000 {
         tx.send(fault(i)).unwrap();
@@ -115,12 +118,12 @@ async fn outage_retries_in_order_and_spills_without_dropping() {
         (0, 2000, 0, 0)
     );
     assert!(st.last_error.is_none());
-    let all = twc_core::logging::all_sinks().statuses();
+    let all = set.statuses();
     assert!(
         all.iter().any(|s| s.name == "probe" && s.written == 2000),
         "{all:?}"
     );
-    let metrics = twc_core::logging::all_sinks().prometheus();
+    let metrics = set.prometheus();
     assert!(
         metrics.contains("twc_sink_written_total{sink=\"probe\"} 2000"),
         "{metrics}"

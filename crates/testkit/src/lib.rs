@@ -20,6 +20,7 @@ pub mod events;
 pub mod logs;
 pub mod modbus;
 pub mod mqtt;
+pub mod settings;
 
 /// Read `tests/fixtures/<name>` of the calling crate.
 #[macro_export]

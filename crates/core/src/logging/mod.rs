@@ -317,9 +317,25 @@ impl SinkWatcher {
 
 type Metric = (&'static str, &'static str, fn(&SinkStatus) -> f64);
 
-/// The statuses of every sink, for Status and /metrics.
+/// The sinks of one runtime, for Status and /metrics: a handle the runtime assembly creates,
+/// fills with each sink's [`SinkHandle::watcher`] and hands to the engine
+/// ([`crate::engine::EngineConfig::sinks`]) and to whoever reports on the sinks. Clones share
+/// the same set.
 #[derive(Clone, Default)]
 pub struct SinkSet(Arc<Mutex<Vec<SinkWatcher>>>);
+
+impl std::fmt::Debug for SinkSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|w| w.name.clone())
+            .collect();
+        f.debug_tuple("SinkSet").field(&names).finish()
+    }
+}
 
 impl SinkSet {
     /// An empty set.
@@ -337,28 +353,35 @@ impl SinkSet {
     }
     /// Prometheus text lines (`twc_sink_queued{sink="sqlite"} 0`, …) for /metrics.
     pub fn prometheus(&self) -> String {
-        let mut out = String::new();
-        let st = self.statuses();
-        let metrics: [Metric; 6] = [
-            ("twc_sink_queued", "gauge", |s| s.queued as f64),
-            ("twc_sink_lag_seconds", "gauge", |s| s.lag_secs),
-            ("twc_sink_written_total", "counter", |s| s.written as f64),
-            ("twc_sink_errors_total", "counter", |s| s.errors as f64),
-            ("twc_sink_dropped_total", "counter", |s| s.dropped as f64),
-            ("twc_sink_spilled", "gauge", |s| s.spilled as f64),
-        ];
-        for (m, kind, f) in metrics {
-            out.push_str(&format!("# TYPE {m} {kind}\n"));
-            for s in &st {
-                out.push_str(&format!("{m}{{sink=\"{}\"}} {}\n", s.name, f(s)));
-            }
-        }
-        out
+        prometheus(&self.statuses())
     }
 }
 
-/// Every sink started in this process by [`spawn_sink`], for Status and /metrics: the web UI and
-/// `/metrics` call `twc_core::logging::all_sinks().statuses()` (or `.prometheus()`).
+/// Prometheus text lines (`twc_sink_queued{sink="sqlite"} 0`, …) for sink statuses, e.g.
+/// `Status::sinks`.
+pub fn prometheus(statuses: &[SinkStatus]) -> String {
+    let mut out = String::new();
+    let metrics: [Metric; 6] = [
+        ("twc_sink_queued", "gauge", |s| s.queued as f64),
+        ("twc_sink_lag_seconds", "gauge", |s| s.lag_secs),
+        ("twc_sink_written_total", "counter", |s| s.written as f64),
+        ("twc_sink_errors_total", "counter", |s| s.errors as f64),
+        ("twc_sink_dropped_total", "counter", |s| s.dropped as f64),
+        ("twc_sink_spilled", "gauge", |s| s.spilled as f64),
+    ];
+    for (m, kind, f) in metrics {
+        out.push_str(&format!("# TYPE {m} {kind}\n"));
+        for s in statuses {
+            out.push_str(&format!("{m}{{sink=\"{}\"}} {}\n", s.name, f(s)));
+        }
+    }
+    out
+}
+
+/// Transitional, to be deleted: the set the bin hands its engine, read by the HTTP surface's
+/// `/metrics` (`crates/control/http/src/metrics.rs`) until that reads `Status::sinks` through
+/// [`prometheus`]. Core itself never reads or fills it: sinks are added by whoever spawns them,
+/// to the [`SinkSet`] they pass around.
 pub fn all_sinks() -> SinkSet {
     static ALL: std::sync::OnceLock<SinkSet> = std::sync::OnceLock::new();
     ALL.get_or_init(SinkSet::new).clone()
@@ -375,7 +398,7 @@ pub fn spawn_engine_sink(
 }
 
 /// Run `logger` behind its own queue (see the module docs). The engine and the bus never wait for
-/// it. The sink ends when `rx` closes, after draining (up to `shutdown_timeout_ms`), saving what
+/// it. Add [`SinkHandle::watcher`] to the runtime's [`SinkSet`] for Status and /metrics. The sink ends when `rx` closes, after draining (up to `shutdown_timeout_ms`), saving what
 /// is left to the spill file, and calling [`Logger::flush`].
 pub fn spawn_sink(
     mut rx: broadcast::Receiver<Event>,
@@ -384,9 +407,6 @@ pub fn spawn_sink(
     opts: SinkOptions,
 ) -> SinkHandle {
     let name = name.into();
-    if let Some(h) = logger.history() {
-        crate::history::register(&name, h);
-    }
     let spill = opts.spill_dir.as_ref().and_then(|d| match open_spill(d, &name) {
         Ok(s) => {
             if s.count > 0 {
@@ -453,9 +473,7 @@ pub fn spawn_sink(
         worker(worker_shared, worker_name, logger).await;
         let _ = pump.await;
     });
-    let handle = SinkHandle { shared, name, task };
-    all_sinks().add(handle.watcher());
-    handle
+    SinkHandle { shared, name, task }
 }
 
 async fn worker(shared: Arc<Shared>, name: String, logger: Box<dyn Logger>) {

@@ -12,7 +12,7 @@ mod units;
 pub use reading::{EnergyReading, Quantity};
 pub use settings::{
     ChargeNow, ConsumptionOffset, GridLimit, HomeLocation, OffsetUnit, Schedule, ScheduleWindow,
-    Settings,
+    Settings, SettingsError, SettingsLimits, bounds,
 };
 pub use status::{
     BusStatus, ChargeSession, Event, PolicyStatus, SitePower, SlaveStatus, SourceStatus, Status,

@@ -117,6 +117,10 @@ pub struct PolicyStatus {
     /// `"stopping in 90 s"`), while a green policy is active.
     #[serde(default)]
     pub green_state: Option<String>,
+    /// The configured policies in the order they are tried, custom ones included (the first
+    /// that matches wins): what `/api/v2/policy` lists.
+    #[serde(default)]
+    pub rules: Vec<String>,
 }
 
 /// The site's power as the engine and its policy see it, so that every surface (web UI, APIs,

@@ -121,6 +121,9 @@ pub struct Outcome {
     pub green_cars: Option<usize>,
     /// Webhooks to call now (the policy changed), with the event name.
     pub webhooks: Vec<(Webhook, String)>,
+    /// The names of the policies in the order they were tried (custom ones included; the list
+    /// depends on the config and the settings, e.g. the non-scheduled action).
+    pub rules: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -175,6 +178,7 @@ impl PolicyEngine {
         let local = local_time(&self.cfg.rules.utc_offset, ctx.now);
         let surplus = surplus_w(ctx, &self.cfg.green);
         let rules = self.rules(ctx, &local);
+        let rule_names: Vec<String> = rules.iter().map(|r| r.name.clone()).collect();
         let mut chosen: Option<(String, String, Action)> = None;
         for r in &rules {
             let (base_ok, base_reason) = match &r.builtin {
@@ -244,24 +248,8 @@ impl PolicyEngine {
             ),
         };
 
-        let mut webhooks = Vec::new();
         let prev = self.last.as_ref().map(|(n, _, _)| n.clone());
-        if prev.as_deref() != Some(name.as_str()) {
-            for w in &self.cfg.rules.webhooks {
-                if w.event == "exit"
-                    && prev
-                        .as_deref()
-                        .is_some_and(|p| w.policy == "*" || w.policy == p)
-                {
-                    webhooks.push((w.clone(), "exit".to_string()));
-                }
-            }
-            for w in &self.cfg.rules.webhooks {
-                if w.event == "enter" && (w.policy == "*" || w.policy == name) {
-                    webhooks.push((w.clone(), "enter".to_string()));
-                }
-            }
-        }
+        let webhooks = webhooks_for_change(&self.cfg.rules.webhooks, prev.as_deref(), &name);
         self.last = Some((name.clone(), reason.clone(), action.clone()));
 
         let volts_total = ctx.voltage * ctx.phases.max(1) as f64;
@@ -343,6 +331,7 @@ impl PolicyEngine {
             green_state,
             green_cars,
             webhooks,
+            rules: rule_names,
         }
     }
 
@@ -821,3 +810,28 @@ fn eval_condition(
 
 #[cfg(test)]
 mod tests;
+
+/// The webhooks to call when the active policy changes from `prev` (`None` = none yet) to `next`:
+/// first every `exit` hook of `prev`, then every `enter` hook of `next`, each with its event name.
+/// Nothing when the policy did not change. Pure: the `status.webhook` plugin makes the calls.
+pub fn webhooks_for_change(
+    hooks: &[Webhook],
+    prev: Option<&str>,
+    next: &str,
+) -> Vec<(Webhook, String)> {
+    let mut out = Vec::new();
+    if prev == Some(next) {
+        return out;
+    }
+    for w in hooks {
+        if w.event == "exit" && prev.is_some_and(|p| w.policy == "*" || w.policy == p) {
+            out.push((w.clone(), "exit".to_string()));
+        }
+    }
+    for w in hooks {
+        if w.event == "enter" && (w.policy == "*" || w.policy == next) {
+            out.push((w.clone(), "enter".to_string()));
+        }
+    }
+    out
+}

@@ -361,6 +361,17 @@ fn custom_policies_restrictions_and_replacement() {
     t.reading = Some(r.clone());
     let o = t.eval(&mut e);
     assert_eq!((o.name.as_str(), o.amps), ("Battery low", 0.0));
+    // The list the status shows: every policy in the order tried, custom ones included.
+    assert_eq!(
+        o.rules,
+        [
+            "Battery low",
+            "Charge Now",
+            "Scheduled Charging",
+            "Guest car",
+            "Non Scheduled Charging"
+        ]
+    );
     r.battery_soc_pct = Some(50.0);
     t.reading = Some(r);
     assert_eq!(t.eval(&mut e).name, "Charge Now");
@@ -373,7 +384,9 @@ fn custom_policies_restrictions_and_replacement() {
     // Replace the built-in list: nothing matches → the previous policy stays.
     cfg.rules.replace_builtin = true;
     let mut e = PolicyEngine::new(cfg);
-    assert_eq!(t.eval(&mut e).name, "Guest car");
+    let o = t.eval(&mut e);
+    assert_eq!(o.name, "Guest car");
+    assert_eq!(o.rules, ["Battery low", "Guest car"]);
     t.settings.extra.clear();
     let o = t.eval(&mut e);
     assert_eq!(o.name, "Guest car");

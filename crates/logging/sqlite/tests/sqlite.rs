@@ -301,20 +301,17 @@ async fn a_running_sink_offers_its_history_to_the_web_ui() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("twc.sqlite");
     let (tx, rx) = broadcast::channel(16);
-    let h = spawn_sink(
-        rx,
-        "sqlite",
-        Box::new(SqliteSink::new(cfg(&path))),
-        SinkOptions::default(),
-    );
+    // The runtime takes the history from the logger before starting its sink, and hands it to
+    // the web UI (there is no process-wide registry).
+    let logger = Box::new(SqliteSink::new(cfg(&path)));
+    let q = twc_core::plugin::Logger::history(logger.as_ref()).expect("sqlite answers history");
+    let h = spawn_sink(rx, "sqlite", logger, SinkOptions::default());
     tx.send(reading(5, 1234.0)).unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while h.status().written < 1 {
         assert!(tokio::time::Instant::now() < deadline, "{:?}", h.status());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (name, q) = twc_core::history::global().expect("registered");
-    assert_eq!(name, "sqlite");
     let pts = q.power(t(0), t(10), 10).await.unwrap();
     assert_eq!(pts[0].generation_w, Some(1234.0));
 }

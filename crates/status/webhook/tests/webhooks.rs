@@ -1,9 +1,11 @@
 //! Webhooks fire when a policy becomes active (POST with the status as JSON) or stops being active
-//! (GET), against a local HTTP server, in real time.
+//! (GET), against a local HTTP server, in real time: a running engine with the webhook plugin
+//! spawned as the bin does (from the `[policy]` keys).
 
 use std::time::Duration;
 use twc_core::engine::{self, Command, EngineConfig};
 use twc_core::model::Settings;
+use twc_core::plugin::StatusPublisher;
 use twc_core::policy::Webhook;
 use twc_core::transport::StreamComms;
 use wiremock::matchers::{method, path};
@@ -39,12 +41,17 @@ async fn policy_changes_call_the_webhooks() {
     ];
     // A bus with no slaves on it.
     let (ours, _theirs) = tokio::io::duplex(1024);
+    let publisher = twc_status_webhook::WebhookPublisher::new(twc_status_webhook::from_policy(
+        &cfg.policy.rules,
+    ));
+    let every = publisher.min_interval().expect("webhooks see every change");
     let eng = engine::spawn(
         cfg,
         Box::new(StreamComms::new(ours, "test")),
         Vec::new(),
         Settings::default(),
     );
+    engine::spawn_publisher(&eng.handle, "webhook".into(), Box::new(publisher), every);
     let received = |n: usize| {
         let server = &server;
         async move {
@@ -86,4 +93,21 @@ async fn policy_changes_call_the_webhooks() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(server.received_requests().await.unwrap().len(), 3);
     eng.handle.command(Command::Shutdown).await.unwrap();
+}
+
+#[test]
+fn the_section_is_validated_naming_the_key() {
+    let bad = twc_core::plugin::PluginConfig::from_toml(
+        "status.webhook",
+        "[[webhooks]]\npolicy = \"*\"\nurl = \"ftp://x\"\n",
+    )
+    .unwrap();
+    let reg = twc_core::plugin::Registry::collect().unwrap();
+    let e = (reg.status["webhook"].build)(&bad).err().unwrap();
+    assert!(e.to_string().contains("webhooks[0].url"), "{e}");
+    let good = twc_status_webhook::plugin_config(
+        "status.webhook",
+        &twc_status_webhook::WebhookConfig::default(),
+    );
+    assert!((reg.status["webhook"].build)(&good).is_ok());
 }

@@ -1,0 +1,309 @@
+//! Energy readings: each source's state, combining them, and pairing a reading with the chargers'
+//! draw at the time it was measured.
+
+use super::*;
+
+pub(super) struct SourceState {
+    pub(super) name: String,
+    pub(super) poll: PollSettings,
+    pub(super) last: Option<EnergyReading>,
+    pub(super) last_error: Option<String>,
+    pub(super) errors: u64,
+    pub(super) was_stale: bool,
+    /// Fields of its readings dropped as unusable (non-finite or implausible), warned once per
+    /// change.
+    pub(super) dropped: Vec<String>,
+}
+
+impl Core {
+    pub(super) fn on_reading(
+        &mut self,
+        i: usize,
+        r: Result<EnergyReading, PluginError>,
+        now: Instant,
+    ) {
+        let at = self.wall(now);
+        let Some(st) = self.sources.get_mut(i) else {
+            return;
+        };
+        match r {
+            Ok(mut reading) => {
+                let dropped = sanitize(&mut reading);
+                if reading.battery_w.is_some() {
+                    self.battery_expected = true;
+                }
+                let st = &mut self.sources[i];
+                if dropped != st.dropped {
+                    if !dropped.is_empty() {
+                        warn!(source = %st.name, fields = %dropped.join(", "),
+                            "Unusable values in a reading (not finite, or outside plausible ranges): treated as missing");
+                    }
+                    st.dropped = dropped.clone();
+                }
+                // A reading with unusable values does not replace a fresh one that had them all:
+                // it is skipped, and the good one ages out as usual (a meter sending garbage in
+                // every other reading made the grid limit flip between known and unknown).
+                let stale_after = st.poll.stale_after.as_secs_f64();
+                if !dropped.is_empty()
+                    && st.last.as_ref().is_some_and(|prev| {
+                        prev.age_secs(now) <= stale_after
+                            && dropped.iter().all(|f| has_value(prev, f))
+                    })
+                {
+                    debug!(source = %st.name, fields = %dropped.join(", "), "Reading skipped: the last good one is still fresh");
+                    return;
+                }
+                // A reading measured longer ago than the staleness bound is stale on arrival (a
+                // sensor whose integration died): it does not end a stale period.
+                let age = reading.age_secs(now);
+                let fresh = age <= st.poll.stale_after.as_secs_f64();
+                let had_error = st.last_error.take().is_some();
+                if fresh && (had_error || st.was_stale) {
+                    info!(source = %st.name, "Source is delivering readings again");
+                } else if !fresh && !st.was_stale {
+                    warn!(source = %st.name, age_secs = age.round(), stale_after_secs = st.poll.stale_after.as_secs(),
+                        "Source delivers readings measured too long ago; they do not count until a fresh one arrives");
+                }
+                st.was_stale = !fresh;
+                debug!(source = %st.name, generation_w = ?reading.generation_w, consumption_w = ?reading.consumption_w, grid_w = ?reading.grid_w, "Reading");
+                let name = st.name.clone();
+                st.last = Some(reading.clone());
+                self.emit(Event::Reading {
+                    at,
+                    source: name,
+                    reading,
+                });
+            }
+            Err(e) => {
+                st.errors += 1;
+                let msg = e.chain();
+                if st.last_error.is_none() {
+                    warn!(source = %st.name, error = %msg, "Source read failed; its last reading ages and will go stale");
+                } else {
+                    debug!(source = %st.name, error = %msg, count = st.errors, "Source read failed again");
+                }
+                st.last_error = Some(msg);
+            }
+        }
+        self.recompute(now);
+    }
+
+    pub(super) fn combine(&mut self, now: Instant) -> Option<EnergyReading> {
+        let mut fresh: Vec<(&str, &EnergyReading)> = Vec::new();
+        for st in &mut self.sources {
+            let is_fresh = st
+                .last
+                .as_ref()
+                .is_some_and(|r| r.age_secs(now) <= st.poll.stale_after.as_secs_f64());
+            if !is_fresh && st.last.is_some() && !st.was_stale {
+                st.was_stale = true;
+                warn!(source = %st.name, "Source reading is stale; it no longer counts");
+            }
+        }
+        for st in &self.sources {
+            if let Some(r) = st
+                .last
+                .as_ref()
+                .filter(|r| r.age_secs(now) <= st.poll.stale_after.as_secs_f64())
+            {
+                fresh.push((st.name.as_str(), r));
+            }
+        }
+        // Each quantity from its configured source(s), never double counted (crate::combine).
+        let combined = crate::combine::combine(&self.cfg.sources, &fresh);
+        if combined.problems != self.combine_problems {
+            for p in &combined.problems {
+                warn!(problem = %p, "Combining energy sources");
+            }
+            self.combine_problems = combined.problems;
+        }
+        combined.reading
+    }
+
+    pub(super) fn voltage(&self) -> f64 {
+        let v: Vec<f64> = self
+            .master
+            .slaves()
+            .flat_map(|s| s.volts.iter().copied())
+            .map(f64::from)
+            .filter(|v| PLAUSIBLE_VOLTS.contains(v))
+            .collect();
+        if v.is_empty() {
+            self.cfg.voltage
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
+    }
+
+    /// Record what slave `id` reports its car draws (on every heartbeat reply).
+    pub(super) fn note_draw(&mut self, id: TwcId, now: Instant) {
+        let Some(actual) = self.master.slave(id).map(|s| s.actual.amps()) else {
+            return;
+        };
+        let keep = self
+            .sources
+            .iter()
+            .map(|s| s.poll.stale_after)
+            .max()
+            .unwrap_or_default()
+            + Duration::from_secs(10);
+        let h = self.draw_history.entry(id).or_default();
+        h.push_back((now, actual));
+        // Keep what the oldest usable reading may need (and the entry in force before it).
+        while h.len() > 1 && (h.len() > 4096 || h.get(1).is_some_and(|(t, _)| now - *t > keep)) {
+            h.pop_front();
+        }
+    }
+
+    /// The chargers' draw to pair with a reading measured at `measured`, and whether it is
+    /// complete (every linked slave has reported since then). A reading's grid and consumption
+    /// include what the chargers drew *when it was measured*; taking out more than that makes
+    /// the house look smaller and the budget larger, and a re-delivered old value then lets a
+    /// car ramp up on its own draw (runaway). Per slave this is the least it reported from its
+    /// last report before the measuring time to its first one after it (within [`DRAW_MARGIN`]
+    /// of it): the safe side for every use, as house load and grid import are never
+    /// underestimated and surplus never overestimated. Without a report before, or (incomplete)
+    /// after, the least possible draw, 0 A, bounds that end.
+    pub(super) fn charger_for(&self, measured: Instant) -> (f64, bool) {
+        let from = measured.checked_sub(DRAW_MARGIN).unwrap_or(measured);
+        let to = measured + DRAW_MARGIN;
+        let (mut total, mut complete) = (0.0, true);
+        for h in self
+            .master
+            .slaves()
+            .filter_map(|s| self.draw_history.get(&s.id))
+        {
+            let mut least = h
+                .iter()
+                .rev()
+                .find(|(t, _)| *t <= from)
+                .map_or(0.0, |(_, a)| *a);
+            let mut bracketed = false;
+            for (t, a) in h.iter().filter(|(t, _)| *t > from) {
+                least = least.min(*a);
+                if *t >= to {
+                    bracketed = true;
+                    break;
+                }
+            }
+            if !bracketed {
+                least = 0.0;
+                complete = false;
+            }
+            total += least;
+        }
+        (total, complete)
+    }
+
+    /// The reading the policy uses, with the chargers' draw at its time: the newest combined
+    /// reading for which every slave has reported after it was measured (a meter polled more
+    /// often than the heartbeats always has a newer one waiting); while none is, and the last
+    /// paired one is no longer fresh, the newest with the least draw known for it.
+    pub(super) fn paired_reading(
+        &mut self,
+        reading: Option<EnergyReading>,
+        now: Instant,
+    ) -> (Option<EnergyReading>, f64) {
+        self.pair_pending = false;
+        let Some(r) = reading else {
+            self.paired = None;
+            self.unpaired.clear();
+            return (None, 0.0);
+        };
+        match self.unpaired.back_mut() {
+            // The same measuring time (a quantity from a newer reading of another source).
+            Some(b) if b.measured_at == r.measured_at => *b = r.clone(),
+            _ => self.unpaired.push_back(r.clone()),
+        }
+        while self.unpaired.len() > 64 {
+            self.unpaired.pop_front();
+        }
+        // The newest waiting reading that can now be paired; older ones are dropped with it.
+        for i in (0..self.unpaired.len()).rev() {
+            let (c, complete) = self.charger_for(self.unpaired[i].measured_at);
+            if complete {
+                let p = self.unpaired[i].clone();
+                self.unpaired.drain(..=i);
+                self.paired = Some((p, c));
+                break;
+            }
+        }
+        self.pair_pending = !self.unpaired.is_empty();
+        let fresh_for = self
+            .sources
+            .iter()
+            .map(|s| s.poll.stale_after)
+            .min()
+            .unwrap_or_default()
+            .as_secs_f64();
+        match &self.paired {
+            Some((p, c)) if p.age_secs(now) <= fresh_for && p.measured_at <= r.measured_at => {
+                (Some(p.clone()), *c)
+            }
+            _ => {
+                let (c, _) = self.charger_for(r.measured_at);
+                (Some(r), c)
+            }
+        }
+    }
+}
+
+/// Volts a slave may plausibly report per phase; others are ignored (a garbled 2300 V would
+/// make every watt look like fewer amps).
+pub(super) const PLAUSIBLE_VOLTS: std::ops::RangeInclusive<f64> = 80.0..=300.0;
+/// How far a reading's measuring time may be off (timestamps in whole seconds, clocks): it is
+/// paired with each slave's least reported draw over this margin around it.
+pub(super) const DRAW_MARGIN: Duration = Duration::from_millis(500);
+
+/// Make a reading safe to use: every value that is not finite or outside plausible ranges
+/// becomes missing (never 0, never ∞). Returns the names of the fields dropped.
+pub fn sanitize(r: &mut EnergyReading) -> Vec<String> {
+    const MAX_W: f64 = 2_000_000.0;
+    let mut dropped = Vec::new();
+    let mut check = |name: &str, v: &mut Option<f64>, ok: &dyn Fn(f64) -> bool| {
+        if let Some(x) = *v
+            && !(x.is_finite() && ok(x))
+        {
+            *v = None;
+            dropped.push(name.to_string());
+        }
+    };
+    check("generation_w", &mut r.generation_w, &|x| {
+        (-5_000.0..=MAX_W).contains(&x)
+    });
+    check("consumption_w", &mut r.consumption_w, &|x| {
+        (-5_000.0..=MAX_W).contains(&x)
+    });
+    check("grid_w", &mut r.grid_w, &|x| x.abs() <= MAX_W);
+    check("battery_w", &mut r.battery_w, &|x| x.abs() <= MAX_W);
+    check("battery_soc_pct", &mut r.battery_soc_pct, &|x| {
+        (0.0..=100.0).contains(&x)
+    });
+    if let Some(v) = &r.phase_voltages
+        && !v.iter().all(|x| x.is_finite() && (0.0..=300.0).contains(x))
+    {
+        r.phase_voltages = None;
+        dropped.push("phase_voltages".into());
+    }
+    if let Some(v) = &r.phase_currents_a
+        && !v.iter().all(|x| x.is_finite() && x.abs() <= 2_000.0)
+    {
+        r.phase_currents_a = None;
+        dropped.push("phase_currents_a".into());
+    }
+    dropped
+}
+
+/// Whether `r` has a value for the field `sanitize` names `name`.
+fn has_value(r: &EnergyReading, name: &str) -> bool {
+    match name {
+        "generation_w" => r.generation_w.is_some(),
+        "consumption_w" => r.consumption_w.is_some(),
+        "grid_w" => r.grid_w.is_some(),
+        "battery_w" => r.battery_w.is_some(),
+        "battery_soc_pct" => r.battery_soc_pct.is_some(),
+        "phase_voltages" => r.phase_voltages.is_some(),
+        "phase_currents_a" => r.phase_currents_a.is_some(),
+        _ => false,
+    }
+}

@@ -1,0 +1,137 @@
+//! Building the `Status` snapshot and the periodic per-slave events.
+
+use super::*;
+
+/// How long a slave that timed out stays in `Status.slaves` (with `timed_out`) unless it links
+/// again; after that it is forgotten, as TWCManager does at once.
+pub(super) const LOST_SLAVE_SHOWN: Duration = Duration::from_secs(600);
+
+impl Core {
+    pub(super) fn periodic_slave_events(&mut self, now: Instant) {
+        let due: Vec<TwcId> = self
+            .master
+            .slaves()
+            .filter(|s| {
+                self.last_slave_event
+                    .get(&s.id)
+                    .is_none_or(|t| now - *t >= self.cfg.slave_status_interval)
+            })
+            .map(|s| s.id)
+            .collect();
+        for id in due {
+            self.last_slave_event.insert(id, now);
+            if let Some(s) = self.slave_status(id, now) {
+                self.emit(Event::SlaveStatus {
+                    at: self.wall(now),
+                    slave: s,
+                });
+            }
+        }
+    }
+
+    pub(super) fn slave_status(&self, id: TwcId, now: Instant) -> Option<SlaveStatus> {
+        let s = self.master.slave(id)?;
+        Some(SlaveStatus {
+            id: s.id,
+            sign: s.sign,
+            version: s.version,
+            max_amps: s.max_amps,
+            cap_amps: self.master.cap(s.id),
+            state: s.state.0,
+            state_name: s.state.name().to_string(),
+            reported_limit: s.reported_limit,
+            actual: s.actual,
+            offered: s.offered,
+            target: s.target,
+            lifetime_kwh: s.lifetime_kwh,
+            volts: s.volts,
+            vin: s.vin.clone().filter(|v| !v.is_empty()),
+            last_vin: s.last_vin.clone(),
+            last_heartbeat_secs: s.last_rx.map(|t| (now - t).as_secs_f64()).unwrap_or(0.0),
+            timed_out: false,
+            charging: s.charging,
+            session_kwh: self.sessions.get(&id).map(|x| x.energy_kwh).unwrap_or(0.0),
+            session_secs: s.session_started_at.map(|t| (now - t).as_secs_f64()),
+            firmware: s.firmware.clone(),
+            overdraw: s.overdraw,
+            power_w: s.actual.amps() * self.site.voltage * f64::from(self.site.phases),
+        })
+    }
+
+    pub(super) fn publish(&mut self, now: Instant) {
+        let c = self.master.counters();
+        self.bus.master_id = self.master.id();
+        self.bus.master_sign = self.master.sign();
+        self.bus.transmitting = self.master.transmitting();
+        self.bus.foreign_master = self.master.foreign_master();
+        self.bus.frames_tx = c.frames_tx;
+        self.bus.decode = self.decode;
+        self.bus.unknown_messages = c.unknown;
+        self.bus.malformed_messages = c.malformed;
+        self.bus.unlinked_heartbeats = c.unlinked_heartbeats;
+        self.bus.echoes = c.echoes;
+        let (reply, replies) = self.master.last_reply();
+        self.bus.last_reply = reply.map(|f| f.hex());
+        self.bus.replies = replies;
+        let mut slaves: Vec<SlaveStatus> = self
+            .master
+            .slaves()
+            .filter_map(|s| self.slave_status(s.id, now))
+            .collect();
+        let master = &self.master;
+        self.lost_slaves.retain(|id, (_, since)| {
+            master.slave(*id).is_none() && now - *since < LOST_SLAVE_SHOWN
+        });
+        for (s, since) in self.lost_slaves.values() {
+            let mut s = s.clone();
+            s.last_heartbeat_secs += (now - *since).as_secs_f64();
+            slaves.push(s);
+        }
+        slaves.sort_by_key(|s| s.id);
+        let sources = self
+            .sources
+            .iter()
+            .map(|st| SourceStatus {
+                name: st.name.clone(),
+                last: st.last.clone(),
+                age_secs: st.last.as_ref().map(|r| r.age_secs(now)),
+                stale: st
+                    .last
+                    .as_ref()
+                    .is_none_or(|r| r.age_secs(now) > st.poll.stale_after.as_secs_f64()),
+                last_error: st.last_error.clone(),
+                errors: st.errors,
+            })
+            .collect();
+        let charger_w = slaves
+            .iter()
+            .filter(|s| !s.timed_out)
+            .map(|s| s.power_w)
+            .sum();
+        let status = Status {
+            updated_at: Some(self.wall(now)),
+            bus: self.bus.clone(),
+            slaves,
+            policy: self.policy.clone(),
+            reading: self.combined.clone(),
+            sources,
+            settings: self.settings.clone(),
+            wiring_max_all: self.cfg.master.wiring_max_all,
+            wiring_max_per_twc: self.cfg.master.wiring_max_per_twc,
+            min_amps_per_twc: self.cfg.min_amps_per_twc,
+            sinks: self.cfg.sinks.statuses(),
+            site: SitePower {
+                charger_w,
+                ..self.site.clone()
+            },
+        };
+        self.status.send_if_modified(|old| {
+            if *old == status {
+                false
+            } else {
+                *old = status;
+                true
+            }
+        });
+    }
+}
