@@ -6,8 +6,6 @@ pub mod http;
 #[cfg(feature = "modbus")]
 pub mod modbus;
 #[cfg(feature = "mqtt")]
-pub mod mqtt;
-#[cfg(feature = "mqtt")]
 pub mod mqtt_link;
 pub mod num;
 pub mod source;

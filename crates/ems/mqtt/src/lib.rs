@@ -2,11 +2,13 @@
 
 use async_trait::async_trait;
 use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
 use twc_core::model::{EnergyReading, Quantity};
 use twc_core::plugin::{
     BuildError, EmsPlugin, EmsSource, ErrorKind, PluginConfig, PluginError, Secret,
 };
-use twc_plugin_kit::mqtt::{MqttSettings, Subscription};
+use twc_plugin_kit::mqtt_link::{LinkSettings, Protocol, Subscription};
 use twc_plugin_kit::{ValueSpec, set_quantity, timestamp};
 
 /// Registry name.
@@ -41,14 +43,20 @@ fn one() -> f64 {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MqttConfig {
-    /// Broker, `mqtt://host:port`.
+    /// Broker: `mqtt://host:1883` or `mqtts://host:8883`.
     pub url: String,
     /// Broker user name.
     pub username: Option<String>,
     /// Broker password.
     pub password: Option<Secret>,
-    /// Client id (default: generated).
+    /// CA certificates (PEM) for `mqtts://`; default: the system's bundle.
+    pub ca_file: Option<PathBuf>,
+    /// `"auto"` (v5, falling back to 3.1.1; the default), `"5"` or `"3.1.1"`.
+    pub protocol: Option<String>,
+    /// Client id (default: `twcmanager-ems-mqtt-<random>`).
     pub client_id: Option<String>,
+    /// Keep-alive, seconds (default 30, at least 5).
+    pub keep_alive_secs: Option<u64>,
     /// PV generation.
     pub generation: Option<TopicChannel>,
     /// House consumption.
@@ -176,14 +184,21 @@ pub fn build(cfg: &PluginConfig) -> Result<Box<dyn EmsSource>, BuildError> {
             "no topic configured: set at least one of generation, consumption, grid, battery = { topic = \"...\" }",
         ));
     }
-    let settings = MqttSettings {
-        url: c.url.clone(),
-        username: c.username.clone(),
-        password: c.password.clone(),
-        client_id: c.client_id.clone(),
+    let client_id = c
+        .client_id
+        .clone()
+        .unwrap_or_else(|| format!("twcmanager-ems-{NAME}-{:08x}", rand::random::<u32>()));
+    let mut s = LinkSettings::new(c.url.clone(), client_id);
+    s.username = c.username.clone();
+    s.password = c.password.clone();
+    s.ca_file = c.ca_file.clone();
+    s.protocol = match &c.protocol {
+        Some(p) => Protocol::parse(&cfg.section, p)?,
+        None => Protocol::Auto,
     };
-    let topics = channels.iter().map(|(_, ch)| ch.topic.clone()).collect();
-    let sub = Subscription::new(NAME, &cfg.section, &settings, topics)?;
+    s.keep_alive = Duration::from_secs(c.keep_alive_secs.unwrap_or(30).max(5));
+    s.subscriptions = channels.iter().map(|(_, ch)| ch.topic.clone()).collect();
+    let sub = Subscription::new(&cfg.section, &cfg.section, s)?;
     Ok(Box::new(Mqtt { sub, channels }))
 }
 

@@ -248,6 +248,9 @@ pub(super) async fn run(
                         .protocol
                         .store(if v5 { 5 } else { 4 }, Ordering::Relaxed);
                     inner.connected.store(true, Ordering::Relaxed);
+                    if let Ok(mut le) = inner.last_error.lock() {
+                        *le = None;
+                    }
                     info!(plugin = %plugin, broker = %broker, protocol = protocol.as_str(), session_present, "Connected to MQTT broker");
                     if let Err(e) = subscribe(&client, &p.settings.subscriptions) {
                         warn!(plugin = %plugin, error = %e, "Cannot subscribe");
@@ -275,6 +278,9 @@ pub(super) async fn run(
                 Ok(Polled::Other) => {}
                 Err(e) => {
                     inner.connected.store(false, Ordering::Relaxed);
+                    if let Ok(mut le) = inner.last_error.lock() {
+                        *le = Some(e.message.clone());
+                    }
                     // A v5 handshake refused by a 3.1.1 broker: not an outage, we fall back.
                     let fall_back = v5
                         && !ever_connected

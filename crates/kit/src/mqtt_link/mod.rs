@@ -1,5 +1,6 @@
-//! A long-lived MQTT connection that publishes and subscribes, for control surfaces and status
-//! publishers (rumqttc).
+//! The one MQTT client of the plugins (rumqttc): a long-lived connection that publishes and
+//! subscribes, for control surfaces and status publishers, and a [`Subscription`] that keeps the
+//! latest message per topic, for push sources (EMS).
 //!
 //! - MQTT v5 first, falling back to 3.1.1 when the broker refuses v5 during the handshake
 //!   (`protocol = "auto"`); or pinned to either.
@@ -15,7 +16,10 @@
 //!   DISCONNECT, so the broker publishes the will.
 
 mod event_loop;
+mod latest;
 mod tls;
+
+pub use latest::{Message, Subscription};
 
 use bytes::Bytes;
 use std::path::PathBuf;
@@ -151,6 +155,8 @@ struct Inner {
     connected: AtomicBool,
     /// 0 = none yet, 5, 4 (= 3.1.1).
     protocol: AtomicU8,
+    /// Why the last connection attempt or connection failed; cleared on connect.
+    last_error: Mutex<Option<String>>,
 }
 
 /// A running MQTT connection; cheap to clone. The task ends when the last clone is dropped.
@@ -296,6 +302,7 @@ impl Link {
             client: Mutex::new(None),
             connected: AtomicBool::new(false),
             protocol: AtomicU8::new(0),
+            last_error: Mutex::new(None),
         });
         tokio::spawn(event_loop::run(prepared, inner.clone(), ev_tx, stop_rx));
         (
@@ -341,6 +348,12 @@ impl Link {
     /// True while connected to the broker.
     pub fn is_connected(&self) -> bool {
         self.inner.connected.load(Ordering::Relaxed)
+    }
+
+    /// Why the last connection attempt (or the connection) failed, while not connected; `None`
+    /// once connected. For error messages ("broker unreachable: connection refused").
+    pub fn last_error(&self) -> Option<String> {
+        self.inner.last_error.lock().ok()?.clone()
     }
 
     /// The protocol of the current or last connection.
