@@ -5,13 +5,7 @@ use twc_ems_mqtt::{TopicChannel, build, parse_payload};
 use twc_testkit::{assert_reading, fixture, mqtt_broker, unique_topic_prefix};
 
 fn plain(topic: &str) -> TopicChannel {
-    TopicChannel {
-        topic: topic.into(),
-        pointer: None,
-        scale: 1.0,
-        invert: false,
-        timestamp_pointer: None,
-    }
+    TopicChannel::new(topic)
 }
 
 #[test]
@@ -50,13 +44,9 @@ fn non_numeric_payload_is_an_error() {
 
 #[test]
 fn json_payload_with_pointer() {
-    let ch = TopicChannel {
-        topic: "t".into(),
-        pointer: Some("/ENERGY/Power".into()),
-        scale: 1.0,
-        invert: true,
-        timestamp_pointer: None,
-    };
+    let mut ch = TopicChannel::new("t");
+    ch.pointer = Some("/ENERGY/Power".into());
+    ch.invert = true;
     assert_eq!(
         parse_payload(&ch, br#"{"ENERGY":{"Power":350}}"#).unwrap(),
         -350.0
