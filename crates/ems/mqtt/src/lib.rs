@@ -31,7 +31,7 @@ pub struct MqttConfig {
     pub username: Option<String>,
     /// Broker password.
     pub password: Option<Secret>,
-    /// CA certificates (PEM) for `mqtts://`; default: the system's bundle.
+    /// CA certificates (PEM) for `mqtts://`; default (or empty): the system's bundle.
     pub ca_file: Option<PathBuf>,
     /// `"auto"` (v5, falling back to 3.1.1; the default), `"5"` or `"3.1.1"`.
     pub protocol: Option<String>,
@@ -121,18 +121,17 @@ pub fn build(cfg: &PluginConfig) -> Result<Box<dyn EmsSource>, BuildError> {
         &cfg.section,
         [&c.generation, &c.consumption, &c.grid, &c.battery],
     )?;
+    // An empty value means "not set", as in [control.mqtt] and [status.mqtt].
     let client_id = c
         .client_id
         .clone()
+        .filter(|id| !id.is_empty())
         .unwrap_or_else(|| format!("twcmanager-ems-{NAME}-{:08x}", rand::random::<u32>()));
     let mut s = LinkSettings::new(c.url.clone(), client_id);
-    s.username = c.username.clone();
-    s.password = c.password.clone();
-    s.ca_file = c.ca_file.clone();
-    s.protocol = match &c.protocol {
-        Some(p) => Protocol::parse(&cfg.section, p)?,
-        None => Protocol::Auto,
-    };
+    s.username = c.username.clone().filter(|u| !u.is_empty());
+    s.password = c.password.clone().filter(|p| !p.is_empty());
+    s.ca_file = c.ca_file.clone().filter(|f| !f.as_os_str().is_empty());
+    s.protocol = Protocol::parse(&cfg.section, c.protocol.as_deref().unwrap_or("auto"))?;
     s.keep_alive = Duration::from_secs(c.keep_alive_secs.unwrap_or(30).max(5));
     s.subscriptions = channels.iter().map(|(_, ch)| ch.address.clone()).collect();
     let sub = Subscription::new(&cfg.section, &cfg.section, s)?;

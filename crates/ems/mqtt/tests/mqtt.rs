@@ -321,6 +321,11 @@ fn tls_and_protocol_keys_are_checked_and_named() {
     .err()
     .unwrap();
     assert!(e.to_string().contains("protocol"), "{e}");
+    // Empty means not set, as in the other MQTT plugins.
+    build(&cfg(
+        "url = \"mqtt://h\"\nusername = \"\"\npassword = \"\"\nca_file = \"\"\nclient_id = \"\"\nprotocol = \"\"\ngrid = { topic = \"a\" }",
+    ))
+    .unwrap();
     for p in ["auto", "5", "3.1.1"] {
         build(&cfg(&format!(
             "url = \"mqtt://h\"\nprotocol = \"{p}\"\nkeep_alive_secs = 10\ngrid = {{ topic = \"a\" }}"
