@@ -131,11 +131,7 @@ pub fn join(base: &str, path: &str) -> String {
 
 /// Check a configured base URL: `http://` or `https://` and a host.
 pub fn check_url(section: &str, key: &str, url: &str) -> Result<(), BuildError> {
-    let ok = (url.starts_with("http://") || url.starts_with("https://"))
-        && url
-            .split_once("://")
-            .is_some_and(|(_, r)| !r.is_empty() && !r.starts_with('/'));
-    if ok {
+    if is_http_url(url) {
         Ok(())
     } else {
         Err(BuildError::new(
@@ -143,6 +139,14 @@ pub fn check_url(section: &str, key: &str, url: &str) -> Result<(), BuildError> 
             format!("{key} must be an http:// or https:// URL with a host, got {url:?}"),
         ))
     }
+}
+
+/// True for an `http://` or `https://` URL with a host.
+pub fn is_http_url(url: &str) -> bool {
+    (url.starts_with("http://") || url.starts_with("https://"))
+        && url
+            .split_once("://")
+            .is_some_and(|(_, r)| !r.is_empty() && !r.starts_with('/'))
 }
 
 /// An HTTP client bound to one plugin (its name goes into every error).

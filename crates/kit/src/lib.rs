@@ -6,15 +6,15 @@ pub mod http;
 #[cfg(feature = "modbus")]
 pub mod modbus;
 #[cfg(feature = "mqtt")]
-pub mod mqtt;
-#[cfg(feature = "mqtt")]
 pub mod mqtt_link;
 pub mod num;
+pub mod quantity;
 pub mod source;
 pub mod timestamp;
 
 pub use http::{HttpClient, HttpOptions, Method, Request, Response};
 pub use num::{ValueSpec, json, parse_f64, parse_power_w, pointer, pointer_f64, pointer_power_w};
+pub use quantity::{ChannelConfig, channels_from_keys, channels_from_tables};
 pub use source::{
     Channel, ChannelSource, HttpSource, MinInterval, TimedValueFn, ValueFn, min_interval_for,
     set_quantity,

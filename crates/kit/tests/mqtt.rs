@@ -1,12 +1,13 @@
-//! The subscription against the real Mosquitto, through a TCP proxy the test can cut, to show that
-//! it reconnects and resubscribes (the session is clean, so without resubscribing nothing arrives).
+//! The subscription (over the MQTT link) against the real Mosquitto, through a TCP proxy the test
+//! can cut, to show that it reconnects and resubscribes (the session is clean, so without
+//! resubscribing nothing arrives).
 
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
-use twc_plugin_kit::mqtt::{MqttSettings, Subscription};
+use twc_plugin_kit::mqtt_link::{LinkSettings, Subscription};
 
 type Conns = Arc<Mutex<Vec<JoinHandle<()>>>>;
 
@@ -55,11 +56,12 @@ async fn reconnects_and_resubscribes_after_the_link_breaks() {
     };
     let (pport, conns) = proxy(host.clone(), port).await;
     let topic = format!("{}/power", twc_testkit::unique_topic_prefix("kit-mqtt"));
-    let settings = MqttSettings {
-        url: format!("mqtt://127.0.0.1:{pport}"),
-        ..MqttSettings::default()
-    };
-    let sub = Subscription::new("test", "ems.test", &settings, vec![topic.clone()]).unwrap();
+    let mut settings = LinkSettings::new(
+        format!("mqtt://127.0.0.1:{pport}"),
+        format!("kit-sub-{}", std::process::id()),
+    );
+    settings.subscriptions = vec![topic.clone()];
+    let sub = Subscription::new("test", "ems.test", settings).unwrap();
     assert!(sub.latest(&topic).is_none());
 
     let (pubc, mut ev) = AsyncClient::new(

@@ -14,7 +14,7 @@
 use std::cell::RefCell;
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
-use tracing_subscriber::filter::{FilterFn, LevelFilter};
+use tracing_subscriber::filter::{DynFilterFn, LevelFilter};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::prelude::*;
 
@@ -85,13 +85,16 @@ impl<'a> MakeWriter<'a> for ThreadWriter {
 pub fn capture(level: tracing::Level) -> CaptureGuard {
     static INSTALLED: OnceLock<()> = OnceLock::new();
     INSTALLED.get_or_init(|| {
-        let filter = FilterFn::new(|meta| {
+        // `FilterFn` would cache its first answer per call site (`always`/`never`), decided on
+        // whichever thread hits the line first; `sometimes` makes tracing ask on every event.
+        let filter = DynFilterFn::new(|meta, _cx| {
             ACTIVE.with(|a| {
                 a.borrow()
                     .as_ref()
                     .is_some_and(|c| c.level.get().is_some_and(|l| *meta.level() <= *l))
             })
-        });
+        })
+        .with_callsite_filter(|_| tracing::subscriber::Interest::sometimes());
         let layer = tracing_subscriber::fmt::layer()
             .with_writer(ThreadWriter)
             .with_ansi(false)

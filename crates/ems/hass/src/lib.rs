@@ -3,11 +3,12 @@
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::Instant;
-use twc_core::model::Quantity;
 use twc_core::plugin::{BuildError, EmsPlugin, EmsSource, PluginConfig, Secret};
 use twc_plugin_kit::http::{HttpClient, HttpOptions, Request, check_url, join};
 use twc_plugin_kit::num::{parse_f64, unit_factor};
-use twc_plugin_kit::{Channel, ChannelSource, ParseError, num, timestamp};
+use twc_plugin_kit::{
+    Channel, ChannelSource, ParseError, channels_from_keys, num, quantity, timestamp,
+};
 
 /// Registry name.
 pub const NAME: &str = "hass";
@@ -95,6 +96,20 @@ fn state_watts(v: &Value) -> Result<f64, ParseError> {
     Ok(x * factor)
 }
 
+/// A Home Assistant entity id (`sensor.solar_power`), under the keys `<quantity>_entity`.
+pub struct Entity;
+
+impl quantity::Address for Entity {
+    const KEY: &'static str = "entity";
+    fn check(address: &str) -> Result<(), &'static str> {
+        if address.is_empty() || address.contains(['/', '?', '#', ' ']) {
+            Err("an entity id such as sensor.solar_power")
+        } else {
+            Ok(())
+        }
+    }
+}
+
 /// Build from `[ems.hass]`.
 pub fn build(cfg: &PluginConfig) -> Result<Box<dyn EmsSource>, BuildError> {
     let c: HassConfig = cfg.parse()?;
@@ -106,31 +121,28 @@ pub fn build(cfg: &PluginConfig) -> Result<Box<dyn EmsSource>, BuildError> {
         ));
     }
     let client = HttpClient::new(NAME, &cfg.section, &c.http)?;
-    let mut channels = Vec::new();
-    for (q, entity, invert) in [
-        (Quantity::Generation, &c.generation_entity, false),
-        (Quantity::Consumption, &c.consumption_entity, false),
-        (Quantity::Grid, &c.grid_entity, c.invert_grid),
-        (Quantity::Battery, &c.battery_entity, c.invert_battery),
-    ] {
-        let Some(e) = entity else { continue };
-        if e.is_empty() || e.contains(['/', '?', '#', ' ']) {
-            return Err(BuildError::new(
-                &cfg.section,
-                format!("entity id {e:?} is not valid (expected e.g. sensor.solar_power)"),
-            ));
-        }
-        let req = Request::get(join(&c.url, &format!("/api/states/{e}"))).bearer(c.token.expose());
-        channels.push(Channel::timed(q, req, move |b| {
-            parse_state_measured(b).map(|(w, at)| (if invert { -w } else { w }, at))
-        }));
-    }
-    if channels.is_empty() {
-        return Err(BuildError::new(
-            &cfg.section,
-            "no entity configured: set at least one of generation_entity, consumption_entity, grid_entity, battery_entity",
-        ));
-    }
+    let configured = channels_from_keys::<Entity>(
+        &cfg.section,
+        [
+            &c.generation_entity,
+            &c.consumption_entity,
+            &c.grid_entity,
+            &c.battery_entity,
+        ],
+        c.invert_grid,
+        c.invert_battery,
+    )?;
+    let channels = configured
+        .into_iter()
+        .map(|(q, ch)| {
+            let req = Request::get(join(&c.url, &format!("/api/states/{}", ch.address)))
+                .bearer(c.token.expose());
+            let invert = ch.invert;
+            Channel::timed(q, req, move |b| {
+                parse_state_measured(b).map(|(w, at)| (if invert { -w } else { w }, at))
+            })
+        })
+        .collect();
     Ok(Box::new(ChannelSource::new(client, channels)))
 }
 

@@ -2,53 +2,43 @@
 
 use async_trait::async_trait;
 use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
 use twc_core::model::{EnergyReading, Quantity};
 use twc_core::plugin::{
     BuildError, EmsPlugin, EmsSource, ErrorKind, PluginConfig, PluginError, Secret,
 };
-use twc_plugin_kit::mqtt::{MqttSettings, Subscription};
-use twc_plugin_kit::{ValueSpec, set_quantity, timestamp};
+use twc_plugin_kit::mqtt_link::{LinkSettings, Protocol, Subscription};
+use twc_plugin_kit::{ChannelConfig, channels_from_tables, quantity, set_quantity};
 
 /// Registry name.
 pub const NAME: &str = "mqtt";
 
-/// Where one quantity comes from.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct TopicChannel {
-    /// Exact topic (no wildcards).
-    pub topic: String,
-    /// JSON pointer into the payload; without it the payload is a plain number (unit allowed).
-    pub pointer: Option<String>,
-    /// Multiply by this (1000 for kW payloads without a unit).
-    #[serde(default = "one")]
-    pub scale: f64,
-    /// Negate, for a meter whose sign is opposite to ours.
-    #[serde(default)]
-    pub invert: bool,
-    /// JSON pointer to when the value was measured, inside a JSON payload (Unix seconds or
-    /// milliseconds, or RFC 3339 text), e.g. `/Time` or `/timestamp`. Without it a value counts
-    /// from its arrival, and a retained value (of unknown age) does not count until a live
-    /// message arrives.
-    pub timestamp_pointer: Option<String>,
-}
-
-fn one() -> f64 {
-    1.0
-}
+/// Where one quantity comes from: `{ topic = "...", pointer, scale, invert, timestamp_pointer }`
+/// (the kit's quantity channel, addressed by `topic`, an exact topic). With a
+/// `timestamp_pointer` a value counts from the time in its JSON payload; without it a value
+/// counts from its arrival, and a retained value (of unknown age) does not count until a live
+/// message arrives.
+pub type TopicChannel = ChannelConfig<quantity::Topic>;
 
 /// `[ems.mqtt]`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MqttConfig {
-    /// Broker, `mqtt://host:port`.
+    /// Broker: `mqtt://host:1883` or `mqtts://host:8883`.
     pub url: String,
     /// Broker user name.
     pub username: Option<String>,
     /// Broker password.
     pub password: Option<Secret>,
-    /// Client id (default: generated).
+    /// CA certificates (PEM) for `mqtts://`; default (or empty): the system's bundle.
+    pub ca_file: Option<PathBuf>,
+    /// `"auto"` (v5, falling back to 3.1.1; the default), `"5"` or `"3.1.1"`.
+    pub protocol: Option<String>,
+    /// Client id (default: `twcmanager-ems-mqtt-<random>`).
     pub client_id: Option<String>,
+    /// Keep-alive, seconds (default 30, at least 5).
+    pub keep_alive_secs: Option<u64>,
     /// PV generation.
     pub generation: Option<TopicChannel>,
     /// House consumption.
@@ -61,12 +51,7 @@ pub struct MqttConfig {
 
 /// Parse one payload with a channel's pointer, scale and sign.
 pub fn parse_payload(ch: &TopicChannel, payload: &[u8]) -> Result<f64, twc_plugin_kit::ParseError> {
-    ValueSpec {
-        pointer: ch.pointer.clone(),
-        scale: ch.scale,
-        invert: ch.invert,
-    }
-    .extract(payload)
+    ch.value(payload)
 }
 
 /// When the payload says the value was measured, if the channel has a `timestamp_pointer`.
@@ -74,11 +59,7 @@ pub fn payload_timestamp(
     ch: &TopicChannel,
     payload: &[u8],
 ) -> Result<Option<tokio::time::Instant>, twc_plugin_kit::ParseError> {
-    let Some(ptr) = &ch.timestamp_pointer else {
-        return Ok(None);
-    };
-    let v = twc_plugin_kit::num::json(payload)?;
-    timestamp::pointer_instant(&v, ptr)
+    ch.measured_at(payload)
 }
 
 /// The running source: a subscription and the latest payload per topic.
@@ -93,7 +74,7 @@ impl EmsSource for Mqtt {
         let mut r = EnergyReading::default();
         let mut oldest = None;
         for (q, ch) in &self.channels {
-            let Some(m) = self.sub.latest(&ch.topic) else {
+            let Some(m) = self.sub.latest(&ch.address) else {
                 let why = match self.sub.last_error() {
                     Some(e) if !self.sub.is_connected() => format!("broker unreachable: {e}"),
                     _ => "no message yet".to_string(),
@@ -101,10 +82,10 @@ impl EmsSource for Mqtt {
                 return Err(PluginError::new(
                     ErrorKind::Transient,
                     NAME,
-                    format!("topic {}: {why}", ch.topic),
+                    format!("topic {}: {why}", ch.address),
                 ));
             };
-            let what = || format!("topic {}", ch.topic);
+            let what = || format!("topic {}", ch.address);
             let v = parse_payload(ch, &m.payload).map_err(|e| e.into_plugin(NAME, &what()))?;
             let at = match payload_timestamp(ch, &m.payload)
                 .map_err(|e| e.into_plugin(NAME, &what()))?
@@ -136,54 +117,24 @@ impl EmsSource for Mqtt {
 /// Build from `[ems.mqtt]`. Connects on the first read.
 pub fn build(cfg: &PluginConfig) -> Result<Box<dyn EmsSource>, BuildError> {
     let c: MqttConfig = cfg.parse()?;
-    let mut channels = Vec::new();
-    for (q, key, ch) in [
-        (Quantity::Generation, "generation", &c.generation),
-        (Quantity::Consumption, "consumption", &c.consumption),
-        (Quantity::Grid, "grid", &c.grid),
-        (Quantity::Battery, "battery", &c.battery),
-    ] {
-        let Some(ch) = ch else { continue };
-        if let Some(p) = &ch.pointer
-            && !(p.is_empty() || p.starts_with('/'))
-        {
-            return Err(BuildError::new(
-                &cfg.section,
-                format!("{key}.pointer must be a JSON pointer starting with '/', got {p:?}"),
-            ));
-        }
-        if let Some(p) = &ch.timestamp_pointer
-            && !p.starts_with('/')
-        {
-            return Err(BuildError::new(
-                &cfg.section,
-                format!(
-                    "{key}.timestamp_pointer must be a JSON pointer starting with '/', got {p:?}"
-                ),
-            ));
-        }
-        if !ch.scale.is_finite() || ch.scale == 0.0 {
-            return Err(BuildError::new(
-                &cfg.section,
-                format!("{key}.scale must be a non-zero number, got {}", ch.scale),
-            ));
-        }
-        channels.push((q, ch.clone()));
-    }
-    if channels.is_empty() {
-        return Err(BuildError::new(
-            &cfg.section,
-            "no topic configured: set at least one of generation, consumption, grid, battery = { topic = \"...\" }",
-        ));
-    }
-    let settings = MqttSettings {
-        url: c.url.clone(),
-        username: c.username.clone(),
-        password: c.password.clone(),
-        client_id: c.client_id.clone(),
-    };
-    let topics = channels.iter().map(|(_, ch)| ch.topic.clone()).collect();
-    let sub = Subscription::new(NAME, &cfg.section, &settings, topics)?;
+    let channels = channels_from_tables(
+        &cfg.section,
+        [&c.generation, &c.consumption, &c.grid, &c.battery],
+    )?;
+    // An empty value means "not set", as in [control.mqtt] and [status.mqtt].
+    let client_id = c
+        .client_id
+        .clone()
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| format!("twcmanager-ems-{NAME}-{:08x}", rand::random::<u32>()));
+    let mut s = LinkSettings::new(c.url.clone(), client_id);
+    s.username = c.username.clone().filter(|u| !u.is_empty());
+    s.password = c.password.clone().filter(|p| !p.is_empty());
+    s.ca_file = c.ca_file.clone().filter(|f| !f.as_os_str().is_empty());
+    s.protocol = Protocol::parse(&cfg.section, c.protocol.as_deref().unwrap_or("auto"))?;
+    s.keep_alive = Duration::from_secs(c.keep_alive_secs.unwrap_or(30).max(5));
+    s.subscriptions = channels.iter().map(|(_, ch)| ch.address.clone()).collect();
+    let sub = Subscription::new(&cfg.section, &cfg.section, s)?;
     Ok(Box::new(Mqtt { sub, channels }))
 }
 

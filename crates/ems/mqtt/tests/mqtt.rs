@@ -5,13 +5,7 @@ use twc_ems_mqtt::{TopicChannel, build, parse_payload};
 use twc_testkit::{assert_reading, fixture, mqtt_broker, unique_topic_prefix};
 
 fn plain(topic: &str) -> TopicChannel {
-    TopicChannel {
-        topic: topic.into(),
-        pointer: None,
-        scale: 1.0,
-        invert: false,
-        timestamp_pointer: None,
-    }
+    TopicChannel::new(topic)
 }
 
 #[test]
@@ -50,13 +44,9 @@ fn non_numeric_payload_is_an_error() {
 
 #[test]
 fn json_payload_with_pointer() {
-    let ch = TopicChannel {
-        topic: "t".into(),
-        pointer: Some("/ENERGY/Power".into()),
-        scale: 1.0,
-        invert: true,
-        timestamp_pointer: None,
-    };
+    let mut ch = TopicChannel::new("t");
+    ch.pointer = Some("/ENERGY/Power".into());
+    ch.invert = true;
     assert_eq!(
         parse_payload(&ch, br#"{"ENERGY":{"Power":350}}"#).unwrap(),
         -350.0
@@ -315,4 +305,88 @@ async fn r12_retained_value_with_a_payload_timestamp_is_as_old_as_it_says() {
     pubc.publish(&topic, QoS::AtLeastOnce, true, Vec::<u8>::new())
         .await
         .unwrap();
+}
+
+#[test]
+fn tls_and_protocol_keys_are_checked_and_named() {
+    let e = build(&cfg(
+        "url = \"mqtts://h\"\nca_file = \"/nonexistent/ca.pem\"\ngrid = { topic = \"a\" }",
+    ))
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("ca_file"), "{e}");
+    let e = build(&cfg(
+        "url = \"mqtt://h\"\nprotocol = \"3\"\ngrid = { topic = \"a\" }",
+    ))
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("protocol"), "{e}");
+    // Empty means not set, as in the other MQTT plugins.
+    build(&cfg(
+        "url = \"mqtt://h\"\nusername = \"\"\npassword = \"\"\nca_file = \"\"\nclient_id = \"\"\nprotocol = \"\"\ngrid = { topic = \"a\" }",
+    ))
+    .unwrap();
+    for p in ["auto", "5", "3.1.1"] {
+        build(&cfg(&format!(
+            "url = \"mqtt://h\"\nprotocol = \"{p}\"\nkeep_alive_secs = 10\ngrid = {{ topic = \"a\" }}"
+        )))
+        .unwrap();
+    }
+}
+
+/// The same TLS broker set-up as the MQTT status publisher's test (its certificates and password
+/// file): the source reads over `mqtts://` with a user, a password, a CA file and MQTT v5.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_over_tls_with_v5_and_a_login() {
+    if mqtt_broker().await.is_none() {
+        return;
+    }
+    use twc_testkit::mqtt::{Broker, free_port};
+    let fx = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../status/mqtt/tests/fixtures"
+    );
+    let plain = free_port();
+    let broker = Broker::start_with(|tls| {
+        format!(
+            "per_listener_settings false\nallow_anonymous false\npassword_file {fx}/passwd_RECONSTRUCTED\n\
+             listener {tls} 127.0.0.1\ncafile {fx}/ca_RECONSTRUCTED.pem\ncertfile {fx}/server_RECONSTRUCTED.pem\n\
+             keyfile {fx}/server_RECONSTRUCTED.key\nlistener {plain} 127.0.0.1\n"
+        )
+    })
+    .await;
+    let topic = format!("{}/gen", unique_topic_prefix("ems-mqtt-tls"));
+    let src = build(&cfg(&format!(
+        "url = \"mqtts://localhost:{}\"\nca_file = \"{fx}/ca_RECONSTRUCTED.pem\"\nusername = \"twcmanager\"\npassword = \"test-password\"\nprotocol = \"5\"\ngeneration = {{ topic = \"{topic}\" }}",
+        broker.port
+    )))
+    .unwrap();
+    let _ = src.read().await;
+    let mut opts = MqttOptions::new(
+        format!("twc-test-tls-pub-{:08x}", rand_suffix()),
+        "127.0.0.1",
+        plain,
+    );
+    opts.set_credentials("twcmanager", "test-password");
+    let (pubc, mut ev) = AsyncClient::new(opts, 16);
+    tokio::spawn(async move {
+        loop {
+            if ev.poll().await.is_err() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    });
+    let mut reading = None;
+    for _ in 0..100 {
+        pubc.publish(&topic, QoS::AtLeastOnce, false, "1111 W")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Ok(r) = src.read().await {
+            reading = Some(r);
+            break;
+        }
+    }
+    let r = reading.expect("no reading over TLS within 10 s");
+    assert_reading(&r, Some(1111.0), None, None);
 }

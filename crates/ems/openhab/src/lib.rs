@@ -1,10 +1,11 @@
 #![doc = include_str!("../README.md")]
 
 use serde::Deserialize;
-use twc_core::model::Quantity;
 use twc_core::plugin::{BuildError, EmsPlugin, EmsSource, PluginConfig};
 use twc_plugin_kit::http::{HttpClient, HttpOptions, Request, check_url, join};
-use twc_plugin_kit::{Channel, ChannelSource, ParseError, parse_power_w};
+use twc_plugin_kit::{
+    Channel, ChannelSource, ParseError, channels_from_keys, parse_power_w, quantity,
+};
 
 /// Registry name.
 pub const NAME: &str = "openhab";
@@ -46,52 +47,51 @@ pub fn parse_item_state(body: &[u8]) -> Result<f64, ParseError> {
     parse_power_w(t)
 }
 
+/// An openHAB item name (`PV_Power`), under the keys `<quantity>_item`.
+pub struct Item;
+
+impl quantity::Address for Item {
+    const KEY: &'static str = "item";
+    fn check(address: &str) -> Result<(), &'static str> {
+        if !address.is_empty()
+            && address
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+        {
+            Ok(())
+        } else {
+            Err("an openHAB item name (letters, digits, _)")
+        }
+    }
+}
+
 /// Build from `[ems.openhab]`.
 pub fn build(cfg: &PluginConfig) -> Result<Box<dyn EmsSource>, BuildError> {
     let c: OpenhabConfig = cfg.parse()?;
     check_url(&cfg.section, "url", &c.url)?;
     let client = HttpClient::new(NAME, &cfg.section, &c.http)?;
-    let mut channels = Vec::new();
-    for (q, key, item, invert) in [
-        (
-            Quantity::Generation,
-            "generation_item",
+    let configured = channels_from_keys::<Item>(
+        &cfg.section,
+        [
             &c.generation_item,
-            false,
-        ),
-        (
-            Quantity::Consumption,
-            "consumption_item",
             &c.consumption_item,
-            false,
-        ),
-        (Quantity::Grid, "grid_item", &c.grid_item, c.invert_grid),
-        (
-            Quantity::Battery,
-            "battery_item",
+            &c.grid_item,
             &c.battery_item,
-            c.invert_battery,
-        ),
-    ] {
-        let Some(i) = item else { continue };
-        if i.is_empty() || !i.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
-            return Err(BuildError::new(
-                &cfg.section,
-                format!("{key} {i:?} is not an openHAB item name (letters, digits, _)"),
-            ));
-        }
-        let req = Request::get(join(&c.url, &format!("/rest/items/{i}/state")))
-            .header("Accept", "text/plain");
-        channels.push(Channel::new(q, req, move |b| {
-            parse_item_state(b).map(|w| if invert { -w } else { w })
-        }));
-    }
-    if channels.is_empty() {
-        return Err(BuildError::new(
-            &cfg.section,
-            "no item configured: set at least one of generation_item, consumption_item, grid_item, battery_item",
-        ));
-    }
+        ],
+        c.invert_grid,
+        c.invert_battery,
+    )?;
+    let channels = configured
+        .into_iter()
+        .map(|(q, ch)| {
+            let req = Request::get(join(&c.url, &format!("/rest/items/{}/state", ch.address)))
+                .header("Accept", "text/plain");
+            let invert = ch.invert;
+            Channel::new(q, req, move |b| {
+                parse_item_state(b).map(|w| if invert { -w } else { w })
+            })
+        })
+        .collect();
     Ok(Box::new(ChannelSource::new(client, channels)))
 }
 
