@@ -394,3 +394,66 @@ async fn sessions_end_on_timeout_and_on_shutdown_with_fine_energy() {
         text.lines().rev().take(5).collect::<Vec<_>>().join("\n")
     );
 }
+
+/// Issue #12: the engine's wall clock follows the system clock when NTP steps it (a Pi boots
+/// with a stale clock, then NTP corrects it): a schedule window that the step puts us in
+/// applies at once, not after the engine's own elapsed time gets there.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn the_wall_clock_follows_an_ntp_step_into_a_schedule_window() {
+    use chrono::{TimeZone, Utc};
+    use std::sync::{Arc, Mutex};
+    use twc_core::engine::WallClock;
+    use twc_core::model::{Schedule, ScheduleWindow};
+    // Friday 2026-12-04, 21:58 UTC; the window is Friday 22:00–23:00 UTC.
+    let system = Arc::new(Mutex::new(
+        Utc.with_ymd_and_hms(2026, 12, 4, 21, 58, 0).unwrap(),
+    ));
+    let read = system.clone();
+    let settings = Settings {
+        non_scheduled_action: "stop".into(),
+        schedule: Schedule {
+            enabled: true,
+            amps: 16.0,
+            windows: vec![ScheduleWindow {
+                weekday: 5,
+                start_minute: 22 * 60,
+                end_minute: 23 * 60,
+            }],
+            ..Schedule::default()
+        },
+        ..Settings::default()
+    };
+    let (comms, _sim) = duplex_pair(vec![SimSlave {
+        slave: SlaveConfig::eu().with_id(TwcId([0x30, 0x03])),
+        car: CarConfig::tesla(),
+    }]);
+    let mut cfg = EngineConfig {
+        master: MasterConfig {
+            wiring_max_all: CentiAmps::from_amps(32),
+            wiring_max_per_twc: CentiAmps::from_amps(16),
+            ..MasterConfig::default()
+        },
+        clock: Some(WallClock(Arc::new(move || *read.lock().unwrap()))),
+        ..EngineConfig::default()
+    };
+    cfg.policy.rules.utc_offset = "+00:00".into();
+    let h = engine::spawn(cfg, Box::new(comms), Vec::new(), settings).handle;
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let st = h.status();
+    assert_ne!(st.policy.name, "Scheduled Charging", "{:?}", st.policy);
+    assert!(
+        st.slaves.iter().all(|s| s.offered.0 == 0),
+        "{:?}",
+        st.slaves
+    );
+    // NTP steps the system clock forward by two and a half minutes.
+    *system.lock().unwrap() = Utc.with_ymd_and_hms(2026, 12, 4, 22, 0, 30).unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let st = h.status();
+    assert_eq!(st.policy.name, "Scheduled Charging", "{:?}", st.policy);
+    assert!(
+        st.slaves.iter().any(|s| s.offered.0 >= 1600),
+        "{:?}",
+        st.slaves
+    );
+}

@@ -85,6 +85,19 @@ pub struct EngineConfig {
     pub sources: crate::combine::SourcesConfig,
     /// The runtime's event sinks, whose health `Status::sinks` shows (empty = none).
     pub sinks: crate::logging::SinkSet,
+    /// Where the wall-clock time comes from when `start_wall` is not set (`None` = the system
+    /// clock, read on every use so an NTP step is followed at once). Tests set their own.
+    pub clock: Option<WallClock>,
+}
+
+/// A wall clock: returns the current UTC time.
+#[derive(Clone)]
+pub struct WallClock(pub std::sync::Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>);
+
+impl std::fmt::Debug for WallClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WallClock")
+    }
 }
 
 impl Default for EngineConfig {
@@ -102,6 +115,7 @@ impl Default for EngineConfig {
             policy: PolicyConfig::default(),
             settings_store: None,
             start_wall: None,
+            clock: None,
             sources: crate::combine::SourcesConfig::default(),
             sinks: crate::logging::SinkSet::new(),
         }
@@ -284,7 +298,8 @@ impl Core {
                 + chrono::Duration::from_std(tokio_elapsed).unwrap_or(chrono::Duration::zero());
         }
         let ahead = tokio_elapsed.saturating_sub(self.std_start.elapsed());
-        Utc::now() + chrono::Duration::from_std(ahead).unwrap_or(chrono::Duration::zero())
+        let now_utc = self.cfg.clock.as_ref().map_or_else(Utc::now, |c| (c.0)());
+        now_utc + chrono::Duration::from_std(ahead).unwrap_or(chrono::Duration::zero())
     }
 
     pub(super) fn emit(&self, e: Event) {
