@@ -501,3 +501,33 @@ fn an_unknown_phase_load_stays_unknown_next_to_a_watts_limit() {
     sc.secs = 60;
     run(&sc).unwrap();
 }
+
+/// Found by the soak: a reading that lost its PV value but still has the grid value is used (the
+/// grid limit needs only the grid): skipping every reading with any bad value hid a PV drop for
+/// 40 s, and the cars kept 24 A of green budget while importing 12.4 A against a 10 A limit.
+#[test]
+fn a_reading_that_still_tells_the_import_is_used() {
+    let mut sc = base(
+        vec![good_car(16), good_car(16)],
+        vec![
+            Step {
+                secs: 181,
+                pv_w: 6432.4,
+                ..house(0.0)
+            },
+            Step {
+                secs: 60,
+                ..house(0.0)
+            },
+        ],
+    );
+    sc.wiring_all = 24;
+    sc.wiring_per = 7;
+    sc.grid = GridCap::Amps(10.0);
+    sc.fixed_amps = None;
+    sc.meter.interval = 10;
+    sc.meter.stale_after = 50;
+    sc.meter.garbage_every = 1;
+    sc.secs = 400;
+    run(&sc).unwrap();
+}

@@ -40,14 +40,18 @@ impl Core {
                     }
                     st.dropped = dropped.clone();
                 }
-                // A reading with unusable values does not replace a fresh one that had them all:
-                // it is skipped, and the good one ages out as usual (a meter sending garbage in
-                // every other reading made the grid limit flip between known and unknown).
+                // A reading whose unusable values leave it unable to tell the grid import does
+                // not replace a fresh one that can: it is skipped, and the good one ages out as
+                // usual (a meter sending garbage in every other reading made the grid limit flip
+                // between known and unknown). One that still tells the import is used as it is.
+                // (The battery counts when this source has been giving one.)
                 let stale_after = st.poll.stale_after.as_secs_f64();
                 if !dropped.is_empty()
                     && st.last.as_ref().is_some_and(|prev| {
+                        let battery = prev.battery_w.is_some();
                         prev.age_secs(now) <= stale_after
-                            && dropped.iter().all(|f| has_value(prev, f))
+                            && tells_import(prev, battery)
+                            && !tells_import(&reading, battery)
                     })
                 {
                     debug!(source = %st.name, fields = %dropped.join(", "), "Reading skipped: the last good one is still fresh");
@@ -294,16 +298,9 @@ pub fn sanitize(r: &mut EnergyReading) -> Vec<String> {
     dropped
 }
 
-/// Whether `r` has a value for the field `sanitize` names `name`.
-fn has_value(r: &EnergyReading, name: &str) -> bool {
-    match name {
-        "generation_w" => r.generation_w.is_some(),
-        "consumption_w" => r.consumption_w.is_some(),
-        "grid_w" => r.grid_w.is_some(),
-        "battery_w" => r.battery_w.is_some(),
-        "battery_soc_pct" => r.battery_soc_pct.is_some(),
-        "phase_voltages" => r.phase_voltages.is_some(),
-        "phase_currents_a" => r.phase_currents_a.is_some(),
-        _ => false,
-    }
+/// Whether `r` gives the grid import: the grid value, or house and PV to derive it; and the
+/// battery value on a site with a battery.
+fn tells_import(r: &EnergyReading, battery: bool) -> bool {
+    (r.grid_w.is_some() || (r.consumption_w.is_some() && r.generation_w.is_some()))
+        && (!battery || r.battery_w.is_some())
 }
