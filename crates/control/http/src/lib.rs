@@ -160,7 +160,7 @@ pub(crate) struct AppState {
     pub(crate) auth: Arc<auth::Sessions>,
     pub(crate) recorder: Recorder,
     pub(crate) compat: Arc<compat::CompatState>,
-    /// Serialises read-modify-write of the runtime settings.
+    /// Serialises a check of the current settings with the command it guards (`ops::apply`).
     pub(crate) settings_lock: Arc<tokio::sync::Mutex<()>>,
     /// Free slots for `/api/v2/events` streams.
     pub(crate) sse_slots: Arc<tokio::sync::Semaphore>,

@@ -2,7 +2,7 @@
 //! and handlers by utoipa) and the live event stream (Server-Sent Events).
 
 use crate::AppState;
-use crate::ops::{self, update_settings};
+use crate::ops;
 use crate::recorder::{DayTotals, FaultSeen, Sample, VehicleSeen};
 use crate::util::{bad, command_error, error};
 use axum::extract::rejection::JsonRejection;
@@ -801,51 +801,71 @@ async fn patch_settings(
     {
         return bad(e);
     }
-    let r = update_settings(&st, |s| {
-        if let Some(a) = p.flex_amps {
-            s.flex_amps = a;
-        }
-        if let Some(g) = p.max_grid_import {
-            s.max_grid_import = Some(GridLimit {
-                value: g.value,
-                unit: if g.unit == UnitView::A {
-                    OffsetUnit::A
-                } else {
-                    OffsetUnit::W
-                },
-            });
-        }
-        if p.clear_max_grid_import {
-            s.max_grid_import = None;
-        }
-        if let Some(v) = p.vin_allow {
-            s.vin_allow = v.into_iter().map(|x| x.to_ascii_uppercase()).collect();
-        }
-        if let Some(v) = p.vin_deny {
-            s.vin_deny = v.into_iter().map(|x| x.to_ascii_uppercase()).collect();
-        }
-        if let Some(a) = p.non_scheduled_action {
-            s.non_scheduled_action = a;
-        }
-        if let Some(a) = p.non_scheduled_amps {
-            s.non_scheduled_amps = a;
-        }
-        if let Some(h) = p.home {
-            s.home = Some(HomeLocation {
-                lat: h.lat,
-                lon: h.lon,
-            });
-        }
-        if p.clear_home {
-            s.home = None;
-        }
-        Ok(())
-    })
-    .await;
+    // One merge patch the engine applies to its settings as they are then: a concurrent change
+    // (another PATCH, MQTT, TWCManager's API) is never overwritten by a stale copy.
+    let r = st
+        .engine
+        .command(Command::PatchSettings(settings_merge_patch(p)))
+        .await
+        .map_err(command_error);
     match r {
         Ok(s) => Json(settings_view(&s)).into_response(),
         Err(r) => r,
     }
+}
+
+/// The RFC 7386 merge patch (`Command::PatchSettings`) of a checked [`SettingsPatch`]: only the
+/// fields it names; `clear_*` win over a value given with them.
+fn settings_merge_patch(p: SettingsPatch) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    let mut put = |k: &str, v: serde_json::Value| {
+        m.insert(k.to_string(), v);
+    };
+    if let Some(a) = p.flex_amps {
+        put("flex_amps", serde_json::json!(a));
+    }
+    if p.clear_max_grid_import {
+        put("max_grid_import", serde_json::Value::Null);
+    } else if let Some(g) = p.max_grid_import {
+        let unit = if g.unit == UnitView::A {
+            OffsetUnit::A
+        } else {
+            OffsetUnit::W
+        };
+        put(
+            "max_grid_import",
+            serde_json::json!(GridLimit {
+                value: g.value,
+                unit
+            }),
+        );
+    }
+    let upper =
+        |v: Vec<String>| -> Vec<String> { v.into_iter().map(|x| x.to_ascii_uppercase()).collect() };
+    if let Some(v) = p.vin_allow {
+        put("vin_allow", serde_json::json!(upper(v)));
+    }
+    if let Some(v) = p.vin_deny {
+        put("vin_deny", serde_json::json!(upper(v)));
+    }
+    if let Some(a) = p.non_scheduled_action {
+        put("non_scheduled_action", serde_json::json!(a));
+    }
+    if let Some(a) = p.non_scheduled_amps {
+        put("non_scheduled_amps", serde_json::json!(a));
+    }
+    if p.clear_home {
+        put("home", serde_json::Value::Null);
+    } else if let Some(h) = p.home {
+        put(
+            "home",
+            serde_json::json!(HomeLocation {
+                lat: h.lat,
+                lon: h.lon
+            }),
+        );
+    }
+    serde_json::Value::Object(m)
 }
 
 /// A Charge Now request.
