@@ -307,21 +307,8 @@ async fn get_slave_twcs(State(st): State<AppState>) -> Json<Value> {
     Json(Value::Object(m))
 }
 
-/// 1 fixed rate, 2 don't charge, 3 green; `null` before the first evaluation.
-pub(crate) fn policy_action(s: &Status) -> Value {
-    if s.policy.name.is_empty() {
-        Value::Null
-    } else if s.policy.is_green {
-        json!(3)
-    } else if s.policy.policy_amps.unwrap_or(0.0) > 0.0 {
-        json!(1)
-    } else {
-        json!(2)
-    }
-}
-
 async fn get_active_policy_action(State(st): State<AppState>) -> Json<Value> {
-    Json(policy_action(&st.engine.status()))
+    Json(json!(crate::v2::policy_action(&st.engine.status())))
 }
 
 /// The built-in policy list, in TWCManager's rule format and order.
