@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use twc_core::engine::Command;
+use twc_core::model::Settings;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -65,16 +66,9 @@ async fn post_charge_now(
     if c.duration_secs == 0 || c.duration_secs > MAX_CHARGE_NOW_SECS {
         return bad(format!("duration_secs must be 1 … {MAX_CHARGE_NOW_SECS}"));
     }
-    match st
-        .engine
-        .command(Command::ChargeNow {
-            amps: c.amps,
-            duration: Duration::from_secs(c.duration_secs),
-        })
-        .await
-    {
+    match start(&st, c.amps, Duration::from_secs(c.duration_secs)).await {
         Ok(s) => Json(settings_view(&s)).into_response(),
-        Err(e) => command_error(e),
+        Err(r) => r,
     }
 }
 
@@ -82,8 +76,28 @@ async fn post_charge_now(
 #[utoipa::path(delete, path = "/charge-now", tag = "charge-now",
     responses((status = 200, body = SettingsView), (status = 429, description = "the engine is busy; retry", body = ErrorBody), (status = 503, description = "the engine has stopped", body = ErrorBody)))]
 async fn delete_charge_now(State(st): State<AppState>) -> Response {
-    match st.engine.command(Command::CancelChargeNow).await {
+    match cancel(&st).await {
         Ok(s) => Json(settings_view(&s)).into_response(),
-        Err(e) => command_error(e),
+        Err(r) => r,
     }
+}
+
+/// Start Charge Now: `amps` for the whole site for `duration` (the engine checks the amps).
+pub(crate) async fn start(
+    st: &AppState,
+    amps: f64,
+    duration: Duration,
+) -> Result<Settings, Response> {
+    st.engine
+        .command(Command::ChargeNow { amps, duration })
+        .await
+        .map_err(command_error)
+}
+
+/// End Charge Now.
+pub(crate) async fn cancel(st: &AppState) -> Result<Settings, Response> {
+    st.engine
+        .command(Command::CancelChargeNow)
+        .await
+        .map_err(command_error)
 }

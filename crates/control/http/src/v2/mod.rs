@@ -5,14 +5,14 @@
 //! the axum route and its OpenAPI operation in one step, so neither can be forgotten. Paths in
 //! `#[utoipa::path]` are relative to `/api/v2`.
 
-mod charge_now;
+pub(crate) mod charge_now;
 mod events;
 mod history;
-mod offsets;
+pub(crate) mod offsets;
 mod policy;
-mod schedules;
-mod settings;
-mod slaves;
+pub(crate) mod schedules;
+pub(crate) mod settings;
+pub(crate) mod slaves;
 mod status;
 mod units;
 mod vehicles;

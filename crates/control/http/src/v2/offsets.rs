@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use twc_core::engine::Command;
-use twc_core::model::{ConsumptionOffset, OffsetUnit};
+use twc_core::model::{ConsumptionOffset, OffsetUnit, Settings};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -93,9 +93,6 @@ async fn put_offset(
     r: Result<Json<OffsetRequest>, JsonRejection>,
 ) -> Response {
     let v = try_resp!(body(r));
-    if let Err(e) = ops::validate_offset_name(&name) {
-        return bad(e);
-    }
     let unit = match v.unit {
         UnitView::A => OffsetUnit::A,
         UnitView::W => OffsetUnit::W,
@@ -104,11 +101,22 @@ async fn put_offset(
         value: v.value,
         unit,
     };
-    if let Err(e) = ops::validate_offset(&o) {
-        return bad(e);
+    match store(&st, name, o).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => r,
     }
+}
+
+/// Add or replace the offset `name` after checking the name, the value and the number stored.
+pub(crate) async fn store(
+    st: &AppState,
+    name: String,
+    o: ConsumptionOffset,
+) -> Result<Settings, Response> {
+    ops::validate_offset_name(&name).map_err(bad)?;
+    ops::validate_offset(&o).map_err(bad)?;
     let n = name.clone();
-    let check = move |s: &twc_core::model::Settings| {
+    let check = move |s: &Settings| {
         if !s.consumption_offsets.contains_key(&n)
             && s.consumption_offsets.len() >= ops::MAX_OFFSETS
         {
@@ -116,8 +124,8 @@ async fn put_offset(
         }
         Ok(())
     };
-    match ops::apply(
-        &st,
+    ops::apply(
+        st,
         check,
         Command::SetOffset {
             name,
@@ -125,10 +133,6 @@ async fn put_offset(
         },
     )
     .await
-    {
-        Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(r) => r,
-    }
 }
 
 /// Delete an offset.
@@ -137,18 +141,36 @@ async fn put_offset(
     responses((status = 204, description = "deleted"), (status = 404, description = "not found", body = ErrorBody), (status = 429, description = "the engine is busy; retry", body = ErrorBody), (status = 503, description = "the engine has stopped", body = ErrorBody)))]
 async fn delete_offset(State(st): State<AppState>, Path(name): Path<String>) -> Response {
     let n = name.clone();
-    let check = move |s: &twc_core::model::Settings| {
-        if s.consumption_offsets.contains_key(&n) {
-            Ok(())
-        } else {
-            Err(error(
-                StatusCode::NOT_FOUND,
-                format!("no offset named {n:?}"),
-            ))
-        }
-    };
-    match ops::apply(&st, check, Command::SetOffset { name, offset: None }).await {
+    let missing = move |_| error(StatusCode::NOT_FOUND, format!("no offset named {n:?}"));
+    match remove(&st, name, missing).await {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(r) => r,
     }
+}
+
+/// Why an offset to delete is not there.
+pub(crate) enum Missing {
+    /// No offset is stored at all.
+    NoOffsets,
+    /// Others are, this name is not.
+    NoSuchName,
+}
+
+/// Delete the offset `name`; `missing` answers when it is not there.
+pub(crate) async fn remove(
+    st: &AppState,
+    name: String,
+    missing: impl FnOnce(Missing) -> Response,
+) -> Result<Settings, Response> {
+    let n = name.clone();
+    let check = move |s: &Settings| {
+        if s.consumption_offsets.is_empty() {
+            Err(missing(Missing::NoOffsets))
+        } else if !s.consumption_offsets.contains_key(&n) {
+            Err(missing(Missing::NoSuchName))
+        } else {
+            Ok(())
+        }
+    };
+    ops::apply(st, check, Command::SetOffset { name, offset: None }).await
 }

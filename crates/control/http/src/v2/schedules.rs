@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use twc_core::engine::Command;
-use twc_core::model::{Schedule, ScheduleWindow};
+use twc_core::model::{Schedule, ScheduleWindow, Settings};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -148,11 +148,14 @@ async fn put_schedules(
         flex_battery_kwh: v.flex_battery_kwh,
         day_amps: v.day_amps,
     };
-    if let Err(e) = ops::validate_schedule(&s, ops::wiring_max_all(&st)) {
-        return bad(e);
-    }
-    match ops::apply(&st, |_| Ok(()), Command::SetSchedule(Box::new(s))).await {
+    match replace(&st, s).await {
         Ok(x) => Json(schedule_view(&x.schedule)).into_response(),
         Err(r) => r,
     }
+}
+
+/// Replace the schedule after checking it against the wiring limit.
+pub(crate) async fn replace(st: &AppState, s: Schedule) -> Result<Settings, Response> {
+    ops::validate_schedule(&s, ops::wiring_max_all(st)).map_err(bad)?;
+    ops::apply(st, |_| Ok(()), Command::SetSchedule(Box::new(s))).await
 }

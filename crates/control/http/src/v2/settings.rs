@@ -12,7 +12,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use twc_core::engine::Command;
-use twc_core::model::{GridLimit, HomeLocation, OffsetUnit};
+use twc_core::model::{GridLimit, HomeLocation, OffsetUnit, Settings};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -96,7 +96,7 @@ async fn get_settings(State(st): State<AppState>) -> Response {
 }
 
 /// A partial settings change: absent fields stay as they are.
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SettingsPatch {
     /// `charge`, `stop` or `green`.
@@ -124,6 +124,16 @@ pub(crate) struct SettingsPatch {
     /// New VIN deny list (at most 100 VINs of 1 to 17 letters and digits).
     #[schema(schema_with = vin_list)]
     vin_deny: Option<Vec<String>>,
+}
+
+impl SettingsPatch {
+    /// A change of the home location only.
+    pub(crate) fn home(lat: f64, lon: f64) -> Self {
+        SettingsPatch {
+            home: Some(HomeView { lat, lon }),
+            ..SettingsPatch::default()
+        }
+    }
 }
 
 /// What to do outside a schedule: TWCManager's non-scheduled action.
@@ -181,13 +191,25 @@ async fn patch_settings(
     r: Result<Json<SettingsPatch>, JsonRejection>,
 ) -> Response {
     let p = try_resp!(body(r));
+    match patch(&st, p).await {
+        Ok(s) => Json(settings_view(&s)).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// Check a settings change and apply it as one merge patch, which the engine applies to its
+/// settings as they are then: a concurrent change (another PATCH, MQTT, TWCManager's API) is
+/// never overwritten by a stale copy.
+pub(crate) async fn patch(st: &AppState, p: SettingsPatch) -> Result<Settings, Response> {
     if let Some(h) = p.home
         && !(h.lat.is_finite()
             && h.lon.is_finite()
             && (-90.0..=90.0).contains(&h.lat)
             && (-180.0..=180.0).contains(&h.lon))
     {
-        return bad("home.lat must be within −90..90 and home.lon within −180..180");
+        return Err(bad(
+            "home.lat must be within −90..90 and home.lon within −180..180",
+        ));
     }
     if let Some(g) = p.max_grid_import
         && !(g.value.is_finite()
@@ -199,24 +221,17 @@ async fn patch_settings(
                     MAX_GRID_IMPORT.1
                 })
     {
-        return bad("max_grid_import.value must be a number ≥ 0 (at most 1000 A or 1000000 W)");
+        return Err(bad(
+            "max_grid_import.value must be a number ≥ 0 (at most 1000 A or 1000000 W)",
+        ));
     }
-    if let Err(e) =
-        check_vins("vin_allow", &p.vin_allow).and_then(|_| check_vins("vin_deny", &p.vin_deny))
-    {
-        return bad(e);
-    }
-    // One merge patch the engine applies to its settings as they are then: a concurrent change
-    // (another PATCH, MQTT, TWCManager's API) is never overwritten by a stale copy.
-    let r = st
-        .engine
+    check_vins("vin_allow", &p.vin_allow)
+        .and_then(|_| check_vins("vin_deny", &p.vin_deny))
+        .map_err(bad)?;
+    st.engine
         .command(Command::PatchSettings(settings_merge_patch(p)))
         .await
-        .map_err(command_error);
-    match r {
-        Ok(s) => Json(settings_view(&s)).into_response(),
-        Err(r) => r,
-    }
+        .map_err(command_error)
 }
 
 /// The RFC 7386 merge patch (`Command::PatchSettings`) of a checked [`SettingsPatch`]: only the

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use twc_core::engine::Command;
+use twc_core::engine::{Command, CommandError};
 use twc_core::protocol::TwcId;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -134,15 +134,24 @@ async fn start_stop(st: &AppState, id: Option<TwcId>, start: bool) -> Response {
     {
         return error(StatusCode::NOT_FOUND, format!("no slave {id} is linked"));
     }
+    match send_start_stop(st, id, start).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => command_error(e),
+    }
+}
+
+/// Send start (`FC B1`) or stop (`FC B2`) to one slave, or to every slave with `None`.
+pub(crate) async fn send_start_stop(
+    st: &AppState,
+    id: Option<TwcId>,
+    start: bool,
+) -> Result<(), CommandError> {
     let cmd = if start {
         Command::StartCharging { slave: id }
     } else {
         Command::StopCharging { slave: id }
     };
-    match st.engine.command(cmd).await {
-        Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => command_error(e),
-    }
+    st.engine.command(cmd).await.map(|_| ())
 }
 
 /// Send start (`FC B1`) to one slave.
