@@ -2,7 +2,6 @@
 //! bodies, status codes and loose JSON types, so existing scripts and dashboards work unchanged.
 //! Where TWCManager drops the connection or silently ignores a value, this answers 400 with a
 //! reason and changes nothing.
-
 //!
 //! A translation over the typed API: reads reshape the engine's `Status`, writes call the typed
 //! operations of `crate::v2` (or send the engine command that has no typed route), so both APIs

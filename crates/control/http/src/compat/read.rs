@@ -282,3 +282,34 @@ pub(super) async fn get_history(State(st): State<AppState>) -> Json<Value> {
 pub(super) async fn get_uuid(State(st): State<AppState>) -> Response {
     text(st.compat.uuid.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use twc_core::model::{EnergyReading, SitePower};
+
+    /// Issue 14: TWCManager's amps come from the engine's volts and phases (`Status.site`), the
+    /// numbers its policy used, not from a voltage of the HTTP plugin's own.
+    #[test]
+    fn r14_amps_use_the_engines_site_volts_and_phases() {
+        let mut s = Status {
+            reading: Some(EnergyReading {
+                consumption_w: Some(7200.0),
+                generation_w: Some(0.0),
+                ..EnergyReading::default()
+            }),
+            site: SitePower {
+                voltage: 240.0,
+                phases: 3,
+                ..SitePower::default()
+            },
+            ..Status::default()
+        };
+        let j = status_json(&s);
+        assert_eq!(j["consumptionAmps"], json!(["10.00"]));
+        assert_eq!(j["generationAmps"], json!("0.00"));
+        // Without a site voltage (no status yet) the amps are unknown, never infinite.
+        s.site = SitePower::default();
+        assert_eq!(status_json(&s)["consumptionAmps"], Value::Null);
+    }
+}
