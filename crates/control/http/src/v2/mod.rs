@@ -169,6 +169,7 @@ async fn method_not_allowed() -> Response {
     )
 }
 
+/// The `/api/v2` routes (the caller nests them there), `openapi.json`, and JSON 404/405s.
 pub(crate) fn router() -> Router<AppState> {
     let (routes, _) = resources().split_for_parts();
     let doc = Arc::new(document());
