@@ -311,7 +311,7 @@ pub(crate) struct SessionInfo {
 }
 
 /// Who am I, and the CSRF token for the UI.
-#[utoipa::path(get, path = "/api/v2/session", tag = "access",
+#[utoipa::path(get, path = "/session", tag = "access",
     responses((status = 200, body = SessionInfo)))]
 pub(crate) async fn session_info(
     State(st): State<AppState>,

@@ -71,7 +71,9 @@ pub struct HttpConfig {
     pub read_timeout_secs: u64,
     /// How long a UI login lasts, hours.
     pub session_hours: u64,
-    /// Volts per phase used to turn amps into watts when a slave reports no voltage.
+    /// No longer used: every surface turns amps into watts with the engine's own volts per
+    /// phase and phases (`Status.site`, from the slaves or `[site] voltage`). Still accepted (and
+    /// checked) so existing configuration files keep working.
     pub voltage: f64,
     /// Seconds between samples of the live chart (kept for `chart_hours`).
     pub chart_interval_secs: u64,
@@ -160,7 +162,7 @@ pub(crate) struct AppState {
     pub(crate) auth: Arc<auth::Sessions>,
     pub(crate) recorder: Recorder,
     pub(crate) compat: Arc<compat::CompatState>,
-    /// Serialises read-modify-write of the runtime settings.
+    /// Serialises a check of the current settings with the command it guards (`ops::apply`).
     pub(crate) settings_lock: Arc<tokio::sync::Mutex<()>>,
     /// Free slots for `/api/v2/events` streams.
     pub(crate) sse_slots: Arc<tokio::sync::Semaphore>,

@@ -1,5 +1,5 @@
-//! Operations shared by the compatibility API and v2: read-modify-write of the runtime settings
-//! through the engine (which validates and persists), with the validation the engine does not do.
+//! Operations shared by the compatibility API and v2: settings commands sent to the engine (which
+//! validates, applies atomically and persists), with the checks the engine does not do.
 
 use crate::AppState;
 use crate::util::{UNSAFE_CHARS, bad, command_error};
@@ -15,21 +15,6 @@ pub(crate) async fn current_settings(st: &AppState) -> Result<Settings, Response
             action: None,
             amps: None,
         })
-        .await
-        .map_err(command_error)
-}
-
-/// Change the settings with `f` and hand them to the engine as a whole. `f` validates and
-/// returns a 4xx response to refuse; nothing changes then.
-pub(crate) async fn update_settings(
-    st: &AppState,
-    f: impl FnOnce(&mut Settings) -> Result<(), Response>,
-) -> Result<Settings, Response> {
-    let _serial = st.settings_lock.lock().await;
-    let mut s = current_settings(st).await?;
-    f(&mut s)?;
-    st.engine
-        .command(Command::ReplaceSettings(Box::new(s)))
         .await
         .map_err(command_error)
 }
@@ -135,7 +120,7 @@ pub(crate) fn too_many_offsets() -> Response {
 }
 
 /// Send one settings command after `check` accepted the current settings (for limits and 404s
-/// the engine does not know about). Serialised with [`update_settings`].
+/// the engine does not know about). Serialised with every other `apply`.
 pub(crate) async fn apply(
     st: &AppState,
     check: impl FnOnce(&Settings) -> Result<(), Response>,

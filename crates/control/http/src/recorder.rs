@@ -89,7 +89,6 @@ struct Inner {
 #[derive(Clone)]
 pub struct Recorder {
     inner: Arc<Mutex<Inner>>,
-    voltage: f64,
 }
 
 /// Bucket width of TWCManager's history, seconds.
@@ -105,7 +104,6 @@ impl Recorder {
                 max_samples,
                 ..Inner::default()
             })),
-            voltage: cfg.voltage,
         };
         let r = rec.clone();
         let engine = engine.clone();
@@ -130,10 +128,6 @@ impl Recorder {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub(crate) fn voltage(&self) -> f64 {
-        self.voltage
     }
 
     fn sample(&self, s: &Status, now: DateTime<Utc>) {

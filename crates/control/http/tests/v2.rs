@@ -1046,3 +1046,84 @@ async fn r13_openapi_bounds_are_what_the_server_enforces() {
     assert_eq!(r.status(), 413);
     assert!(r.json::<Value>().await.unwrap()["error"].is_string());
 }
+
+/// Issue 14: a settings PATCH is one atomic engine command (`PatchSettings`), not a read of the
+/// settings and a write-back of the whole, so concurrent changes of different fields all land:
+/// PATCHes racing each other, and commands reaching the engine from elsewhere (MQTT) meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r14_concurrent_settings_patches_of_different_fields_all_land() {
+    use twc_core::engine::Command;
+    let d = demo(0).await;
+    for round in 0..6u8 {
+        let n = f64::from(round);
+        let action = ["green", "stop", "charge"][usize::from(round % 3)];
+        let bodies = [
+            json!({"flex_amps": 1.0 + n}),
+            json!({"non_scheduled_amps": 7.0 + n}),
+            json!({"home": {"lat": 40.0 + n, "lon": 10.0}}),
+            json!({"vin_allow": [format!("ALLOW{round}")]}),
+            json!({"vin_deny": [format!("deny{round}")]}),
+            json!({"max_grid_import": {"value": 10.0 + n, "unit": "A"}}),
+            json!({"non_scheduled_action": action}),
+        ];
+        let patches = futures::future::join_all(bodies.into_iter().map(|b| {
+            let (http, url) = (d.http.clone(), d.url("/api/v2/settings"));
+            async move { http.patch(url).json(&b).send().await.unwrap().status() }
+        }));
+        let elsewhere = futures::future::join_all((0..4).map(|i| {
+            let e = d.engine.clone();
+            async move {
+                let cmd = if i % 2 == 0 {
+                    Command::SetSetting {
+                        key: format!("set{i}"),
+                        value: Some(round.to_string()),
+                    }
+                } else {
+                    Command::PatchSettings(
+                        json!({"extra": {format!("mqtt{i}"): round.to_string()}}),
+                    )
+                };
+                e.command(cmd).await.map(|_| ())
+            }
+        }));
+        let (codes, others) = futures::future::join(patches, elsewhere).await;
+        assert!(codes.iter().all(|c| *c == 200), "round {round}: {codes:?}");
+        assert!(
+            others.iter().all(Result::is_ok),
+            "round {round}: {others:?}"
+        );
+        let s = d.settings().await;
+        assert_eq!(s.flex_amps, 1.0 + n, "round {round}");
+        assert_eq!(s.non_scheduled_amps, 7.0 + n, "round {round}");
+        assert_eq!(s.home.map(|h| h.lat), Some(40.0 + n), "round {round}");
+        assert_eq!(s.vin_allow, vec![format!("ALLOW{round}")], "round {round}");
+        assert_eq!(s.vin_deny, vec![format!("DENY{round}")], "round {round}");
+        assert_eq!(
+            s.max_grid_import.map(|g| g.value),
+            Some(10.0 + n),
+            "round {round}"
+        );
+        assert_eq!(s.non_scheduled_action, action, "round {round}");
+        for k in ["set0", "mqtt1", "set2", "mqtt3"] {
+            assert_eq!(
+                s.extra.get(k),
+                Some(&round.to_string()),
+                "round {round}: {k} was lost"
+            );
+        }
+    }
+    // The API's answer is the settings after the patch, and a clear beats a value sent with it.
+    let r = d
+        .http
+        .patch(d.url("/api/v2/settings"))
+        .json(&json!({"home": {"lat": 1, "lon": 2}, "clear_home": true, "clear_max_grid_import": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        (v["home"].clone(), v["max_grid_import"].clone()),
+        (Value::Null, Value::Null)
+    );
+}

@@ -1,0 +1,99 @@
+//! `GET /policy`: the active policy, why it matched, and the ordered list.
+
+use crate::AppState;
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+use twc_core::model::Status;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_policy))
+}
+
+/// The active policy and the budget it produced.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PolicyView {
+    /// Name (TWCManager's names).
+    name: String,
+    /// Why it matched.
+    reason: String,
+    /// True when following green energy.
+    is_green: bool,
+    /// Amps the whole site may give the cars now, after every limit.
+    budget_amps: f64,
+    /// Amps the policy asked for before limits.
+    policy_amps: Option<f64>,
+    /// Which limit bound the budget (`wiring`, `grid`, `stale`), if any.
+    limited_by: Option<String>,
+    /// TWCManager's action code: 1 fixed rate, 2 don't charge, 3 green.
+    action: Option<u8>,
+}
+
+/// TWCManager's action code: 1 fixed rate, 2 don't charge, 3 green; `None` before the first
+/// evaluation.
+pub(crate) fn policy_action(s: &Status) -> Option<u8> {
+    if s.policy.name.is_empty() {
+        None
+    } else if s.policy.is_green {
+        Some(3)
+    } else if s.policy.policy_amps.unwrap_or(0.0) > 0.0 {
+        Some(1)
+    } else {
+        Some(2)
+    }
+}
+
+pub(super) fn policy_view(s: &Status) -> PolicyView {
+    PolicyView {
+        name: s.policy.name.clone(),
+        reason: s.policy.reason.clone(),
+        is_green: s.policy.is_green,
+        budget_amps: s.policy.budget.amps(),
+        policy_amps: s.policy.policy_amps,
+        limited_by: s.policy.limited_by.clone(),
+        action: policy_action(s),
+    }
+}
+
+/// A rule of the policy list.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PolicyRule {
+    /// Name.
+    name: String,
+    /// True when it is the one active now.
+    active: bool,
+}
+
+/// The active policy and the list it was chosen from.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PolicyDoc {
+    /// What is active and why.
+    active: PolicyView,
+    /// The ordered list; the first that matches wins.
+    rules: Vec<PolicyRule>,
+}
+
+/// The active policy, why it matched, and the ordered list.
+#[utoipa::path(get, path = "/policy", tag = "policy", responses((status = 200, body = PolicyDoc)))]
+async fn get_policy(State(st): State<AppState>) -> Json<PolicyDoc> {
+    let s = st.engine.status();
+    let rules = crate::compat::policy_list()
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r["name"].as_str())
+                .map(|n| PolicyRule {
+                    name: n.to_string(),
+                    active: n == s.policy.name,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Json(PolicyDoc {
+        active: policy_view(&s),
+        rules,
+    })
+}
