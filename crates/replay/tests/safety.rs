@@ -531,3 +531,24 @@ fn a_reading_that_still_tells_the_import_is_used() {
     sc.secs = 400;
     run(&sc).unwrap();
 }
+
+/// Found by the soak (after 9,000 cases): a battery value simply absent (not garbage) from every
+/// other reading made the grid limit unknown every other second, so the engine flipped to
+/// `safe_amps` (11.8 A) under a house already over the 10 A limit. A reading missing a value
+/// its source gives is skipped like one with a garbage value.
+#[test]
+fn a_reading_missing_a_value_its_source_gives_is_skipped() {
+    let mut sc = base(vec![good_car(16)], vec![house(5163.5)]);
+    sc.wiring_all = 24;
+    sc.wiring_per = 6;
+    sc.grid = GridCap::Amps(10.0);
+    sc.safe_amps = 11.85;
+    sc.fixed_amps = Some(6.0);
+    sc.battery = true;
+    sc.meter.interval = 1;
+    sc.meter.stale_after = 32;
+    sc.meter.has_grid = false;
+    sc.meter.battery_gap_every = 2;
+    sc.secs = 400;
+    run(&sc).unwrap();
+}

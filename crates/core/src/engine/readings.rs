@@ -40,20 +40,19 @@ impl Core {
                     }
                     st.dropped = dropped.clone();
                 }
-                // A reading whose unusable values leave it unable to tell the grid import does
-                // not replace a fresh one that can: it is skipped, and the good one ages out as
-                // usual (a meter sending garbage in every other reading made the grid limit flip
-                // between known and unknown). One that still tells the import is used as it is.
-                // (The battery counts when this source has been giving one.)
+                // A reading whose missing or unusable values leave it unable to tell the grid
+                // import does not replace a fresh one that can: it is skipped, and the good one
+                // ages out as usual (a meter sending garbage, or no battery value, in every other
+                // reading made the grid limit flip between known and unknown). One that still
+                // tells the import is used as it is. (The battery counts when this source has
+                // been giving one.)
                 let stale_after = st.poll.stale_after.as_secs_f64();
-                if !dropped.is_empty()
-                    && st.last.as_ref().is_some_and(|prev| {
-                        let battery = prev.battery_w.is_some();
-                        prev.age_secs(now) <= stale_after
-                            && tells_import(prev, battery)
-                            && !tells_import(&reading, battery)
-                    })
-                {
+                if st.last.as_ref().is_some_and(|prev| {
+                    let battery = prev.battery_w.is_some();
+                    prev.age_secs(now) <= stale_after
+                        && tells_import(prev, battery)
+                        && !tells_import(&reading, battery)
+                }) {
                     debug!(source = %st.name, fields = %dropped.join(", "), "Reading skipped: the last good one is still fresh");
                     return;
                 }
