@@ -162,8 +162,6 @@ pub(crate) struct AppState {
     pub(crate) auth: Arc<auth::Sessions>,
     pub(crate) recorder: Recorder,
     pub(crate) compat: Arc<compat::CompatState>,
-    /// Serialises a check of the current settings with the command it guards (`ops::apply`).
-    pub(crate) settings_lock: Arc<tokio::sync::Mutex<()>>,
     /// Free slots for `/api/v2/events` streams.
     pub(crate) sse_slots: Arc<tokio::sync::Semaphore>,
     /// A database logger's history, when the bin handed one over.
@@ -189,7 +187,6 @@ pub fn router_with_history(
         cfg: Arc::new(cfg),
         recorder,
         compat: Arc::new(compat::CompatState::new()),
-        settings_lock: Arc::new(tokio::sync::Mutex::new(())),
         sse_slots: Arc::new(tokio::sync::Semaphore::new(v2::MAX_EVENT_STREAMS)),
         history,
     };
