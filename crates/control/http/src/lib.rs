@@ -71,9 +71,9 @@ pub struct HttpConfig {
     pub read_timeout_secs: u64,
     /// How long a UI login lasts, hours.
     pub session_hours: u64,
-    /// No longer used: every surface turns amps into watts with the engine's own volts per
-    /// phase and phases (`Status.site`, from the slaves or `[site] voltage`). Still accepted (and
-    /// checked) so existing configuration files keep working.
+    /// Ignored: every surface turns amps into watts with the engine's own volts per phase and
+    /// phases (`Status.site`, from the slaves or `[site] voltage`). Still accepted, with a
+    /// warning at start, so existing configuration files keep working; set `[site] voltage`.
     pub voltage: f64,
     /// Seconds between samples of the live chart (kept for `chart_hours`).
     pub chart_interval_secs: u64,
@@ -125,8 +125,11 @@ impl HttpConfig {
         if !(1..=3600).contains(&c.read_timeout_secs) {
             return err("read_timeout_secs must be between 1 and 3600");
         }
-        if !(c.voltage.is_finite() && (100.0..=500.0).contains(&c.voltage)) {
-            return err("voltage must be between 100 and 500");
+        if cfg.values.contains_key("voltage") {
+            tracing::warn!(
+                section = %cfg.section,
+                "voltage is ignored here; watts and amps use [site] voltage"
+            );
         }
         if c.chart_interval_secs == 0 || c.chart_hours == 0 {
             return err("chart_interval_secs and chart_hours must be at least 1");
