@@ -459,4 +459,14 @@ mod tests {
             "{m}"
         );
     }
+
+    /// Issue 14: `voltage` is no longer read (watts use `[site] voltage`); old files that set
+    /// it, whatever its value, still load.
+    #[test]
+    fn r14_an_old_voltage_key_is_accepted_and_ignored() {
+        for v in [230.0, 0.0] {
+            HttpConfig::from_plugin_config(&section(serde_json::json!({ "voltage": v })))
+                .expect("voltage is still accepted");
+        }
+    }
 }
