@@ -218,7 +218,8 @@ pub fn settings_cases() -> Vec<SettingsCase> {
         no(
             "a malformed VIN",
             json!({"vin_deny": ["not a vin!"]}),
-            "not a vin!",
+            // Not the VIN itself: HTTP upper-cases VINs before the engine sees them.
+            "in vin_deny: expected 1 to 17 letters and digits",
         ),
         no(
             "101 VINs",

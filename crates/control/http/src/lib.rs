@@ -71,9 +71,9 @@ pub struct HttpConfig {
     pub read_timeout_secs: u64,
     /// How long a UI login lasts, hours.
     pub session_hours: u64,
-    /// No longer used: every surface turns amps into watts with the engine's own volts per
-    /// phase and phases (`Status.site`, from the slaves or `[site] voltage`). Still accepted (and
-    /// checked) so existing configuration files keep working.
+    /// Ignored: every surface turns amps into watts with the engine's own volts per phase and
+    /// phases (`Status.site`, from the slaves or `[site] voltage`). Still accepted, with a
+    /// warning at start, so existing configuration files keep working; set `[site] voltage`.
     pub voltage: f64,
     /// Seconds between samples of the live chart (kept for `chart_hours`).
     pub chart_interval_secs: u64,
@@ -125,8 +125,11 @@ impl HttpConfig {
         if !(1..=3600).contains(&c.read_timeout_secs) {
             return err("read_timeout_secs must be between 1 and 3600");
         }
-        if !(c.voltage.is_finite() && (100.0..=500.0).contains(&c.voltage)) {
-            return err("voltage must be between 100 and 500");
+        if cfg.values.contains_key("voltage") {
+            tracing::warn!(
+                section = %cfg.section,
+                "voltage is ignored here; watts and amps use [site] voltage"
+            );
         }
         if c.chart_interval_secs == 0 || c.chart_hours == 0 {
             return err("chart_interval_secs and chart_hours must be at least 1");
@@ -162,8 +165,6 @@ pub(crate) struct AppState {
     pub(crate) auth: Arc<auth::Sessions>,
     pub(crate) recorder: Recorder,
     pub(crate) compat: Arc<compat::CompatState>,
-    /// Serialises a check of the current settings with the command it guards (`ops::apply`).
-    pub(crate) settings_lock: Arc<tokio::sync::Mutex<()>>,
     /// Free slots for `/api/v2/events` streams.
     pub(crate) sse_slots: Arc<tokio::sync::Semaphore>,
     /// A database logger's history, when the bin handed one over.
@@ -189,7 +190,6 @@ pub fn router_with_history(
         cfg: Arc::new(cfg),
         recorder,
         compat: Arc::new(compat::CompatState::new()),
-        settings_lock: Arc::new(tokio::sync::Mutex::new(())),
         sse_slots: Arc::new(tokio::sync::Semaphore::new(v2::MAX_EVENT_STREAMS)),
         history,
     };
@@ -458,5 +458,15 @@ mod tests {
             m.starts_with("[control.http] port_attempts was replaced by fallback_ports"),
             "{m}"
         );
+    }
+
+    /// Issue 14: `voltage` is no longer read (watts use `[site] voltage`); old files that set
+    /// it, whatever its value, still load.
+    #[test]
+    fn r14_an_old_voltage_key_is_accepted_and_ignored() {
+        for v in [230.0, 0.0] {
+            HttpConfig::from_plugin_config(&section(serde_json::json!({ "voltage": v })))
+                .expect("voltage is still accepted");
+        }
     }
 }

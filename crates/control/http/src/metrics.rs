@@ -314,8 +314,8 @@ pub(crate) async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
         "Engine events the web recorder missed because it fell behind (its lag).",
         missed as f64,
     );
-    // Logging sinks: queue depth, lag, written/errors/dropped counters.
-    o.0.push_str(&twc_core::logging::all_sinks().prometheus());
+    // Logging sinks: queue depth, lag, written/errors/dropped counters, from the status.
+    o.0.push_str(&twc_core::logging::prometheus(&s.sinks));
     (
         [(
             header::CONTENT_TYPE,

@@ -152,11 +152,6 @@ pub(crate) fn loose_bool(v: &Value) -> Option<bool> {
     }
 }
 
-/// Characters TWCManager refuses in names and settings.
-pub(crate) const UNSAFE_CHARS: &[char] = &[
-    '@', '#', '$', '%', '^', '&', '*', '"', '+', '<', '>', ';', '/',
-];
-
 /// Key name fragments that mark a secret (compared case-insensitively, ignoring `_` and `-`).
 const SECRET_WORDS: &[&str] = &[
     "password",

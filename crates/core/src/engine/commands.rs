@@ -20,7 +20,7 @@ impl Core {
         let mut next = self.settings.clone();
         match cmd {
             Command::ChargeNow { amps, duration } => {
-                validate_amps("amps", amps, wiring)?;
+                // Amps within the wiring limit: `Settings::validate` below (`charge_now.amps`).
                 if amps <= 0.0 {
                     return Err(CommandError::Invalid("amps must be greater than 0".into()));
                 }
@@ -50,16 +50,7 @@ impl Core {
                 next.charge_now = None;
             }
             Command::SetNonScheduled { action, amps } => {
-                if let Some(a) = &action
-                    && !matches!(a.as_str(), "charge" | "stop" | "green")
-                {
-                    return Err(CommandError::Invalid(format!(
-                        "non-scheduled action must be \"charge\", \"stop\" or \"green\", got {a:?}"
-                    )));
-                }
-                if let Some(a) = amps {
-                    validate_amps("amps", a, wiring)?;
-                }
+                // Both are checked by `Settings::validate` below, as from every other surface.
                 if let Some(a) = action {
                     next.non_scheduled_action = a;
                 }

@@ -30,7 +30,6 @@ pub use validate::{settings_limits, validate_settings};
 use handle::{Reply, Request};
 use readings::SourceState;
 use tasks::{BusIn, bus_task, ems_task, spawn_settings_writer};
-use validate::validate_amps;
 
 use crate::master::{Master, MasterConfig, MasterEvent, RequestError};
 use crate::model::{

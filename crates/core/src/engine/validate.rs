@@ -2,20 +2,6 @@
 
 use super::*;
 
-pub(super) fn validate_amps(key: &str, amps: f64, wiring: f64) -> Result<(), CommandError> {
-    if !amps.is_finite() || amps < 0.0 {
-        return Err(CommandError::Invalid(format!(
-            "{key} must be a number ≥ 0, got {amps}"
-        )));
-    }
-    if amps > wiring {
-        return Err(CommandError::Invalid(format!(
-            "{key} = {amps} A is above the wiring limit for all TWCs ({wiring} A)"
-        )));
-    }
-    Ok(())
-}
-
 /// The limits [`Settings::validate`] checks against, from the wiring limit and the `[grid]`
 /// config.
 pub fn settings_limits(wiring: f64, policy: &PolicyConfig) -> SettingsLimits {

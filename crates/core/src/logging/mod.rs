@@ -378,10 +378,10 @@ pub fn prometheus(statuses: &[SinkStatus]) -> String {
     out
 }
 
-/// Transitional, to be deleted: the set the bin hands its engine, read by the HTTP surface's
-/// `/metrics` (`crates/control/http/src/metrics.rs`) until that reads `Status::sinks` through
-/// [`prometheus`]. Core itself never reads or fills it: sinks are added by whoever spawns them,
-/// to the [`SinkSet`] they pass around.
+/// Deprecated, to be deleted once the bin stops calling it (it should make its own with
+/// [`SinkSet::new`]): a process-wide [`SinkSet`]. Nothing reads it any more (`/metrics` renders
+/// `Status::sinks` through [`prometheus`]). Not marked `#[deprecated]`, which would fail the
+/// bin's `clippy -D warnings` until it changes.
 pub fn all_sinks() -> SinkSet {
     static ALL: std::sync::OnceLock<SinkSet> = std::sync::OnceLock::new();
     ALL.get_or_init(SinkSet::new).clone()

@@ -19,7 +19,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use commands::*;
-pub(crate) use read::policy_list;
 use read::*;
 use serde_json::{Map, Value};
 use std::sync::Mutex;

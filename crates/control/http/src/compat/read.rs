@@ -205,27 +205,35 @@ pub(super) async fn get_active_policy_action(State(st): State<AppState>) -> Json
     Json(json!(crate::v2::policy_action(&st.engine.status())))
 }
 
-/// The built-in policy list, in TWCManager's rule format and order.
-pub(crate) fn policy_list() -> Value {
-    json!([
-        {"name": "Charge Now",
+/// One policy in TWCManager's rule format: the built-ins as TWCManager writes them, a custom
+/// policy (whose conditions TWCManager's format cannot state) with its name and empty lists.
+fn policy_rule(name: &str) -> Value {
+    match name {
+        "Charge Now" => json!({"name": name,
          "match": ["settings.chargeNowAmps", "settings.chargeNowTimeEnd", "settings.chargeNowTimeEnd"],
          "condition": ["gt", "gt", "gt"], "value": [0, 0, "now"],
-         "charge_amps": "settings.chargeNowAmps"},
-        {"name": "Scheduled Charging",
+         "charge_amps": "settings.chargeNowAmps"}),
+        "Scheduled Charging" => json!({"name": name,
          "match": ["checkScheduledCharging()"], "condition": ["eq"], "value": [1],
-         "charge_amps": "settings.scheduledAmpsMax"},
-        {"name": "Track Green Energy",
+         "charge_amps": "settings.scheduledAmpsMax"}),
+        "Track Green Energy" => json!({"name": name,
          "match": ["settings.nonScheduledAction"], "condition": ["eq"], "value": ["green"],
-         "background_task": "checkGreenEnergy"},
-        {"name": "Non Scheduled Charging",
+         "background_task": "checkGreenEnergy"}),
+        "Non Scheduled Charging" => json!({"name": name,
          "match": ["none"], "condition": ["none"], "value": [0],
-         "charge_amps": "settings.nonScheduledAmpsMax"}
-    ])
+         "charge_amps": "settings.nonScheduledAmpsMax"}),
+        _ => json!({"name": name, "match": [], "condition": [], "value": []}),
+    }
 }
 
-pub(super) async fn get_policy() -> Json<Value> {
-    Json(policy_list())
+/// The engine's policy list (`Status.policy.rules`: the order it tries them, custom policies
+/// included), in TWCManager's rule format. Empty before the engine's first evaluation.
+fn policy_list(s: &Status) -> Value {
+    Value::Array(s.policy.rules.iter().map(|n| policy_rule(n)).collect())
+}
+
+pub(super) async fn get_policy(State(st): State<AppState>) -> Json<Value> {
+    Json(policy_list(&st.engine.status()))
 }
 
 pub(super) async fn get_config(State(st): State<AppState>) -> Json<Value> {

@@ -6,7 +6,7 @@ use super::body_object;
 use super::unit_str;
 use crate::AppState;
 use crate::ops;
-use crate::util::{UNSAFE_CHARS, bad, error, loose_bool, loose_f64, loose_int, python_str};
+use crate::util::{bad, error, loose_bool, loose_f64, loose_int, python_str};
 use crate::v2;
 use crate::v2::offsets::Missing;
 use crate::v2::settings::SettingsPatch;
@@ -69,9 +69,6 @@ pub(super) async fn add_consumption_offset(State(st): State<AppState>, body: Byt
     else {
         return bad("offsetName is required and must be a string");
     };
-    if let Err(e) = ops::validate_offset_name(&name) {
-        return bad(e);
-    }
     let Some(value) = m.get("offsetValue").and_then(loose_f64) else {
         return bad("offsetValue is required and must be a number");
     };
@@ -134,13 +131,13 @@ pub(super) async fn set_consumption_offset(State(st): State<AppState>, body: Byt
         key: "greenEnergyAmpsOffset".into(),
         value: Some(x.to_string()),
     };
-    match ops::apply(&st, |_| Ok(()), cmd).await {
+    match ops::apply(&st, cmd).await {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(r) => r,
     }
 }
 
-pub(super) async fn set_policy(body: Bytes) -> Response {
+pub(super) async fn set_policy(State(st): State<AppState>, body: Bytes) -> Response {
     let m = match body_object(&body) {
         Ok(m) => m,
         Err(r) => return r,
@@ -153,10 +150,7 @@ pub(super) async fn set_policy(body: Bytes) -> Response {
     if p.trim().is_empty() {
         return bad("policy cannot be empty");
     }
-    let list = super::read::policy_list();
-    let known = list
-        .as_array()
-        .is_some_and(|a| a.iter().any(|r| r["name"].as_str() == Some(p.as_str())));
+    let known = st.engine.status().policy.rules.contains(&p);
     if !known {
         return bad(format!("Policy '{p}' not found"));
     }
@@ -175,9 +169,6 @@ pub(super) async fn set_lat_lon(State(st): State<AppState>, body: Bytes) -> Resp
     let (Some(lat), Some(lon)) = (lat, lon) else {
         return bad("lat and lon are required numbers");
     };
-    if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
-        return bad("lat must be within −90..90 and lon within −180..180");
-    }
     match v2::settings::patch(&st, SettingsPatch::home(lat, lon)).await {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(r) => r,
@@ -196,22 +187,10 @@ pub(super) async fn set_setting(State(st): State<AppState>, body: Bytes) -> Resp
         return bad("value is required");
     };
     let value = python_str(value);
-    if key.is_empty() || key.len() > 64 || value.len() > 1024 {
-        return bad("setting must be 1..64 characters and value at most 1024");
-    }
-    if key.contains(UNSAFE_CHARS) || value.contains(UNSAFE_CHARS) {
-        return bad("setting and value must not contain any of @#$%^&*\"+<>;/");
-    }
-    let k = key.clone();
-    let check = move |s: &twc_core::model::Settings| {
-        if !s.extra.contains_key(&k) && s.extra.len() >= 256 {
-            return Err(bad("at most 256 free-form settings can be stored"));
-        }
-        Ok(())
-    };
+    // The engine's validator holds the key, the value and how many are stored to its bounds
+    // (`bounds::MAX_EXTRA*`, `bounds::UNSAFE_CHARS`).
     match ops::apply(
         &st,
-        check,
         Command::SetSetting {
             key,
             value: Some(value),

@@ -4,7 +4,7 @@ use super::units::{UnitView, value_per_unit};
 use super::{ErrorBody, body, try_resp};
 use crate::AppState;
 use crate::ops;
-use crate::util::{bad, error};
+use crate::util::{command_error, error};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -12,8 +12,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use twc_core::engine::Command;
-use twc_core::model::{ConsumptionOffset, OffsetUnit, Settings};
+use twc_core::engine::{Command, CommandError};
+use twc_core::model::{ConsumptionOffset, OffsetUnit, Settings, bounds};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -34,7 +34,7 @@ pub(crate) struct OffsetView {
 }
 
 /// A consumption offset to store: `value` in `unit`, not 0 (positive adds consumption), within
-/// ±400 A or ±100000 W (`ops::validate_offset`). Its schema is written out (see
+/// ±400 A or ±100000 W (`bounds::MAX_OFFSET_A`, `bounds::MAX_OFFSET_W`; the engine checks). Its schema is written out (see
 /// [`value_per_unit`]) because the bound depends on the unit.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,7 +48,7 @@ impl utoipa::PartialSchema for OffsetRequest {
         value_per_unit(
             "A consumption offset: `value` in `unit`, not 0 (positive adds consumption), within \
              ±400 A or ±100000 W.",
-            (ops::MAX_OFFSET_A, ops::MAX_OFFSET_W),
+            (bounds::MAX_OFFSET_A, bounds::MAX_OFFSET_W),
             true,
         )
     }
@@ -107,26 +107,14 @@ async fn put_offset(
     }
 }
 
-/// Add or replace the offset `name` after checking the name, the value and the number stored.
+/// Add or replace the offset `name`; the engine's validator decides (name, value, how many).
 pub(crate) async fn store(
     st: &AppState,
     name: String,
     o: ConsumptionOffset,
 ) -> Result<Settings, Response> {
-    ops::validate_offset_name(&name).map_err(bad)?;
-    ops::validate_offset(&o).map_err(bad)?;
-    let n = name.clone();
-    let check = move |s: &Settings| {
-        if !s.consumption_offsets.contains_key(&n)
-            && s.consumption_offsets.len() >= ops::MAX_OFFSETS
-        {
-            return Err(ops::too_many_offsets());
-        }
-        Ok(())
-    };
     ops::apply(
         st,
-        check,
         Command::SetOffset {
             name,
             offset: Some(o),
@@ -156,21 +144,32 @@ pub(crate) enum Missing {
     NoSuchName,
 }
 
-/// Delete the offset `name`; `missing` answers when it is not there.
+/// Delete the offset `name`; `missing` answers when it is not there. The engine refuses to
+/// delete an offset it does not have; which answer that is comes from its settings then.
 pub(crate) async fn remove(
     st: &AppState,
     name: String,
     missing: impl FnOnce(Missing) -> Response,
 ) -> Result<Settings, Response> {
-    let n = name.clone();
-    let check = move |s: &Settings| {
-        if s.consumption_offsets.is_empty() {
-            Err(missing(Missing::NoOffsets))
-        } else if !s.consumption_offsets.contains_key(&n) {
-            Err(missing(Missing::NoSuchName))
-        } else {
-            Ok(())
+    match st
+        .engine
+        .command(Command::SetOffset {
+            name: name.clone(),
+            offset: None,
+        })
+        .await
+    {
+        Ok(s) => Ok(s),
+        Err(e @ CommandError::Invalid(_)) => {
+            let offsets = st.engine.status().settings.consumption_offsets;
+            if offsets.is_empty() {
+                Err(missing(Missing::NoOffsets))
+            } else if !offsets.contains_key(&name) {
+                Err(missing(Missing::NoSuchName))
+            } else {
+                Err(command_error(e))
+            }
         }
-    };
-    ops::apply(st, check, Command::SetOffset { name, offset: None }).await
+        Err(e) => Err(command_error(e)),
+    }
 }

@@ -72,7 +72,7 @@ pub(crate) struct PolicyRule {
 pub(crate) struct PolicyDoc {
     /// What is active and why.
     active: PolicyView,
-    /// The ordered list; the first that matches wins.
+    /// The engine's ordered list (custom policies included); the first that matches wins.
     rules: Vec<PolicyRule>,
 }
 
@@ -80,18 +80,15 @@ pub(crate) struct PolicyDoc {
 #[utoipa::path(get, path = "/policy", tag = "policy", responses((status = 200, body = PolicyDoc)))]
 async fn get_policy(State(st): State<AppState>) -> Json<PolicyDoc> {
     let s = st.engine.status();
-    let rules = crate::compat::policy_list()
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|r| r["name"].as_str())
-                .map(|n| PolicyRule {
-                    name: n.to_string(),
-                    active: n == s.policy.name,
-                })
-                .collect()
+    let rules = s
+        .policy
+        .rules
+        .iter()
+        .map(|n| PolicyRule {
+            name: n.clone(),
+            active: *n == s.policy.name,
         })
-        .unwrap_or_default();
+        .collect();
     Json(PolicyDoc {
         active: policy_view(&s),
         rules,

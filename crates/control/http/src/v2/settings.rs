@@ -1,18 +1,17 @@
 //! `/settings`: the runtime settings, and PATCH as one atomic engine command.
 
 use super::charge_now::ChargeNowView;
-use super::units::{GridLimitView, MAX_GRID_IMPORT, UnitView};
+use super::units::{GridLimitView, UnitView};
 use super::{ErrorBody, body, try_resp};
 use crate::AppState;
 use crate::ops;
-use crate::util::{bad, command_error};
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use twc_core::engine::Command;
-use twc_core::model::{GridLimit, HomeLocation, OffsetUnit, Settings};
+use twc_core::model::{GridLimit, HomeLocation, OffsetUnit, Settings, bounds};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -149,10 +148,7 @@ pub(crate) enum NonScheduledAction {
     Green,
 }
 
-/// Largest VIN list `check_vins` accepts.
-const MAX_VINS: usize = 100;
-
-/// A VIN list: what `check_vins` (and the engine's `validate_settings`) accept.
+/// A VIN list: what the engine's validator accepts (`bounds::MAX_VINS`).
 fn vin_list() -> utoipa::openapi::schema::Array {
     use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
     ArrayBuilder::new()
@@ -164,23 +160,8 @@ fn vin_list() -> utoipa::openapi::schema::Array {
                 .max_length(Some(17))
                 .pattern(Some("^[A-Za-z0-9]{1,17}$")),
         )
-        .max_items(Some(MAX_VINS))
+        .max_items(Some(bounds::MAX_VINS))
         .build()
-}
-
-fn check_vins(key: &str, v: &Option<Vec<String>>) -> Result<(), String> {
-    let Some(v) = v else { return Ok(()) };
-    if v.len() > MAX_VINS {
-        return Err(format!("{key} holds at most {MAX_VINS} VINs"));
-    }
-    for vin in v {
-        if vin.is_empty() || vin.len() > 17 || !vin.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(format!(
-                "{key}: {vin:?} is not a VIN (1 to 17 letters and digits)"
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Change settings. The engine validates; a refused value changes nothing.
@@ -197,44 +178,14 @@ async fn patch_settings(
     }
 }
 
-/// Check a settings change and apply it as one merge patch, which the engine applies to its
-/// settings as they are then: a concurrent change (another PATCH, MQTT, TWCManager's API) is
-/// never overwritten by a stale copy.
+/// Apply a settings change as one merge patch, which the engine applies to its settings as they
+/// are then and validates as a whole: a concurrent change (another PATCH, MQTT, TWCManager's
+/// API) is never overwritten by a stale copy, and a refused value changes nothing.
 pub(crate) async fn patch(st: &AppState, p: SettingsPatch) -> Result<Settings, Response> {
-    if let Some(h) = p.home
-        && !(h.lat.is_finite()
-            && h.lon.is_finite()
-            && (-90.0..=90.0).contains(&h.lat)
-            && (-180.0..=180.0).contains(&h.lon))
-    {
-        return Err(bad(
-            "home.lat must be within −90..90 and home.lon within −180..180",
-        ));
-    }
-    if let Some(g) = p.max_grid_import
-        && !(g.value.is_finite()
-            && g.value >= 0.0
-            && g.value
-                <= if g.unit == UnitView::A {
-                    MAX_GRID_IMPORT.0
-                } else {
-                    MAX_GRID_IMPORT.1
-                })
-    {
-        return Err(bad(
-            "max_grid_import.value must be a number ≥ 0 (at most 1000 A or 1000000 W)",
-        ));
-    }
-    check_vins("vin_allow", &p.vin_allow)
-        .and_then(|_| check_vins("vin_deny", &p.vin_deny))
-        .map_err(bad)?;
-    st.engine
-        .command(Command::PatchSettings(settings_merge_patch(p)))
-        .await
-        .map_err(command_error)
+    ops::apply(st, Command::PatchSettings(settings_merge_patch(p))).await
 }
 
-/// The RFC 7386 merge patch (`Command::PatchSettings`) of a checked [`SettingsPatch`]: only the
+/// The RFC 7386 merge patch (`Command::PatchSettings`) of a [`SettingsPatch`]: only the
 /// fields it names; `clear_*` win over a value given with them.
 fn settings_merge_patch(p: SettingsPatch) -> serde_json::Value {
     let mut m = serde_json::Map::new();

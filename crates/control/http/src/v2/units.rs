@@ -16,16 +16,16 @@ pub(crate) struct GridLimitView {
     pub(super) unit: UnitView,
 }
 
-/// Largest runtime grid-import limit the API takes, A and W.
-pub(super) const MAX_GRID_IMPORT: (f64, f64) = (1000.0, 1_000_000.0);
-
 impl utoipa::PartialSchema for GridLimitView {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         value_per_unit(
             "A grid-import limit: `value` ≥ 0 in `unit`, `A` (per phase, at most 1000) or `W` \
              (total, at most 1000000), and never above the configuration's `[grid]` limit in the \
              same unit.",
-            MAX_GRID_IMPORT,
+            (
+                twc_core::model::bounds::MAX_GRID_IMPORT_A,
+                twc_core::model::bounds::MAX_GRID_IMPORT_W,
+            ),
             false,
         )
     }
