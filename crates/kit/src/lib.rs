@@ -11,6 +11,8 @@ pub mod mqtt;
 pub mod mqtt_link;
 pub mod num;
 pub mod source;
+#[cfg(feature = "sql")]
+pub mod sql;
 pub mod timestamp;
 
 pub use http::{HttpClient, HttpOptions, Method, Request, Response};

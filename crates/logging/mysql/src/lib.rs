@@ -14,7 +14,7 @@ use twc_core::model::Event;
 use twc_core::plugin::{
     BuildError, ErrorKind, Logger, LoggingPlugin, PluginConfig, PluginError, Secret,
 };
-use twc_logging_sql::{Dialect, Kind, SinkSettings, SqlSink, Value, defaults, write_rows};
+use twc_plugin_kit::sql::{Dialect, Kind, SinkSettings, SqlSink, Value, defaults, write_rows};
 
 const NAME: &str = "mysql";
 
@@ -81,7 +81,7 @@ fn default_connect() -> u64 {
 }
 
 fn err(context: impl Into<String>) -> impl FnOnce(sqlx::Error) -> PluginError {
-    twc_logging_sql::err::<MysqlDb>(context)
+    twc_plugin_kit::sql::err::<MysqlDb>(context)
 }
 
 /// UTC, whole seconds (TWCManager's `DATETIME` columns).

@@ -16,7 +16,7 @@ use twc_core::history::HistoryQuery;
 use twc_core::logging::{Mute, Row};
 use twc_core::model::Event;
 use twc_core::plugin::{BuildError, ErrorKind, Logger, LoggingPlugin, PluginConfig, PluginError};
-use twc_logging_sql::{Dialect, Kind, SinkSettings, SqlSink, Value, defaults, write_rows};
+use twc_plugin_kit::sql::{Dialect, Kind, SinkSettings, SqlSink, Value, defaults, write_rows};
 
 const NAME: &str = "sqlite";
 
@@ -55,7 +55,7 @@ impl SqliteConfig {
 }
 
 fn err(context: impl Into<String>) -> impl FnOnce(sqlx::Error) -> PluginError {
-    twc_logging_sql::err::<SqliteDb>(context)
+    twc_plugin_kit::sql::err::<SqliteDb>(context)
 }
 
 /// UTC, millisecond text that sorts by time (`2026-11-25 10:00:00.000`).

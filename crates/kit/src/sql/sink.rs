@@ -1,6 +1,6 @@
 //! The sink: one transaction per batch of events.
 
-use crate::{Conn, Dialect, History, err};
+use super::{Conn, Dialect, History, err};
 use async_trait::async_trait;
 use sqlx::pool::PoolConnection;
 use std::sync::Arc;
@@ -97,7 +97,7 @@ impl<D: Dialect> Logger for SqlSink<D> {
                 let s = &self.settings;
                 let mut b =
                     RowBuilder::new(s.mute, s.green_energy_interval_secs, s.resume_within_secs);
-                let open = crate::history::open_sessions(&*self.db).await?;
+                let open = super::history::open_sessions(&*self.db).await?;
                 rows.extend(b.restore(open, s.resume_within_secs));
                 b
             }

@@ -1,6 +1,6 @@
 //! The table layout both dialects share and the mapping of rows onto it.
 
-use crate::{Conn, Dialect};
+use super::{Conn, Dialect};
 use chrono::{DateTime, Utc};
 use sqlx::QueryBuilder;
 use twc_core::logging::{Row, SessionOp};

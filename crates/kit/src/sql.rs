@@ -1,4 +1,23 @@
-#![doc = include_str!("../README.md")]
+//! The SQL event sink core (feature `sql`).
+//!
+//! The part of the SQL event sinks that does not depend on the database: the core under
+//! `twc-logging-sqlite` and `twc-logging-mysql`, which are thin dialect layers over it.
+//!
+//! It owns
+//! - the sink ([`SqlSink`]): one transaction per batch of events, rows from
+//!   `twc_core::logging::RowBuilder` (kept only when the batch was written, so a retried batch
+//!   yields the same rows), sessions open at a restart continued or closed;
+//! - the table layout shared by both dialects ([`tables`]): TWCManager's `charge_sessions`,
+//!   `green_energy` and `slave_status`, and our `slave_power`, `policy_changes` and `faults`, and
+//!   the mapping of each row onto them (session rows one by one and in order, the other tables as
+//!   multi-row `INSERT`s of up to [`Dialect::ROWS_PER_INSERT`] rows);
+//! - the history queries for graphs ([`History`]);
+//! - the connection guard ([`Discard`]): a connection whose write failed or was cancelled is
+//!   closed, never returned to the pool (it may still hold a lock or half a transaction).
+//!
+//! A dialect ([`Dialect`]) supplies only what differs: connecting (and migrating), how a time and
+//! the other values are bound and read, the upsert clause, the transaction statements, which
+//! errors mean bad credentials, column widths, and an optional check after each commit.
 
 mod history;
 mod sink;

@@ -1,7 +1,7 @@
 //! Reading back: sessions open at a restart, and the history queries for graphs.
 
-use crate::tables::{Kind, Value, query};
-use crate::{Dialect, err};
+use super::tables::{Kind, Value, query};
+use super::{Dialect, err};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
