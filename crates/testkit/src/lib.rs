@@ -20,6 +20,7 @@ pub mod events;
 pub mod logs;
 pub mod modbus;
 pub mod mqtt;
+pub mod sinks;
 
 /// Read `tests/fixtures/<name>` of the calling crate.
 #[macro_export]
