@@ -273,3 +273,18 @@ inventory::submit! {
     LoggingPlugin { name: NAME, summary: "MySQL/MariaDB with TWCManager's tables, batched inserts; answers history queries for graphs",
         example: include_str!("../example.toml"), build }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use twc_plugin_kit::sql::tables::SLAVE_POWER;
+
+    #[test]
+    fn upserts_are_on_duplicate_key_update() {
+        assert_eq!(
+            MysqlDb::upsert(SLAVE_POWER.key, SLAVE_POWER.update),
+            "ON DUPLICATE KEY UPDATE state = VALUES(state), actualA = VALUES(actualA), \
+             offeredA = VALUES(offeredA), powerW = VALUES(powerW)"
+        );
+    }
+}

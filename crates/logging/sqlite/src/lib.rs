@@ -361,3 +361,33 @@ inventory::submit! {
     LoggingPlugin { name: NAME, summary: "SQLite database with TWCManager's tables; answers history queries for graphs",
         example: include_str!("../example.toml"), build }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use twc_plugin_kit::sql::tables::{CHARGE_SESSIONS, GREEN_ENERGY};
+
+    #[test]
+    fn upserts_are_sqlites_on_conflict() {
+        assert_eq!(
+            SqliteDb::upsert(GREEN_ENERGY.key, GREEN_ENERGY.update),
+            "ON CONFLICT (time) DO UPDATE SET genW = excluded.genW, conW = excluded.conW, \
+             chgW = excluded.chgW, gridW = excluded.gridW, batteryW = excluded.batteryW"
+        );
+        assert_eq!(
+            SqliteDb::upsert(CHARGE_SESSIONS.key, CHARGE_SESSIONS.update),
+            "ON CONFLICT (startTime, slaveTWC) DO UPDATE SET startkWh = excluded.startkWh, \
+             vehicleVIN = excluded.vehicleVIN, lastTime = excluded.lastTime, \
+             lastkWh = excluded.lastkWh"
+        );
+    }
+
+    #[test]
+    fn times_are_millisecond_text_and_read_back() {
+        let t = DateTime::parse_from_rfc3339("2026-11-25T10:00:00.123Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(ts(t), "2026-11-25 10:00:00.123");
+        assert_eq!(parse_ts(&ts(t)), Some(t));
+    }
+}
