@@ -10,6 +10,8 @@ pub mod mqtt_link;
 pub mod num;
 pub mod quantity;
 pub mod source;
+#[cfg(feature = "sql")]
+pub mod sql;
 pub mod timestamp;
 
 pub use http::{HttpClient, HttpOptions, Method, Request, Response};

@@ -21,6 +21,7 @@ pub mod logs;
 pub mod modbus;
 pub mod mqtt;
 pub mod settings;
+pub mod sinks;
 
 /// Read `tests/fixtures/<name>` of the calling crate.
 #[macro_export]

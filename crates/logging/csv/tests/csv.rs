@@ -1,6 +1,6 @@
 //! CSV files read back and compared column by column with TWCManager's layout.
 
-use chrono::{DateTime, Local, TimeZone, Utc};
+use chrono::Local;
 use std::time::Duration;
 use tokio::sync::broadcast;
 use twc_core::logging::{Mute, SinkOptions, spawn_sink};
@@ -8,10 +8,7 @@ use twc_core::model::{ChargeSession, EnergyReading, Event, SlaveStatus};
 use twc_core::plugin::{Logger, PluginConfig};
 use twc_core::protocol::TwcId;
 use twc_logging_csv::{CsvConfig, CsvSink, TimeZone as Tz};
-
-fn t(s: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(1_790_000_000 + s, 0).unwrap()
-}
+use twc_testkit::events::t;
 
 fn local(s: i64) -> String {
     t(s).with_timezone(&Local)

@@ -6,30 +6,19 @@
 use std::path::Path;
 use std::time::Duration;
 use tokio::sync::broadcast;
-use twc_core::logging::{Mute, SinkHandle, SinkOptions, spawn_sink};
+use twc_core::logging::{Mute, SinkHandle};
 use twc_core::model::Event;
 use twc_logging_csv::{CsvConfig, CsvSink, FAULTS, POLICY, TimeZone};
-use twc_testkit::events::t;
-
-fn fault(i: i64) -> Event {
-    Event::Fault {
-        at: t(i),
-        component: "test".into(),
-        message: format!("{i:04}"),
-    }
-}
-
-fn policy(i: i64) -> Event {
-    Event::PolicyChanged {
-        at: t(i),
-        from: "a".into(),
-        to: "b".into(),
-        reason: format!("{i:04}"),
-    }
-}
+use twc_testkit::sinks::{
+    assert_all_written, assert_held_back, fault, numbered, policy, queue_options, send_each,
+    start_sink, wait_errors,
+};
 
 fn want(range: std::ops::RangeInclusive<i64>) -> Vec<String> {
-    range.map(|i| format!("\"{i:04}\"")).collect()
+    numbered(range)
+        .into_iter()
+        .map(|n| format!("\"{n}\""))
+        .collect()
 }
 
 /// The last field of every line (a torn line shows up as a wrong value).
@@ -48,42 +37,15 @@ fn start(dir: &Path, spill: &Path) -> (broadcast::Sender<Event>, SinkHandle) {
         time_zone: TimeZone::Utc,
         mute: Mute::default(),
     });
-    let (tx, rx) = broadcast::channel(1024);
-    let opts = SinkOptions {
-        queue_capacity: 10,
-        spill_dir: Some(spill.to_path_buf()),
-        retry_min_ms: 20,
-        retry_max_ms: 100,
-        ..SinkOptions::default()
-    };
-    (tx, spawn_sink(rx, "csv", Box::new(sink), opts))
+    start_sink("csv", Box::new(sink), queue_options(spill, 100))
 }
 
 async fn wait_idle(h: &SinkHandle, written: u64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let st = h.status();
-        if st.written >= written && st.queued == 0 {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{st:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-async fn wait_errors(h: &SinkHandle, errors: u64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while h.status().errors < errors {
-        assert!(tokio::time::Instant::now() < deadline, "{:?}", h.status());
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    twc_testkit::sinks::wait_idle(h, written, Duration::from_secs(10)).await;
 }
 
 fn send_pairs(tx: &broadcast::Sender<Event>, range: std::ops::RangeInclusive<i64>) {
-    for i in range {
-        tx.send(fault(i)).unwrap();
-        tx.send(policy(i)).unwrap();
-    }
+    send_each(tx, range, &[fault, policy]);
 }
 
 /// `faults.csv` is written before `policy.csv` in a batch: with policy.csv failing, the fault
@@ -102,17 +64,11 @@ async fn a_file_failing_with_enospc_takes_back_the_batch_and_loses_nothing() {
     let before = h.status();
     send_pairs(&tx, 6..=20);
     wait_errors(&h, before.errors + 2).await;
-    let during = h.status();
     // A lone fault can have gone through in a batch of its own before its policy change.
-    assert!(during.written <= before.written + 1, "{during:?}");
-    assert!(
-        during.spilled > 0 && during.last_error.is_some(),
-        "{during:?}"
-    );
+    assert_held_back(&h, before.written + 1);
     std::fs::remove_file(dir.join(POLICY)).unwrap();
     wait_idle(&h, 40).await;
-    let st = h.status();
-    assert_eq!((st.written, st.dropped, st.queued), (40, 0, 0), "{st:?}");
+    assert_all_written(&h, 40);
     assert_eq!(last_fields(&dir.join(FAULTS)), want(1..=20));
     assert_eq!(last_fields(&kept), want(1..=5));
     assert_eq!(last_fields(&dir.join(POLICY)), want(6..=20));
@@ -150,8 +106,7 @@ async fn a_directory_deleted_under_the_running_sink_is_created_again() {
     std::fs::remove_dir_all(tmp.path().join("a")).unwrap();
     send_pairs(&tx, 6..=20);
     wait_idle(&h, 40).await;
-    let st = h.status();
-    assert_eq!((st.written, st.dropped, st.queued), (40, 0, 0), "{st:?}");
+    assert_all_written(&h, 40);
     assert_eq!(last_fields(&dir.join(FAULTS)), want(6..=20));
     assert_eq!(last_fields(&dir.join(POLICY)), want(6..=20));
     drop(tx);

@@ -5,25 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::broadcast;
-use twc_core::logging::{Mute, SinkHandle, SinkOptions, spawn_sink};
+use twc_core::logging::{Mute, SinkHandle};
 use twc_core::model::Event;
 use twc_logging_files::{FilesConfig, FilesSink, Format, Rotate, SimulatedDisk};
-
-fn t(s: i64) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp(1_790_000_000 + s, 0).unwrap()
-}
-
-fn fault(i: i64) -> Event {
-    Event::Fault {
-        at: t(i),
-        component: "test".into(),
-        message: format!("{i:04}"),
-    }
-}
-
-fn want(range: std::ops::RangeInclusive<i64>) -> Vec<String> {
-    range.map(|i| format!("{i:04}")).collect()
-}
+use twc_testkit::sinks::{
+    assert_all_written, assert_held_back, fault, numbered as want, queue_options, start_sink,
+    wait_errors,
+};
 
 fn start(dir: &Path, spill: &Path) -> (broadcast::Sender<Event>, SinkHandle, SimulatedDisk) {
     let sink = FilesSink::new(FilesConfig {
@@ -36,15 +24,8 @@ fn start(dir: &Path, spill: &Path) -> (broadcast::Sender<Event>, SinkHandle, Sim
         mute: Mute::default(),
     });
     let disk = sink.disk();
-    let (tx, rx) = broadcast::channel(1024);
-    let opts = SinkOptions {
-        queue_capacity: 10,
-        spill_dir: Some(spill.to_path_buf()),
-        retry_min_ms: 20,
-        retry_max_ms: 100,
-        ..SinkOptions::default()
-    };
-    (tx, spawn_sink(rx, "files", Box::new(sink), opts), disk)
+    let (tx, h) = start_sink("files", Box::new(sink), queue_options(spill, 100));
+    (tx, h, disk)
 }
 
 /// The fault messages in the log file, in file order (a torn line fails the test).
@@ -60,15 +41,7 @@ fn messages(file: &Path) -> Vec<String> {
 }
 
 async fn wait_idle(h: &SinkHandle, written: u64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let st = h.status();
-        if st.written >= written && st.queued == 0 {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{st:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    twc_testkit::sinks::wait_idle(h, written, Duration::from_secs(10)).await;
 }
 
 /// Sends `from..=to` during a fault; nothing may be counted as written, the rest must wait.
@@ -77,15 +50,10 @@ async fn send_during_fault(tx: &broadcast::Sender<Event>, h: &SinkHandle, from: 
     for i in from..=to {
         tx.send(fault(i)).unwrap();
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while h.status().errors < before.errors + 2 {
-        assert!(tokio::time::Instant::now() < deadline, "{:?}", h.status());
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_errors(h, before.errors + 2).await;
+    assert_held_back(h, before.written);
     let st = h.status();
-    assert_eq!(st.written, before.written, "counted while failing: {st:?}");
     assert_eq!(st.queued, (to - from + 1) as u64, "{st:?}");
-    assert!(st.spilled > 0 && st.last_error.is_some(), "{st:?}");
 }
 
 fn log(dir: &Path) -> PathBuf {
@@ -114,8 +82,7 @@ async fn a_full_disk_mid_batch_leaves_no_torn_or_doubled_lines() {
     assert_eq!(h.status().written, 10, "{:?}", h.status());
     disk.set_space_left(None);
     wait_idle(&h, 30).await;
-    let st = h.status();
-    assert_eq!((st.written, st.dropped, st.queued), (30, 0, 0), "{st:?}");
+    assert_all_written(&h, 30);
     assert_eq!(messages(&log(&dir)), want(1..=30));
     drop(tx);
     h.join().await;
@@ -136,8 +103,7 @@ async fn a_deleted_directory_is_created_again_and_nothing_goes_to_the_unlinked_f
         tx.send(fault(i)).unwrap();
     }
     wait_idle(&h, 30).await;
-    let st = h.status();
-    assert_eq!((st.written, st.dropped, st.queued), (30, 0, 0), "{st:?}");
+    assert_all_written(&h, 30);
     assert_eq!(messages(&log(&dir)), want(11..=30));
     drop(tx);
     h.join().await;
@@ -181,8 +147,7 @@ async fn writes_failing_with_enospc_wait_and_land_once_when_space_returns() {
     send_during_fault(&tx, &h, 11, 30).await;
     std::fs::remove_file(log(&dir)).unwrap();
     wait_idle(&h, 30).await;
-    let st = h.status();
-    assert_eq!((st.written, st.dropped, st.queued), (30, 0, 0), "{st:?}");
+    assert_all_written(&h, 30);
     assert_eq!(messages(&kept), want(1..=10));
     assert_eq!(messages(&log(&dir)), want(11..=30));
     drop(tx);

@@ -7,56 +7,23 @@ mod common;
 
 use std::time::Duration;
 use tokio::sync::broadcast;
-use twc_core::logging::{SinkHandle, SinkOptions, spawn_sink};
+use twc_core::logging::SinkHandle;
 use twc_core::model::Event;
 use twc_logging_mysql::MysqlSink;
-use twc_testkit::events::t;
-
-fn fault(i: i64) -> Event {
-    Event::Fault {
-        at: t(i),
-        component: "test".into(),
-        message: format!("{i:04}"),
-    }
-}
-
-fn policy(i: i64) -> Event {
-    Event::PolicyChanged {
-        at: t(i),
-        from: "a".into(),
-        to: "b".into(),
-        reason: format!("{i:04}"),
-    }
-}
-
-fn want(range: std::ops::RangeInclusive<i64>) -> Vec<String> {
-    range.map(|i| format!("{i:04}")).collect()
-}
+use twc_testkit::sinks::{
+    assert_all_written, assert_held_back, fault, numbered as want, policy, queue_options,
+    send_each, start_sink, wait_errors,
+};
 
 fn start(db: &common::TestDb) -> (broadcast::Sender<Event>, SinkHandle, tempfile::TempDir) {
     let spill = tempfile::tempdir().unwrap();
-    let (tx, rx) = broadcast::channel(1024);
-    let opts = SinkOptions {
-        queue_capacity: 10,
-        spill_dir: Some(spill.path().to_path_buf()),
-        retry_min_ms: 20,
-        retry_max_ms: 200,
-        ..SinkOptions::default()
-    };
-    let h = spawn_sink(rx, "mysql", Box::new(MysqlSink::new(db.config())), opts);
+    let opts = queue_options(spill.path(), 200);
+    let (tx, h) = start_sink("mysql", Box::new(MysqlSink::new(db.config())), opts);
     (tx, h, spill)
 }
 
 async fn wait_idle(h: &SinkHandle, written: u64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let st = h.status();
-        if st.written >= written && st.queued == 0 {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{st:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    twc_testkit::sinks::wait_idle(h, written, Duration::from_secs(20)).await;
 }
 
 async fn column(db: &common::TestDb, q: &str) -> Vec<String> {
@@ -64,10 +31,7 @@ async fn column(db: &common::TestDb, q: &str) -> Vec<String> {
 }
 
 fn send_pairs(tx: &broadcast::Sender<Event>, range: std::ops::RangeInclusive<i64>) {
-    for i in range {
-        tx.send(policy(i)).unwrap();
-        tx.send(fault(i)).unwrap();
-    }
+    send_each(tx, range, &[policy, fault]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,25 +49,15 @@ async fn a_server_rejecting_writes_mid_batch_gets_every_record_once_later() {
         .unwrap();
     let before = h.status();
     send_pairs(&tx, 2..=20);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while h.status().errors < before.errors + 2 {
-        assert!(tokio::time::Instant::now() < deadline, "{:?}", h.status());
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let during = h.status();
+    wait_errors(&h, before.errors + 2).await;
     // A lone policy change can have gone through in a batch of its own.
-    assert!(during.written <= before.written + 1, "{during:?}");
-    assert!(
-        during.spilled > 0 && during.last_error.is_some(),
-        "{during:?}"
-    );
+    assert_held_back(&h, before.written + 1);
     sqlx::query("ALTER TABLE faults DROP CONSTRAINT injected")
         .execute(&db.pool)
         .await
         .unwrap();
     wait_idle(&h, 40).await;
-    let st = h.status();
-    assert_eq!((st.written, st.dropped, st.queued), (40, 0, 0), "{st:?}");
+    assert_all_written(&h, 40);
     assert_eq!(
         column(&db, "SELECT message FROM faults ORDER BY id").await,
         want(1..=20)
@@ -141,8 +95,7 @@ async fn a_locked_table_delays_records_and_counts_them_only_once_they_land() {
         .unwrap();
     locker.commit().await.unwrap();
     wait_idle(&h, 40).await;
-    let st = h.status();
-    assert_eq!((st.written, st.dropped, st.queued), (40, 0, 0), "{st:?}");
+    assert_all_written(&h, 40);
     assert_eq!(
         column(&db, "SELECT message FROM faults ORDER BY id").await,
         want(1..=20)
@@ -180,12 +133,7 @@ async fn connections_killed_by_the_server_lose_nothing() {
     send_pairs(&tx, n + 1..=n + 10);
     n += 10;
     wait_idle(&h, 2 * n as u64).await;
-    let st = h.status();
-    assert_eq!(
-        (st.written, st.dropped, st.queued),
-        (2 * n as u64, 0, 0),
-        "{st:?}"
-    );
+    assert_all_written(&h, 2 * n as u64);
     assert_eq!(
         column(&db, "SELECT message FROM faults ORDER BY id").await,
         want(1..=n)

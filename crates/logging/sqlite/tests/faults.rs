@@ -5,10 +5,13 @@
 use std::path::Path;
 use std::time::Duration;
 use tokio::sync::broadcast;
-use twc_core::logging::{Mute, SinkHandle, SinkOptions, spawn_sink};
+use twc_core::logging::{Mute, SinkHandle, SinkOptions};
 use twc_core::model::Event;
 use twc_logging_sqlite::{SqliteConfig, SqliteSink};
-use twc_testkit::events::t;
+use twc_testkit::sinks::{
+    assert_all_written, assert_held_back, fault, numbered as want, policy, queue_options,
+    start_sink, wait_errors,
+};
 
 fn cfg(path: &Path) -> SqliteConfig {
     SqliteConfig {
@@ -21,21 +24,7 @@ fn cfg(path: &Path) -> SqliteConfig {
 }
 
 fn opts(spill: &Path) -> SinkOptions {
-    SinkOptions {
-        queue_capacity: 10,
-        spill_dir: Some(spill.to_path_buf()),
-        retry_min_ms: 20,
-        retry_max_ms: 100,
-        ..SinkOptions::default()
-    }
-}
-
-fn fault(i: i64) -> Event {
-    Event::Fault {
-        at: t(i),
-        component: "test".into(),
-        message: format!("{i:04}"),
-    }
+    queue_options(spill, 100)
 }
 
 async fn messages(path: &Path) -> Vec<String> {
@@ -50,15 +39,7 @@ async fn messages(path: &Path) -> Vec<String> {
 }
 
 async fn wait_idle(h: &SinkHandle, written: u64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let st = h.status();
-        if st.written >= written && st.queued == 0 {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{st:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    twc_testkit::sinks::wait_idle(h, written, Duration::from_secs(20)).await;
 }
 
 /// The database file and its WAL/SHM companions.
@@ -136,9 +117,7 @@ async fn r13_read_only_files_lose_nothing_and_count_only_what_landed() {
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("twc.sqlite");
-    let (tx, rx) = broadcast::channel(1024);
-    let h = spawn_sink(
-        rx,
+    let (tx, h) = start_sink(
         "sqlite",
         Box::new(SqliteSink::new(cfg(&path))),
         opts(&dir.path().join("spill")),
@@ -168,18 +147,15 @@ async fn r13_read_only_files_lose_nothing_and_count_only_what_landed() {
     }
     wait_idle(&h, n as u64).await;
     let st = h.status();
-    let got = messages(&path).await;
-    let want: Vec<String> = (1..=n).map(|i| format!("{i:04}")).collect();
-    assert_eq!(got, want);
+    assert_eq!(messages(&path).await, want(1..=n));
     assert_eq!((st.written, st.dropped, st.queued), (n as u64, 0, 0));
     drop(tx);
     h.join().await;
 }
 
 async fn start(path: &Path, spill: &Path) -> (broadcast::Sender<Event>, SinkHandle) {
-    let (tx, rx) = broadcast::channel(1024);
     let sink = SqliteSink::with_busy_timeout(cfg(path), Duration::from_millis(50));
-    (tx, spawn_sink(rx, "sqlite", Box::new(sink), opts(spill)))
+    start_sink("sqlite", Box::new(sink), opts(spill))
 }
 
 /// Sends `n` records `from..` while the fault lasts, then checks nothing more was counted.
@@ -189,14 +165,8 @@ async fn send_during_fault(tx: &broadcast::Sender<Event>, h: &SinkHandle, from: 
         tx.send(fault(i)).unwrap();
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while h.status().errors == before.errors {
-        assert!(tokio::time::Instant::now() < deadline, "{:?}", h.status());
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let st = h.status();
-    assert_eq!(st.written, before.written, "counted while failing: {st:?}");
-    assert!(st.spilled > 0 && st.last_error.is_some(), "{st:?}");
+    wait_errors(h, before.errors + 1).await;
+    assert_held_back(h, before.written);
 }
 
 async fn sql(path: &Path, q: &str) {
@@ -204,10 +174,6 @@ async fn sql(path: &Path, q: &str) {
     let p = sqlx::SqlitePool::connect_with(o).await.unwrap();
     sqlx::query(q).execute(&p).await.unwrap();
     p.close().await;
-}
-
-fn want(range: std::ops::RangeInclusive<i64>) -> Vec<String> {
-    range.map(|i| format!("{i:04}")).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,8 +197,7 @@ async fn a_database_locked_past_the_busy_timeout_loses_nothing() {
         tx.send(fault(i)).unwrap();
     }
     wait_idle(&h, 50).await;
-    let st = h.status();
-    assert_eq!((st.written, st.dropped, st.queued), (50, 0, 0), "{st:?}");
+    assert_all_written(&h, 50);
     assert_eq!(messages(&path).await, want(1..=50));
     drop(tx);
     h.join().await;
@@ -258,8 +223,7 @@ async fn a_full_disk_rolls_back_and_every_record_lands_once_afterwards() {
     send_during_fault(&tx, &h, 11, 30).await;
     sql(&path, "DROP TRIGGER disk_full").await;
     wait_idle(&h, 40).await;
-    let st = h.status();
-    assert_eq!((st.written, st.dropped, st.queued), (40, 0, 0), "{st:?}");
+    assert_all_written(&h, 40);
     assert_eq!(messages(&path).await, want(1..=40));
     drop(tx);
     h.join().await;
@@ -281,28 +245,17 @@ async fn a_failed_statement_mid_batch_is_retried_whole_not_half() {
          BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END",
     )
     .await;
-    let policy = |i: i64| Event::PolicyChanged {
-        at: t(i),
-        from: "a".into(),
-        to: "b".into(),
-        reason: format!("{i:04}"),
-    };
     let before = h.status();
     for i in 2..=21 {
         tx.send(policy(i)).unwrap();
         tx.send(fault(i)).unwrap();
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while h.status().errors < before.errors + 2 {
-        assert!(tokio::time::Instant::now() < deadline, "{:?}", h.status());
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_errors(&h, before.errors + 2).await;
     // At most the first policy change can have gone alone in its own batch.
     assert!(h.status().written <= 2, "{:?}", h.status());
     sql(&path, "DROP TRIGGER write_error").await;
     wait_idle(&h, 41).await;
-    let st = h.status();
-    assert_eq!((st.written, st.dropped, st.queued), (41, 0, 0), "{st:?}");
+    assert_all_written(&h, 41);
     assert_eq!(messages(&path).await, want(1..=21));
     let o = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
     let p = sqlx::SqlitePool::connect_with(o).await.unwrap();
@@ -347,8 +300,7 @@ async fn a_database_deleted_under_the_running_sink_is_created_again() {
         tx.send(fault(i)).unwrap();
     }
     wait_idle(&h, 30).await;
-    let st = h.status();
-    assert_eq!((st.written, st.dropped, st.queued), (30, 0, 0), "{st:?}");
+    assert_all_written(&h, 30);
     // What was in the deleted file is gone with it; everything after lands in the new one.
     assert_eq!(messages(&path).await, want(11..=30));
     drop(tx);
