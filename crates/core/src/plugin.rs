@@ -271,6 +271,12 @@ pub trait ControlSurface: Send {
     /// Hand the surface a history source (a database logger's [`Logger::history`]) for graphs,
     /// before [`Self::serve`]. Default: ignored.
     fn set_history(&mut self, _history: std::sync::Arc<dyn crate::history::HistoryQuery>) {}
+    /// Take what can fail at start-up (the web UI binds its port here), before the engine sends
+    /// anything on the bus: an error ends the start-up instead of leaving a bus master without
+    /// the surface. Default: nothing to take (e.g. MQTT connects in the background and retries).
+    async fn prepare(&mut self) -> Result<(), PluginError> {
+        Ok(())
+    }
 }
 
 /// An event sink (CSV, SQL, …). Not to be confused with `tracing` output.

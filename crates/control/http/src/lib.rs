@@ -143,12 +143,18 @@ impl HttpConfig {
 pub struct HttpControl {
     cfg: HttpConfig,
     history: Option<Arc<dyn HistoryQuery>>,
+    /// The port, once taken by [`ControlSurface::prepare`].
+    listener: Option<tokio::net::TcpListener>,
 }
 
 impl HttpControl {
     /// A surface with this configuration.
     pub fn new(cfg: HttpConfig) -> Self {
-        HttpControl { cfg, history: None }
+        HttpControl {
+            cfg,
+            history: None,
+            listener: None,
+        }
     }
 }
 
@@ -355,7 +361,19 @@ async fn serve_app(
 impl HttpControl {
     /// Bind the port now, before serving: the daemon calls this at start-up, before the engine
     /// transmits, so a taken port stops it instead of leaving a bus master without its UI.
-    pub async fn bind(self) -> Result<BoundHttpControl, PluginError> {
+    pub async fn bind(mut self) -> Result<BoundHttpControl, PluginError> {
+        self.take_port().await?;
+        let listener = self.listener.take().expect("taken above");
+        Ok(BoundHttpControl {
+            listener,
+            control: self,
+        })
+    }
+
+    async fn take_port(&mut self) -> Result<(), PluginError> {
+        if self.listener.is_some() {
+            return Ok(());
+        }
         let listener = bind(&self.cfg).await?;
         if self.cfg.auth != AuthMode::Off
             && self.cfg.password.is_empty()
@@ -368,10 +386,8 @@ impl HttpControl {
                 "No password or token is set: only clients on this machine can use the web UI and API; set [control.http] password, or auth = \"off\" on a trusted network"
             );
         }
-        Ok(BoundHttpControl {
-            listener,
-            control: self,
-        })
+        self.listener = Some(listener);
+        Ok(())
     }
 }
 
@@ -397,6 +413,10 @@ impl ControlSurface for HttpControl {
 
     fn set_history(&mut self, history: Arc<dyn HistoryQuery>) {
         self.history = Some(history);
+    }
+
+    async fn prepare(&mut self) -> Result<(), PluginError> {
+        self.take_port().await
     }
 }
 

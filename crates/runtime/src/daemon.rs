@@ -1,0 +1,171 @@
+//! `twcmanager run` as a library: a configuration file in, the runtime assembled from the linked
+//! plugins, run until a signal, stopped in order.
+
+use crate::config::{self, Resolved};
+use crate::{Parts, Signals, Stopped};
+use std::path::Path;
+use tracing::info;
+use twc_core::engine::{self, SourceSpec};
+use twc_core::model::Settings;
+use twc_core::plugin::{
+    BuildError, Comms, ControlSurface, Kind, Logger, Registry, StatusPublisher,
+};
+use twc_core::settings_store::SettingsStore;
+
+/// The plugins of a configuration, built and ready to start.
+pub struct Built {
+    /// The resolved configuration.
+    pub resolved: Resolved,
+    comms: Box<dyn Comms>,
+    sources: Vec<SourceSpec>,
+    controls: Vec<(String, Box<dyn ControlSurface>)>,
+    loggers: Vec<(String, Box<dyn Logger>)>,
+    publishers: Vec<(String, Box<dyn StatusPublisher>)>,
+}
+
+/// Load `file` over the defaults (`None` = defaults and environment only), resolve it against
+/// the linked plugins (`known`: see [`config::resolve`]) and build every enabled plugin. On
+/// error, every problem found.
+pub fn build(
+    file: Option<&Path>,
+    registry: &Registry,
+    known: &[(Kind, &str)],
+) -> Result<Built, Vec<String>> {
+    let raw = config::load(file)?;
+    let resolved = config::resolve(raw, registry, known)?;
+    let mut errors = Vec::new();
+    let mut comms = None;
+    let mut sources = Vec::new();
+    let mut controls = Vec::new();
+    let mut loggers = Vec::new();
+    let mut publishers = Vec::new();
+    for p in &resolved.plugins {
+        let name = p.name.as_str();
+        let r: Result<(), BuildError> = match p.kind {
+            Kind::Comms => (registry.comms[name].build)(&p.config).map(|c| comms = Some(c)),
+            Kind::Ems => (registry.ems[name].build)(&p.config).map(|s| {
+                sources.push(SourceSpec {
+                    name: p.name.clone(),
+                    source: s,
+                    poll: p.poll.expect("ems plugins have poll settings"),
+                })
+            }),
+            Kind::Control => {
+                // The web API's getConfig shows the effective configuration (secrets scrubbed
+                // there); only the http plugin knows this key, the others reject unknown keys.
+                let mut cfg = p.config.clone();
+                if name == "http" {
+                    cfg.values
+                        .insert("__effective_config".into(), resolved.raw.clone());
+                }
+                (registry.control[name].build)(&cfg).map(|c| controls.push((p.name.clone(), c)))
+            }
+            Kind::Logging => {
+                (registry.logging[name].build)(&p.config).map(|l| loggers.push((p.name.clone(), l)))
+            }
+            Kind::Status => (registry.status[name].build)(&p.config)
+                .map(|s| publishers.push((p.name.clone(), s))),
+            Kind::Vehicle => (registry.vehicle[name].build)(&p.config).map(|_| ()),
+        };
+        if let Err(e) = r {
+            errors.push(e.to_string());
+        }
+    }
+    match (errors.is_empty(), comms) {
+        (true, Some(comms)) => Ok(Built {
+            resolved,
+            comms,
+            sources,
+            controls,
+            loggers,
+            publishers,
+        }),
+        (true, None) => Err(vec!["[comms] no bus transport could be built".into()]),
+        (false, _) => Err(errors),
+    }
+}
+
+/// Why the daemon did not start.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Failed {
+    /// Exit status: 2 for saved settings that do not fit the configuration, 1 otherwise.
+    pub code: u8,
+    /// What failed, naming the file or key and the fix.
+    pub message: String,
+}
+
+/// Run `built` until a signal or a control command stops it. `config` names the file in the
+/// start-up log line. Installs the signal handlers (from here on a signal means a clean stop).
+pub async fn run(built: Built, config: Option<&Path>) -> Result<Stopped, Failed> {
+    let names: Vec<String> = built
+        .resolved
+        .plugins
+        .iter()
+        .map(|p| format!("{}.{}", p.kind, p.name))
+        .collect();
+    info!(
+        config = %config.map(|p| p.display().to_string()).unwrap_or_else(|| "built-in defaults".into()),
+        plugins = %names.join(", "),
+        "twcmanager {} starting",
+        env!("CARGO_PKG_VERSION")
+    );
+    let mut engine_cfg = built.resolved.engine.clone();
+    let settings = load_settings(&built.resolved, &mut engine_cfg)?;
+    let mut signals = Signals::install().map_err(|e| Failed {
+        code: 1,
+        message: format!("installing signal handlers: {e}"),
+    })?;
+    let parts = Parts {
+        sink_options: crate::sink_options(&built.resolved),
+        controls: built.controls,
+        loggers: built.loggers,
+        publishers: built.publishers,
+        sources: built.sources,
+        ..Parts::new(engine_cfg, built.comms, settings)
+    };
+    let running = crate::start(parts).await.map_err(|e| Failed {
+        code: 1,
+        message: e.message,
+    })?;
+    Ok(running.run_until(signals.recv()).await)
+}
+
+/// Runtime settings: the saved file wins over `[settings]`' initial values. Sets the engine's
+/// store, so changes are saved.
+fn load_settings(
+    resolved: &Resolved,
+    engine_cfg: &mut twc_core::engine::EngineConfig,
+) -> Result<Settings, Failed> {
+    let s = &resolved.settings;
+    let store = SettingsStore::new(&s.path);
+    let settings = match store.load() {
+        Ok(Some(saved)) => {
+            let wiring = engine_cfg.master.wiring_max_all.amps();
+            if let Err(e) = engine::validate_settings(&saved, wiring, &engine_cfg.policy) {
+                return Err(Failed {
+                    code: 2,
+                    message: format!(
+                        "the saved settings in {} do not fit the configuration: {e}; fix or delete the file",
+                        store.path().display()
+                    ),
+                });
+            }
+            info!(path = %store.path().display(), "Loaded saved settings");
+            saved
+        }
+        Ok(None) => Settings {
+            non_scheduled_action: s.non_scheduled_action.clone(),
+            non_scheduled_amps: s.non_scheduled_amps,
+            ..Settings::default()
+        },
+        Err(e) => {
+            return Err(Failed {
+                code: 2,
+                message: e.to_string(),
+            });
+        }
+    };
+    engine_cfg.settings_store = Some(store);
+    Ok(settings)
+}
