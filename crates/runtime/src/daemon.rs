@@ -2,7 +2,7 @@
 //! plugins, run until a signal, stopped in order.
 
 use crate::config::{self, Resolved};
-use crate::{Parts, Signals, Stopped};
+use crate::{LOG_TARGET, Parts, Signals, Stopped};
 use std::path::Path;
 use tracing::info;
 use twc_core::engine::{self, SourceSpec};
@@ -39,11 +39,16 @@ pub fn build(
     let mut controls = Vec::new();
     let mut loggers = Vec::new();
     let mut publishers = Vec::new();
+    // The web API's getConfig shows the effective configuration (secrets scrubbed there).
+    let effective = std::sync::Arc::new(resolved.raw.clone());
     for p in &resolved.plugins {
         let name = p.name.as_str();
+        let mut cfg = p.config.clone();
+        cfg.effective_config = Some(effective.clone());
+        let cfg = &cfg;
         let r: Result<(), BuildError> = match p.kind {
-            Kind::Comms => (registry.comms[name].build)(&p.config).map(|c| comms = Some(c)),
-            Kind::Ems => (registry.ems[name].build)(&p.config).map(|s| {
+            Kind::Comms => (registry.comms[name].build)(cfg).map(|c| comms = Some(c)),
+            Kind::Ems => (registry.ems[name].build)(cfg).map(|s| {
                 sources.push(SourceSpec {
                     name: p.name.clone(),
                     source: s,
@@ -51,21 +56,15 @@ pub fn build(
                 })
             }),
             Kind::Control => {
-                // The web API's getConfig shows the effective configuration (secrets scrubbed
-                // there); only the http plugin knows this key, the others reject unknown keys.
-                let mut cfg = p.config.clone();
-                if name == "http" {
-                    cfg.values
-                        .insert("__effective_config".into(), resolved.raw.clone());
-                }
-                (registry.control[name].build)(&cfg).map(|c| controls.push((p.name.clone(), c)))
+                (registry.control[name].build)(cfg).map(|c| controls.push((p.name.clone(), c)))
             }
             Kind::Logging => {
-                (registry.logging[name].build)(&p.config).map(|l| loggers.push((p.name.clone(), l)))
+                (registry.logging[name].build)(cfg).map(|l| loggers.push((p.name.clone(), l)))
             }
-            Kind::Status => (registry.status[name].build)(&p.config)
-                .map(|s| publishers.push((p.name.clone(), s))),
-            Kind::Vehicle => (registry.vehicle[name].build)(&p.config).map(|_| ()),
+            Kind::Status => {
+                (registry.status[name].build)(cfg).map(|s| publishers.push((p.name.clone(), s)))
+            }
+            Kind::Vehicle => (registry.vehicle[name].build)(cfg).map(|_| ()),
         };
         if let Err(e) = r {
             errors.push(e.to_string());
@@ -105,6 +104,7 @@ pub async fn run(built: Built, config: Option<&Path>) -> Result<Stopped, Failed>
         .map(|p| format!("{}.{}", p.kind, p.name))
         .collect();
     info!(
+        target: LOG_TARGET,
         config = %config.map(|p| p.display().to_string()).unwrap_or_else(|| "built-in defaults".into()),
         plugins = %names.join(", "),
         "twcmanager {} starting",
@@ -151,7 +151,7 @@ fn load_settings(
                     ),
                 });
             }
-            info!(path = %store.path().display(), "Loaded saved settings");
+            info!(target: LOG_TARGET, path = %store.path().display(), "Loaded saved settings");
             saved
         }
         Ok(None) => Settings {

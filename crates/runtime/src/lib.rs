@@ -31,6 +31,10 @@ use twc_core::logging::{SinkHandle, SinkOptions};
 use twc_core::model::Settings;
 use twc_core::plugin::{Comms, ControlSurface, Logger, StatusPublisher};
 
+/// The target of the runtime's log lines: they are the daemon's (`twcmanager`), whichever crate
+/// assembles it, so their lines and level settings stay those of the binary.
+pub const LOG_TARGET: &str = "twcmanager";
+
 /// Exit status when a control command stopped the engine: not 0, so a service manager sees
 /// that the daemon did not stop on its request (systemd `Restart=on-failure` restarts it;
 /// `RestartPreventExitStatus=3` keeps it stopped).
@@ -157,7 +161,7 @@ pub async fn start(parts: Parts) -> Result<Running, StartError> {
         let h = handle.clone();
         tokio::spawn(async move {
             if let Err(e) = c.serve(h).await {
-                error!(control = %name, error = %e.chain(), "Control surface stopped");
+                error!(target: LOG_TARGET, control = %name, error = %e.chain(), "Control surface stopped");
             }
         });
     }
@@ -207,6 +211,7 @@ impl Running {
         let stopped = match stopped_by {
             Ok(signal) => {
                 info!(
+                    target: LOG_TARGET,
                     signal,
                     "Signal received; offering 0 A to every slave before exiting"
                 );
@@ -217,13 +222,14 @@ impl Running {
             // offer is done): end the process too, rather than stay up with no engine.
             Err(Ok(())) => {
                 info!(
+                    target: LOG_TARGET,
                     code = EXIT_STOPPED_BY_COMMAND,
                     "Engine stopped by a control command; flushing the event sinks and exiting"
                 );
                 Stopped::ByCommand
             }
             Err(Err(e)) => {
-                error!(error = %e, "The engine failed; flushing the event sinks and exiting");
+                error!(target: LOG_TARGET, error = %e, "The engine failed; flushing the event sinks and exiting");
                 Stopped::EngineFailed
             }
         };
@@ -245,8 +251,8 @@ impl Running {
         .await
         {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => warn!(error = %e, "Shutdown command failed"),
-            Err(_) => warn!("Shutdown took too long; exiting anyway"),
+            Ok(Err(e)) => warn!(target: LOG_TARGET, error = %e, "Shutdown command failed"),
+            Err(_) => warn!(target: LOG_TARGET, "Shutdown took too long; exiting anyway"),
         }
         let _ = tokio::time::timeout(Duration::from_secs(3), &mut self.task).await;
     }
@@ -257,8 +263,8 @@ impl Running {
             // Writes what it can, saves the rest to its spill file for the next start.
             sink.close().await;
         }
-        info!(sinks = n, "Event sinks flushed");
-        info!("Stopped");
+        info!(target: LOG_TARGET, sinks = n, "Event sinks flushed");
+        info!(target: LOG_TARGET, "Stopped");
     }
 }
 

@@ -77,8 +77,9 @@ pub struct HttpConfig {
     pub chart_interval_secs: u64,
     /// Hours of live-chart samples kept in memory.
     pub chart_hours: u64,
-    /// The daemon's effective configuration, set by the binary (not by users) for `getConfig`;
-    /// secrets are scrubbed before it is served.
+    /// The daemon's effective configuration for `getConfig` (from
+    /// [`PluginConfig::effective_config`], not from users); secrets are scrubbed before it is
+    /// served.
     #[serde(rename = "__effective_config")]
     pub effective_config: Option<serde_json::Value>,
 }
@@ -115,7 +116,10 @@ impl HttpConfig {
                  when it is taken (0 = none, the default; port_attempts = N is fallback_ports = N - 1)",
             ));
         }
-        let c: HttpConfig = cfg.parse()?;
+        let mut c: HttpConfig = cfg.parse()?;
+        if c.effective_config.is_none() {
+            c.effective_config = cfg.effective_config.as_deref().cloned();
+        }
         let err = |m: &str| Err(BuildError::new(&cfg.section, m));
         if c.max_body_bytes < 1024 || c.compat_max_body_bytes < 1024 {
             return err("max_body_bytes and compat_max_body_bytes must be at least 1024");
