@@ -1,16 +1,66 @@
-//! Records the enabled Cargo features, so `twcmanager plugins` and a test can check that the
-//! registry holds exactly the plugins the features imply.
+//! The plugin list exists once: the plugin features of this crate's Cargo.toml
+//! (`<kind>-<name> = ["dep:twc-<kind>-<name>"]`). From them this writes `plugins.rs` into
+//! OUT_DIR: every plugin the project knows (for "rebuild with feature …"), the enabled features
+//! (so `twcmanager plugins` and a test can check the registry), and one link line per enabled
+//! plugin — a plugin crate the binary never names is not linked, and its `inventory`
+//! registration would silently vanish.
+use std::fmt::Write as _;
+
+const KINDS: [(&str, &str); 6] = [
+    ("comms", "Comms"),
+    ("ems", "Ems"),
+    ("control", "Control"),
+    ("logging", "Logging"),
+    ("status", "Status"),
+    ("vehicle", "Vehicle"),
+];
+
 fn main() {
-    let mut features: Vec<String> = std::env::vars()
+    println!("cargo:rerun-if-changed=Cargo.toml");
+    let manifest: toml::Table = std::fs::read_to_string("Cargo.toml")
+        .expect("Cargo.toml is readable")
+        .parse()
+        .expect("Cargo.toml parses");
+    let mut enabled: Vec<String> = std::env::vars()
         .filter_map(|(k, _)| {
             k.strip_prefix("CARGO_FEATURE_")
                 .map(|f| f.to_lowercase().replace('_', "-"))
         })
         .collect();
-    features.sort();
-    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    enabled.sort();
+    let mut known = String::new();
+    let mut links = String::new();
+    let features = manifest.get("features").and_then(|f| f.as_table());
+    for (feature, deps) in features.into_iter().flatten() {
+        let Some((kind, name)) = feature.split_once('-') else {
+            continue;
+        };
+        let Some((_, variant)) = KINDS.iter().find(|(k, _)| *k == kind) else {
+            continue;
+        };
+        let deps: Vec<&str> = deps
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d.as_str()?.strip_prefix("dep:"))
+            .collect();
+        let [dep] = deps[..] else {
+            continue;
+        };
+        writeln!(known, "    (Kind::{variant}, {name:?}),").expect("a String");
+        if enabled.iter().any(|f| f == feature) {
+            writeln!(links, "use {} as _;", dep.replace('-', "_")).expect("a String");
+        }
+    }
     let text = format!(
-        "/// Cargo features this binary was built with.\npub const ENABLED_FEATURES: &[&str] = &{features:?};\n"
+        "/// Cargo features this binary was built with.\n\
+         pub const ENABLED_FEATURES: &[&str] = &{enabled:?};\n\
+         /// Every plugin the project knows: the plugin features of the bin's Cargo.toml.\n\
+         pub const KNOWN_PLUGINS: &[(twc_core::plugin::Kind, &str)] = {{\n\
+         \x20   use twc_core::plugin::Kind;\n    &[\n{known}    ]\n}};\n\
+         /// The enabled plugins, linked.\n\
+         mod link {{\n{links}}}\n"
     );
-    std::fs::write(out.join("features.rs"), text).expect("OUT_DIR is writable");
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    std::fs::write(out.join("plugins.rs"), text).expect("OUT_DIR is writable");
 }

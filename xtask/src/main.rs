@@ -7,7 +7,10 @@
 //!   matches the directory; the bin has its feature and link line; no plugin depends on another;
 //!   twc-core's normal dependencies include no HTTP, SQL or MQTT client).
 //! - `fuzz [target] [--secs N]`: run a cargo-fuzz target (needs nightly + cargo-fuzz).
-//! - `new-plugin <kind> <name>`: generate a plugin crate from the template and wire it in.
+//! - `new-plugin <kind> <name>`: generate a plugin crate from the template and wire it in (bin
+//!   feature, group and optional dependency, config/default.toml section, generated docs).
+//! - `docs`: write the generated docs (docs/configuration.md from config/default.toml and the
+//!   plugins' descriptions; the feature table of docs/features.md). Tidy fails when they are stale.
 //! - `bench`: the benchmarks.
 //! - `e2e`: build the binary and run the end-to-end tests.
 //! - `fuzz-api [--max-examples N] [--seed N] [-- schemathesis args]`: build the binary, start the
@@ -15,7 +18,9 @@
 //!   virtualenv under `target/`) against `/api/v2/openapi.json`; any failure fails the step.
 
 mod core_deps;
+mod docs;
 mod fuzz_api;
+mod new_plugin;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -36,6 +41,7 @@ fn main() -> ExitCode {
         }),
         "fuzz" => fuzz(rest),
         "new-plugin" => new_plugin(rest),
+        "docs" => docs::write(&root()),
         "bench" => bench(),
         "e2e" => e2e(),
         "fuzz-api" => fuzz_api::run(rest),
@@ -43,7 +49,7 @@ fn main() -> ExitCode {
         "soak" => soak(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | test | tidy | fuzz [target] [--secs N] | fuzz-api [--max-examples N] [--seed N] | new-plugin <kind> <name> | bench | e2e | sim --trace FILE.csv | soak [demo|safety] [--minutes N] [--cases N]>"
+                "usage: cargo xtask <ci | test | tidy | fuzz [target] [--secs N] | fuzz-api [--max-examples N] [--seed N] | new-plugin <kind> <name> | docs | bench | e2e | sim --trace FILE.csv | soak [demo|safety] [--minutes N] [--cases N]>"
             );
             return if task == "help" {
                 ExitCode::SUCCESS
@@ -368,5 +374,5 @@ fn new_plugin(args: &[String]) -> Result<(), String> {
                 .into(),
         );
     };
-    tidy::generate_plugin(&root(), kind, name)
+    new_plugin::generate(&root(), kind, name)
 }

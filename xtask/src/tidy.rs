@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::Path;
 
-const KINDS: [&str; 6] = ["comms", "ems", "control", "logging", "status", "vehicle"];
+pub(crate) const KINDS: [&str; 6] = ["comms", "ems", "control", "logging", "status", "vehicle"];
 
 /// Plugin features declared by the bin (`<kind>-<name> = ["dep:…"]`).
 pub(crate) fn bin_plugin_features(manifest: &str) -> Vec<String> {
@@ -23,12 +23,11 @@ pub(crate) fn check(root: &Path) -> Result<(), Vec<String>> {
     let mut errs = Vec::new();
     let bin_manifest =
         fs::read_to_string(root.join("bins/twcmanager/Cargo.toml")).unwrap_or_default();
-    // Whitespace-normalised, so rustfmt's line breaks after attributes do not matter.
-    let bin_links = fs::read_to_string(root.join("bins/twcmanager/src/plugins.rs"))
+    let bin_toml: toml::Table = bin_manifest.parse().unwrap_or_default();
+    let default_toml: toml::Table = fs::read_to_string(root.join("config/default.toml"))
         .unwrap_or_default()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+        .parse()
+        .unwrap_or_default();
     let root_manifest = fs::read_to_string(root.join("Cargo.toml")).unwrap_or_default();
     for f in [
         "README.md",
@@ -113,12 +112,33 @@ pub(crate) fn check(root: &Path) -> Result<(), Vec<String>> {
             if !bin_manifest.contains(&format!("{feature} = [\"dep:{package}\"]")) {
                 errs.push(format!("{rel}: bins/twcmanager/Cargo.toml has no feature `{feature} = [\"dep:{package}\"]`"));
             }
-            let crate_ident = package.replace('-', "_");
-            if !bin_links.contains(&format!(
-                "feature = \"{feature}\")] use {crate_ident} as _;"
-            )) {
+            let dep = bin_toml
+                .get("dependencies")
+                .and_then(|d| d.get(&package))
+                .and_then(|d| d.as_table());
+            let dep_ok = dep.is_some_and(|d| {
+                d.get("optional").and_then(|o| o.as_bool()) == Some(true)
+                    && d.get("path").and_then(|p| p.as_str())
+                        == Some(&format!("../../crates/{kind}/{name}"))
+            });
+            if !dep_ok {
                 errs.push(format!(
-                    "{rel}: bins/twcmanager/src/plugins.rs has no link line for `{feature}`"
+                    "{rel}: bins/twcmanager/Cargo.toml has no optional dependency `{package} = {{ path = \"../../crates/{kind}/{name}\", optional = true }}`"
+                ));
+            }
+            let in_group = bin_toml
+                .get("features")
+                .and_then(|f| f.get(kind))
+                .and_then(|g| g.as_array())
+                .is_some_and(|g| g.iter().any(|f| f.as_str() == Some(feature.as_str())));
+            if !in_group {
+                errs.push(format!(
+                    "{rel}: bins/twcmanager/Cargo.toml: feature `{feature}` is not in the `{kind}` group (and so not in `full`)"
+                ));
+            }
+            if default_toml.get(kind).and_then(|k| k.get(&name)).is_none() {
+                errs.push(format!(
+                    "{rel}: config/default.toml has no [{kind}.{name}] section"
                 ));
             }
             if !root_manifest.contains(&format!("\"{rel}\""))
@@ -128,118 +148,22 @@ pub(crate) fn check(root: &Path) -> Result<(), Vec<String>> {
             }
         }
     }
+    let full = bin_toml
+        .get("features")
+        .and_then(|f| f.get("full"))
+        .and_then(|g| g.as_array())
+        .cloned()
+        .unwrap_or_default();
+    for kind in KINDS {
+        if !full.iter().any(|f| f.as_str() == Some(kind)) {
+            errs.push(format!(
+                "bins/twcmanager/Cargo.toml: the `full` feature must include the `{kind}` group"
+            ));
+        }
+    }
+    errs.extend(crate::docs::check(root));
     errs.extend(crate::core_deps::check(root));
     if errs.is_empty() { Ok(()) } else { Err(errs) }
-}
-
-/// `cargo xtask new-plugin <kind> <name>`: a compiling crate, its feature and its link line.
-pub(crate) fn generate_plugin(root: &Path, kind: &str, name: &str) -> Result<(), String> {
-    if !KINDS.contains(&kind) {
-        return Err(format!("kind must be one of {}", KINDS.join(", ")));
-    }
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-    {
-        return Err("name must be one lowercase word (letters and digits), e.g. `fronius`".into());
-    }
-    let dir = root.join("crates").join(kind).join(name);
-    if dir.exists() {
-        return Err(format!("{} already exists", dir.display()));
-    }
-    let package = format!("twc-{kind}-{name}");
-    let ident = package.replace('-', "_");
-    let camel: String = name[..1].to_uppercase() + &name[1..];
-    let (descriptor, tr, method) = match kind {
-        "comms" => (
-            "CommsPlugin",
-            "Comms",
-            "    async fn send(&mut self, _frame: &twc_core::protocol::Frame) -> Result<(), PluginError> {\n        Err(PluginError::new(ErrorKind::Unsupported, NAME, \"send is not written yet\"))\n    }\n    async fn recv(&mut self) -> Result<twc_core::plugin::Received, PluginError> {\n        Err(PluginError::new(ErrorKind::Unsupported, NAME, \"recv is not written yet\"))\n    }\n",
-        ),
-        "ems" => (
-            "EmsPlugin",
-            "EmsSource",
-            "    async fn read(&self) -> Result<twc_core::model::EnergyReading, PluginError> {\n        Err(PluginError::new(ErrorKind::Unsupported, NAME, \"read is not written yet\"))\n    }\n",
-        ),
-        "control" => (
-            "ControlPlugin",
-            "ControlSurface",
-            "    async fn serve(self: Box<Self>, _engine: twc_core::engine::EngineHandle) -> Result<(), PluginError> {\n        Err(PluginError::new(ErrorKind::Unsupported, NAME, \"serve is not written yet\"))\n    }\n",
-        ),
-        "logging" => (
-            "LoggingPlugin",
-            "Logger",
-            "    async fn record(&self, _event: &twc_core::model::Event) -> Result<(), PluginError> {\n        Err(PluginError::new(ErrorKind::Unsupported, NAME, \"record is not written yet\"))\n    }\n",
-        ),
-        "status" => (
-            "StatusPlugin",
-            "StatusPublisher",
-            "    async fn publish(&self, _status: &twc_core::model::Status) -> Result<(), PluginError> {\n        Err(PluginError::new(ErrorKind::Unsupported, NAME, \"publish is not written yet\"))\n    }\n",
-        ),
-        _ => {
-            return Err("vehicle plugins: copy an existing one (the trait has six methods)".into());
-        }
-    };
-    fs::create_dir_all(dir.join("src")).map_err(|e| e.to_string())?;
-    fs::create_dir_all(dir.join("tests")).map_err(|e| e.to_string())?;
-    let w = |p: &str, s: String| fs::write(dir.join(p), s).map_err(|e| e.to_string());
-    w(
-        "Cargo.toml",
-        format!(
-            "[package]\nname = \"{package}\"\ndescription = \"twcmanager {kind} plugin: {name}\"\nversion.workspace = true\nedition.workspace = true\nrust-version.workspace = true\nlicense.workspace = true\nrepository.workspace = true\npublish.workspace = true\n\n[dependencies]\ntwc-core.workspace = true\nasync-trait.workspace = true\ninventory.workspace = true\nserde.workspace = true\n\n[lints]\nworkspace = true\n"
-        ),
-    )?;
-    w(
-        "README.md",
-        format!(
-            "# {package}\n\n## What it talks to\n\n## Tested against\n\n## Configuration\n\n```toml\n[{kind}.{name}]\nenabled = true\n```\n\n## Limitations\n"
-        ),
-    )?;
-    w(
-        "example.toml",
-        "# The keys of this plugin's section, with example values.\n".to_string(),
-    )?;
-    w(
-        "src/lib.rs",
-        format!(
-            "#![doc = include_str!(\"../README.md\")]\n\nuse serde::Deserialize;\nuse twc_core::plugin::{{BuildError, ErrorKind, PluginConfig, PluginError, {descriptor}, {tr}}};\n\nconst NAME: &str = \"{name}\";\n\n/// `[{kind}.{name}]`.\n#[derive(Debug, Deserialize)]\n#[serde(deny_unknown_fields)]\npub struct {camel}Config {{}}\n\n/// The plugin.\npub struct {camel} {{\n    _config: {camel}Config,\n}}\n\n#[async_trait::async_trait]\nimpl {tr} for {camel} {{\n{method}}}\n\nfn build(cfg: &PluginConfig) -> Result<Box<dyn {tr}>, BuildError> {{\n    Ok(Box::new({camel} {{ _config: cfg.parse()? }}))\n}}\n\ninventory::submit! {{\n    {descriptor} {{ name: NAME, summary: \"{name}\", example: include_str!(\"../example.toml\"), build }}\n}}\n"
-        ),
-    )?;
-    w(
-        "tests/config.rs",
-        format!(
-            "#[test]\nfn example_config_parses() {{\n    let cfg = twc_core::plugin::PluginConfig::from_toml(\"{kind}.{name}\", include_str!(\"../example.toml\")).unwrap();\n    let _: {ident}::{camel}Config = cfg.parse().unwrap();\n}}\n"
-        ),
-    )?;
-    // Wire it: member, feature, link line.
-    let rootm = root.join("Cargo.toml");
-    let m = fs::read_to_string(&rootm).map_err(|e| e.to_string())?;
-    let m = m.replacen(
-        "members = [\n",
-        &format!("members = [\n    \"crates/{kind}/{name}\",\n"),
-        1,
-    );
-    fs::write(&rootm, m).map_err(|e| e.to_string())?;
-    let binm = root.join("bins/twcmanager/Cargo.toml");
-    let b = fs::read_to_string(&binm).map_err(|e| e.to_string())?;
-    let b = b.replacen(
-        "[features]\n",
-        &format!("[features]\n{kind}-{name} = [\"dep:{package}\"]\n"),
-        1,
-    );
-    let b = b.replacen("[dependencies]\n", &format!("[dependencies]\n{package} = {{ path = \"../../crates/{kind}/{name}\", optional = true }}\n"), 1);
-    fs::write(&binm, b).map_err(|e| e.to_string())?;
-    let links = root.join("bins/twcmanager/src/plugins.rs");
-    let mut l = fs::read_to_string(&links).map_err(|e| e.to_string())?;
-    l.push_str(&format!(
-        "#[cfg(feature = \"{kind}-{name}\")] use {ident} as _;\n"
-    ));
-    fs::write(&links, l).map_err(|e| e.to_string())?;
-    eprintln!(
-        "created crates/{kind}/{name} ({package}), feature `{kind}-{name}`; add it to the `{kind}` group and `full` in bins/twcmanager/Cargo.toml, write the plugin, then `cargo xtask tidy`"
-    );
-    Ok(())
 }
 
 #[cfg(test)]

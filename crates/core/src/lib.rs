@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod combine;
+pub mod config;
 pub mod engine;
 pub mod history;
 pub mod logging;

@@ -142,12 +142,24 @@ impl BuildError {
 
 /// A plugin's config section (`[<kind>.<name>]`) without the keys core consumes (`enabled`,
 /// `interval_secs`, `stale_after_secs`).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct PluginConfig {
     /// `"<kind>.<name>"`.
     pub section: String,
     /// The remaining keys.
     pub values: serde_json::Map<String, serde_json::Value>,
+    /// The daemon's whole effective configuration, set by the runtime for every plugin (the web
+    /// API's getConfig shows it with secrets scrubbed). Not in `Debug`: it holds secrets.
+    pub effective_config: Option<std::sync::Arc<serde_json::Value>>,
+}
+
+impl fmt::Debug for PluginConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PluginConfig")
+            .field("section", &self.section)
+            .field("values", &self.values)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PluginConfig {
@@ -159,6 +171,7 @@ impl PluginConfig {
         PluginConfig {
             section: section.into(),
             values,
+            effective_config: None,
         }
     }
 
@@ -271,6 +284,12 @@ pub trait ControlSurface: Send {
     /// Hand the surface a history source (a database logger's [`Logger::history`]) for graphs,
     /// before [`Self::serve`]. Default: ignored.
     fn set_history(&mut self, _history: std::sync::Arc<dyn crate::history::HistoryQuery>) {}
+    /// Take what can fail at start-up (the web UI binds its port here), before the engine sends
+    /// anything on the bus: an error ends the start-up instead of leaving a bus master without
+    /// the surface. Default: nothing to take (e.g. MQTT connects in the background and retries).
+    async fn prepare(&mut self) -> Result<(), PluginError> {
+        Ok(())
+    }
 }
 
 /// An event sink (CSV, SQL, …). Not to be confused with `tracing` output.

@@ -1,4 +1,8 @@
 //! Embedding twc-core: run the engine on your own transport, watch its status, send it commands.
+//! The engine is started and stopped by `twc-runtime`, the same assembly the `twcmanager` daemon
+//! uses: add event sinks, status publishers and control surfaces to [`twc_runtime::Parts`] and
+//! they are started and stopped in the daemon's order (sinks subscribe before the engine runs and
+//! are flushed after it stops).
 //!
 //! Here the "bus" is two simulated TWCs from `twc-sim` over an in-memory stream; with real
 //! hardware you would wrap your serial port or TCP stream in `twc_core::transport::StreamComms`.
@@ -7,7 +11,7 @@
 //!     cargo run -p twc-example-embed-core
 
 use std::time::Duration;
-use twc_core::engine::{self, Command, EngineConfig};
+use twc_core::engine::{Command, EngineConfig};
 use twc_core::master::MasterConfig;
 use twc_core::model::{CentiAmps, Settings};
 use twc_sim::{CarConfig, SimSlave, SlaveConfig, duplex_pair};
@@ -37,7 +41,9 @@ async fn main() {
         non_scheduled_amps: 12.0,
         ..Settings::default()
     };
-    let engine = engine::spawn(cfg, Box::new(comms), Vec::new(), settings);
+    let engine = twc_runtime::start(twc_runtime::Parts::new(cfg, Box::new(comms), settings))
+        .await
+        .expect("no control surface to fail");
 
     tokio::time::sleep(Duration::from_secs(60)).await;
     print_status("after one minute at 12 A", &engine.handle.status());
@@ -68,12 +74,8 @@ async fn main() {
         println!("  simulated slave {:?}", s);
     }
 
-    engine
-        .handle
-        .command(Command::Shutdown)
-        .await
-        .expect("shutdown");
-    let _ = engine.task.await;
+    // 0 A to every slave, the engine awaited, the sinks (none here) flushed.
+    engine.shutdown().await;
 }
 
 fn print_status(title: &str, s: &twc_core::model::Status) {

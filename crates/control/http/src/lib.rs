@@ -79,8 +79,9 @@ pub struct HttpConfig {
     pub chart_interval_secs: u64,
     /// Hours of live-chart samples kept in memory.
     pub chart_hours: u64,
-    /// The daemon's effective configuration, set by the binary (not by users) for `getConfig`;
-    /// secrets are scrubbed before it is served.
+    /// The daemon's effective configuration for `getConfig` (from
+    /// [`PluginConfig::effective_config`], not from users); secrets are scrubbed before it is
+    /// served.
     #[serde(rename = "__effective_config")]
     pub effective_config: Option<serde_json::Value>,
 }
@@ -117,7 +118,10 @@ impl HttpConfig {
                  when it is taken (0 = none, the default; port_attempts = N is fallback_ports = N - 1)",
             ));
         }
-        let c: HttpConfig = cfg.parse()?;
+        let mut c: HttpConfig = cfg.parse()?;
+        if c.effective_config.is_none() {
+            c.effective_config = cfg.effective_config.as_deref().cloned();
+        }
         let err = |m: &str| Err(BuildError::new(&cfg.section, m));
         if c.max_body_bytes < 1024 || c.compat_max_body_bytes < 1024 {
             return err("max_body_bytes and compat_max_body_bytes must be at least 1024");
@@ -148,12 +152,18 @@ impl HttpConfig {
 pub struct HttpControl {
     cfg: HttpConfig,
     history: Option<Arc<dyn HistoryQuery>>,
+    /// The port, once taken by [`ControlSurface::prepare`].
+    listener: Option<tokio::net::TcpListener>,
 }
 
 impl HttpControl {
     /// A surface with this configuration.
     pub fn new(cfg: HttpConfig) -> Self {
-        HttpControl { cfg, history: None }
+        HttpControl {
+            cfg,
+            history: None,
+            listener: None,
+        }
     }
 }
 
@@ -357,7 +367,19 @@ async fn serve_app(
 impl HttpControl {
     /// Bind the port now, before serving: the daemon calls this at start-up, before the engine
     /// transmits, so a taken port stops it instead of leaving a bus master without its UI.
-    pub async fn bind(self) -> Result<BoundHttpControl, PluginError> {
+    pub async fn bind(mut self) -> Result<BoundHttpControl, PluginError> {
+        self.take_port().await?;
+        let listener = self.listener.take().expect("taken above");
+        Ok(BoundHttpControl {
+            listener,
+            control: self,
+        })
+    }
+
+    async fn take_port(&mut self) -> Result<(), PluginError> {
+        if self.listener.is_some() {
+            return Ok(());
+        }
         let listener = bind(&self.cfg).await?;
         if self.cfg.auth != AuthMode::Off
             && self.cfg.password.is_empty()
@@ -370,10 +392,8 @@ impl HttpControl {
                 "No password or token is set: only clients on this machine can use the web UI and API; set [control.http] password, or auth = \"off\" on a trusted network"
             );
         }
-        Ok(BoundHttpControl {
-            listener,
-            control: self,
-        })
+        self.listener = Some(listener);
+        Ok(())
     }
 }
 
@@ -399,6 +419,10 @@ impl ControlSurface for HttpControl {
 
     fn set_history(&mut self, history: Arc<dyn HistoryQuery>) {
         self.history = Some(history);
+    }
+
+    async fn prepare(&mut self) -> Result<(), PluginError> {
+        self.take_port().await
     }
 }
 

@@ -378,15 +378,6 @@ pub fn prometheus(statuses: &[SinkStatus]) -> String {
     out
 }
 
-/// Deprecated, to be deleted once the bin stops calling it (it should make its own with
-/// [`SinkSet::new`]): a process-wide [`SinkSet`]. Nothing reads it any more (`/metrics` renders
-/// `Status::sinks` through [`prometheus`]). Not marked `#[deprecated]`, which would fail the
-/// bin's `clippy -D warnings` until it changes.
-pub fn all_sinks() -> SinkSet {
-    static ALL: std::sync::OnceLock<SinkSet> = std::sync::OnceLock::new();
-    ALL.get_or_init(SinkSet::new).clone()
-}
-
 /// [`spawn_sink`] on the engine's event stream.
 pub fn spawn_engine_sink(
     handle: &EngineHandle,

@@ -1,0 +1,122 @@
+//! Configuration resolution against the plugins this build links (moved from the bin's src/
+//! when the assembly moved to twc-runtime).
+use std::collections::BTreeSet;
+use twc_core::plugin::Registry;
+
+fn resolve(
+    raw: serde_json::Value,
+    registry: &Registry,
+) -> Result<twcmanager::config::Resolved, Vec<String>> {
+    twcmanager::config::resolve(raw, registry, twcmanager::KNOWN_PLUGINS)
+}
+
+/// The registry holds exactly the plugins the enabled features name: a feature without its
+/// link line, or a plugin missing from `KNOWN_PLUGINS`, fails here.
+#[test]
+fn registry_matches_enabled_features() {
+    let registry = Registry::collect().expect("no duplicate plugin names");
+    let got: BTreeSet<String> = registry
+        .list()
+        .into_iter()
+        .map(|(k, n, _)| format!("{k}-{n}"))
+        .collect();
+    let expected: BTreeSet<String> = twcmanager::build::ENABLED_FEATURES
+        .iter()
+        .filter(|f| {
+            twcmanager::KNOWN_PLUGINS
+                .iter()
+                .any(|(k, n)| format!("{k}-{n}") == **f)
+        })
+        .map(|f| f.to_string())
+        .collect();
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn the_default_config_is_valid_apart_from_the_transport() {
+    let registry = Registry::collect().expect("registry");
+    let raw = twcmanager::config::load(None).expect("default.toml parses");
+    match resolve(raw, &registry) {
+        Ok(_) => panic!("no transport is enabled by default, so resolving must fail"),
+        Err(errors) => {
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert!(
+                errors[0].starts_with("[comms] exactly one bus transport"),
+                "{errors:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_problem_is_reported_at_once_naming_the_key() {
+    let registry = Registry::collect().expect("registry");
+    let dir = std::env::temp_dir().join(format!("twc-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("bad.toml");
+    std::fs::write(
+        &f,
+        "[wiring]\nmax_amps_all_twcs = -5\nmax_amps_per_twc = 16\nmin_amps_per_twc = 32\n\
+         [site]\nphases = 2\nvoltgae = 230\n[master]\ntwcid = \"XYZ\"\n[bogus]\nx = 1\n\
+         [ems.nosuchthing]\nenabled = true\n",
+    )
+    .unwrap();
+    let raw = twcmanager::config::load(Some(&f)).expect("parses as TOML");
+    let errors = resolve(raw, &registry).expect_err("invalid");
+    let all = errors.join("\n");
+    for needle in [
+        "[bogus] is not a known section",
+        "[site] unknown field `voltgae`",
+        "[master] twcid",
+        "[ems.nosuchthing] unknown ems plugin",
+        "[comms] exactly one bus transport",
+    ] {
+        assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn safety_escalation_keys_are_checked_and_reach_the_master() {
+    let registry = Registry::collect().expect("registry");
+    let mut raw = twcmanager::config::load(None).expect("defaults");
+    raw["comms"]["dummy"] = serde_json::json!({ "enabled": true });
+    raw["master"]["follow_grace_secs"] = serde_json::json!(0);
+    raw["master"]["escalate_stop_secs"] = serde_json::json!(3);
+    raw["master"]["max_pending_commands"] = serde_json::json!(0);
+    let all = resolve(raw.clone(), &registry)
+        .expect_err("invalid")
+        .join("\n");
+    for needle in [
+        "[master] follow_grace_secs = 0",
+        "[master] max_pending_commands = 0",
+    ] {
+        assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+    }
+    raw["master"]["follow_grace_secs"] = serde_json::json!(10);
+    raw["master"]["escalate_stop_secs"] = serde_json::json!(0);
+    raw["master"]["max_pending_commands"] = serde_json::json!(4);
+    let ok = resolve(raw, &registry).expect("valid");
+    let m = &ok.engine.master;
+    assert_eq!(
+        (
+            m.follow_grace.as_secs(),
+            m.escalate_stop_after,
+            m.max_pending_commands
+        ),
+        (10, None, 4)
+    );
+}
+
+#[test]
+fn site_sources_must_name_enabled_sources() {
+    let registry = Registry::collect().expect("registry");
+    let mut raw = twcmanager::config::load(None).expect("defaults");
+    raw["comms"]["dummy"] = serde_json::json!({ "enabled": true });
+    raw["site"]["sources"] = serde_json::json!({ "generation": "fronius" });
+    let errors = resolve(raw, &registry).expect_err("fronius is not enabled");
+    assert!(
+        errors.iter().any(|e| e.contains("site.sources.generation")),
+        "{errors:?}"
+    );
+}
