@@ -518,3 +518,9 @@ pub struct PollSettings {
     /// A reading older than this is stale.
     pub stale_after: Duration,
 }
+
+/// The tracing span every plugin task runs in: `plugin{kind=… plugin=…}`, the same two fields for
+/// every kind, so one filter finds all of a plugin's lines (`RUST_LOG`, Loki, journald).
+pub fn plugin_span(kind: &str, plugin: &str) -> tracing::Span {
+    tracing::info_span!("plugin", kind, plugin)
+}

@@ -457,3 +457,45 @@ async fn the_wall_clock_follows_an_ntp_step_into_a_schedule_window() {
         st.slaves
     );
 }
+
+/// Issue #14: every plugin task runs in one span shape, `plugin{kind=… plugin=…}`, so a source's
+/// own log lines carry its kind and name without the plugin adding them.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_sources_log_lines_carry_the_plugin_span() {
+    use twc_core::model::EnergyReading;
+    use twc_core::plugin::{EmsSource, PluginError, PollSettings};
+    struct Chatty;
+    #[twc_core::async_trait]
+    impl EmsSource for Chatty {
+        async fn read(&self) -> Result<EnergyReading, PluginError> {
+            tracing::warn!("chatty source says hello");
+            Ok(EnergyReading::default())
+        }
+    }
+    let log = twc_testkit::logs::capture(tracing::Level::INFO);
+    let (comms, _sim) = duplex_pair(Vec::new());
+    let sources = vec![engine::SourceSpec {
+        name: "chatty".into(),
+        source: Box::new(Chatty),
+        poll: PollSettings {
+            interval: Duration::from_secs(5),
+            stale_after: Duration::from_secs(30),
+        },
+    }];
+    let _eng = engine::spawn(
+        EngineConfig::default(),
+        Box::new(comms),
+        sources,
+        Settings::default(),
+    );
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let text = log.text();
+    let line = text
+        .lines()
+        .find(|l| l.contains("chatty source says hello"))
+        .unwrap_or_else(|| panic!("no line from the source:\n{text}"));
+    assert!(
+        line.contains("plugin{kind=\"ems\" plugin=\"chatty\"}"),
+        "{line}"
+    );
+}

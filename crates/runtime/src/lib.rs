@@ -165,11 +165,15 @@ pub async fn start(parts: Parts) -> Result<Running, StartError> {
             c.set_history(h.clone());
         }
         let h = handle.clone();
-        tokio::spawn(async move {
-            if let Err(e) = c.serve(h).await {
-                error!(target: LOG_TARGET, control = %name, error = %e.chain(), "Control surface stopped");
-            }
-        });
+        let span = twc_core::plugin::plugin_span("control", &name);
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                if let Err(e) = c.serve(h).await {
+                    error!(target: LOG_TARGET, control = %name, error = %e.chain(), "Control surface stopped");
+                }
+            },
+            span,
+        ));
     }
     Ok(Running {
         handle,

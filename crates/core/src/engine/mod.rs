@@ -30,6 +30,7 @@ pub use validate::{settings_limits, validate_settings};
 use handle::{Reply, Request};
 use readings::SourceState;
 use tasks::{BusIn, bus_task, ems_task, spawn_settings_writer};
+use tracing::Instrument;
 
 use crate::master::{Master, MasterConfig, MasterEvent, RequestError};
 use crate::model::{
@@ -165,7 +166,10 @@ pub fn spawn_with(
     let (status_tx, status_rx) = watch::channel(Status::default());
     let (bus_out_tx, bus_out_rx) = mpsc::channel::<Frame>(32);
     let (bus_in_tx, bus_in_rx) = mpsc::channel::<BusIn>(256);
-    let bus_task = tokio::spawn(bus_task(comms, bus_out_rx, bus_in_tx));
+    let bus_task = tokio::spawn(
+        bus_task(comms, bus_out_rx, bus_in_tx)
+            .instrument(crate::plugin::plugin_span("comms", "bus")),
+    );
     let (read_tx, read_rx) = mpsc::channel(64);
     let mut states = Vec::new();
     for (i, spec) in sources.into_iter().enumerate() {
@@ -178,7 +182,8 @@ pub fn spawn_with(
             was_stale: false,
             dropped: Vec::new(),
         });
-        tokio::spawn(ems_task(i, spec, read_tx.clone()));
+        let span = crate::plugin::plugin_span("ems", &spec.name);
+        tokio::spawn(ems_task(i, spec, read_tx.clone()).instrument(span));
     }
     drop(read_tx);
     let now = Instant::now();

@@ -147,16 +147,20 @@ pub fn spawn_publisher(
     min_interval: Duration,
 ) -> JoinHandle<()> {
     let mut rx = handle.watch_status();
-    tokio::spawn(async move {
-        loop {
-            if rx.changed().await.is_err() {
-                return;
+    let span = crate::plugin::plugin_span("status", &name);
+    tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            loop {
+                if rx.changed().await.is_err() {
+                    return;
+                }
+                let snapshot = rx.borrow_and_update().clone();
+                if let Err(err) = publisher.publish(&snapshot).await {
+                    warn!(publisher = %name, error = %err.chain(), "Status publish failed");
+                }
+                tokio::time::sleep(min_interval).await;
             }
-            let snapshot = rx.borrow_and_update().clone();
-            if let Err(err) = publisher.publish(&snapshot).await {
-                warn!(publisher = %name, error = %err.chain(), "Status publish failed");
-            }
-            tokio::time::sleep(min_interval).await;
-        }
-    })
+        },
+        span,
+    ))
 }

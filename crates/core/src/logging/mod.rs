@@ -460,10 +460,14 @@ pub fn spawn_sink(
     });
     let worker_shared = shared.clone();
     let worker_name = name.clone();
-    let task = tokio::spawn(async move {
-        worker(worker_shared, worker_name, logger).await;
-        let _ = pump.await;
-    });
+    let span = crate::plugin::plugin_span("logging", &name);
+    let task = tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            worker(worker_shared, worker_name, logger).await;
+            let _ = pump.await;
+        },
+        span,
+    ));
     SinkHandle { shared, name, task }
 }
 
