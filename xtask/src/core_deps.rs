@@ -44,7 +44,7 @@ pub(crate) fn check(root: &Path) -> Vec<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
         .current_dir(root)
-        .args(["metadata", "--format-version", "1", "--locked"])
+        .args(["metadata", "--format-version", "1"])
         .output();
     let out = match out {
         Ok(o) if o.status.success() => o.stdout,
