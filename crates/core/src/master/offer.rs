@@ -13,9 +13,10 @@ impl Master {
             .unwrap_or(CentiAmps::ZERO)
     }
 
-    /// What each slave may draw right now, as far as we know (see [`Slave::committed`]), plus
-    /// reservations for slaves that timed out. A slave that links again after timing out counts
-    /// at the larger of its reservation and its own committed amps until the reservation ends.
+    /// What each slave may draw right now, as far as we know (see
+    /// [`Slave::committed`](super::Slave::committed)), plus reservations for slaves that timed
+    /// out. A slave that links again after timing out counts at the larger of its reservation and
+    /// its own committed amps until the reservation ends.
     pub fn committed_except(&self, except: Option<TwcId>) -> CentiAmps {
         let live: CentiAmps = self
             .slaves
