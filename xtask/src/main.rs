@@ -19,6 +19,7 @@
 
 mod core_deps;
 mod docs;
+mod file_size;
 mod fuzz_api;
 mod new_plugin;
 mod tidy;

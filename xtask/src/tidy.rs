@@ -163,6 +163,7 @@ pub(crate) fn check(root: &Path) -> Result<(), Vec<String>> {
     }
     errs.extend(crate::docs::check(root));
     errs.extend(crate::core_deps::check(root));
+    errs.extend(crate::file_size::check(root));
     if errs.is_empty() { Ok(()) } else { Err(errs) }
 }
 

@@ -552,3 +552,53 @@ fn a_reading_missing_a_value_its_source_gives_is_skipped() {
     sc.secs = 400;
     run(&sc).unwrap();
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: cases(2048),
+        ..ProptestConfig::default()
+    })]
+
+    /// Safety 1 and 2 on the master's offer arithmetic alone (`twc_core::master::offer`), over
+    /// any numbers: an offer never exceeds the slave's cap, nor (times the units answering to its
+    /// TWCID) what the wiring leaves after the others' committed amps and its own excess; a raise
+    /// never exceeds what the site budget leaves; an offer is whole amps, and 0 or at least the
+    /// car's minimum.
+    #[test]
+    fn the_offer_arithmetic_keeps_safety_1_and_2(
+        wiring in 0u16..=10_000,
+        budget in proptest::option::of(0u16..=12_000),
+        others in 0u16..=12_000,
+        actual in 0u16..=9_000,
+        offered in 0u16..=8_000,
+        excess_seen in prop_oneof![3 => Just(0u16), 1 => 0u16..=2_000],
+        units in 1u8..=2,
+        target in 0u16..=9_000,
+        cap in 0u16..=8_000,
+        min in prop_oneof![Just(500u16), Just(600)],
+    ) {
+        use twc_core::master::offer::{offer, own_excess, room};
+        use twc_core::model::CentiAmps as C;
+        let excess = own_excess(C(actual), C(offered), C(excess_seen));
+        prop_assert!(excess >= C(excess_seen));
+        prop_assert!(excess >= C(actual).saturating_sub(C(offered)));
+        let r = room(C(wiring), budget.map(C), C(others), excess, units);
+        let o = offer(C(target), C(cap), C(offered), r, C(min));
+        let u = u32::from(units);
+        let taken = u32::from(others) + u32::from(excess.0);
+        prop_assert!(o <= C(cap), "safety 1: offer {o} above cap {}", C(cap));
+        prop_assert!(
+            u32::from(o.0) * u <= u32::from(wiring).saturating_sub(taken),
+            "safety 2: offer {o} x{units} with {taken} cA taken under a {wiring} cA wiring"
+        );
+        if o > C(offered) {
+            let limit = u32::from(wiring.min(budget.unwrap_or(wiring)));
+            prop_assert!(
+                u32::from(o.0) * u <= limit.saturating_sub(taken),
+                "raise to {o} above the budget {limit} cA with {taken} cA taken"
+            );
+        }
+        prop_assert!(o.0.is_multiple_of(100), "{o} is not whole amps");
+        prop_assert!(o == C::ZERO || o >= C(min), "{o} below the minimum {min} cA");
+    }
+}
