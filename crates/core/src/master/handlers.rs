@@ -231,8 +231,9 @@ impl Master {
                     s.last_vin = s.vin.take();
                 }
                 s.vin_state = VinState::Idle;
-                // The next session (perhaps another car) starts with a clean record.
-                s.excess_seen = CentiAmps::ZERO;
+                // A car that overdrew keeps its record across its sessions (stopped for not
+                // following, it starts again and could ramp past its limit unseen); another
+                // car's VIN clears it.
                 ev.push(MasterEvent::SessionEnded(id));
             }
         }
@@ -278,6 +279,10 @@ impl Master {
         }
         let vin = crate::protocol::message::ascii(&all);
         if vin_is_valid(&vin) {
+            if s.excess_vin.as_ref().is_some_and(|v| *v != vin) {
+                s.excess_seen = CentiAmps::ZERO;
+                s.excess_vin = None;
+            }
             s.vin = Some(vin.clone());
             s.vin_state = VinState::Done;
             ev.push(MasterEvent::Vin(id, vin));

@@ -92,9 +92,11 @@ pub struct Slave {
     /// The stop command for the present episode was queued.
     pub(crate) escalated: bool,
     /// The most its car was seen to draw beyond its limit for longer than `follow_grace`, kept
-    /// until its session ends: such a car is assumed to keep doing it while it cannot be
+    /// across that car's sessions until another car's VIN is read (or the slave relinks): such a car is assumed to keep doing it while it cannot be
     /// seen (a cut bus, a lost reply), so it counts at its limit plus this.
     pub excess_seen: CentiAmps,
+    /// The VIN of the car `excess_seen` belongs to, when it was known.
+    pub(crate) excess_vin: Option<String>,
 }
 
 impl Slave {
@@ -144,6 +146,7 @@ impl Slave {
             alerted: false,
             escalated: false,
             excess_seen: CentiAmps::ZERO,
+            excess_vin: None,
         }
     }
 

@@ -41,6 +41,9 @@ impl Master {
                     let limit = s.offered.max(s.reported_limit);
                     if s.over_offer_since.is_some() {
                         s.excess_seen = s.excess_seen.max(s.actual.saturating_sub(limit));
+                        if s.vin.is_some() {
+                            s.excess_vin.clone_from(&s.vin);
+                        }
                     }
                     if !s.alerted {
                         s.alerted = true;
