@@ -79,12 +79,15 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         ]);
     };
     // Every operation, valid and invalid requests.
-    let mut c = Command::new(&st);
-    common(&mut c);
-    // The live event stream never ends: a fuzzer would only wait for it to time out.
-    c.args(["--checks", CHECKS, "--exclude-path", "/api/v2/events"]);
-    c.args(passthrough);
-    let mut r = step(&format!("schemathesis against {}", demo.base), c);
+    let all = || {
+        let mut c = Command::new(&st);
+        common(&mut c);
+        // The live event stream never ends: a fuzzer would only wait for it to time out.
+        c.args(["--checks", CHECKS, "--exclude-path", "/api/v2/events"]);
+        c.args(passthrough);
+        c
+    };
+    let mut r = run_retrying_tool_errors(&format!("schemathesis against {}", demo.base), all);
     // Issue 13 item 11: every Charge Now the document allows is accepted. (Other operations have
     // rules across fields that a schema cannot say, such as one window per weekday.)
     if r.is_ok() {
@@ -109,6 +112,36 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         );
     }
     r
+}
+
+/// Run a schemathesis command; when it fails only with its own runtime errors (a crash inside
+/// the tool while generating cases, e.g. CPython's "AST constructor recursion depth mismatch",
+/// seen once in 1 of 2 runs), run it once more. A failed check of the API is never retried.
+fn run_retrying_tool_errors(name: &str, make: impl Fn() -> Command) -> Result<(), String> {
+    for attempt in 1..=2 {
+        let mut c = make();
+        eprintln!("\n==> {name}: {c:?}");
+        let t = std::time::Instant::now();
+        let out = c.output().map_err(|e| format!("{name}: cannot run: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        print!("{text}");
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        eprintln!(
+            "==> {name}: {} in {:.0?}",
+            if out.status.success() { "ok" } else { "FAILED" },
+            t.elapsed()
+        );
+        if out.status.success() {
+            return Ok(());
+        }
+        let tool_error_only =
+            text.contains("Runtime Error") && !text.contains("FAILURES") && !text.contains("❌");
+        if !(tool_error_only && attempt == 1) {
+            return Err(format!("{name} failed ({})", out.status));
+        }
+        eprintln!("==> {name}: only schemathesis' own runtime errors; running it once more");
+    }
+    unreachable!("the loop returns")
 }
 
 /// The pinned schemathesis in a virtualenv under `target/`, installed with pip when missing.
