@@ -50,7 +50,7 @@ fn main() -> ExitCode {
         "soak" => soak(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | test | tidy | fuzz [target] [--secs N] | fuzz-api [--max-examples N] [--seed N] | new-plugin <kind> <name> | docs | bench | e2e | sim --trace FILE.csv | soak [demo|safety] [--minutes N] [--cases N]>"
+                "usage: cargo xtask <ci | test | tidy | fuzz [target] [--secs N] | fuzz-api [--max-examples N] [--seed N] | new-plugin <kind> <name> | docs | bench | e2e | sim --trace FILE.csv | soak [demo|safety] [--minutes N] [--cases N] [--jobs N]>"
             );
             return if task == "help" {
                 ExitCode::SUCCESS
@@ -206,8 +206,9 @@ fn feature_sweep() -> Result<(), String> {
 ///   bus of simulated TWCs, faults injected into all of them on a one-minute cycle for
 ///   `--minutes` (default 10); reports every record accounted for, memory, reconnects.
 /// - **safety** (issue 12): the adversarial engine-level property test
-///   (`crates/replay/tests/safety.rs`) with `--cases N` (default 100,000), in release mode;
-///   prints how many cases ran, each checking invariants 1–5 every simulated second.
+///   (`crates/replay/tests/safety.rs`) with `--cases N` (default 100,000), in release mode,
+///   split over `--jobs N` processes (default: the machine's cores); prints how many cases ran,
+///   each checking invariants 1–5 every simulated second.
 fn soak(args: &[String]) -> Result<(), String> {
     let value = |flag: &str, default: &str| -> Result<u32, String> {
         let v = args
@@ -256,22 +257,81 @@ fn soak(args: &[String]) -> Result<(), String> {
     }
     if safety {
         let cases = value("--cases", "100000")?;
-        let mut c = cargo();
-        c.env("PROPTEST_CASES", cases.to_string());
-        c.args([
-            "test",
-            "--release",
-            "-p",
-            "twc-replay",
-            "--test",
-            "safety",
-            "the_guarantees_hold_against_adversarial_models",
-            "--",
-            "--nocapture",
-        ]);
-        step(&format!("safety soak ({cases} cases)"), c)?;
+        let jobs = value(
+            "--jobs",
+            &std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .to_string(),
+        )?
+        .max(1);
+        safety_soak(cases, jobs)?;
     }
     Ok(())
+}
+
+/// The safety property test in release, `cases` in all, split over `jobs` processes of the same
+/// test binary (proptest seeds each process from the system, so they run different cases).
+/// Fails on the first process that finds a case that breaks an invariant.
+fn safety_soak(cases: u32, jobs: u32) -> Result<(), String> {
+    let mut build = cargo();
+    build.args([
+        "test",
+        "--release",
+        "-p",
+        "twc-replay",
+        "--test",
+        "safety",
+        "--no-run",
+        "--message-format=json",
+    ]);
+    build.stderr(std::process::Stdio::inherit());
+    let out = build
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !out.status.success() {
+        return Err("building the safety test failed".into());
+    }
+    let exe = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"]["name"] == "safety")
+        .find_map(|v| v["executable"].as_str().map(str::to_string))
+        .ok_or("cargo named no executable for the safety test")?;
+    let per = cases.div_ceil(jobs);
+    eprintln!("\n==> safety soak: {cases} cases in {jobs} processes of {per} ({exe})");
+    let t = std::time::Instant::now();
+    let children: Vec<_> = (0..jobs)
+        .map(|_| {
+            Command::new(&exe)
+                .env("PROPTEST_CASES", per.to_string())
+                .args([
+                    "the_guarantees_hold_against_adversarial_models",
+                    "--nocapture",
+                ])
+                .spawn()
+                .map_err(|e| format!("cannot run {exe}: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut failed = 0;
+    for mut c in children {
+        if !c.wait().map_err(|e| e.to_string())?.success() {
+            failed += 1;
+        }
+    }
+    eprintln!(
+        "==> safety soak: {} in {:.0?}",
+        if failed == 0 {
+            format!("{} cases passed, 0 failures", per * jobs)
+        } else {
+            format!("{failed} of {jobs} processes found a failing case (above)")
+        },
+        t.elapsed()
+    );
+    if failed == 0 {
+        Ok(())
+    } else {
+        Err("the safety soak found a failing case".into())
+    }
 }
 
 fn fuzz(args: &[String]) -> Result<(), String> {
