@@ -138,7 +138,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Cmd::Run { config } => run(config, &registry).await,
         Cmd::Sim(args) => {
-            init_tracing(&serde_json::Value::Null);
+            init_tracing(&serde_json::Value::Null, &registry);
             twc_sim::run(args).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -146,64 +146,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Our crates, whose log level the configuration sets (dependencies log at `warn`).
-fn own_crates() -> Vec<String> {
-    let mut v: Vec<String> = [
-        "twcmanager",
-        "twc_core",
-        "twc_runtime",
-        "twc_sim",
-        "twc_plugin_kit",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    for (kind, name) in KNOWN_PLUGINS {
-        v.push(format!("twc_{}_{}", kind.as_str(), name));
-    }
-    v
-}
-
-fn init_tracing(raw: &serde_json::Value) {
-    #[cfg(feature = "logging-console")]
-    {
-        // The console plugin owns the format and per-module levels (`[logging.console]`).
-        match twc_logging_console::ConsoleConfig::from_section(raw.pointer("/logging/console")) {
-            Ok(cfg) => {
-                let crates = own_crates();
-                let refs: Vec<&str> = crates.iter().map(String::as_str).collect();
-                if twc_logging_console::init(&cfg, &refs).is_ok() {
-                    return;
-                }
-            }
-            Err(e) => eprintln!("warning: {e}; logging with the defaults"),
-        }
-    }
-    use tracing_subscriber::EnvFilter;
-    let console = raw.pointer("/logging/console");
-    let level = console
-        .and_then(|c| c.get("level"))
-        .and_then(|l| l.as_str())
-        .unwrap_or("info")
-        .to_string();
-    let json = console
-        .and_then(|c| c.get("format"))
-        .and_then(|f| f.as_str())
-        .is_some_and(|f| f == "json");
-    // Our crates at the configured level, dependencies at warn; RUST_LOG wins.
-    let mut directives = "warn".to_string();
-    for c in own_crates() {
-        directives.push_str(&format!(",{c}={level}"));
-    }
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(directives));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
+fn init_tracing(raw: &serde_json::Value, registry: &Registry) {
+    twc_runtime::init_tracing(raw, registry, KNOWN_PLUGINS);
 }
 
 async fn run(config: Option<PathBuf>, registry: &Registry) -> anyhow::Result<ExitCode> {
@@ -217,7 +161,7 @@ async fn run(config: Option<PathBuf>, registry: &Registry) -> anyhow::Result<Exi
             return Ok(ExitCode::from(2));
         }
     };
-    init_tracing(&built.resolved.raw);
+    init_tracing(&built.resolved.raw, registry);
     match daemon::run(built, config.as_deref()).await {
         Ok(stopped) => Ok(stopped.exit_code()),
         Err(e) => {

@@ -32,6 +32,18 @@ fn registry_matches_enabled_features() {
     assert_eq!(got, expected);
 }
 
+/// The console logger installs the log subscriber exactly when it is compiled in; the bin does
+/// not name it (the runtime asks the registry).
+#[test]
+fn the_log_subscriber_comes_from_the_console_plugin_when_it_is_linked() {
+    let registry = Registry::collect().expect("registry");
+    let linked = twcmanager::build::ENABLED_FEATURES.contains(&"logging-console");
+    assert_eq!(
+        registry.tracing.map(|t| t.name),
+        linked.then_some("console")
+    );
+}
+
 #[test]
 fn the_default_config_is_valid_apart_from_the_transport() {
     let registry = Registry::collect().expect("registry");

@@ -435,6 +435,19 @@ descriptor!(
     VehiclePlugin, Kind::Vehicle, Box<dyn VehicleApi>
 );
 
+/// A plugin that installs the process's `tracing` subscriber from its configuration section
+/// (the console logger does: format, colours, levels per module). The runtime calls it once,
+/// before anything logs; without one linked, the runtime installs a plain subscriber. At most one
+/// may be linked.
+pub struct TracingPlugin {
+    /// The plugin's registry name (its section is `[logging.<name>]`).
+    pub name: &'static str,
+    /// Install the global subscriber from the section (absent: the defaults). `own_crates` are
+    /// the crates logged at the configured level; every other crate logs at `warn`.
+    pub init: fn(section: Option<&serde_json::Value>, own_crates: &[&str]) -> Result<(), String>,
+}
+inventory::collect!(TracingPlugin);
+
 /// The linked plugins, one sorted map per kind.
 pub struct Registry {
     /// Bus transports.
@@ -449,6 +462,8 @@ pub struct Registry {
     pub status: BTreeMap<&'static str, &'static StatusPlugin>,
     /// Vehicle APIs.
     pub vehicle: BTreeMap<&'static str, &'static VehiclePlugin>,
+    /// The plugin that installs the process's log subscriber, if one is linked.
+    pub tracing: Option<&'static TracingPlugin>,
 }
 
 fn collect_kind<T: Descriptor + 'static>(
@@ -472,14 +487,23 @@ impl Registry {
     /// Gather every linked plugin; fails when two plugins of one kind share a name.
     pub fn collect() -> Result<Registry, String> {
         let mut errors = Vec::new();
-        let r = Registry {
+        let mut r = Registry {
             comms: collect_kind(inventory::iter::<CommsPlugin>(), &mut errors),
             ems: collect_kind(inventory::iter::<EmsPlugin>(), &mut errors),
             control: collect_kind(inventory::iter::<ControlPlugin>(), &mut errors),
             logging: collect_kind(inventory::iter::<LoggingPlugin>(), &mut errors),
             status: collect_kind(inventory::iter::<StatusPlugin>(), &mut errors),
             vehicle: collect_kind(inventory::iter::<VehiclePlugin>(), &mut errors),
+            tracing: None,
         };
+        for t in inventory::iter::<TracingPlugin>() {
+            if let Some(other) = r.tracing.replace(t) {
+                errors.push(format!(
+                    "two plugins install the log subscriber ({:?} and {:?}); link one",
+                    other.name, t.name
+                ));
+            }
+        }
         if errors.is_empty() {
             Ok(r)
         } else {

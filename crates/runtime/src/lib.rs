@@ -16,7 +16,10 @@
 
 pub mod config;
 pub mod daemon;
+mod log_init;
 mod signals;
+
+pub use log_init::{init_tracing, own_crates};
 
 pub use signals::Signals;
 

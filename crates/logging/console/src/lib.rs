@@ -10,7 +10,9 @@ use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::MakeWriter;
 use twc_core::logging::{Mute, RecordType, describe};
 use twc_core::model::Event;
-use twc_core::plugin::{BuildError, Logger, LoggingPlugin, PluginConfig, PluginError};
+use twc_core::plugin::{
+    BuildError, Logger, LoggingPlugin, PluginConfig, PluginError, TracingPlugin,
+};
 
 const NAME: &str = "console";
 
@@ -213,6 +215,23 @@ fn build(cfg: &PluginConfig) -> Result<Box<dyn Logger>, BuildError> {
     let c: ConsoleConfig = cfg.parse()?;
     c.validate()?;
     Ok(Box::new(ConsoleSink::new(c.mute)))
+}
+
+/// [`TracingPlugin::init`]: the section's format and levels, or the defaults with a warning
+/// when the section is bad (`check-config` reports it; logging must still start).
+fn init_from_section(
+    section: Option<&serde_json::Value>,
+    own_crates: &[&str],
+) -> Result<(), String> {
+    let cfg = ConsoleConfig::from_section(section).unwrap_or_else(|e| {
+        eprintln!("warning: {e}; logging with the defaults");
+        ConsoleConfig::default()
+    });
+    init(&cfg, own_crates)
+}
+
+inventory::submit! {
+    TracingPlugin { name: NAME, init: init_from_section }
 }
 
 inventory::submit! {
