@@ -21,7 +21,7 @@ fn settings_validate_follows_the_table() {
 
 #[tokio::test]
 async fn the_engine_applies_it_to_every_patch_and_replace() {
-    let eng = engine_for_cases();
+    let eng = engine_for_cases().await;
     let h = &eng.handle;
     let mut wrong = Vec::new();
     for case in settings_cases() {

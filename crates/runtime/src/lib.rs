@@ -254,6 +254,11 @@ impl Running {
         self.close_sinks().await;
     }
 
+    /// Whether the engine has ended (only a control command's `Shutdown` ends it).
+    pub fn engine_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
     async fn stop_engine(&mut self) {
         match tokio::time::timeout(
             self.shutdown_timeout + Duration::from_secs(5),

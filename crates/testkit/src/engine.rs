@@ -1,11 +1,13 @@
 //! The real engine over simulated TWCs (`twc-sim`), for tests of control surfaces and status
-//! publishers.
+//! publishers, started by the runtime (`twc_runtime::start`) as the daemon starts it.
 
 use std::time::Duration;
-use twc_core::engine::{self, Engine, EngineConfig};
+use twc_core::engine::EngineConfig;
 use twc_core::master::MasterConfig;
 use twc_core::model::{CentiAmps, Settings, Status};
 use twc_core::protocol::TwcId;
+use twc_runtime::Parts;
+pub use twc_runtime::Running;
 use twc_sim::{CarConfig, SimHandle, SimSlave, SlaveConfig};
 
 /// The simulated TWC's id.
@@ -13,7 +15,7 @@ pub const TWC: TwcId = TwcId::from_u16(0x7777);
 
 /// The engine (32 A for the site, 16 A per TWC, min 6 A) over one simulated TWC `7777` with a
 /// Tesla plugged in; waits until it has linked.
-pub async fn engine_with_twc(settings: Settings) -> (Engine, SimHandle) {
+pub async fn engine_with_twc(settings: Settings) -> (Running, SimHandle) {
     let (comms, sim) = twc_sim::duplex_pair(vec![SimSlave {
         slave: SlaveConfig::eu().with_id(TWC),
         car: CarConfig::tesla(),
@@ -26,7 +28,9 @@ pub async fn engine_with_twc(settings: Settings) -> (Engine, SimHandle) {
         },
         ..EngineConfig::default()
     };
-    let engine = engine::spawn(cfg, Box::new(comms), Vec::new(), settings);
+    let engine = twc_runtime::start(Parts::new(cfg, Box::new(comms), settings))
+        .await
+        .expect("nothing attached that could fail to start");
     let mut rx = engine.handle.watch_status();
     tokio::time::timeout(Duration::from_secs(30), async {
         loop {
@@ -42,7 +46,7 @@ pub async fn engine_with_twc(settings: Settings) -> (Engine, SimHandle) {
 }
 
 /// Wait until the engine's status satisfies `pred`.
-pub async fn wait_status(engine: &Engine, secs: u64, pred: impl Fn(&Status) -> bool) -> Status {
+pub async fn wait_status(engine: &Running, secs: u64, pred: impl Fn(&Status) -> bool) -> Status {
     let mut rx = engine.handle.watch_status();
     tokio::time::timeout(Duration::from_secs(secs), async {
         loop {

@@ -243,8 +243,8 @@ pub fn settings_cases() -> Vec<SettingsCase> {
 
 /// An engine configured with [`case_limits`] on a bus with nothing on it, for running the table
 /// through a surface: send each case, then reset with `ReplaceSettings(Settings::default())`.
-pub fn engine_for_cases() -> twc_core::engine::Engine {
-    use twc_core::engine::{self, EngineConfig};
+pub async fn engine_for_cases() -> twc_runtime::Running {
+    use twc_core::engine::EngineConfig;
     use twc_core::master::MasterConfig;
     use twc_core::model::{CentiAmps, Settings};
     let mut cfg = EngineConfig {
@@ -259,12 +259,10 @@ pub fn engine_for_cases() -> twc_core::engine::Engine {
     let (ours, theirs) = tokio::io::duplex(4096);
     // Keep the other end open for the engine's lifetime (a closed bus would only be retried).
     std::mem::forget(theirs);
-    engine::spawn(
-        cfg,
-        Box::new(twc_core::transport::StreamComms::new(ours, "cases")),
-        Vec::new(),
-        Settings::default(),
-    )
+    let comms = Box::new(twc_core::transport::StreamComms::new(ours, "cases"));
+    twc_runtime::start(twc_runtime::Parts::new(cfg, comms, Settings::default()))
+        .await
+        .expect("nothing attached that could fail to start")
 }
 
 /// Check one surface's outcome for a case: `Ok(())` when it matches the table, else what differs.

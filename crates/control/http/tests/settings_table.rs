@@ -182,7 +182,7 @@ async fn run(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_follows_the_shared_settings_table() {
-    let eng = engine_for_cases();
+    let eng = engine_for_cases().await;
     let h = eng.handle.clone();
     let cfg = HttpConfig {
         listen: "127.0.0.1".parse().unwrap(),

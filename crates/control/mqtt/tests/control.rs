@@ -5,14 +5,14 @@ use rumqttc::{AsyncClient, QoS};
 use serde_json::Value;
 use std::time::Duration;
 use twc_control_mqtt::{MqttControl, MqttControlConfig};
-use twc_core::engine::Engine;
 use twc_core::model::Settings;
 use twc_core::plugin::{ControlSurface, PluginConfig};
+use twc_testkit::engine::Running;
 use twc_testkit::engine::{engine_with_twc, wait_status};
 use twc_testkit::mqtt::{Broker, Seen, watch};
 
 struct Rig {
-    engine: Engine,
+    engine: Running,
     sim: twc_sim::SimHandle,
     client: AsyncClient,
     seen: Seen,
@@ -242,7 +242,7 @@ async fn bad_payloads_are_refused_with_a_reason() {
         rig.refused(name, payload, reason).await;
     }
     // The engine is still running and not stopped.
-    assert!(!rig.engine.task.is_finished());
+    assert!(!rig.engine.engine_finished());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -408,7 +408,7 @@ async fn r13_empty_payloads_are_ignored_on_every_command_topic() {
         "an empty stopCharging stopped the TWC"
     );
     assert!(
-        !rig.engine.task.is_finished(),
+        !rig.engine.engine_finished(),
         "an empty stop stopped twcmanager"
     );
     assert_eq!(
@@ -452,7 +452,7 @@ async fn stop_ends_the_engine_when_allowed() {
     let r = rig.send("stop", "now").await;
     assert_eq!(r["ok"], true, "{r}");
     let end = tokio::time::Instant::now() + Duration::from_secs(15);
-    while !rig.engine.task.is_finished() {
+    while !rig.engine.engine_finished() {
         assert!(tokio::time::Instant::now() < end, "the engine did not stop");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -18,7 +18,7 @@ async fn send(h: &EngineHandle, name: &str, payload: &str) -> Result<(), String>
 
 #[tokio::test]
 async fn mqtt_follows_the_shared_settings_table() {
-    let eng = engine_for_cases();
+    let eng = engine_for_cases().await;
     let h = &eng.handle;
     let mut wrong = Vec::new();
     for case in settings_cases() {
