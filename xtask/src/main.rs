@@ -22,6 +22,7 @@ mod docs;
 mod file_size;
 mod fuzz_api;
 mod new_plugin;
+mod spans;
 mod tidy;
 
 use std::path::{Path, PathBuf};

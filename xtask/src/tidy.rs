@@ -98,11 +98,18 @@ pub(crate) fn check(root: &Path) -> Result<(), Vec<String>> {
                 }
             }
             let lib = fs::read_to_string(path.join("src/lib.rs")).unwrap_or_default();
-            let submits = lib.matches("inventory::submit!").count()
-                + lib
-                    .matches("submit! {")
-                    .count()
-                    .saturating_sub(lib.matches("inventory::submit! {").count());
+            // One descriptor of the plugin's kind; a `TracingPlugin` (the log subscriber) is extra.
+            let submits = lib
+                .split("submit!")
+                .skip(1)
+                .filter(|rest| {
+                    !rest
+                        .trim_start()
+                        .trim_start_matches('{')
+                        .trim_start()
+                        .starts_with("TracingPlugin")
+                })
+                .count();
             if submits != 1 {
                 errs.push(format!(
                     "{rel}: src/lib.rs must have exactly one inventory::submit! (found {submits})"
@@ -164,6 +171,7 @@ pub(crate) fn check(root: &Path) -> Result<(), Vec<String>> {
     errs.extend(crate::docs::check(root));
     errs.extend(crate::core_deps::check(root));
     errs.extend(crate::file_size::check(root));
+    errs.extend(crate::spans::check(root));
     if errs.is_empty() { Ok(()) } else { Err(errs) }
 }
 

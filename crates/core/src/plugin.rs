@@ -548,3 +548,24 @@ pub struct PollSettings {
 pub fn plugin_span(kind: &str, plugin: &str) -> tracing::Span {
     tracing::info_span!("plugin", kind, plugin)
 }
+
+/// Spawn a plugin's own task in the caller's span (the plugin's [`plugin_span`] when called from
+/// its trait methods), so the task's lines carry the same `kind` and `plugin` fields. Plugins use
+/// this, never `tokio::spawn` (a tidy rule checks).
+pub fn spawn<F>(task: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::spawn(tracing::Instrument::in_current_span(task))
+}
+
+/// [`spawn`] for blocking work (file and serial I/O) on tokio's blocking pool.
+pub fn spawn_blocking<F, R>(work: F) -> tokio::task::JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work))
+}

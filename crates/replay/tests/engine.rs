@@ -459,7 +459,8 @@ async fn the_wall_clock_follows_an_ntp_step_into_a_schedule_window() {
 }
 
 /// Issue #14: every plugin task runs in one span shape, `plugin{kind=… plugin=…}`, so a source's
-/// own log lines carry its kind and name without the plugin adding them.
+/// own log lines carry its kind and name without the plugin adding them, also those of a task
+/// the plugin starts itself (with `twc_core::plugin::spawn`).
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_sources_log_lines_carry_the_plugin_span() {
     use twc_core::model::EnergyReading;
@@ -469,6 +470,7 @@ async fn a_sources_log_lines_carry_the_plugin_span() {
     impl EmsSource for Chatty {
         async fn read(&self) -> Result<EnergyReading, PluginError> {
             tracing::warn!("chatty source says hello");
+            twc_core::plugin::spawn(async { tracing::warn!("chatty's own task says hello") });
             Ok(EnergyReading::default())
         }
     }
@@ -494,6 +496,14 @@ async fn a_sources_log_lines_carry_the_plugin_span() {
         .lines()
         .find(|l| l.contains("chatty source says hello"))
         .unwrap_or_else(|| panic!("no line from the source:\n{text}"));
+    assert!(
+        line.contains("plugin{kind=\"ems\" plugin=\"chatty\"}"),
+        "{line}"
+    );
+    let line = text
+        .lines()
+        .find(|l| l.contains("chatty's own task says hello"))
+        .unwrap_or_else(|| panic!("no line from the source's task:\n{text}"));
     assert!(
         line.contains("plugin{kind=\"ems\" plugin=\"chatty\"}"),
         "{line}"

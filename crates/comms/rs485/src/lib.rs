@@ -123,7 +123,7 @@ impl Rs485 {
         let handle = self.opening.get_or_insert_with(|| {
             let port = self.cfg.port.clone();
             let baud = self.cfg.baud;
-            tokio::task::spawn_blocking(move || {
+            twc_core::plugin::spawn_blocking(move || {
                 SerialLink::open(&port, baud).map_err(|e| e.to_string())
             })
         });

@@ -296,7 +296,7 @@ impl Tcp {
             .map_err(|e| self.err(format!("listen on {addr}")).with_source(e))?;
         info!(listen = %addr, "Waiting for the RS-485 bridge to connect");
         let (tx, rx) = mpsc::channel::<Accepted>(4);
-        self.acceptor = Some(tokio::spawn(async move {
+        self.acceptor = Some(twc_core::plugin::spawn(async move {
             loop {
                 match listener.accept().await {
                     Ok(c) => {
@@ -325,7 +325,7 @@ impl Tcp {
                 let timeout = self.timeout();
                 let handle = self.connecting.get_or_insert_with(|| {
                     let addr = addr.clone();
-                    tokio::spawn(async move {
+                    twc_core::plugin::spawn(async move {
                         match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
                             Ok(r) => r,
                             Err(_) => Err(io::Error::new(

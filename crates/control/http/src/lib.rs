@@ -342,7 +342,7 @@ async fn serve_app(
             }
         };
         let app = app.clone();
-        tokio::spawn(async move {
+        twc_core::plugin::spawn(async move {
             let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
                 let mut req = req.map(|b| {
                     axum::body::Body::new(tower_http::timeout::TimeoutBody::new(read_timeout, b))

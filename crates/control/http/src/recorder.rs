@@ -108,7 +108,7 @@ impl Recorder {
         let r = rec.clone();
         let engine = engine.clone();
         let every = Duration::from_secs(cfg.chart_interval_secs);
-        tokio::spawn(async move {
+        twc_core::plugin::spawn(async move {
             let mut events = engine.subscribe();
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

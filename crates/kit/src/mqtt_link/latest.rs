@@ -74,7 +74,7 @@ impl Subscription {
         }
         let (link, mut events) = Link::start(self.prepared.clone());
         let latest = self.latest.clone();
-        let task = tokio::spawn(async move {
+        let task = twc_core::plugin::spawn(async move {
             while let Some(ev) = events.recv().await {
                 if let LinkEvent::Message {
                     topic,

@@ -304,7 +304,7 @@ impl Link {
             protocol: AtomicU8::new(0),
             last_error: Mutex::new(None),
         });
-        tokio::spawn(event_loop::run(prepared, inner.clone(), ev_tx, stop_rx));
+        twc_core::plugin::spawn(event_loop::run(prepared, inner.clone(), ev_tx, stop_rx));
         (
             Link {
                 inner,

@@ -236,7 +236,7 @@ impl Logger for CsvSink {
         if !files.is_empty() || open_json.is_some() {
             let dir = self.cfg.path.clone();
             let known = self.written.clone();
-            tokio::task::spawn_blocking(move || -> Result<(), (String, std::io::Error)> {
+            twc_core::plugin::spawn_blocking(move || -> Result<(), (String, std::io::Error)> {
                 let mut known = known.lock().unwrap_or_else(|p| p.into_inner());
                 let gone: Vec<&str> = files
                     .keys()

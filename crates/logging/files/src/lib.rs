@@ -390,7 +390,7 @@ impl Logger for FilesSink {
             return Ok(());
         }
         let file = self.file.clone();
-        tokio::task::spawn_blocking(move || {
+        twc_core::plugin::spawn_blocking(move || {
             let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
             f.check_still_there();
             let r = lines

@@ -143,7 +143,7 @@ impl SqliteDb {
                 "Database file was removed or replaced under the running sink; creating it again");
             if let Some(old) = open.take() {
                 // Connections in use finish first; nothing waits for them.
-                tokio::spawn(async move { old.pool.close().await });
+                twc_core::plugin::spawn(async move { old.pool.close().await });
             }
         }
         let path = self.path().to_path_buf();

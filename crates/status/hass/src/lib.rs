@@ -155,7 +155,7 @@ impl HassStatus {
 
     fn ensure_started(&self) {
         self.started.get_or_init(|| {
-            tokio::spawn(sender(
+            twc_core::plugin::spawn(sender(
                 self.client.clone(),
                 self.base.clone(),
                 self.cfg.clone(),

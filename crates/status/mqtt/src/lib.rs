@@ -462,7 +462,7 @@ impl MqttStatus {
     pub fn link(&self) -> &Link {
         self.link.get_or_init(|| {
             let (link, events) = Link::start(self.prepared.clone());
-            tokio::spawn(sender(
+            twc_core::plugin::spawn(sender(
                 link.downgrade(),
                 events,
                 self.shared.clone(),

@@ -96,7 +96,7 @@ impl StatusPublisher for WebhookPublisher {
             let client = client.clone();
             let body = body.clone();
             let policy = name.to_string();
-            tokio::spawn(async move {
+            twc_core::plugin::spawn(async move {
                 let req = if hook.method.eq_ignore_ascii_case("GET") {
                     client.get(&hook.url)
                 } else {
