@@ -128,3 +128,32 @@ fn kill_minus_nine_never_leaves_a_torn_file() {
         "the child wrote in only {advanced} of 25 rounds"
     );
 }
+
+/// Issue #14: the handle reads the engine's settings without sending it a command, and a
+/// command's change is there when the command returns (so a read-modify-write never loses it).
+#[tokio::test(start_paused = true)]
+async fn the_handle_reads_the_settings_a_command_made_without_a_command() {
+    use twc_core::engine::{self, Command, EngineConfig};
+    use twc_core::model::Settings;
+    let (ours, theirs) = tokio::io::duplex(4096);
+    let eng = engine::spawn(
+        EngineConfig::default(),
+        Box::new(twc_core::transport::StreamComms::new(ours, "bus")),
+        Vec::new(),
+        Settings::default(),
+    );
+    let h = eng.handle;
+    assert_eq!(h.settings(), Settings::default());
+    let mut watch = h.watch_settings();
+    let after = h
+        .command(Command::SetNonScheduled {
+            action: None,
+            amps: Some(5.0),
+        })
+        .await
+        .expect("accepted");
+    assert_eq!(h.settings(), after);
+    assert_eq!(h.settings().non_scheduled_amps, 5.0);
+    assert!(watch.has_changed().unwrap(), "a change is seen by watchers");
+    drop(theirs);
+}

@@ -8,18 +8,6 @@ use axum::response::Response;
 use twc_core::engine::Command;
 use twc_core::model::Settings;
 
-/// The engine's current settings, asked from the engine itself (a no-op command), so a change
-/// made a moment ago by another request is never lost.
-pub(crate) async fn current_settings(st: &AppState) -> Result<Settings, Response> {
-    st.engine
-        .command(Command::SetNonScheduled {
-            action: None,
-            amps: None,
-        })
-        .await
-        .map_err(command_error)
-}
-
 /// Wiring limit for all TWCs, A.
 pub(crate) fn wiring_max_all(st: &AppState) -> f64 {
     st.engine.status().wiring_max_all.amps()

@@ -3,8 +3,8 @@
 use super::*;
 
 impl Core {
-    /// Hand the settings to the writer task (which saves the latest, off the engine loop: an
-    /// fsync on an SD card must not delay a heartbeat).
+    /// Publish the settings to the handle and the writer task (which saves the latest, off the
+    /// engine loop: an fsync on an SD card must not delay a heartbeat).
     pub(super) fn save_settings(&self) {
         if let Some(tx) = &self.settings_tx {
             tx.send_replace(self.settings.clone());

@@ -116,6 +116,7 @@ pub(super) struct Request {
 pub struct EngineHandle {
     pub(super) cmd: mpsc::Sender<Request>,
     pub(super) status: watch::Receiver<Status>,
+    pub(super) settings: watch::Receiver<Settings>,
     pub(super) events: broadcast::Sender<Event>,
 }
 
@@ -127,6 +128,15 @@ impl EngineHandle {
     /// A receiver that sees every new snapshot.
     pub fn watch_status(&self) -> watch::Receiver<Status> {
         self.status.clone()
+    }
+    /// The engine's runtime settings as they are now: a command's change is here before the
+    /// command returns. Reading them sends nothing to the engine.
+    pub fn settings(&self) -> Settings {
+        self.settings.borrow().clone()
+    }
+    /// A receiver that sees every settings change.
+    pub fn watch_settings(&self) -> watch::Receiver<Settings> {
+        self.settings.clone()
     }
     /// A receiver of events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {

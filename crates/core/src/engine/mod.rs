@@ -189,13 +189,13 @@ pub fn spawn_with(
     let now = Instant::now();
     let policy_engine = PolicyEngine::new(cfg.policy.clone());
     let start_wall = cfg.start_wall.unwrap_or_else(Utc::now);
-    let (settings_tx, settings_writer) = match cfg.settings_store.clone() {
-        Some(store) => {
-            let (tx, task) = spawn_settings_writer(store, settings.clone());
-            (Some(tx), Some(task))
-        }
-        None => (None, None),
-    };
+    // The settings as the engine holds them: read by the handle, saved by the writer task.
+    let (settings_tx, settings_rx) = watch::channel(settings.clone());
+    let settings_writer = cfg
+        .settings_store
+        .clone()
+        .map(|store| spawn_settings_writer(store, settings_tx.subscribe()));
+    let settings_tx = Some(settings_tx);
     let battery_expected = cfg.sources.battery.is_some();
     let core = Core {
         cfg,
@@ -233,6 +233,7 @@ pub fn spawn_with(
     let handle = EngineHandle {
         cmd: cmd_tx,
         status: status_rx,
+        settings: settings_rx,
         events: events_tx,
     };
     before_start(&handle);
@@ -282,7 +283,8 @@ struct Core {
     std_start: std::time::Instant,
     /// The site's power as the policy saw it at the last evaluation.
     site: SitePower,
-    /// Settings to save; a writer task saves the latest off the engine loop.
+    /// The settings as last changed, for the handle and the writer task (which saves the latest
+    /// off the engine loop); dropped at shutdown so the writer ends.
     settings_tx: Option<watch::Sender<Settings>>,
     settings_writer: Option<JoinHandle<()>>,
     /// The last problems reported while combining sources (warned once per change).

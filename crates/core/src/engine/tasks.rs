@@ -86,15 +86,15 @@ pub(super) async fn ems_task(
     }
 }
 
-/// The writer task for settings: saves the latest value whenever it changes, off the engine
-/// loop, and the last one when the engine drops the sender (the engine awaits the task).
+/// The writer task for settings: saves the latest value of the engine's settings whenever it
+/// changes, off the engine loop, and the last one when the engine drops the sender (the engine
+/// awaits the task).
 pub(super) fn spawn_settings_writer(
     store: SettingsStore,
-    initial: Settings,
-) -> (watch::Sender<Settings>, JoinHandle<()>) {
-    let (tx, mut rx) = watch::channel(initial);
+    mut rx: watch::Receiver<Settings>,
+) -> JoinHandle<()> {
     rx.mark_unchanged();
-    let task = tokio::spawn(async move {
+    tokio::spawn(async move {
         while rx.changed().await.is_ok() {
             let s = rx.borrow_and_update().clone();
             let store = store.clone();
@@ -106,8 +106,7 @@ pub(super) fn spawn_settings_writer(
                 Err(e) => error!(error = %e, "The settings writer failed"),
             }
         }
-    });
-    (tx, task)
+    })
 }
 
 /// Feed every event to a logger through its own bounded queue, so a slow logger never blocks the

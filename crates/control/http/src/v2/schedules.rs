@@ -113,12 +113,10 @@ fn schedule_view(s: &Schedule) -> ScheduleView {
 
 /// The schedule.
 #[utoipa::path(get, path = "/schedules", tag = "schedules",
-    responses((status = 200, body = ScheduleView), (status = 429, description = "the engine is busy; retry", body = ErrorBody), (status = 503, description = "the engine has stopped", body = ErrorBody)))]
+    responses((status = 200, body = ScheduleView)))]
 async fn get_schedules(State(st): State<AppState>) -> Response {
-    match ops::current_settings(&st).await {
-        Ok(s) => Json(schedule_view(&s.schedule)).into_response(),
-        Err(r) => r,
-    }
+    let s = st.engine.settings();
+    Json(schedule_view(&s.schedule)).into_response()
 }
 
 /// Replace the schedule.

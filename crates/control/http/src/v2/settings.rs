@@ -86,12 +86,10 @@ pub(super) fn settings_view(s: &twc_core::model::Settings) -> SettingsView {
 
 /// Runtime settings.
 #[utoipa::path(get, path = "/settings", tag = "settings",
-    responses((status = 200, body = SettingsView), (status = 429, description = "the engine is busy; retry", body = ErrorBody), (status = 503, description = "the engine has stopped", body = ErrorBody)))]
+    responses((status = 200, body = SettingsView)))]
 async fn get_settings(State(st): State<AppState>) -> Response {
-    match ops::current_settings(&st).await {
-        Ok(s) => Json(settings_view(&s)).into_response(),
-        Err(r) => r,
-    }
+    let s = st.engine.settings();
+    Json(settings_view(&s)).into_response()
 }
 
 /// A partial settings change: absent fields stay as they are.

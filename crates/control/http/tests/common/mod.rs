@@ -302,14 +302,8 @@ impl Demo {
         r.json().await.expect("json")
     }
 
-    /// The engine's settings right now (through a no-op command, so nothing is stale).
+    /// The engine's settings right now.
     pub async fn settings(&self) -> Settings {
-        self.engine
-            .command(twc_core::engine::Command::SetNonScheduled {
-                action: None,
-                amps: None,
-            })
-            .await
-            .unwrap()
+        self.engine.settings()
     }
 }
