@@ -144,7 +144,7 @@ async fn the_handle_reads_the_settings_a_command_made_without_a_command() {
     );
     let h = eng.handle;
     assert_eq!(h.settings(), Settings::default());
-    let mut watch = h.watch_settings();
+    let watch = h.watch_settings();
     let after = h
         .command(Command::SetNonScheduled {
             action: None,
