@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio_modbus::client::{Context, Reader};
+use tokio_modbus::prelude::SlaveContext;
 use tokio_modbus::{ExceptionCode, Slave};
 use twc_core::plugin::{BuildError, ErrorKind, PluginError};
 
@@ -116,10 +117,14 @@ impl ModbusTcp {
     }
 
     fn err(&self, kind: ErrorKind, what: String) -> PluginError {
+        self.err_unit(self.unit, kind, what)
+    }
+
+    fn err_unit(&self, unit: u8, kind: ErrorKind, what: String) -> PluginError {
         PluginError::new(
             kind,
             &self.plugin,
-            format!("modbus {} unit {}: {what}", self.address, self.unit),
+            format!("modbus {} unit {unit}: {what}", self.address),
         )
     }
 
@@ -145,22 +150,51 @@ impl ModbusTcp {
 
     /// Read `count` holding registers (function 3) from `addr`.
     pub async fn read_holding(&self, addr: u16, count: u16) -> Result<Vec<u16>, PluginError> {
-        self.read(addr, count, false).await
+        self.read(self.unit, addr, count, false).await
     }
 
     /// Read `count` input registers (function 4) from `addr`.
     pub async fn read_input(&self, addr: u16, count: u16) -> Result<Vec<u16>, PluginError> {
-        self.read(addr, count, true).await
+        self.read(self.unit, addr, count, true).await
     }
 
-    async fn read(&self, addr: u16, count: u16, input: bool) -> Result<Vec<u16>, PluginError> {
+    /// Read `count` holding registers from another unit id of the same device, over the same
+    /// connection (a gateway such as a Victron GX or a Fronius datamanager serves several units,
+    /// and some devices accept only one connection).
+    pub async fn read_holding_from(
+        &self,
+        unit: u8,
+        addr: u16,
+        count: u16,
+    ) -> Result<Vec<u16>, PluginError> {
+        self.read(unit, addr, count, false).await
+    }
+
+    /// Read `count` input registers from another unit id over the same connection.
+    pub async fn read_input_from(
+        &self,
+        unit: u8,
+        addr: u16,
+        count: u16,
+    ) -> Result<Vec<u16>, PluginError> {
+        self.read(unit, addr, count, true).await
+    }
+
+    async fn read(
+        &self,
+        unit: u8,
+        addr: u16,
+        count: u16,
+        input: bool,
+    ) -> Result<Vec<u16>, PluginError> {
         let mut guard = self.ctx.lock().await;
         if guard.is_none() {
             *guard = Some(self.connect().await?);
         }
         let Some(ctx) = guard.as_mut() else {
-            return Err(self.err(ErrorKind::Transient, "not connected".into()));
+            return Err(self.err_unit(unit, ErrorKind::Transient, "not connected".into()));
         };
+        ctx.set_slave(Slave(unit));
         let fut = async {
             if input {
                 ctx.read_input_registers(addr, count).await
@@ -173,11 +207,11 @@ impl ModbusTcp {
         match res {
             Err(_) => {
                 *guard = None;
-                Err(self.err(ErrorKind::Transient, format!("{what}: timed out")))
+                Err(self.err_unit(unit, ErrorKind::Transient, format!("{what}: timed out")))
             }
             Ok(Err(e)) => {
                 *guard = None;
-                Err(self.err(ErrorKind::Transient, format!("{what}: {e}")))
+                Err(self.err_unit(unit, ErrorKind::Transient, format!("{what}: {e}")))
             }
             Ok(Ok(Err(code))) => {
                 let kind = match code {
@@ -189,10 +223,11 @@ impl ModbusTcp {
                     }
                     _ => ErrorKind::Protocol,
                 };
-                Err(self.err(kind, format!("{what}: device answered {code:?}")))
+                Err(self.err_unit(unit, kind, format!("{what}: device answered {code:?}")))
             }
             Ok(Ok(Ok(regs))) if regs.len() == usize::from(count) => Ok(regs),
-            Ok(Ok(Ok(regs))) => Err(self.err(
+            Ok(Ok(Ok(regs))) => Err(self.err_unit(
+                unit,
                 ErrorKind::Protocol,
                 format!("{what}: got {} registers", regs.len()),
             )),

@@ -13,20 +13,18 @@ use tokio_modbus::{ExceptionCode, Request, Response, SlaveRequest};
 pub type Registers = HashMap<u16, u16>;
 
 struct Map {
-    regs: Registers,
-    unit: u8,
+    units: HashMap<u8, Registers>,
     default: Option<u16>,
 }
 
 impl Map {
-    fn read(&self, addr: u16, cnt: u16) -> Result<Vec<u16>, ExceptionCode> {
+    fn read(&self, regs: &Registers, addr: u16, cnt: u16) -> Result<Vec<u16>, ExceptionCode> {
         (0..cnt)
             .map(|i| {
                 let a = addr
                     .checked_add(i)
                     .ok_or(ExceptionCode::IllegalDataAddress)?;
-                self.regs
-                    .get(&a)
+                regs.get(&a)
                     .copied()
                     .or(self.default)
                     .ok_or(ExceptionCode::IllegalDataAddress)
@@ -42,14 +40,16 @@ impl Service for Map {
     type Future = future::Ready<Result<Response, ExceptionCode>>;
 
     fn call(&self, req: Self::Request) -> Self::Future {
-        if req.slave != self.unit {
+        let Some(regs) = self.units.get(&req.slave) else {
             return future::ready(Err(ExceptionCode::GatewayTargetDevice));
-        }
+        };
         future::ready(match req.request {
             Request::ReadHoldingRegisters(a, n) => {
-                self.read(a, n).map(Response::ReadHoldingRegisters)
+                self.read(regs, a, n).map(Response::ReadHoldingRegisters)
             }
-            Request::ReadInputRegisters(a, n) => self.read(a, n).map(Response::ReadInputRegisters),
+            Request::ReadInputRegisters(a, n) => {
+                self.read(regs, a, n).map(Response::ReadInputRegisters)
+            }
             _ => Err(ExceptionCode::IllegalFunction),
         })
     }
@@ -59,6 +59,12 @@ impl Service for Map {
 /// addresses not in the map read as `default` or, when `None`, get `IllegalDataAddress`.
 /// The server runs until the test's runtime ends.
 pub async fn serve_registers(regs: Registers, unit: u8, default: Option<u16>) -> SocketAddr {
+    serve_units(HashMap::from([(unit, regs)]), default).await
+}
+
+/// Serve one register map per unit id (a gateway such as a Victron GX or a Fronius datamanager,
+/// whose meter answers on another unit id); unit ids not in `units` get an exception.
+pub async fn serve_units(units: HashMap<u8, Registers>, default: Option<u16>) -> SocketAddr {
     let listener = match TcpListener::bind("127.0.0.1:0").await {
         Ok(l) => l,
         Err(e) => panic!("cannot bind a Modbus test server: {e}"),
@@ -67,11 +73,7 @@ pub async fn serve_registers(regs: Registers, unit: u8, default: Option<u16>) ->
         Ok(a) => a,
         Err(e) => panic!("no local address: {e}"),
     };
-    let map = Arc::new(Map {
-        regs,
-        unit,
-        default,
-    });
+    let map = Arc::new(Map { units, default });
     tokio::spawn(async move {
         let server = Server::new(listener);
         let new_service = move |_addr| Ok(Some(Arc::clone(&map)));
