@@ -15,22 +15,13 @@ pub const DEFAULT_URL: &str = "https://smart-me.com";
 pub const DEVICE_BY_SERIAL: &str = "/api/DeviceBySerial";
 
 /// A serial number as written in the config: `serial = 1234567` or `serial = "1234567"`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
-pub enum Serial {
-    /// A number.
-    Number(u64),
-    /// Text.
-    Text(String),
-}
-
-impl Serial {
-    fn text(&self) -> String {
-        match self {
-            Serial::Number(n) => n.to_string(),
-            Serial::Text(t) => t.trim().to_string(),
-        }
+fn serial_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Number(n) => n.as_u64().map(|n| n.to_string()),
+        Value::String(t) => Some(t.trim().to_string()),
+        _ => None,
     }
+    .filter(|s| !s.is_empty() && s.chars().all(|ch| ch.is_ascii_alphanumeric()))
 }
 
 fn default_url() -> String {
@@ -48,8 +39,9 @@ pub struct SmartmeConfig {
     pub username: String,
     /// smart-me account password.
     pub password: Secret,
-    /// Serial number of the meter at the grid connection (printed on the meter and in the app).
-    pub serial: Serial,
+    /// Serial number of the meter at the grid connection (printed on the meter and in the app):
+    /// a number or text.
+    pub serial: Value,
     /// The meter counts export as positive (mounted the other way round).
     #[serde(default)]
     pub invert_grid: bool,
@@ -124,15 +116,15 @@ pub fn parse_device(body: &[u8], invert_grid: bool) -> Result<EnergyReading, Par
 pub fn build(cfg: &PluginConfig) -> Result<Box<dyn EmsSource>, BuildError> {
     let c: SmartmeConfig = cfg.parse()?;
     check_url(&cfg.section, "url", &c.url)?;
-    let serial = c.serial.text();
-    if serial.is_empty() || !serial.chars().all(|ch| ch.is_ascii_alphanumeric()) {
-        return Err(BuildError::new(
+    let serial = serial_text(&c.serial).ok_or_else(|| {
+        BuildError::new(
             &cfg.section,
             format!(
-                "serial must be the meter's serial number (letters and digits), got {serial:?}"
+                "serial must be the meter's serial number (letters and digits), got {}",
+                c.serial
             ),
-        ));
-    }
+        )
+    })?;
     if c.username.trim().is_empty() || c.password.is_empty() {
         return Err(BuildError::new(
             &cfg.section,

@@ -166,7 +166,15 @@ fn example_builds_and_bad_config_is_named() {
         ("username = \"u\"\npassword = \"p\"", "serial"),
         (
             "username = \"u\"\npassword = \"p\"\nserial = \"12 34\"",
-            "serial",
+            "serial must be",
+        ),
+        (
+            "username = \"u\"\npassword = \"p\"\nserial = -1",
+            "serial must be",
+        ),
+        (
+            "username = \"u\"\npassword = \"p\"\nserial = true",
+            "serial must be",
         ),
         ("username = \"\"\npassword = \"p\"\nserial = 1", "username"),
         (
