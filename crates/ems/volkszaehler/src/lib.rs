@@ -61,6 +61,9 @@ pub struct VolkszaehlerConfig {
     /// The PV channel shows production as negative.
     #[serde(default)]
     pub invert_generation: bool,
+    /// UUIDs of channels with the grid current of each phase, A (L1, L2, L3).
+    #[serde(default)]
+    pub phase_current_uuids: Vec<String>,
     /// `json` (default, with the value's time) or `txt`.
     #[serde(default = "default_format")]
     pub format: String,
@@ -116,6 +119,20 @@ pub fn parse_data_txt(body: &[u8]) -> Result<f64, ParseError> {
     num::parse_power_w(t)
 }
 
+/// Parse a current channel's `data/<uuid>.txt?from=now`: `"<value> A"` (the unit is required).
+pub fn parse_current_txt(body: &[u8]) -> Result<f64, ParseError> {
+    let t = std::str::from_utf8(body)
+        .map_err(|_| ParseError::protocol("body is not text"))?
+        .trim();
+    let Some(number) = t.strip_suffix('A') else {
+        return Err(ParseError::protocol(format!(
+            "{:?} is not a current in A",
+            t.chars().take(40).collect::<String>()
+        )));
+    };
+    num::parse_f64(number)
+}
+
 /// Generation from a PV channel: ≥ 0 (a negative value is the inverter's own draw).
 fn generation(v: f64, invert: bool) -> f64 {
     (if invert { -v } else { v }).max(0.0)
@@ -135,6 +152,9 @@ pub fn derive_consumption(r: &mut EnergyReading) {
 /// The source: one request per channel.
 pub struct Volkszaehler {
     channels: ChannelSource,
+    client: HttpClient,
+    currents: Vec<Request>,
+    format: Format,
 }
 
 #[async_trait]
@@ -142,6 +162,22 @@ impl EmsSource for Volkszaehler {
     async fn read(&self) -> Result<EnergyReading, PluginError> {
         let mut r = self.channels.read().await?;
         derive_consumption(&mut r);
+        if self.currents.is_empty() {
+            return Ok(r);
+        }
+        let mut amps = Vec::with_capacity(self.currents.len());
+        for req in &self.currents {
+            let (a, at) = match self.format {
+                Format::Json => self.client.fetch(req, parse_data_json).await?,
+                Format::Txt => (self.client.fetch(req, parse_current_txt).await?, None),
+            };
+            let arrived = Instant::now();
+            r.measured_at = r.measured_at.min(at.map_or(arrived, |t| t.min(arrived)));
+            // Meters give magnitudes: every phase counts as importing, the safe side for the
+            // grid limit.
+            amps.push(a.abs());
+        }
+        r.phase_currents_a = Some(amps);
         Ok(r)
     }
 }
@@ -205,9 +241,28 @@ pub fn build(cfg: &PluginConfig) -> Result<Box<dyn EmsSource>, BuildError> {
             "no channel configured: set at least one of generation_uuid, grid_uuid, consumption_uuid",
         ));
     }
+    let mut currents = Vec::new();
+    if !c.phase_current_uuids.is_empty() {
+        if c.grid_uuid.is_none() || !matches!(c.phase_current_uuids.len(), 1 | 3) {
+            return Err(BuildError::new(
+                &cfg.section,
+                "phase_current_uuids must list 1 or 3 channel UUIDs (L1, L2, L3) and needs grid_uuid",
+            ));
+        }
+        for uuid in &c.phase_current_uuids {
+            check_uuid(&cfg.section, "phase_current_uuids", uuid.trim())?;
+            currents.push(Request::get(join(
+                &c.url,
+                &format!("data/{}.{ext}?from=now", uuid.trim()),
+            )));
+        }
+    }
     let client = HttpClient::new(NAME, &cfg.section, &c.http)?;
     Ok(Box::new(Volkszaehler {
-        channels: ChannelSource::new(client, channels),
+        channels: ChannelSource::new(client.clone(), channels),
+        client,
+        currents,
+        format,
     }))
 }
 

@@ -4,7 +4,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 use twc_core::model::EnergyReading;
 use twc_core::plugin::{EmsSource, ErrorKind, Kind, PluginConfig, Registry};
-use twc_ems_volkszaehler::{NAME, build, derive_consumption, parse_data_json, parse_data_txt};
+use twc_ems_volkszaehler::{
+    NAME, build, derive_consumption, parse_current_txt, parse_data_json, parse_data_txt,
+};
 use twc_testkit::wiremock::matchers::{path, query_param};
 use twc_testkit::wiremock::{Mock, MockServer, ResponseTemplate};
 use twc_testkit::{assert_reading, assert_w, fixture};
@@ -207,6 +209,71 @@ async fn one_failing_channel_fails_the_read() {
     assert_eq!(e.kind(), ErrorKind::Protocol, "{}", e.chain());
 }
 
+const L: [&str; 3] = [
+    "a1b2c3d4-0000-11e4-8000-0000000000a1",
+    "a1b2c3d4-0000-11e4-8000-0000000000a2",
+    "a1b2c3d4-0000-11e4-8000-0000000000a3",
+];
+
+#[tokio::test]
+async fn phase_currents_follow_the_grid_channel() {
+    let s = MockServer::start().await;
+    let bodies = [
+        (PV, json_now(1111.0, 3)),
+        (GRID, json_now(1703.7, 3)),
+        (L[0], json_now(4.0, 3)),
+        (L[1], json_now(-1.8, 3)),
+        (L[2], json_now(1.7, 70)),
+    ];
+    for (uuid, body) in &bodies {
+        Mock::given(path(format!("/middleware.php/data/{uuid}.json")))
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(body.clone()))
+            .mount(&s)
+            .await;
+    }
+    let extra = format!(
+        "phase_current_uuids = [\"{}\", \"{}\", \"{}\"]",
+        L[0], L[1], L[2]
+    );
+    let r = source(&s.uri(), &extra).read().await.unwrap();
+    assert_reading(&r, Some(1111.0), Some(2814.7), Some(1703.7));
+    // Magnitudes, counted as import: the safe side for the grid limit.
+    assert_eq!(r.phase_currents_a, Some(vec![4.0, 1.8, 1.7]));
+    // The L3 value is 70 s old, and so is the reading.
+    let age = r.age_secs(Instant::now());
+    assert!((69.0..73.0).contains(&age), "age {age}");
+    // A current channel without a value fails the read.
+    s.reset().await;
+    for (uuid, body) in bodies.iter().take(4) {
+        Mock::given(path(format!("/middleware.php/data/{uuid}.json")))
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(body.clone()))
+            .mount(&s)
+            .await;
+    }
+    Mock::given(path(format!("/middleware.php/data/{}.json", L[2])))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_string(r#"{"version":"0.3","data":{"tuples":[]}}"#),
+        )
+        .mount(&s)
+        .await;
+    let e = source(&s.uri(), &extra).read().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Transient, "{}", e.chain());
+}
+
+#[test]
+fn text_currents_need_their_unit() {
+    assert_eq!(parse_current_txt(b"7.25 A").unwrap(), 7.25);
+    for body in [&b"7.25"[..], b"7.25 W", b"x A", b""] {
+        let e = parse_current_txt(body).unwrap_err();
+        assert_eq!(
+            e.kind,
+            ErrorKind::Protocol,
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+}
+
 #[test]
 fn registers_itself() {
     let registry = Registry::collect().expect("no duplicate plugin names");
@@ -236,6 +303,18 @@ fn example_builds_and_bad_config_is_named() {
             "format must be \"json\" or \"txt\", got \"xml\"",
         ),
         ("url = \"vz.local\"\ngrid_uuid = \"abcdef12-3\"", "url"),
+        (
+            "url = \"http://h\"\ngeneration_uuid = \"abcdef12-3\"\nphase_current_uuids = [\"abcdef12-4\"]",
+            "needs grid_uuid",
+        ),
+        (
+            "url = \"http://h\"\ngrid_uuid = \"abcdef12-3\"\nphase_current_uuids = [\"abcdef12-4\", \"abcdef12-5\"]",
+            "1 or 3",
+        ),
+        (
+            "url = \"http://h\"\ngrid_uuid = \"abcdef12-3\"\nphase_current_uuids = [\"L1\"]",
+            "phase_current_uuids must be a channel UUID",
+        ),
     ] {
         let e = build(&cfg(t)).err().unwrap();
         assert!(e.to_string().contains(key), "{t}: {e}");
