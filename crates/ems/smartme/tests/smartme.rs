@@ -186,3 +186,16 @@ fn example_builds_and_bad_config_is_named() {
         assert!(e.to_string().contains(key), "{t}: {e}");
     }
 }
+
+#[tokio::test]
+async fn r12_a_meter_silent_for_ten_minutes_reads_ten_minutes_old() {
+    let s = MockServer::start().await;
+    let at = (chrono::Utc::now() - chrono::TimeDelta::seconds(600)).to_rfc3339();
+    let body = String::from_utf8(importing())
+        .unwrap()
+        .replace("2022-06-15T19:30:01.7654321Z", &at);
+    twc_testkit::serve_fixture(&s, "/api/DeviceBySerial", body.into_bytes()).await;
+    let r = source(&s.uri()).read().await.unwrap();
+    let age = r.age_secs(Instant::now());
+    assert!((599.0..603.0).contains(&age), "age {age}");
+}

@@ -159,3 +159,16 @@ fn example_builds_and_bad_config_is_named() {
         assert!(e.to_string().contains(key), "{t}: {e}");
     }
 }
+
+#[tokio::test]
+async fn r12_a_hung_smartpi_reads_as_old_as_its_dataset() {
+    let s = MockServer::start().await;
+    let t = (chrono::Local::now() - chrono::TimeDelta::seconds(600)).format("%Y-%m-%d %H:%M:%S");
+    let body = String::from_utf8(importing())
+        .unwrap()
+        .replace("2021-03-22 19:36:38", &t.to_string());
+    twc_testkit::serve_fixture(&s, "/api/all/power/now", body.into_bytes()).await;
+    let r = source(&s.uri(), "").read().await.unwrap();
+    let age = r.age_secs(Instant::now());
+    assert!((599.0..603.0).contains(&age), "age {age}");
+}

@@ -237,3 +237,31 @@ fn example_builds_and_bad_config_is_named() {
         assert!(e.to_string().contains(key), "{t}: {e}");
     }
 }
+
+#[tokio::test]
+async fn r12_a_solarlog_without_new_data_reads_as_old_as_its_time() {
+    let s = MockServer::start().await;
+    let t = (chrono::Local::now() - chrono::TimeDelta::seconds(600)).format("%d.%m.%y %H:%M:%S");
+    let body = String::from_utf8(basic())
+        .unwrap()
+        .replace("26.08.24 14:19:45", &t.to_string());
+    serve(
+        &s,
+        json!({"801": {"170": null}}),
+        ResponseTemplate::new(200).set_body_string(body),
+    )
+    .await;
+    serve(
+        &s,
+        json!({"782": null}),
+        ResponseTemplate::new(200).set_body_bytes(devices()),
+    )
+    .await;
+    let r = source(&s.uri(), "exclude_inverters = [1]")
+        .read()
+        .await
+        .unwrap();
+    assert_reading(&r, Some(2891.0), Some(3067.0), None);
+    let age = r.age_secs(Instant::now());
+    assert!((599.0..603.0).contains(&age), "age {age}");
+}

@@ -205,3 +205,15 @@ fn example_builds_and_bad_config_is_named() {
         assert!(e.to_string().contains(key), "{t}: {e}");
     }
 }
+
+#[tokio::test]
+async fn r12_a_silent_mtu_reads_as_old_as_its_row() {
+    let s = MockServer::start().await;
+    twc_testkit::serve_fixture(&s, "/history/export.csv", three_mtus(600)).await;
+    let r = source(&s.uri(), "grid_mtu = \"Grid\"")
+        .read()
+        .await
+        .unwrap();
+    let age = r.age_secs(Instant::now());
+    assert!((599.0..603.0).contains(&age), "age {age}");
+}
