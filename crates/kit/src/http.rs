@@ -96,6 +96,12 @@ impl Request {
     pub fn bearer(self, token: &str) -> Self {
         self.header("Authorization", format!("Bearer {token}"))
     }
+    /// Add `Authorization: Basic <base64(user:password)>` (RFC 7617; cloud meter APIs such as
+    /// smart-me). Only ever send it over `https://`.
+    pub fn basic_auth(self, user: &str, password: &str) -> Self {
+        let token = base64(format!("{user}:{password}").as_bytes());
+        self.header("Authorization", format!("Basic {token}"))
+    }
     /// `"GET /path"`, without the query string (which may hold an API key).
     pub fn describe(&self) -> String {
         format!("{} {}", self.method.as_str(), path_of(&self.url))
@@ -111,6 +117,28 @@ pub struct Response {
     pub set_cookies: Vec<String>,
     /// The body.
     pub body: Bytes,
+}
+
+/// Standard base64 with padding (RFC 4648 §4), for the Basic scheme.
+fn base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// The path of a URL for messages: no scheme, host, credentials or query.
@@ -357,6 +385,23 @@ mod tests {
         );
         assert_eq!(join("http://h/", "/a"), "http://h/a");
         assert_eq!(join("http://h", "a"), "http://h/a");
+    }
+
+    #[test]
+    fn basic_auth_is_rfc7617_base64() {
+        // RFC 7617 §2's example, and the three padding cases of RFC 4648 §10.
+        let r = Request::get("https://h/").basic_auth("Aladdin", "open sesame");
+        assert_eq!(
+            r.headers,
+            vec![(
+                "Authorization".to_string(),
+                "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==".to_string()
+            )]
+        );
+        assert_eq!(base64(b"foob"), "Zm9vYg==");
+        assert_eq!(base64(b"fooba"), "Zm9vYmE=");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64(b""), "");
     }
 
     #[test]
