@@ -1,0 +1,55 @@
+#![doc = include_str!("../README.md")]
+
+use serde::Deserialize;
+use twc_core::plugin::{BuildError, EmsPlugin, EmsSource, ErrorKind, PluginConfig, PluginError};
+
+/// The registry name: the section is `[ems.emoncms]`, the bin's feature `ems-emoncms`.
+pub const NAME: &str = "emoncms";
+
+/// `[ems.emoncms]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmoncmsConfig {}
+
+/// What the other side sends, decoded (add its fields; tests/fixtures holds real replies).
+#[derive(Debug, Deserialize)]
+pub struct Sample {}
+
+/// Decode a reply. Garbage is a `Protocol` error, never a value.
+pub fn decode(body: &[u8]) -> Result<Sample, PluginError> {
+    serde_json::from_slice(body).map_err(|e| {
+        PluginError::new(ErrorKind::Protocol, NAME, "undecodable reply").with_source(e)
+    })
+}
+
+/// The plugin.
+pub struct Emoncms {
+    _config: EmoncmsConfig,
+}
+
+#[twc_core::async_trait]
+impl EmsSource for Emoncms {
+    async fn read(&self) -> Result<twc_core::model::EnergyReading, PluginError> {
+        Err(PluginError::new(
+            ErrorKind::Unsupported,
+            NAME,
+            "read is not written yet",
+        ))
+    }
+}
+
+/// Build from the section.
+pub fn build(cfg: &PluginConfig) -> Result<Box<dyn EmsSource>, BuildError> {
+    Ok(Box::new(Emoncms {
+        _config: cfg.parse()?,
+    }))
+}
+
+inventory::submit! {
+    EmsPlugin {
+        name: NAME,
+        summary: "twcmanager ems plugin: emoncms",
+        example: include_str!("../example.toml"),
+        build,
+    }
+}
