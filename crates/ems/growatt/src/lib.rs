@@ -96,7 +96,7 @@ pub fn parse_login(body: &[u8]) -> Result<(), ParseError> {
         .get("result")
         .and_then(|r| num::value_f64(r).ok().flatten());
     match result {
-        Some(r) if r == 1.0 => Ok(()),
+        Some(1.0) => Ok(()),
         Some(r) => {
             let msg = v.get("msg").and_then(Value::as_str).unwrap_or("no message");
             Err(ParseError {
