@@ -203,18 +203,15 @@ fn registers_itself_under_its_section_name() {
     );
 }
 
-fn example_section(file: &str) -> PluginConfig {
-    let path = format!("{}/../../../config/{file}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let doc: toml::Table = toml::from_str(&text).unwrap();
-    cfg(&toml::to_string(&doc["ems"]["openweathermap"]).unwrap())
-}
-
 #[test]
 fn the_examples_build_and_bad_config_is_named() {
     build(&cfg(include_str!("../example.toml"))).expect("example.toml");
-    build(&example_section("examples/openweathermap.toml"))
-        .expect("config/examples/openweathermap.toml");
+    build(&twc_testkit::example_file_section(
+        "openweathermap.toml",
+        "ems",
+        plugin::NAME,
+    ))
+    .expect("config/examples/openweathermap.toml");
     let e = build(&twc_testkit::default_toml_section("ems", plugin::NAME))
         .err()
         .unwrap();

@@ -218,21 +218,15 @@ fn registers_itself_under_its_section_name() {
     );
 }
 
-fn example_section(file: &str) -> PluginConfig {
-    let path = format!("{}/../../../config/{file}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let doc: toml::Table = toml::from_str(&text).unwrap();
-    let mut body = doc["ems"]["p1monitor"].as_table().unwrap().clone();
-    for k in ["enabled", "interval_secs", "stale_after_secs"] {
-        body.remove(k);
-    }
-    cfg(&toml::to_string(&body).unwrap())
-}
-
 #[test]
 fn the_examples_build_and_bad_config_is_named() {
     build(&cfg(include_str!("../example.toml"))).expect("example.toml");
-    build(&example_section("examples/p1monitor.toml")).expect("config/examples/p1monitor.toml");
+    build(&twc_testkit::example_file_section(
+        "p1monitor.toml",
+        "ems",
+        plugin::NAME,
+    ))
+    .expect("config/examples/p1monitor.toml");
     // The default section is disabled and has no url.
     let e = build(&twc_testkit::default_toml_section("ems", plugin::NAME))
         .err()
