@@ -55,6 +55,15 @@ fn error_of(v: &Value) -> ParseError {
     }
 }
 
+/// A sensor's `sid`, sent as a string (or, by some firmware, a number).
+fn sid_of(sensor: &Value) -> Option<String> {
+    match sensor.get("sid")? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 /// Parse `getCurrentValuesSummary`: a list of sensors, each `{cid, sid, data: [{"<ms>": W}], age}`.
 ///
 /// The chosen sensor (by `sid`, else the first with `cid` = `PWER`) is the house consumption in W
@@ -71,12 +80,9 @@ pub fn parse_summary(body: &[u8], sid: Option<&str>) -> Result<EnergyReading, Pa
     let sensor = match sid {
         Some(want) => sensors
             .iter()
-            .find(|s| s.get("sid").and_then(Value::as_str) == Some(want))
+            .find(|s| sid_of(s).as_deref() == Some(want))
             .ok_or_else(|| {
-                let have: Vec<&str> = sensors
-                    .iter()
-                    .filter_map(|s| s.get("sid").and_then(Value::as_str))
-                    .collect();
+                let have: Vec<String> = sensors.iter().filter_map(sid_of).collect();
                 ParseError::config(format!(
                     "no sensor with sid {want:?} (the account has {})",
                     if have.is_empty() {

@@ -33,6 +33,11 @@ fn multi_takes_the_first_power_sensor_or_the_configured_sid() {
     assert_reading(&r, None, Some(218.0), None);
     let r = parse_summary(&body, Some("0")).unwrap();
     assert_reading(&r, None, Some(1808.0), None);
+    let numeric = String::from_utf8(body.clone())
+        .unwrap()
+        .replace("\"sid\": \"728387\"", "\"sid\": 728387");
+    let r = parse_summary(numeric.as_bytes(), Some("728387")).unwrap();
+    assert_reading(&r, None, Some(312.0), None);
     let e = parse_summary(&body, Some("999")).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Config);
     assert!(
