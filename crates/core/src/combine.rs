@@ -23,6 +23,7 @@
 //!   generation is the policy's fallback ([`EnergyReading::grid_or_derived_w`]).
 //! - Per-phase voltages and currents follow the grid source; SOC follows the battery source.
 //! - The combined reading is as old as its oldest contributing reading.
+//! - The combined reading is an estimate when any contributing reading is one.
 
 use crate::model::{EnergyReading, Quantity};
 use serde::{Deserialize, Serialize};
@@ -217,6 +218,7 @@ pub fn combine(cfg: &SourcesConfig, fresh: &[(&str, &EnergyReading)]) -> Combine
         let total: f64 = from.iter().filter_map(|(_, r)| value(r, q)).sum();
         for (_, r) in &from {
             oldest = Some(oldest.map_or(r.measured_at, |o| o.min(r.measured_at)));
+            out.estimated |= r.estimated;
         }
         match q {
             Quantity::Generation => out.generation_w = Some(total),
@@ -303,6 +305,25 @@ mod tests {
             None,
             "unknown stays unknown"
         );
+    }
+
+    #[test]
+    fn an_estimate_stays_an_estimate_when_combined() {
+        let forecast = EnergyReading {
+            estimated: true,
+            ..r(Some(2000.0), None, None)
+        };
+        let meter = r(None, Some(500.0), Some(-100.0));
+        let c = combine(
+            &SourcesConfig::default(),
+            &[("openweathermap", &forecast), ("p1monitor", &meter)],
+        );
+        assert!(
+            c.reading.unwrap().estimated,
+            "forecast generation is marked"
+        );
+        let c = combine(&SourcesConfig::default(), &[("p1monitor", &meter)]);
+        assert!(!c.reading.unwrap().estimated, "measured values are not");
     }
 
     #[test]

@@ -261,3 +261,29 @@ pub fn default_toml_section(kind: &str, name: &str) -> twc_core::plugin::PluginC
     twc_core::plugin::PluginConfig::from_toml(&format!("{kind}.{name}"), &body)
         .expect("the section is a table")
 }
+
+/// The `[<kind>.<name>]` section of the project's `config/examples/<file>`, checked to be
+/// enabled, as a `PluginConfig` for the plugin's own config struct: a test that builds it keeps
+/// the complete example set-up working.
+pub fn example_file_section(file: &str, kind: &str, name: &str) -> twc_core::plugin::PluginConfig {
+    let path = format!(
+        "{}/../../config/examples/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let root: toml::Value =
+        toml::from_str(&text).unwrap_or_else(|e| panic!("{path} is not valid TOML: {e}"));
+    let section = root
+        .get(kind)
+        .and_then(|k| k.get(name))
+        .unwrap_or_else(|| panic!("{path} has no [{kind}.{name}] section"))
+        .clone();
+    assert_eq!(
+        section.get("enabled").and_then(toml::Value::as_bool),
+        Some(true),
+        "[{kind}.{name}] in {path} must be enabled"
+    );
+    let body = toml::to_string(&section).expect("a TOML table serialises");
+    twc_core::plugin::PluginConfig::from_toml(&format!("{kind}.{name}"), &body)
+        .expect("the section is a table")
+}

@@ -78,7 +78,7 @@ function tile(id, value, sub, stale) {
 function render(st) {
   last = st; lastAt = Date.now();
   const site = st.site;
-  tile("tile-generation", fmtW(site.generation_w), site.stale ? "no fresh reading" : "", site.generation_w == null);
+  tile("tile-generation", fmtW(site.generation_w), site.stale ? "no fresh reading" : site.estimated ? "estimate, not measured" : "", site.generation_w == null);
   tile("tile-consumption", fmtW(site.consumption_w), "", site.consumption_w == null);
   const g = site.grid_w;
   tile("tile-grid", g == null ? "—" : fmtW(Math.abs(g)), g == null ? "" : (g >= 0 ? "importing" : "exporting"), g == null);

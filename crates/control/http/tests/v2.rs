@@ -1127,3 +1127,35 @@ async fn r14_concurrent_settings_patches_of_different_fields_all_land() {
         (Value::Null, Value::Null)
     );
 }
+
+/// A forecast-based source's generation is labelled an estimate, on the site and on its source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_estimated_reading_is_shown_as_an_estimate() {
+    struct Forecast;
+    #[twc_core::async_trait]
+    impl twc_core::plugin::EmsSource for Forecast {
+        async fn read(
+            &self,
+        ) -> Result<twc_core::model::EnergyReading, twc_core::plugin::PluginError> {
+            Ok(twc_core::model::EnergyReading {
+                generation_w: Some(2500.0),
+                estimated: true,
+                ..Default::default()
+            })
+        }
+    }
+    let d = demo_with_meter(
+        0,
+        twc_core::model::Settings::default(),
+        engine_config(),
+        Box::new(Forecast),
+    )
+    .await;
+    d.wait_until(Duration::from_secs(10), |s| s.reading.is_some())
+        .await
+        .expect("a reading");
+    let s = d.json("/api/v2/status").await;
+    assert_eq!(s["site"]["generation_w"], 2500.0);
+    assert_eq!(s["site"]["estimated"], true, "{}", s["site"]);
+    assert_eq!(s["sources"][0]["estimated"], true, "{}", s["sources"]);
+}

@@ -23,6 +23,10 @@ pub struct EnergyReading {
     /// the source knows (e.g. a Powerwall gateway).
     #[serde(default)]
     pub grid_connected: Option<bool>,
+    /// True when the values are an **estimate**, not a measurement (e.g. generation guessed from
+    /// a weather forecast). Surfaces show it as such; it is never presented as a meter reading.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub estimated: bool,
     /// When the value was measured, on tokio's clock (so paused time works). Set by the source or
     /// its kit when the response arrived.
     #[serde(skip, default = "Instant::now")]
@@ -63,6 +67,7 @@ impl Default for EnergyReading {
             phase_voltages: None,
             phase_currents_a: None,
             grid_connected: None,
+            estimated: false,
             measured_at: Instant::now(),
         }
     }

@@ -41,6 +41,8 @@ pub(crate) struct SiteView {
     reading_age_secs: Option<f64>,
     /// True when there is no fresh reading (policies that need one fall back to safe values).
     stale: bool,
+    /// True when a value comes from an estimate (a weather forecast), not a meter.
+    estimated: bool,
 }
 
 /// The bus.
@@ -83,6 +85,8 @@ pub(crate) struct SourceView {
     last_error: Option<String>,
     /// Errors so far.
     errors: u64,
+    /// True when its last reading is an estimate (a weather forecast), not a measurement.
+    estimated: bool,
 }
 
 /// Something the user should look at.
@@ -193,6 +197,7 @@ pub(crate) fn status_view(st: &AppState, s: &Status) -> StatusView {
             charger_amps: s.total_actual().amps(),
             reading_age_secs: r.map(|r| crate::util::r2(r.age_secs(now))),
             stale: r.is_none(),
+            estimated: r.is_some_and(|r| r.estimated),
         },
         policy: policy_view(s),
         slaves: s.slaves.iter().map(slave_view).collect(),
@@ -221,6 +226,7 @@ pub(crate) fn status_view(st: &AppState, s: &Status) -> StatusView {
                 stale: x.stale,
                 last_error: x.last_error.clone(),
                 errors: x.errors,
+                estimated: x.last.as_ref().is_some_and(|r| r.estimated),
             })
             .collect(),
         settings: settings_view(&s.settings),
