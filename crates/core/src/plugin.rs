@@ -194,8 +194,17 @@ impl PluginConfig {
     /// Deserialize into the plugin's config struct (use `#[serde(deny_unknown_fields)]`); the
     /// error names the section and the key.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, BuildError> {
-        serde_json::from_value(serde_json::Value::Object(self.values.clone()))
-            .map_err(|e| BuildError::new(&self.section, e.to_string()))
+        let value = serde_json::Value::Object(self.values.clone());
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            // A wrong type names its key (`unknown field` and `missing field` already do).
+            if path == "." || inner.contains(&format!("`{path}`")) {
+                BuildError::new(&self.section, inner)
+            } else {
+                BuildError::new(&self.section, format!("{path}: {inner}"))
+            }
+        })
     }
 }
 
