@@ -78,7 +78,17 @@ pub(crate) fn generate(root: &Path, kind: &str, name: &str) -> Result<(), String
     w(
         "Cargo.toml",
         format!(
-            "[package]\nname = \"{package}\"\ndescription = \"{summary}\"\nversion.workspace = true\nedition.workspace = true\nrust-version.workspace = true\nlicense.workspace = true\nrepository.workspace = true\npublish.workspace = true\n\n[dependencies]\ntwc-core.workspace = true\ninventory.workspace = true\nserde.workspace = true\nserde_json.workspace = true\n\n[dev-dependencies]\ntwc-testkit.workspace = true\n\n[lints]\nworkspace = true\n"
+            "[package]\nname = \"{package}\"\ndescription = \"{summary}\"\nversion.workspace = true\nedition.workspace = true\nrust-version.workspace = true\nlicense.workspace = true\nrepository.workspace = true\npublish.workspace = true\n\n[dependencies]\ntwc-core.workspace = true\ninventory.workspace = true\nserde.workspace = true\n{deps}\n[dev-dependencies]\ntwc-testkit.workspace = true\n{dev_deps}\n[lints]\nworkspace = true\n",
+            deps = if kind == "ems" {
+                "twc-plugin-kit.workspace = true\n"
+            } else {
+                "serde_json.workspace = true\n"
+            },
+            dev_deps = if kind == "ems" {
+                "tokio.workspace = true\n"
+            } else {
+                ""
+            },
         ),
     )?;
     w(
@@ -87,24 +97,48 @@ pub(crate) fn generate(root: &Path, kind: &str, name: &str) -> Result<(), String
             "# {package}\n\n## What it talks to\n\n## Tested against\n\n## Configuration\n\n```toml\n[{kind}.{name}]\nenabled = true\n```\n\n## Limitations\n"
         ),
     )?;
-    w(
-        "example.toml",
-        "# The keys of this plugin's section, with example values.\n".to_string(),
-    )?;
-    w(
-        "src/lib.rs",
-        format!(
-            "#![doc = include_str!(\"../README.md\")]\n\nuse serde::Deserialize;\nuse twc_core::plugin::{{BuildError, ErrorKind, PluginConfig, PluginError, {descriptor}, {tr}}};\n\n/// The registry name: the section is `[{kind}.{name}]`, the bin's feature `{kind}-{name}`.\npub const NAME: &str = \"{name}\";\n\n/// `[{kind}.{name}]`.\n#[derive(Debug, Deserialize)]\n#[serde(deny_unknown_fields)]\npub struct {camel}Config {{}}\n\n/// What the other side sends, decoded (add its fields; tests/fixtures holds real replies).\n#[derive(Debug, Deserialize)]\npub struct Sample {{}}\n\n/// Decode a reply. Garbage is a `Protocol` error, never a value.\npub fn decode(body: &[u8]) -> Result<Sample, PluginError> {{\n    serde_json::from_slice(body).map_err(|e| {{\n        PluginError::new(ErrorKind::Protocol, NAME, \"undecodable reply\").with_source(e)\n    }})\n}}\n\n/// The plugin.\npub struct {camel} {{\n    _config: {camel}Config,\n}}\n\n#[twc_core::async_trait]\nimpl {tr} for {camel} {{\n{method}}}\n\n/// Build from the section.\npub fn build(cfg: &PluginConfig) -> Result<Box<dyn {tr}>, BuildError> {{\n    Ok(Box::new({camel} {{\n        _config: cfg.parse()?,\n    }}))\n}}\n\ninventory::submit! {{\n    {descriptor} {{\n        name: NAME,\n        summary: \"{summary}\",\n        example: include_str!(\"../example.toml\"),\n        build,\n    }}\n}}\n"
-        ),
-    )?;
-    w("tests/fixtures/sample.json", "{}\n".to_string())?;
-    w(
-        &format!("tests/{name}.rs"),
-        format!(
-            "//! Conformance and fixture tests.\n\nuse twc_core::plugin::{{ErrorKind, Kind, PluginConfig, Registry}};\nuse {ident} as plugin;\n\n#[test]\nfn registers_itself_under_its_section_name() {{\n    let registry = Registry::collect().expect(\"no duplicate plugin names\");\n    assert!(\n        registry\n            .list()\n            .iter()\n            .any(|(k, n, s)| *k == Kind::{kind_variant} && *n == plugin::NAME && !s.is_empty()),\n        \"not registered: {{:?}}\",\n        registry.list()\n    );\n}}\n\n#[test]\nfn the_example_and_the_default_section_build() {{\n    let example =\n        PluginConfig::from_toml(\"{kind}.{name}\", include_str!(\"../example.toml\")).unwrap();\n    assert!(plugin::build(&example).is_ok(), \"example.toml must build\");\n    let default = twc_testkit::default_toml_section(\"{kind}\", plugin::NAME);\n    assert!(plugin::build(&default).is_ok(), \"the default section must build\");\n}}\n\n#[test]\nfn a_fixture_decodes_and_garbage_is_a_protocol_error() {{\n    plugin::decode(&twc_testkit::fixture!(\"sample.json\")).expect(\"the fixture decodes\");\n    let e = plugin::decode(b\"<html>garbage\").expect_err(\"garbage\");\n    assert_eq!(e.kind(), ErrorKind::Protocol);\n}}\n",
-            kind_variant = name_variant(kind)
-        ),
-    )?;
+    if kind == "ems" {
+        // An energy source is an HTTP JSON source that works from the start: its tests serve the
+        // fixture and run the conformance check (errors, timeouts, never 0 W).
+        let fill = |t: &str| {
+            t.replace("__NAME__", name)
+                .replace("__CAMEL__", &camel)
+                .replace("__IDENT__", &ident)
+                .replace("__SUMMARY__", &summary)
+        };
+        w(
+            "example.toml",
+            "# The device's base URL.\nurl = \"http://device.local\"\n".to_string(),
+        )?;
+        w("src/lib.rs", fill(include_str!("templates/ems_lib.rs.tpl")))?;
+        w(
+            "tests/fixtures/sample.json",
+            "{\"grid_w\": 1234.5}\n".to_string(),
+        )?;
+        w(
+            &format!("tests/{name}.rs"),
+            fill(include_str!("templates/ems_test.rs.tpl")),
+        )?;
+    } else {
+        w(
+            "example.toml",
+            "# The keys of this plugin's section, with example values.\n".to_string(),
+        )?;
+        w(
+            "src/lib.rs",
+            format!(
+                "#![doc = include_str!(\"../README.md\")]\n\nuse serde::Deserialize;\nuse twc_core::plugin::{{BuildError, ErrorKind, PluginConfig, PluginError, {descriptor}, {tr}}};\n\n/// The registry name: the section is `[{kind}.{name}]`, the bin's feature `{kind}-{name}`.\npub const NAME: &str = \"{name}\";\n\n/// `[{kind}.{name}]`.\n#[derive(Debug, Deserialize)]\n#[serde(deny_unknown_fields)]\npub struct {camel}Config {{}}\n\n/// What the other side sends, decoded (add its fields; tests/fixtures holds real replies).\n#[derive(Debug, Deserialize)]\npub struct Sample {{}}\n\n/// Decode a reply. Garbage is a `Protocol` error, never a value.\npub fn decode(body: &[u8]) -> Result<Sample, PluginError> {{\n    serde_json::from_slice(body).map_err(|e| {{\n        PluginError::new(ErrorKind::Protocol, NAME, \"undecodable reply\").with_source(e)\n    }})\n}}\n\n/// The plugin.\npub struct {camel} {{\n    _config: {camel}Config,\n}}\n\n#[twc_core::async_trait]\nimpl {tr} for {camel} {{\n{method}}}\n\n/// Build from the section.\npub fn build(cfg: &PluginConfig) -> Result<Box<dyn {tr}>, BuildError> {{\n    Ok(Box::new({camel} {{\n        _config: cfg.parse()?,\n    }}))\n}}\n\ninventory::submit! {{\n    {descriptor} {{\n        name: NAME,\n        summary: \"{summary}\",\n        example: include_str!(\"../example.toml\"),\n        build,\n    }}\n}}\n"
+            ),
+        )?;
+        w("tests/fixtures/sample.json", "{}\n".to_string())?;
+        w(
+            &format!("tests/{name}.rs"),
+            format!(
+                "//! Conformance and fixture tests.\n\nuse twc_core::plugin::{{ErrorKind, Kind, PluginConfig, Registry}};\nuse {ident} as plugin;\n\n#[test]\nfn registers_itself_under_its_section_name() {{\n    let registry = Registry::collect().expect(\"no duplicate plugin names\");\n    assert!(\n        registry\n            .list()\n            .iter()\n            .any(|(k, n, s)| *k == Kind::{kind_variant} && *n == plugin::NAME && !s.is_empty()),\n        \"not registered: {{:?}}\",\n        registry.list()\n    );\n}}\n\n#[test]\nfn the_example_and_the_default_section_build() {{\n    let example =\n        PluginConfig::from_toml(\"{kind}.{name}\", include_str!(\"../example.toml\")).unwrap();\n    assert!(plugin::build(&example).is_ok(), \"example.toml must build\");\n    let default = twc_testkit::default_toml_section(\"{kind}\", plugin::NAME);\n    assert!(plugin::build(&default).is_ok(), \"the default section must build\");\n}}\n\n#[test]\nfn a_fixture_decodes_and_garbage_is_a_protocol_error() {{\n    plugin::decode(&twc_testkit::fixture!(\"sample.json\")).expect(\"the fixture decodes\");\n    let e = plugin::decode(b\"<html>garbage\").expect_err(\"garbage\");\n    assert_eq!(e.kind(), ErrorKind::Protocol);\n}}\n",
+                kind_variant = name_variant(kind)
+            ),
+        )?;
+    }
     // The templates are written for reading here; rustfmt makes them pass `cargo fmt --check`.
     let fmt = std::process::Command::new("rustfmt")
         .args(["--edition", "2024"])
@@ -299,7 +333,8 @@ mod tests {
         }
         let bin = std::fs::read_to_string(scratch.join("bins/twcmanager/Cargo.toml")).unwrap();
         assert!(
-            bin.contains("\"ems-kostal\", \"ems-newsrc\"]"),
+            bin.lines()
+                .any(|l| l.starts_with("ems = [") && l.ends_with(", \"ems-newsrc\"]")),
             "not in the ems group"
         );
         let docs = std::fs::read_to_string(scratch.join("docs/configuration.md")).unwrap();
