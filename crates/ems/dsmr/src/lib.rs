@@ -1,15 +1,19 @@
 #![doc = include_str!("../README.md")]
 
+pub mod smarty;
 pub mod telegram;
 
 use serde::Deserialize;
 use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
 use twc_core::model::EnergyReading;
-use twc_core::plugin::{BuildError, EmsPlugin, EmsSource, ErrorKind, PluginConfig, PluginError};
+use twc_core::plugin::{
+    BuildError, EmsPlugin, EmsSource, ErrorKind, PluginConfig, PluginError, Secret,
+};
 use twc_plugin_kit::serial::{CharFormat, SerialEvent, SerialReader, SerialSettings};
 use twc_plugin_kit::timestamp::instant_of;
 
+pub use smarty::{FrameSplitter, Keys};
 pub use telegram::{Splitter, Telegram, TelegramError, crc16, parse, to_reading};
 
 /// The registry name: the section is `[ems.dsmr]`, the bin's feature `ems-dsmr`.
@@ -30,6 +34,12 @@ pub struct DsmrConfig {
     /// Date a telegram by the meter's own clock (`0-0:1.0.0`) rather than by its arrival.
     #[serde(default = "yes")]
     pub use_meter_clock: bool,
+    /// Luxembourg (Smarty) meters: the P1 decryption key from the grid operator, 32 hex digits.
+    /// Set, the port's frames are decrypted; unset, telegrams are read in plain text.
+    pub decryption_key: Option<Secret>,
+    /// Luxembourg meters: the authentication key, 32 hex digits (default
+    /// `00112233445566778899AABBCCDDEEFF`, which Smarty meters use).
+    pub authentication_key: Option<Secret>,
 }
 
 fn baud() -> u32 {
@@ -60,6 +70,8 @@ pub struct Stats {
     pub bad_crc: u64,
     /// Telegrams with a good CRC but values that cannot be read.
     pub invalid: u64,
+    /// Encrypted (Luxembourg) frames that did not decrypt: a wrong key or a damaged frame.
+    pub undecryptable: u64,
     /// Bytes outside any telegram (noise, a telegram begun before the port opened).
     pub dropped_bytes: u64,
 }
@@ -67,6 +79,8 @@ pub struct Stats {
 #[derive(Default)]
 struct Shared {
     splitter: Splitter,
+    /// Luxembourg meters: their frames, decrypted with these keys.
+    smarty: Option<(FrameSplitter, Keys)>,
     /// The outcome of the latest telegram with a good CRC.
     latest: Option<Result<EnergyReading, TelegramError>>,
     stats: Stats,
@@ -77,14 +91,37 @@ struct Shared {
 impl Shared {
     fn on_event(&mut self, ev: SerialEvent<'_>, use_meter_clock: bool) {
         match ev {
-            SerialEvent::Opened | SerialEvent::Closed => self.splitter.reset(),
+            SerialEvent::Opened | SerialEvent::Closed => {
+                self.splitter.reset();
+                if let Some((frames, _)) = &mut self.smarty {
+                    frames.reset();
+                }
+            }
             SerialEvent::Data { bytes, at } => {
-                for raw in self.splitter.push(bytes) {
-                    self.on_telegram(&raw, at, use_meter_clock);
+                if let Some((frames, keys)) = &mut self.smarty {
+                    let decrypted: Vec<_> = frames
+                        .push(bytes)
+                        .iter()
+                        .map(|f| smarty::decrypt(f, keys))
+                        .collect();
+                    for d in decrypted {
+                        match d {
+                            Ok(raw) => self.on_telegram(&raw, at, use_meter_clock),
+                            Err(e) => {
+                                self.stats.undecryptable += 1;
+                                self.log(&e);
+                            }
+                        }
+                    }
+                } else {
+                    for raw in self.splitter.push(bytes) {
+                        self.on_telegram(&raw, at, use_meter_clock);
+                    }
                 }
             }
         }
-        self.stats.dropped_bytes = self.splitter.dropped_bytes();
+        self.stats.dropped_bytes = self.splitter.dropped_bytes()
+            + self.smarty.as_ref().map_or(0, |(f, _)| f.dropped_bytes());
     }
 
     fn on_telegram(&mut self, raw: &[u8], at: Instant, use_meter_clock: bool) {
@@ -158,8 +195,8 @@ impl EmsSource for Dsmr {
                 ErrorKind::Transient,
                 NAME,
                 format!(
-                    "{port}: no valid telegram yet ({} skipped for a bad CRC, {} bytes of noise)",
-                    stats.bad_crc, stats.dropped_bytes
+                    "{port}: no valid telegram yet ({} skipped for a bad CRC, {} frames not decrypted, {} bytes of noise)",
+                    stats.bad_crc, stats.undecryptable, stats.dropped_bytes
                 ),
             )),
         }
@@ -180,7 +217,37 @@ pub fn build_source(cfg: &PluginConfig) -> Result<Dsmr, BuildError> {
         format: CharFormat::parse(&cfg.section, "framing", &c.framing)?,
     };
     settings.check(&cfg.section, "port", "baud")?;
-    let shared = Arc::new(Mutex::new(Shared::default()));
+    let key = |name: &str, v: &Option<Secret>| -> Result<Option<[u8; 16]>, BuildError> {
+        match v.as_ref().filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some(s) => smarty::parse_key(s.expose()).map(Some).ok_or_else(|| {
+                BuildError::new(
+                    &cfg.section,
+                    format!("{name} is not a key: expected 32 hex digits (16 bytes)"),
+                )
+            }),
+        }
+    };
+    let decryption = key("decryption_key", &c.decryption_key)?;
+    let authentication = key("authentication_key", &c.authentication_key)?;
+    if decryption.is_none() && authentication.is_some() {
+        return Err(BuildError::new(
+            &cfg.section,
+            "authentication_key without decryption_key: expected both (Luxembourg meters) or neither",
+        ));
+    }
+    let shared = Arc::new(Mutex::new(Shared {
+        smarty: decryption.map(|d| {
+            (
+                FrameSplitter::new(),
+                Keys {
+                    decryption: d,
+                    authentication: authentication.unwrap_or(smarty::DEFAULT_AUTH_KEY),
+                },
+            )
+        }),
+        ..Shared::default()
+    }));
     let s = shared.clone();
     let use_meter_clock = c.use_meter_clock;
     let reader = SerialReader::new(NAME, settings, move |ev| {

@@ -44,6 +44,8 @@ pub enum TelegramError {
     Truncated(String),
     /// The CRC matched (or there is none) but a value is unreadable or missing.
     Invalid(String),
+    /// An encrypted (Luxembourg) frame that does not decrypt with the configured keys.
+    Undecryptable(String),
 }
 
 impl TelegramError {
@@ -62,6 +64,7 @@ impl std::fmt::Display for TelegramError {
             ),
             TelegramError::Truncated(m) => write!(f, "truncated telegram: {m}"),
             TelegramError::Invalid(m) => write!(f, "invalid telegram: {m}"),
+            TelegramError::Undecryptable(m) => write!(f, "encrypted frame not decrypted: {m}"),
         }
     }
 }
