@@ -8,6 +8,10 @@
 //! the callback, so a half-received frame is dropped rather than glued to the next one. It starts
 //! on first use, so building a source opens nothing, and stops when the reader is dropped.
 //! [`Lines`] is the framing of line-oriented devices.
+//!
+//! The arrival stamps are taken on the reader thread, outside the runtime, so they follow the real
+//! clock even while a test has paused tokio's: test serial sources in real time (a
+//! pseudo-terminal is real I/O anyway).
 
 use serialport::{DataBits, FlowControl, Parity, SerialPort, StopBits};
 use std::io;
