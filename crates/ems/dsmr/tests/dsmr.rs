@@ -212,3 +212,18 @@ async fn a_missing_port_is_a_transient_error() {
         e.chain()
     );
 }
+
+/// A DSMR 2.2 meter: 9600 baud, 7E1, telegrams without CRC or time stamp (arrival counts).
+#[tokio::test]
+async fn a_dsmr22_meter_at_9600_7e1() {
+    let (mut far, _near, path) = pair();
+    let src = source(&path, "baud = 9600\nframing = \"7E1\"");
+    src.read().await.unwrap_err();
+    let telegram = "/ISk5\\2ME382-1003\r\n\r\n0-0:96.1.1(4B414C37303035313135383630323132)\r\n1-0:1.8.1(00185.000*kWh)\r\n1-0:2.8.1(00013.000*kWh)\r\n1-0:1.7.0(0000.98*kW)\r\n1-0:2.7.0(0000.00*kW)\r\n0-1:24.3.0(120517020000)(08)(60)(1)(0-1:24.2.1)(m3)\r\n(00124.477)\r\n!\r\n";
+    far.write_all(telegram.as_bytes()).unwrap();
+    let r = read_until(&src, "the DSMR 2.2 telegram", |r| r.is_ok())
+        .await
+        .unwrap();
+    assert_w("grid_w", r.grid_w, 980.0);
+    assert!(r.age_secs(Instant::now()) < 10.0, "{r:?}");
+}
