@@ -8,7 +8,10 @@ pub mod modbus;
 #[cfg(feature = "mqtt")]
 pub mod mqtt_link;
 pub mod num;
+pub mod phase;
 pub mod quantity;
+#[cfg(feature = "serial")]
+pub mod serial;
 pub mod source;
 #[cfg(feature = "sql")]
 pub mod sql;
