@@ -394,19 +394,19 @@ async fn run_async(sc: Scenario) -> Result<(), String> {
         non_scheduled_amps: sc.fixed_amps.unwrap_or(6.0),
         ..Settings::default()
     };
-    let eng = engine::spawn(
-        cfg,
-        Box::new(comms),
-        vec![SourceSpec {
-            name: "meter".into(),
-            source: Box::new(meter),
-            poll: PollSettings {
-                interval: Duration::from_secs(sc.meter.interval),
-                stale_after: Duration::from_secs(sc.meter.stale_after),
-            },
-        }],
-        settings,
-    );
+    // Started as the daemon starts it (the runtime's order), with the replay's meter only.
+    let mut parts = twc_runtime::Parts::new(cfg, Box::new(comms), settings);
+    parts.sources = vec![SourceSpec {
+        name: "meter".into(),
+        source: Box::new(meter),
+        poll: PollSettings {
+            interval: Duration::from_secs(sc.meter.interval),
+            stale_after: Duration::from_secs(sc.meter.stale_after),
+        },
+    }];
+    let eng = twc_runtime::start(parts)
+        .await
+        .expect("no control surface that could fail to start");
     let h = eng.handle.clone();
     // The cars' draw, sampled finely for the meter to look back on.
     let sampler = {
@@ -473,7 +473,6 @@ async fn run_async(sc: Scenario) -> Result<(), String> {
     if let Some(f) = flood {
         f.abort();
     }
-    let _ = h.command(Command::Shutdown).await;
-    let _ = tokio::time::timeout(Duration::from_secs(30), eng.task).await;
+    eng.shutdown().await;
     result
 }

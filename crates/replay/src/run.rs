@@ -7,7 +7,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use twc_core::async_trait;
-use twc_core::engine::{self, Command, EngineConfig, SourceSpec};
+use twc_core::engine::{EngineConfig, SourceSpec};
 use twc_core::master::MasterConfig;
 use twc_core::model::{CentiAmps, EnergyReading, Event, Settings};
 use twc_core::plugin::{EmsSource, PluginError, PollSettings};
@@ -205,19 +205,19 @@ async fn replay(trace: &Trace, opts: &SimOptions) -> Result<Report, String> {
         sim: sim.clone(),
         volts_sum,
     };
-    let eng = engine::spawn(
-        cfg,
-        Box::new(comms),
-        vec![SourceSpec {
-            name: "replay-meter".into(),
-            source: Box::new(meter),
-            poll: PollSettings {
-                interval: opts.meter_interval,
-                stale_after: opts.stale_after,
-            },
-        }],
-        settings,
-    );
+    // Started as the daemon starts it (the runtime's order), with the replay's meter only.
+    let mut parts = twc_runtime::Parts::new(cfg, Box::new(comms), settings);
+    parts.sources = vec![SourceSpec {
+        name: "replay-meter".into(),
+        source: Box::new(meter),
+        poll: PollSettings {
+            interval: opts.meter_interval,
+            stale_after: opts.stale_after,
+        },
+    }];
+    let eng = twc_runtime::start(parts)
+        .await
+        .expect("no control surface that could fail to start");
     // Reaction times: from the reading the engine received to the heartbeat carrying a new offer.
     let reactions = Arc::new(Mutex::new(Vec::new()));
     let mut events = eng.handle.subscribe();
@@ -284,8 +284,7 @@ async fn replay(trace: &Trace, opts: &SimOptions) -> Result<Report, String> {
             rows.push(row);
         }
     }
-    let _ = eng.handle.command(Command::Shutdown).await;
-    let _ = tokio::time::timeout(Duration::from_secs(30), eng.task).await;
+    eng.shutdown().await;
     collector.abort();
     let reactions = reactions.lock().map(|v| v.clone()).unwrap_or_default();
     let metrics = acc.finish(reactions);
