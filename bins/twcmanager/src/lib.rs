@@ -44,6 +44,10 @@ enum Cmd {
         /// Configuration file (TOML), layered over the built-in defaults.
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Started as root, become this user (and its groups, e.g. dialout) before anything
+        /// else.
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
     },
     /// List the plugins compiled into this binary.
     Plugins,
@@ -154,7 +158,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(2))
             }
         },
-        Cmd::Run { config } => run(config, &registry).await,
+        Cmd::Run { config, user } => {
+            if let Some(user) = user
+                && let Err(e) = twc_runtime::privileges::become_user(&user)
+            {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::FAILURE);
+            }
+            run(config, &registry).await
+        }
         Cmd::ImportConfig(args) => import_config(args, &registry),
         Cmd::Sim(args) => {
             init_tracing(&serde_json::Value::Null, &registry);
