@@ -102,6 +102,10 @@ struct ImportArgs {
     /// Overwrite config.toml and settings.json when they exist.
     #[arg(long)]
     force: bool,
+    /// `[settings] path` to write into config.toml, where the settings will live once installed
+    /// (e.g. /var/lib/twcmanager/settings.json); default: the settings.json written in DIR.
+    #[arg(long, value_name = "PATH")]
+    settings_path: Option<String>,
 }
 
 /// Entry point used by `main.rs` and by out-of-tree binaries.
@@ -188,7 +192,10 @@ fn import_config(args: ImportArgs, registry: &Registry) -> anyhow::Result<ExitCo
     let dir = std::fs::canonicalize(&args.out)?;
     let (config_path, settings_path) = (dir.join("config.toml"), dir.join("settings.json"));
     let opts = twc_import::Options {
-        settings_path: settings_path.display().to_string(),
+        settings_path: args
+            .settings_path
+            .clone()
+            .unwrap_or_else(|| settings_path.display().to_string()),
     };
     let imported = match twc_import::import(&config, settings.as_deref(), &opts) {
         Ok(i) => i,

@@ -129,3 +129,25 @@ fn existing_files_are_not_overwritten_without_force() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("wiringMaxAmpsAllTWCs"));
     assert!(!Path::new(&dir.path().join("x/config.toml")).exists());
 }
+
+#[test]
+fn settings_path_names_where_the_settings_will_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args([
+            "import-config",
+            &fixture("twcmanager-testconfig.json"),
+            "--out",
+        ])
+        .arg(dir.path())
+        .args(["--settings-path", "/var/lib/twcmanager/settings.json"])
+        .output()
+        .unwrap();
+    let toml = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
+    assert!(
+        toml.contains("path = \"/var/lib/twcmanager/settings.json\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("settings.json").exists());
+}
