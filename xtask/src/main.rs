@@ -18,6 +18,7 @@
 //!   virtualenv under `target/`) against `/api/v2/openapi.json`; any failure fails the step.
 
 mod core_deps;
+mod dist;
 mod docs;
 mod file_size;
 mod fuzz_api;
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
         "fuzz" => fuzz(rest),
         "new-plugin" => new_plugin(rest),
         "docs" => docs::write(&root()),
+        "dist" => dist::run(rest),
         "bench" => bench(),
         "e2e" => e2e(),
         "fuzz-api" => fuzz_api::run(rest),
@@ -51,7 +53,7 @@ fn main() -> ExitCode {
         "soak" => soak(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | test | tidy | fuzz [target] [--secs N] | fuzz-api [--max-examples N] [--seed N] | new-plugin <kind> <name> | docs | bench | e2e | sim --trace FILE.csv | soak [demo|safety] [--minutes N] [--cases N] [--jobs N]>"
+                "usage: cargo xtask <ci | test | tidy | fuzz [target] [--secs N] | fuzz-api [--max-examples N] [--seed N] | new-plugin <kind> <name> | docs | dist [--require-cross] [--deb] | bench | e2e | sim --trace FILE.csv | soak [demo|safety] [--minutes N] [--cases N] [--jobs N]>"
             );
             return if task == "help" {
                 ExitCode::SUCCESS

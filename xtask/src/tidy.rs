@@ -79,7 +79,11 @@ pub(crate) fn check(root: &Path) -> Result<(), Vec<String>> {
                     errs.push(format!("{rel}: Cargo.toml must inherit `{key}`"));
                 }
             }
-            if !manifest.contains("[lints]") {
+            if UNSAFE_ALLOWED.contains(&rel.as_str()) {
+                // The workspace forbids unsafe code; these crates deny it and allow it in
+                // src/sys.rs alone.
+                unsafe_confined(&path, &rel, &manifest, &mut errs);
+            } else if !manifest.contains("[lints]") {
                 errs.push(format!(
                     "{rel}: Cargo.toml must have `[lints] workspace = true`"
                 ));
@@ -173,6 +177,39 @@ pub(crate) fn check(root: &Path) -> Result<(), Vec<String>> {
     errs.extend(crate::file_size::check(root));
     errs.extend(crate::spans::check(root));
     if errs.is_empty() { Ok(()) } else { Err(errs) }
+}
+
+/// Plugin crates that need unsafe code (a system interface with no safe binding), confined to
+/// src/sys.rs.
+const UNSAFE_ALLOWED: &[&str] = &["crates/control/webipc"];
+
+fn unsafe_confined(path: &Path, rel: &str, manifest: &str, errs: &mut Vec<String>) {
+    if !manifest.contains("unsafe_code = \"deny\"") {
+        errs.push(format!(
+            "{rel}: Cargo.toml must set [lints.rust] unsafe_code = \"deny\""
+        ));
+    }
+    let lib = fs::read_to_string(path.join("src/lib.rs")).unwrap_or_default();
+    if !lib.contains("#![deny(unsafe_code)]") {
+        errs.push(format!(
+            "{rel}: src/lib.rs must start with #![deny(unsafe_code)]"
+        ));
+    }
+    let Ok(entries) = fs::read_dir(path.join("src")) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == "sys.rs" {
+            continue;
+        }
+        let text = fs::read_to_string(e.path()).unwrap_or_default();
+        if text.contains("unsafe ") || text.contains("allow(unsafe_code)") {
+            errs.push(format!(
+                "{rel}: src/{name} uses unsafe code; keep it in src/sys.rs"
+            ));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -44,6 +44,10 @@ enum Cmd {
         /// Configuration file (TOML), layered over the built-in defaults.
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Started as root, become this user (and its groups, e.g. dialout) before anything
+        /// else.
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
     },
     /// List the plugins compiled into this binary.
     Plugins,
@@ -54,6 +58,9 @@ enum Cmd {
     },
     /// Print the built-in default configuration (every key, documented).
     DefaultConfig,
+    /// Convert TWCManager's config.json (and settings.json) into config.toml (and settings.json)
+    /// in DIR, name every key that could not be mapped and why, then check the result.
+    ImportConfig(ImportArgs),
     /// Run simulated TWC slaves on a pseudo-terminal or TCP port, to try twcmanager (or any other
     /// master) without hardware.
     Sim(twc_sim::SimArgs),
@@ -80,6 +87,25 @@ struct SpyArgs {
     /// Stop after this many frames.
     #[arg(long, value_name = "N")]
     count: Option<u64>,
+}
+
+/// Options of `twcmanager import-config`.
+#[derive(Debug, clap::Args)]
+struct ImportArgs {
+    /// TWCManager's config.json (usually /etc/twcmanager/config.json).
+    config: PathBuf,
+    /// TWCManager's settings.json (usually /etc/twcmanager/settings.json).
+    settings: Option<PathBuf>,
+    /// Directory for config.toml and settings.json (created when missing).
+    #[arg(long, default_value = ".")]
+    out: PathBuf,
+    /// Overwrite config.toml and settings.json when they exist.
+    #[arg(long)]
+    force: bool,
+    /// `[settings] path` to write into config.toml, where the settings will live once installed
+    /// (e.g. /var/lib/twcmanager/settings.json); default: the settings.json written in DIR.
+    #[arg(long, value_name = "PATH")]
+    settings_path: Option<String>,
 }
 
 /// Entry point used by `main.rs` and by out-of-tree binaries.
@@ -136,13 +162,86 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(2))
             }
         },
-        Cmd::Run { config } => run(config, &registry).await,
+        Cmd::Run { config, user } => {
+            if let Some(user) = user
+                && let Err(e) = twc_runtime::privileges::become_user(&user)
+            {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::FAILURE);
+            }
+            run(config, &registry).await
+        }
+        Cmd::ImportConfig(args) => import_config(args, &registry),
         Cmd::Sim(args) => {
             init_tracing(&serde_json::Value::Null, &registry);
             twc_sim::run(args).await?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Spy(args) => spy(args, &registry).await,
+    }
+}
+
+fn import_config(args: ImportArgs, registry: &Registry) -> anyhow::Result<ExitCode> {
+    let read = |p: &PathBuf| {
+        std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+    };
+    let config = read(&args.config)?;
+    let settings = args.settings.as_ref().map(read).transpose()?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let dir = std::fs::canonicalize(&args.out)?;
+    let (config_path, settings_path) = (dir.join("config.toml"), dir.join("settings.json"));
+    let opts = twc_import::Options {
+        settings_path: args
+            .settings_path
+            .clone()
+            .unwrap_or_else(|| settings_path.display().to_string()),
+    };
+    let imported = match twc_import::import(&config, settings.as_deref(), &opts) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    for p in [&config_path, &settings_path] {
+        if p.exists() && !args.force {
+            anyhow::bail!("{} exists; pass --force to overwrite it", p.display());
+        }
+    }
+    for n in &imported.notes {
+        println!("{n}");
+    }
+    std::fs::write(&config_path, &imported.config_toml)?;
+    let skipped = imported.skipped().count();
+    println!(
+        "Wrote {} ({} keys mapped, {skipped} not mapped: listed above and at the top of the file)",
+        config_path.display(),
+        imported.notes.len() - skipped
+    );
+    if let Some(s) = &imported.settings_json {
+        std::fs::write(&settings_path, s)?;
+        println!("Wrote {}", settings_path.display());
+    }
+    // The same check as `check-config`, plus the saved settings against the new limits.
+    match daemon::build(Some(&config_path), registry, KNOWN_PLUGINS) {
+        Ok(built) => match daemon::check_saved_settings(&built.resolved) {
+            Ok(()) => {
+                println!("{}: ok", config_path.display());
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                Ok(ExitCode::from(2))
+            }
+        },
+        Err(errors) => {
+            eprintln!("{}: {} problem(s):", config_path.display(), errors.len());
+            for e in errors {
+                eprintln!("  - {e}");
+            }
+            Ok(ExitCode::from(2))
+        }
     }
 }
 

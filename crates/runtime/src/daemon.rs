@@ -153,6 +153,15 @@ pub async fn run(built: Built, config: Option<&Path>) -> Result<Stopped, Failed>
     Ok(running.run_until(signals.recv()).await)
 }
 
+/// Check the saved settings file of a resolved configuration (when it exists) against its
+/// limits, as `run` does at start; for `import-config` and tools.
+pub fn check_saved_settings(resolved: &Resolved) -> Result<(), String> {
+    let mut cfg = resolved.engine.clone();
+    load_settings(resolved, &mut cfg)
+        .map(|_| ())
+        .map_err(|e| e.message)
+}
+
 /// Runtime settings: the saved file wins over `[settings]`' initial values. Sets the engine's
 /// store, so changes are saved.
 fn load_settings(

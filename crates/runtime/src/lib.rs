@@ -17,6 +17,7 @@
 pub mod config;
 pub mod daemon;
 mod log_init;
+pub mod privileges;
 mod signals;
 
 pub use log_init::{init_tracing, own_crates};
