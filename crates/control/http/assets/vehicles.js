@@ -60,7 +60,12 @@
     let v;
     try { v = await call("GET", "/api/v2/vehicles/cars"); } catch (e) {
       q("#car-accounts").replaceChildren();
-      q("#cars").replaceChildren(mk("tr", {}, mk("td", { colspan: "8", class: "muted", text: e.status === 409 ? "No vehicle plugin is enabled ([vehicle.teslaapi] or [vehicle.teslamate])." : e.message })));
+      q("#cars").replaceChildren(mk("tr", {}, mk("td", { colspan: "8", class: "muted", text: e.message })));
+      return;
+    }
+    if (!v.accounts.length) {
+      q("#car-accounts").replaceChildren();
+      q("#cars").replaceChildren(mk("tr", {}, mk("td", { colspan: "8", class: "muted", text: "No vehicle plugin is enabled ([vehicle.teslaapi] or [vehicle.teslamate])." })));
       return;
     }
     const commanding = new Set(v.accounts.filter((a) => a.can_command).map((a) => a.plugin));

@@ -196,6 +196,7 @@ impl Rig {
     async fn post(&self, p: &str, body: &str) -> reqwest::Response {
         self.http
             .post(format!("{}{p}", self.base))
+            .header("content-type", "application/json")
             .body(body.to_string())
             .send()
             .await

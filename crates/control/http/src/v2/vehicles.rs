@@ -3,7 +3,7 @@
 use crate::AppState;
 use crate::recorder::VehicleSeen;
 use axum::Json;
-use axum::body::Bytes;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -23,11 +23,11 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 /// What the vehicle plugins know: accounts (logged in, can command; never a token) and every
 /// car with its state of charge, limit, where it is, its TWC and the last command and result.
 #[utoipa::path(get, path = "/vehicles/cars", tag = "vehicles",
-    responses((status = 200, description = "`{accounts, vehicles}`", body = Object), (status = 409, description = "no vehicle plugin is enabled", body = super::ErrorBody)))]
+    responses((status = 200, description = "`{accounts, vehicles}`; both empty when no vehicle plugin is enabled", body = Object)))]
 async fn get_cars(State(st): State<AppState>) -> Response {
-    match crate::vehicle_login::handle(&st) {
-        Ok(h) => Json(h.overview()).into_response(),
-        Err(r) => r,
+    match &st.vehicles {
+        Some(h) => Json(h.overview()).into_response(),
+        None => Json(twc_core::vehicles::VehicleOverview::default()).into_response(),
     }
 }
 
@@ -45,11 +45,15 @@ pub(crate) struct CarCommand {
 #[utoipa::path(post, path = "/vehicles/{vin}/command", tag = "vehicles",
     params(("vin" = String, Path, description = "VIN, or `all`", min_length = 1, max_length = 17)),
     request_body = CarCommand,
-    responses((status = 200, description = "done: `{result}`", body = Object), (status = 400, description = "refused: the reason is in `error`", body = super::ErrorBody), (status = 404, description = "no such car", body = super::ErrorBody), (status = 409, description = "no vehicle plugin is enabled", body = super::ErrorBody), (status = 502, description = "the car or its API failed: the reason is in `error`", body = super::ErrorBody), (status = 503, description = "the vehicles task has stopped", body = super::ErrorBody)))]
-async fn car_command(State(st): State<AppState>, Path(vin): Path<String>, body: Bytes) -> Response {
-    let c: CarCommand = match serde_json::from_slice(&body) {
+    responses((status = 200, description = "done: `{result}`", body = Object), (status = 400, description = "refused: the reason is in `error`", body = super::ErrorBody), (status = 404, description = "no such car", body = super::ErrorBody), (status = 409, description = "no vehicle plugin is enabled", body = super::ErrorBody), (status = 413, description = "body too large", body = super::ErrorBody), (status = 415, description = "not JSON", body = super::ErrorBody), (status = 502, description = "the car or its API failed: the reason is in `error`", body = super::ErrorBody), (status = 503, description = "the vehicles task has stopped", body = super::ErrorBody)))]
+async fn car_command(
+    State(st): State<AppState>,
+    Path(vin): Path<String>,
+    body: Result<Json<CarCommand>, JsonRejection>,
+) -> Response {
+    let c = match super::body(body) {
         Ok(c) => c,
-        Err(e) => return crate::util::bad(format!("body: {e}")),
+        Err(r) => return r,
     };
     let action = match (c.command.as_str(), c.value) {
         ("start", None) => CarAction::Start,
