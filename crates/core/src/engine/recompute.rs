@@ -139,7 +139,8 @@ impl Core {
                 reading: reading.clone(),
             });
         }
-        let green_cars = out.green_cars;
+        // Cars below their minimum state of charge count among the cars green tracking carries.
+        let green_cars = out.green_cars.map(|n| n.max(boosted.len()));
         self.policy = PolicyStatus {
             name: out.name,
             reason: out.reason,

@@ -177,14 +177,22 @@ impl Manager {
     }
 
     fn match_slaves(&mut self, status: &Status) {
+        let plugged_cars = self
+            .cars
+            .values()
+            .filter(|c| c.status.plugged_in == Some(true) && c.status.at_home != Some(false))
+            .count();
         for (vin, car) in &mut self.cars {
+            let sole_match = |status: &Status, car: &Car, _vin: &str| {
+                sole_slave_without_vin(status, car, plugged_cars)
+            };
             let slave = status.slaves.iter().find(|s| {
                 let same =
                     |x: &Option<String>| x.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(vin));
                 !s.timed_out
                     && (same(&s.vin) || (same(&s.last_vin) && SlaveState(s.state).car_connected()))
             });
-            let now_at = slave.map(|s| s.id);
+            let now_at = slave.map(|s| s.id).or_else(|| sole_match(status, car, vin));
             if now_at != car.status.slave {
                 match now_at {
                     Some(id) => info!(vin = %vin, slave = %id, "Vehicle arrived at a TWC"),
@@ -541,5 +549,25 @@ fn apply(s: &mut VehicleStatus, cs: &ChargeState) {
     }
     if cs.name.is_some() {
         s.name = cs.name.clone();
+    }
+}
+
+/// A TWC reports the VIN only once the car draws: until then (green tracking on a cloudy day)
+/// the one car the API says is plugged in at home is matched to the one TWC with a car and no
+/// VIN, when there is exactly one of each.
+fn sole_slave_without_vin(status: &Status, car: &Car, plugged_cars: usize) -> Option<TwcId> {
+    if plugged_cars != 1 || car.status.plugged_in != Some(true) || car.status.at_home == Some(false)
+    {
+        return None;
+    }
+    let open: Vec<TwcId> = status
+        .slaves
+        .iter()
+        .filter(|s| !s.timed_out && s.vin.is_none() && SlaveState(s.state).car_connected())
+        .map(|s| s.id)
+        .collect();
+    match open.as_slice() {
+        [id] => Some(*id),
+        _ => None,
     }
 }
