@@ -231,10 +231,16 @@ impl Manager {
                         info!(vin = %vin, "Vehicle readable again");
                     }
                     apply(&mut car.status, &cs);
-                    let age = Duration::from_secs_f64(cs.age_secs.unwrap_or(0.0).max(0.0));
-                    // An asleep car answers with cached values: they keep their age.
+                    let age = cs.age_secs.unwrap_or(0.0);
+                    let age = Duration::from_secs_f64(if age.is_finite() {
+                        age.clamp(0.0, 1e9)
+                    } else {
+                        1e9
+                    });
+                    // An asleep car answers with cached values: they keep their age. Values of
+                    // unknown age (older than the clock goes back) count as stale.
                     if cs.soc_pct.is_some() {
-                        car.data_at = Some(now.checked_sub(age).unwrap_or(now));
+                        car.data_at = now.checked_sub(age);
                     }
                 }
                 Err(e) => {
