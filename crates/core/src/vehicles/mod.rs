@@ -35,9 +35,6 @@ pub struct VehiclesConfig {
     pub stop_via_car: bool,
     /// Start a car through its API when its TWC offers current but the car does not draw.
     pub start_via_car: bool,
-    /// Let the car ask for less than the TWC's minimum (1–5 A) through its API while the
-    /// budget is below the minimum (`set_charging_amps`; billed per command by Tesla).
-    pub low_amps_via_car: bool,
     /// How often a car at a TWC is read, seconds.
     pub poll_secs: u64,
     /// How often the other cars are read, seconds (TWCManager's `cloudUpdateInterval`).
@@ -55,7 +52,6 @@ impl Default for VehiclesConfig {
             limits: BTreeMap::new(),
             stop_via_car: true,
             start_via_car: true,
-            low_amps_via_car: false,
             poll_secs: 300,
             idle_poll_secs: 1800,
             command_interval_secs: 60,
