@@ -13,15 +13,16 @@ use twc_core::protocol::TwcId;
 use twc_core::vehicles::{self, VehiclesConfig};
 use twc_sim::{CarConfig, SimHandle, SimSlave, SlaveConfig, duplex_pair, sample_vin};
 
-/// A cloudy afternoon: 300 W of PV under a 500 W house load.
-struct Cloudy;
+/// A cloudy afternoon: 300 W of PV under a 500 W house load, plus what the car draws (the
+/// meter sees the whole house).
+struct Cloudy(SimHandle);
 
 #[twc_core::async_trait]
 impl EmsSource for Cloudy {
     async fn read(&self) -> Result<EnergyReading, PluginError> {
         Ok(EnergyReading {
             generation_w: Some(300.0),
-            consumption_w: Some(500.0),
+            consumption_w: Some(500.0 + self.0.slave(0).map_or(0.0, |s| s.actual.amps() * 230.0)),
             measured_at: tokio::time::Instant::now(),
             ..EnergyReading::default()
         })
@@ -144,7 +145,7 @@ fn site(settings: Settings, soc: f64, sources: bool) -> (EngineHandle, SimHandle
     };
     let src = sources.then(|| engine::SourceSpec {
         name: "cloudy".into(),
-        source: Box::new(Cloudy) as Box<dyn EmsSource>,
+        source: Box::new(Cloudy(sim.clone())) as Box<dyn EmsSource>,
         poll: PollSettings {
             interval: Duration::from_secs(5),
             stale_after: Duration::from_secs(60),
@@ -302,4 +303,48 @@ async fn a_car_gets_its_policys_limit_stops_at_it_and_has_its_own_limit_back_whe
         v.last_command.as_ref().unwrap().reason,
         "restoring the car's own limit"
     );
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn the_minimum_soc_boost_keeps_within_the_grid_import_limit() {
+    // 2.5 kW import allowed, the house already imports 200 W: about 10 A left for the car.
+    let settings = Settings {
+        non_scheduled_action: "green".into(),
+        max_grid_import: Some(twc_core::model::GridLimit {
+            value: 2500.0,
+            unit: twc_core::model::OffsetUnit::W,
+        }),
+        ..Settings::default()
+    };
+    let (h, sim, vin) = site(settings, 10.0, true);
+    let api = SimCar {
+        sim: sim.clone(),
+        vin,
+        limit: Arc::new(Mutex::new(90)),
+        sent: Default::default(),
+    };
+    let cfg = VehiclesConfig {
+        min_soc_pct: 50.0,
+        poll_secs: 10,
+        ..VehiclesConfig::default()
+    };
+    let _v = vehicles::spawn(vec![("simcar".into(), Box::new(api))], cfg, h.clone());
+    let mut most = 0;
+    for _ in 0..240 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let st = h.status();
+        most = most.max(offered_a(&h));
+        if let Some(r) = &st.reading
+            && st.vehicles.first().is_some_and(|v| v.below_min_soc)
+        {
+            // Import (house 200 W + car) within the limit, with one round of lag allowed.
+            let import = r.consumption_w.unwrap_or(0.0) - r.generation_w.unwrap_or(0.0);
+            assert!(
+                import <= 2500.0 + 230.0,
+                "import {import} W over the limit: {:?}",
+                st.policy
+            );
+        }
+    }
+    assert!((6..=10).contains(&most), "the boost gave {most} A");
 }

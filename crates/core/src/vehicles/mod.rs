@@ -279,3 +279,31 @@ impl VehicleHandle {
         self.overview.clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_vehicles_section_is_checked_naming_each_key() {
+        assert_eq!(
+            VehiclesConfig::from_root(&json!({})).unwrap(),
+            VehiclesConfig::default()
+        );
+        let c = VehiclesConfig::from_root(
+            &json!({"vehicles": {"min_soc_pct": 30.0, "limits": {"Charge Now": 90}}}),
+        )
+        .unwrap();
+        assert_eq!((c.min_soc_pct, c.limits["Charge Now"]), (30.0, 90));
+        let e = VehiclesConfig::from_root(&json!({"vehicles": {
+            "min_soc_pct": 130.0, "limits": {"Charge Now": 40}, "poll_secs": 0}}))
+        .unwrap_err();
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(e.iter().any(|m| m.contains("min_soc_pct")));
+        assert!(e.iter().any(|m| m.contains("limits.\"Charge Now\"")));
+        assert!(e.iter().any(|m| m.contains("poll_secs")));
+        let e = VehiclesConfig::from_root(&json!({"vehicles": {"min_soc": 30}})).unwrap_err();
+        assert!(e[0].contains("min_soc"), "{e:?}");
+    }
+}
