@@ -13,7 +13,7 @@ use std::time::Duration;
 
 /// Sections core reads itself; every other top-level section must be a plugin kind.
 pub const CORE_SECTIONS: &[&str] = &[
-    "master", "wiring", "site", "engine", "settings", "policy", "green", "grid",
+    "master", "wiring", "site", "engine", "settings", "policy", "green", "grid", "vehicles",
 ];
 
 #[derive(Debug, Deserialize)]

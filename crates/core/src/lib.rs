@@ -15,6 +15,7 @@ pub mod settings_store;
 pub mod share;
 pub mod spy;
 pub mod transport;
+pub mod vehicles;
 
 pub use async_trait::async_trait;
 pub use inventory;

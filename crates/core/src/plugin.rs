@@ -293,6 +293,9 @@ pub trait ControlSurface: Send {
     /// Hand the surface a history source (a database logger's [`Logger::history`]) for graphs,
     /// before [`Self::serve`]. Default: ignored.
     fn set_history(&mut self, _history: std::sync::Arc<dyn crate::history::HistoryQuery>) {}
+    /// Hand the surface the vehicles (cars, commands, login), before [`Self::serve`], when a
+    /// vehicle plugin is enabled. Default: ignored.
+    fn set_vehicles(&mut self, _vehicles: crate::vehicles::VehicleHandle) {}
     /// Take what can fail at start-up (the web UI binds its port here), before the engine sends
     /// anything on the bus: an error ends the start-up instead of leaving a bus master without
     /// the surface. Default: nothing to take (e.g. MQTT connects in the background and retries).
@@ -341,48 +344,8 @@ pub trait StatusPublisher: Send + Sync {
     }
 }
 
-/// A vehicle known to a vehicle API.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Vehicle {
-    /// The API's id.
-    pub id: String,
-    /// VIN.
-    pub vin: String,
-    /// Display name.
-    pub name: Option<String>,
-}
-
-/// A vehicle's charge state.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
-pub struct ChargeState {
-    /// State of charge, %.
-    pub soc_pct: Option<f64>,
-    /// Charge limit, %.
-    pub limit_pct: Option<f64>,
-    /// True while charging.
-    pub charging: Option<bool>,
-    /// True when plugged in.
-    pub plugged_in: Option<bool>,
-    /// True when at home.
-    pub at_home: Option<bool>,
-}
-
-/// A vehicle API (Tesla, TeslaMate, …).
-#[async_trait]
-pub trait VehicleApi: Send + Sync {
-    /// Vehicles on the account.
-    async fn list(&self) -> Result<Vec<Vehicle>, PluginError>;
-    /// Wake a vehicle.
-    async fn wake(&self, vin: &str) -> Result<(), PluginError>;
-    /// Read its charge state.
-    async fn charge_state(&self, vin: &str) -> Result<ChargeState, PluginError>;
-    /// Start charging.
-    async fn start(&self, vin: &str) -> Result<(), PluginError>;
-    /// Stop charging.
-    async fn stop(&self, vin: &str) -> Result<(), PluginError>;
-    /// Set the charge limit, %.
-    async fn set_limit(&self, vin: &str, pct: u8) -> Result<(), PluginError>;
-}
+mod vehicle;
+pub use vehicle::{AccountStatus, ChargeState, Vehicle, VehicleApi};
 
 macro_rules! descriptor {
     ($(#[$m:meta])* $name:ident, $kind:expr, $obj:ty) => {

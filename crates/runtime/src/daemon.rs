@@ -21,6 +21,8 @@ pub struct Built {
     controls: Vec<(String, Box<dyn ControlSurface>)>,
     loggers: Vec<(String, Box<dyn Logger>)>,
     publishers: Vec<(String, Box<dyn StatusPublisher>)>,
+    vehicles: Vec<(String, Box<dyn twc_core::plugin::VehicleApi>)>,
+    vehicles_config: twc_core::vehicles::VehiclesConfig,
 }
 
 /// Load `file` over the defaults (`None` = defaults and environment only), resolve it against
@@ -39,6 +41,7 @@ pub fn build(
     let mut controls = Vec::new();
     let mut loggers = Vec::new();
     let mut publishers = Vec::new();
+    let mut vehicles = Vec::new();
     // The web API's getConfig shows the effective configuration (secrets scrubbed there).
     let effective = std::sync::Arc::new(resolved.raw.clone());
     for p in &resolved.plugins {
@@ -64,7 +67,9 @@ pub fn build(
             Kind::Status => {
                 (registry.status[name].build)(cfg).map(|s| publishers.push((p.name.clone(), s)))
             }
-            Kind::Vehicle => (registry.vehicle[name].build)(cfg).map(|_| ()),
+            Kind::Vehicle => {
+                (registry.vehicle[name].build)(cfg).map(|v| vehicles.push((p.name.clone(), v)))
+            }
         };
         if let Err(e) = r {
             errors.push(e.to_string());
@@ -92,8 +97,17 @@ pub fn build(
             ),
         }
     }
+    let vehicles_config = match twc_core::vehicles::VehiclesConfig::from_root(&resolved.raw) {
+        Ok(c) => c,
+        Err(e) => {
+            errors.extend(e);
+            Default::default()
+        }
+    };
     match (errors.is_empty(), comms) {
         (true, Some(comms)) => Ok(Built {
+            vehicles,
+            vehicles_config,
             resolved,
             comms,
             sources,
@@ -144,6 +158,8 @@ pub async fn run(built: Built, config: Option<&Path>) -> Result<Stopped, Failed>
         loggers: built.loggers,
         publishers: built.publishers,
         sources: built.sources,
+        vehicles: built.vehicles,
+        vehicles_config: built.vehicles_config,
         ..Parts::new(engine_cfg, built.comms, settings)
     };
     let running = crate::start(parts).await.map_err(|e| Failed {

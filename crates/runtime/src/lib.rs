@@ -64,6 +64,10 @@ pub struct Parts {
     pub sink_options: SinkOptions,
     /// How often each publisher gets the status.
     pub publish_interval: Duration,
+    /// Vehicle APIs, by name: with any, the vehicles task runs ([`twc_core::vehicles`]).
+    pub vehicles: Vec<(String, Box<dyn twc_core::plugin::VehicleApi>)>,
+    /// What the policy does with cars (`[vehicles]`).
+    pub vehicles_config: twc_core::vehicles::VehiclesConfig,
 }
 
 impl Parts {
@@ -79,6 +83,8 @@ impl Parts {
             publishers: Vec::new(),
             sink_options: SinkOptions::default(),
             publish_interval: Duration::from_secs(1),
+            vehicles: Vec::new(),
+            vehicles_config: Default::default(),
         }
     }
 }
@@ -164,9 +170,14 @@ pub async fn start(parts: Parts) -> Result<Running, StartError> {
         let every = p.min_interval().unwrap_or(parts.publish_interval);
         engine::spawn_publisher(&handle, name, p, every);
     }
+    let vehicles = (!parts.vehicles.is_empty())
+        .then(|| twc_core::vehicles::spawn(parts.vehicles, parts.vehicles_config, handle.clone()));
     for (name, mut c) in controls {
         if let Some(h) = &history {
             c.set_history(h.clone());
+        }
+        if let Some(v) = &vehicles {
+            c.set_vehicles(v.clone());
         }
         let h = handle.clone();
         let span = twc_core::plugin::plugin_span("control", &name);

@@ -184,7 +184,13 @@ fn unauthorized(msg: &str) -> Response {
 }
 
 fn is_public(path: &str) -> bool {
-    path == "/login" || path.starts_with("/static/") || path == "/favicon.svg"
+    // The Tesla login's return: a cross-site navigation, so the SameSite=Strict session cookie
+    // is not sent. It is safe without a session: it only completes a login started here, whose
+    // random `state` (and PKCE verifier) only the vehicles task and the user's browser know.
+    path == "/login"
+        || path.starts_with("/static/")
+        || path == "/favicon.svg"
+        || path == "/vehicles/callback"
 }
 
 fn is_api(path: &str) -> bool {

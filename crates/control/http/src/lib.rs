@@ -11,6 +11,7 @@ mod recorder;
 mod ui;
 mod util;
 mod v2;
+mod vehicle_login;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -24,6 +25,7 @@ use twc_core::history::HistoryQuery;
 use twc_core::plugin::{
     BuildError, ControlPlugin, ControlSurface, ErrorKind, PluginConfig, PluginError, Secret,
 };
+use twc_core::vehicles::VehicleHandle;
 
 pub use recorder::Recorder;
 pub use util::scrub_secrets;
@@ -152,6 +154,7 @@ impl HttpConfig {
 pub struct HttpControl {
     cfg: HttpConfig,
     history: Option<Arc<dyn HistoryQuery>>,
+    vehicles: Option<VehicleHandle>,
     /// The port, once taken by [`ControlSurface::prepare`].
     listener: Option<tokio::net::TcpListener>,
 }
@@ -162,6 +165,7 @@ impl HttpControl {
         HttpControl {
             cfg,
             history: None,
+            vehicles: None,
             listener: None,
         }
     }
@@ -179,6 +183,8 @@ pub(crate) struct AppState {
     pub(crate) sse_slots: Arc<tokio::sync::Semaphore>,
     /// A database logger's history, when the bin handed one over.
     pub(crate) history: Option<Arc<dyn HistoryQuery>>,
+    /// The vehicles task, when a vehicle plugin is enabled.
+    pub(crate) vehicles: Option<VehicleHandle>,
 }
 
 /// Build the whole application (UI, `/api`, `/api/v2`, `/metrics`) for an engine. Starts the
@@ -193,6 +199,16 @@ pub fn router_with_history(
     engine: EngineHandle,
     history: Option<Arc<dyn HistoryQuery>>,
 ) -> Router {
+    router_with_vehicles(cfg, engine, history, None)
+}
+
+/// As [`router_with_history`], with the vehicles task (cars, commands, "Log in with Tesla").
+pub fn router_with_vehicles(
+    cfg: HttpConfig,
+    engine: EngineHandle,
+    history: Option<Arc<dyn HistoryQuery>>,
+    vehicles: Option<VehicleHandle>,
+) -> Router {
     let recorder = Recorder::spawn(&engine, &cfg);
     let state = AppState {
         engine,
@@ -202,6 +218,7 @@ pub fn router_with_history(
         compat: Arc::new(compat::CompatState::new()),
         sse_slots: Arc::new(tokio::sync::Semaphore::new(v2::MAX_EVENT_STREAMS)),
         history,
+        vehicles,
     };
     let limit = state.cfg.max_body_bytes;
     let compat_limit = state.cfg.compat_max_body_bytes;
@@ -213,6 +230,7 @@ pub fn router_with_history(
             compat::router().layer(DefaultBodyLimit::max(compat_limit)),
         )
         .merge(ui::router())
+        .merge(vehicle_login::router())
         .merge(auth::router())
         .route("/metrics", axum::routing::get(metrics::metrics))
         .layer(axum::middleware::from_fn_with_state(
@@ -316,8 +334,19 @@ pub async fn serve_on_with_history(
     engine: EngineHandle,
     history: Option<Arc<dyn HistoryQuery>>,
 ) -> Result<(), PluginError> {
+    serve_on_with_vehicles(listener, cfg, engine, history, None).await
+}
+
+/// As [`serve_on_with_history`], with the vehicles task.
+pub async fn serve_on_with_vehicles(
+    listener: tokio::net::TcpListener,
+    cfg: HttpConfig,
+    engine: EngineHandle,
+    history: Option<Arc<dyn HistoryQuery>>,
+    vehicles: Option<VehicleHandle>,
+) -> Result<(), PluginError> {
     let read_timeout = Duration::from_secs(cfg.read_timeout_secs);
-    let app = router_with_history(cfg, engine, history);
+    let app = router_with_vehicles(cfg, engine, history, vehicles);
     serve_app(listener, app, read_timeout).await
 }
 
@@ -421,6 +450,10 @@ impl ControlSurface for HttpControl {
         self.history = Some(history);
     }
 
+    fn set_vehicles(&mut self, vehicles: VehicleHandle) {
+        self.vehicles = Some(vehicles);
+    }
+
     async fn prepare(&mut self) -> Result<(), PluginError> {
         self.take_port().await
     }
@@ -430,11 +463,22 @@ impl ControlSurface for HttpControl {
 impl ControlSurface for BoundHttpControl {
     async fn serve(self: Box<Self>, engine: EngineHandle) -> Result<(), PluginError> {
         let BoundHttpControl { listener, control } = *self;
-        serve_on_with_history(listener, control.cfg, engine, control.history).await
+        serve_on_with_vehicles(
+            listener,
+            control.cfg,
+            engine,
+            control.history,
+            control.vehicles,
+        )
+        .await
     }
 
     fn set_history(&mut self, history: Arc<dyn HistoryQuery>) {
         self.control.history = Some(history);
+    }
+
+    fn set_vehicles(&mut self, vehicles: VehicleHandle) {
+        self.control.vehicles = Some(vehicles);
     }
 }
 

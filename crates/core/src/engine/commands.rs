@@ -96,6 +96,11 @@ impl Core {
                 }
                 return Ok(self.settings.clone());
             }
+            Command::SetVehicles(v) => {
+                self.vehicles = v;
+                self.recompute(now);
+                return Ok(self.settings.clone());
+            }
             Command::ReplaceSettings(s) => next = *s,
             Command::PatchSettings(patch) => next = patch_settings(&self.settings, patch)?,
             Command::SetSchedule(s) => next.schedule = *s,

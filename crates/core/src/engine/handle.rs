@@ -33,6 +33,9 @@ pub enum Command {
         /// `None` = every slave.
         slave: Option<TwcId>,
     },
+    /// The cars as the vehicles task sees them ([`crate::vehicles`]): shown in `Status`, and a
+    /// car below its minimum state of charge at a TWC gets the full allowed current.
+    SetVehicles(Vec<crate::vehicles::VehicleStatus>),
     /// Replace the runtime settings (validated as a whole).
     ReplaceSettings(Box<Settings>),
     /// Apply a JSON merge patch (RFC 7386) to the settings as they are when the engine applies

@@ -212,6 +212,7 @@ pub fn spawn_with(
         start_wall,
         policy_engine,
         denied_logged: BTreeMap::new(),
+        vehicles: Vec::new(),
         draw_history: BTreeMap::new(),
         paired: None,
         unpaired: VecDeque::new(),
@@ -266,6 +267,8 @@ struct Core {
     bus_out: mpsc::Sender<Frame>,
     policy_engine: PolicyEngine,
     denied_logged: BTreeMap<TwcId, String>,
+    /// Cars from the vehicles task ([`Command::SetVehicles`]).
+    vehicles: Vec<crate::vehicles::VehicleStatus>,
     /// What each slave reported its car drew, A, with when: a reading is paired with the draw
     /// at the time it was *measured* (see [`Core::charger_for`]).
     draw_history: BTreeMap<TwcId, VecDeque<(Instant, f64)>>,

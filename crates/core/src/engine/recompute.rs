@@ -120,6 +120,8 @@ impl Core {
             grid_w: crate::policy::grid_now_w(&ctx),
         };
         let budget = CentiAmps::from_f64(out.amps).min(wiring);
+        let headroom = crate::policy::grid_headroom(&ctx, &self.cfg.policy.grid);
+        let (budget, boosted) = self.min_soc_boost(budget, &out.name, headroom);
         if out.name != self.policy.name {
             info!(from = %self.policy.name, to = %out.name, reason = %out.reason, "Policy changed");
             self.emit(Event::PolicyChanged {
@@ -137,7 +139,8 @@ impl Core {
                 reading: reading.clone(),
             });
         }
-        let green_cars = out.green_cars;
+        // Cars below their minimum state of charge count among the cars green tracking carries.
+        let green_cars = out.green_cars.map(|n| n.max(boosted.len()));
         self.policy = PolicyStatus {
             name: out.name,
             reason: out.reason,
@@ -180,11 +183,60 @@ impl Core {
                 } else {
                     Demand::Idle
                 },
-                priority: self.priority(s.id, self.car_vin.get(&s.id).map(String::as_str)),
+                priority: self
+                    .priority(s.id, self.car_vin.get(&s.id).map(String::as_str))
+                    .saturating_add(if boosted.contains(&s.id) {
+                        MIN_SOC_PRIORITY
+                    } else {
+                        0
+                    }),
             })
             .collect();
         let targets = share::distribute_limited(share_budget, wiring, &inputs, green_cars);
         self.master.set_total_cap(budget);
         self.master.set_targets(&targets);
+    }
+}
+
+/// Added to the sharing priority of a car below its minimum state of charge, so that the
+/// current raised for it goes to it first.
+const MIN_SOC_PRIORITY: i32 = 1_000_000;
+
+impl Core {
+    /// A car below `[vehicles] min_soc_pct` at a TWC (the vehicles task says which, from fresh
+    /// data only) charges at the full allowed current whatever the sun: the budget becomes the
+    /// wiring limit, or what the grid-import limit leaves when one is set. Denied cars and
+    /// Stop policies are not overridden. Returns the budget and the boosted slaves.
+    fn min_soc_boost(
+        &self,
+        budget: CentiAmps,
+        policy: &str,
+        headroom: crate::policy::GridHeadroom,
+    ) -> (CentiAmps, Vec<TwcId>) {
+        use crate::policy::GridHeadroom;
+        let boosted: Vec<TwcId> = self
+            .vehicles
+            .iter()
+            .filter(|v| v.below_min_soc && !v.stale)
+            .filter_map(|v| v.slave)
+            .filter(|id| self.master.slave(*id).is_some())
+            .filter(|id| !self.denied_logged.contains_key(id))
+            .collect();
+        if boosted.is_empty() || policy.eq_ignore_ascii_case("stop") {
+            return (budget, boosted);
+        }
+        let wiring = self.cfg.master.wiring_max_all;
+        // The grid limit holds (safety 4), and without a fresh reading its safe current.
+        let full = match headroom {
+            GridHeadroom::NoLimit => wiring,
+            GridHeadroom::Amps(h) => CentiAmps::from_f64(h.max(0.0)).min(wiring),
+            GridHeadroom::Unknown => {
+                CentiAmps::from_f64(self.cfg.policy.grid.safe_amps).min(wiring)
+            }
+        };
+        if full > budget {
+            debug!(budget = %full, cars = boosted.len(), "Car below its minimum state of charge: full allowed current");
+        }
+        (budget.max(full), boosted)
     }
 }

@@ -124,6 +124,7 @@ impl Core {
                 charger_w,
                 ..self.site.clone()
             },
+            vehicles: self.vehicles.clone(),
         };
         self.status.send_if_modified(|old| {
             if *old == status {

@@ -187,6 +187,10 @@ pub struct Status {
     /// The site's power as the policy sees it: what every surface shows.
     #[serde(default)]
     pub site: SitePower,
+    /// Cars the vehicle plugins know (empty without one): state of charge, limit, where,
+    /// the TWC they are at and the last command sent to them.
+    #[serde(default)]
+    pub vehicles: Vec<crate::vehicles::VehicleStatus>,
 }
 
 impl Status {

@@ -1,5 +1,5 @@
 //! TWCManager's command routes: start/stop, arrival/departure, debug queries and their last
-//! reply, and the vehicle API (not available here).
+//! reply, and the vehicle API (through the vehicles task, when a vehicle plugin is enabled).
 
 use super::{body_object, text};
 use crate::AppState;
@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 use twc_core::engine::{Command, CommandError};
 use twc_core::protocol::MessageCode;
+use twc_core::vehicles::{CarAction, VehicleRequest};
 
 pub(super) async fn start_stop(st: &AppState, start: bool) -> Response {
     match v2::slaves::send_start_stop(st, None, start).await {
@@ -33,13 +34,23 @@ pub(super) async fn send_stop(State(st): State<AppState>) -> Response {
     start_stop(&st, false).await
 }
 
-pub(super) async fn check_arrival() -> StatusCode {
-    // Arrival/departure checks apply vehicle charge limits; without a vehicle API there is
-    // nothing to queue, which TWCManager also answers with 202.
-    StatusCode::ACCEPTED
+pub(super) async fn check_arrival(State(st): State<AppState>) -> StatusCode {
+    // Arrival/departure checks read the cars now (which applies or restores the policy's
+    // charge limits); without a vehicle API there is nothing to queue, which TWCManager also
+    // answers with 202.
+    check(&st, VehicleRequest::CheckArrival).await
 }
 
-pub(super) async fn check_departure() -> StatusCode {
+pub(super) async fn check_departure(State(st): State<AppState>) -> StatusCode {
+    check(&st, VehicleRequest::CheckDeparture).await
+}
+
+async fn check(st: &AppState, req: VehicleRequest) -> StatusCode {
+    if let Some(h) = &st.vehicles
+        && let Err(e) = h.request(req).await
+    {
+        tracing::warn!(kind = "control", plugin = "http", error = %e, "Vehicle check failed");
+    }
     StatusCode::ACCEPTED
 }
 
@@ -156,37 +167,63 @@ fn python_bytearray(bytes: &[u8]) -> String {
     s
 }
 
-pub(super) async fn send_tesla_api_command(body: Bytes) -> Response {
+pub(super) async fn send_tesla_api_command(State(st): State<AppState>, body: Bytes) -> Response {
     let m = match json_object(&body) {
         Ok(m) => m,
         Err(e) => return bad(e),
     };
-    match m.get("commandName").and_then(Value::as_str) {
-        Some("setChargeRate" | "wakeVehicle") => {}
+    let command = match m.get("commandName").and_then(Value::as_str) {
+        Some(c @ ("setChargeRate" | "wakeVehicle")) => c,
         Some(other) => {
             return bad(format!(
                 "unknown commandName {other:?}: use setChargeRate or wakeVehicle"
             ));
         }
         None => return bad("commandName is required and must be a string"),
-    }
-    if m.get("vehicleID")
+    };
+    let Some(vin) = m
+        .get("vehicleID")
         .and_then(Value::as_str)
-        .is_none_or(str::is_empty)
-    {
+        .filter(|s| !s.is_empty())
+    else {
         return bad("vehicleID is required and must be a string");
-    }
-    if let Some(p) = m.get("parameters") {
-        let ok = p
-            .as_str()
-            .is_some_and(|s| serde_json::from_str::<Map<String, Value>>(s).is_ok())
-            || p.is_object();
-        if !ok {
-            return bad("parameters must be a JSON object or a string holding one");
+    };
+    let params: Map<String, Value> = match m.get("parameters") {
+        None => Map::new(),
+        Some(Value::Object(o)) => o.clone(),
+        Some(Value::String(s)) => match serde_json::from_str::<Map<String, Value>>(s) {
+            Ok(o) => o,
+            Err(_) => return bad("parameters must be a JSON object or a string holding one"),
+        },
+        Some(_) => return bad("parameters must be a JSON object or a string holding one"),
+    };
+    let action = if command == "wakeVehicle" {
+        CarAction::Wake
+    } else {
+        // TWCManager's key is `charge_rate`; `chargeRate` is accepted too.
+        let rate = params
+            .get("charge_rate")
+            .or_else(|| params.get("chargeRate"))
+            .and_then(|v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok()));
+        match rate {
+            Some(a) if (1..=48).contains(&a) => CarAction::SetAmps(a as u8),
+            _ => return bad("setChargeRate needs parameters.charge_rate, whole amps 1 to 48"),
         }
+    };
+    let Some(h) = &st.vehicles else {
+        return error(
+            StatusCode::CONFLICT,
+            "no vehicle plugin is enabled: enable [vehicle.teslaapi]",
+        );
+    };
+    match h
+        .request(VehicleRequest::Command {
+            vin: Some(vin.to_string()),
+            action,
+        })
+        .await
+    {
+        Ok(_) => StatusCode::OK.into_response(),
+        Err(e) => crate::vehicle_login::vehicle_error(e),
     }
-    error(
-        StatusCode::CONFLICT,
-        "no vehicle API is available to the HTTP control surface",
-    )
 }
