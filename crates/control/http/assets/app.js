@@ -240,6 +240,8 @@ function connect() {
     }
   });
   es.addEventListener("event", (e) => addEvent(JSON.parse(e.data)));
+  // Free the connection when the page goes away (a browser keeps at most six per server).
+  window.addEventListener("pagehide", () => es.close());
 }
 
 // ---------------------------------------------------------------- wiring

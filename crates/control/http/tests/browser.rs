@@ -597,10 +597,8 @@ async fn every_page_fits_360_768_1280_without_console_errors() {
     let Some(b) = Driver::start().await else {
         return;
     };
-    let started = std::time::Instant::now();
     let d = demo(2).await;
     d.wait_slaves(2).await;
-    eprintln!("two slaves linked after {:?}", started.elapsed());
     // The overflow check names what sticks out, so a failure says where to look.
     const OVERFLOW: &str = "const w = document.documentElement.clientWidth; \
         if (document.documentElement.scrollWidth <= w) return []; \
@@ -646,9 +644,7 @@ async fn every_page_fits_360_768_1280_without_console_errors() {
     for (w, h) in [(360u32, 800u32), (768, 1024), (1280, 900)] {
         b.viewport(w, h).await;
         for (path, name, ready) in pages {
-            let t0 = std::time::Instant::now();
             b.goto(&d.url(path)).await;
-            eprintln!("goto {path} {:?}", t0.elapsed());
             b.wait_js(
                 &format!(
                     "return document.querySelector('#page-{name}').hidden === false && document.querySelector('#conn').classList.contains('on') && ({ready})"
@@ -673,7 +669,6 @@ async fn every_page_fits_360_768_1280_without_console_errors() {
                 "{path} at {w} px: console errors {errors:?}"
             );
             b.screenshot(&format!("twc-ui-{name}-{w}.png")).await;
-            eprintln!("{path} at {w} px checked after {:?}", started.elapsed());
         }
     }
     // The header is one line on a phone: the menu button opens the navigation.
