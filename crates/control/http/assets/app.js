@@ -168,6 +168,7 @@ function slaveCard(s) {
 
 function renderSlaves(st) {
   const box = $("#slaves");
+  box.classList.remove("loading");
   $("#no-slaves").hidden = st.slaves.length > 0;
   const ids = new Set(st.slaves.map((s) => s.id));
   for (const c of $$(".slave", box)) if (!ids.has(c.dataset.id)) c.remove();

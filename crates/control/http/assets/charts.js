@@ -64,7 +64,7 @@ const Charts = {
     const box = document.getElementById("live-chart");
     const empty = samples.length < 2;
     document.getElementById("live-empty").hidden = !empty;
-    box.hidden = empty;
+    if (empty && this.live) { this.live.destroy(); this.live = null; }
     if (empty || typeof uPlot === "undefined") return;
     const col = (k) => samples.map((s) => (s[k] == null ? null : s[k]));
     const data = [samples.map((s) => s.t), col("generation_w"), col("consumption_w"), col("charger_w"), col("grid_w"), col("budget_amps")];
@@ -116,11 +116,10 @@ const Charts = {
     const rows = e[this.histPeriod] || [];
     const empty = e.empty || rows.length === 0;
     document.getElementById("hist-empty").hidden = !empty;
-    box.hidden = empty;
+    if (this.hist) { this.hist.destroy(); this.hist = null; }
     if (empty || typeof uPlot === "undefined") return;
     const labels = rows.map((r) => this.periodLabel(r.label));
     const data = [rows.map((_, i) => i), rows.map((r) => r.charged_kwh), rows.map((r) => r.generation_kwh)];
-    if (this.hist) this.hist.destroy();
     const ax = axisStyle();
     const bars = (align) => uPlot.paths.bars({ size: [0.4, 48], align });
     const opts = {

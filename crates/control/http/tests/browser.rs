@@ -612,7 +612,7 @@ async fn every_page_fits_360_768_1280_without_console_errors() {
         (
             "/",
             "dashboard",
-            "document.querySelectorAll('#slaves .slave').length === 2 && !document.querySelector('#live-chart').hidden",
+            "document.querySelectorAll('#slaves .slave').length === 2 && document.querySelector('#live-chart .uplot') !== null",
         ),
         (
             "/schedule",
