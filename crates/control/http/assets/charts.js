@@ -87,7 +87,8 @@ const Charts = {
         line(t("series.budget"), cssVar("--budget"), "A", { dash: [6, 4] }),
       ],
       axes: [
-        Object.assign({}, ax),
+        // Whole seconds and up: no millisecond ticks when only a minute of samples exists.
+        Object.assign({}, ax, { incrs: [1, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400] }),
         Object.assign({}, ax, { scale: "W", label: "W", size: 64, values: (u, vals) => vals.map(fmtAxisW) }),
         Object.assign({}, ax, { scale: "A", side: 1, label: "A", size: 44, grid: { show: false }, values: (u, vals) => vals.map((v) => v + " A") }),
       ],
