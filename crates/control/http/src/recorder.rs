@@ -112,8 +112,9 @@ impl Recorder {
         let r = rec.clone();
         let engine = engine.clone();
         let every = Duration::from_secs(cfg.chart_interval_secs);
+        // Subscribe before the task runs, so the first slaves' links are not missed.
+        let mut events = engine.subscribe();
         twc_core::plugin::spawn(async move {
-            let mut events = engine.subscribe();
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {

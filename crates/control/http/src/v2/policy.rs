@@ -109,3 +109,28 @@ async fn get_policy(State(st): State<AppState>) -> Json<PolicyDoc> {
         rules,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::binding;
+    use twc_core::model::Status;
+
+    fn status(limited_by: Option<&str>, is_green: bool, surplus_w: Option<f64>) -> Status {
+        let mut s = Status::default();
+        s.policy.limited_by = limited_by.map(str::to_string);
+        s.policy.is_green = is_green;
+        s.policy.surplus_w = surplus_w;
+        s
+    }
+
+    #[test]
+    fn the_binding_limit_is_the_engines_cut_else_what_the_policy_followed() {
+        assert_eq!(binding(&status(Some("wiring"), false, None)), "wiring");
+        assert_eq!(binding(&status(Some("grid"), true, Some(900.0))), "grid");
+        assert_eq!(binding(&status(Some("stale"), false, None)), "stale");
+        // Green tracking without a fresh reading gives 0 A: the stale meter binds, not the sun.
+        assert_eq!(binding(&status(None, true, None)), "stale");
+        assert_eq!(binding(&status(None, true, Some(1200.0))), "surplus");
+        assert_eq!(binding(&status(None, false, None)), "policy");
+    }
+}
