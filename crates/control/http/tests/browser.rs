@@ -298,6 +298,7 @@ impl Driver {
         panic!("{css} not reached with {limit} Tab presses; focus is on {at}");
     }
 
+    /// End the session (also done on drop, for tests that panic).
     async fn quit(self) {
         let _ = self
             .http
@@ -309,6 +310,27 @@ impl Driver {
 
 const TAB: &str = "\u{E004}";
 const ENTER: &str = "\u{E007}";
+
+impl Drop for Driver {
+    /// End the browser session even when a test panics: killing chromedriver alone leaves its
+    /// Chromium running (and eating the shared CPU). A plain blocking request, as `Drop` cannot
+    /// await; chromedriver itself is then killed by `_child`.
+    fn drop(&mut self) {
+        use std::io::{Read, Write};
+        let Some(addr) = self.base.strip_prefix("http://") else {
+            return;
+        };
+        if let Ok(mut s) = std::net::TcpStream::connect(addr) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+            let _ = write!(
+                s,
+                "DELETE /session/{} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
+                self.session
+            );
+            let _ = s.read(&mut [0u8; 512]);
+        }
+    }
+}
 
 fn base64_decode(s: &str) -> Vec<u8> {
     let val = |c: u8| -> Option<u32> {
