@@ -693,6 +693,21 @@ async fn every_page_fits_360_768_1280_without_console_errors() {
             b.screenshot(&format!("twc-ui-{name}-{w}.png")).await;
         }
     }
+    // The dashboard's numbers as the server reported them: the binding limit, and the energy
+    // chart either drawn or in its empty state (never both, never a row of zeros).
+    b.goto(&d.base).await;
+    b.wait_js(
+        "return document.querySelector('#binding').textContent === 'policy' && document.querySelector('#budget').textContent === '6.00 A'",
+        Duration::from_secs(10),
+        "the binding limit and budget from Status",
+    )
+    .await;
+    b.wait_js(
+        "return document.querySelector('#hist-empty').hidden === (document.querySelector('#hist-chart .uplot') !== null)",
+        Duration::from_secs(10),
+        "the energy chart or its empty state",
+    )
+    .await;
     // The header is one line on a phone: the menu button opens the navigation.
     b.viewport(360, 800).await;
     b.goto(&d.base).await;
