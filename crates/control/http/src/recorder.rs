@@ -81,6 +81,7 @@ struct Inner {
     vehicles: BTreeMap<String, VehicleSeen>,
     faults_total: BTreeMap<String, u64>,
     recent_faults: VecDeque<FaultSeen>,
+    recent_events: VecDeque<serde_json::Value>,
     events_missed: u64,
     last: Option<(DateTime<Utc>, Sample)>,
 }
@@ -90,6 +91,9 @@ struct Inner {
 pub struct Recorder {
     inner: Arc<Mutex<Inner>>,
 }
+
+/// Events kept for the Events page.
+pub(crate) const RECENT_EVENTS: usize = 200;
 
 /// Bucket width of TWCManager's history, seconds.
 pub(crate) const BUCKET_SECS: i64 = 300;
@@ -108,8 +112,9 @@ impl Recorder {
         let r = rec.clone();
         let engine = engine.clone();
         let every = Duration::from_secs(cfg.chart_interval_secs);
+        // Subscribe before the task runs, so the first slaves' links are not missed.
+        let mut events = engine.subscribe();
         twc_core::plugin::spawn(async move {
-            let mut events = engine.subscribe();
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -182,6 +187,16 @@ impl Recorder {
 
     fn on_event(&self, e: &Event) {
         let mut g = self.lock();
+        // The Events page's list: what the live stream sends as `event`, kept so the page does
+        // not start empty (readings and per-slave status updates are too frequent to list).
+        if !matches!(e, Event::Reading { .. } | Event::SlaveStatus { .. })
+            && let Ok(v) = serde_json::to_value(e)
+        {
+            g.recent_events.push_back(v);
+            while g.recent_events.len() > RECENT_EVENTS {
+                g.recent_events.pop_front();
+            }
+        }
         match e {
             Event::VinRead { at, slave, vin } if !vin.is_empty() => {
                 let v = g
@@ -258,6 +273,11 @@ impl Recorder {
 
     pub(crate) fn days(&self) -> Vec<DayTotals> {
         self.lock().days.values().cloned().collect()
+    }
+
+    /// The last [`RECENT_EVENTS`] engine events, oldest first, as the live stream sends them.
+    pub(crate) fn events(&self) -> Vec<serde_json::Value> {
+        self.lock().recent_events.iter().cloned().collect()
     }
 
     pub(crate) fn vehicles(&self) -> Vec<VehicleSeen> {

@@ -89,6 +89,7 @@ impl Driver {
         let profile = tempfile::tempdir().unwrap();
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
+            "goog:loggingPrefs": {"browser": "ALL"},
             "goog:chromeOptions": {
                 "binary": browser.to_string_lossy(),
                 "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -232,12 +233,102 @@ impl Driver {
         std::fs::write(dir.join(name), png).unwrap();
     }
 
+    /// Console messages of level SEVERE since the last call (JavaScript errors, failed loads).
+    async fn console_errors(&self) -> Vec<String> {
+        let v = self
+            .cmd(
+                reqwest::Method::POST,
+                "/se/log",
+                Some(json!({"type": "browser"})),
+            )
+            .await;
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|e| e["level"] == "SEVERE")
+                    .map(|e| e["message"].as_str().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The viewport exactly `w` × `h` CSS pixels (a phone's when narrow), whatever the window.
+    async fn viewport(&self, w: u32, h: u32) {
+        self.cmd(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            Some(
+                json!({"cmd": "Emulation.setDeviceMetricsOverride", "params": {
+                "width": w, "height": h, "deviceScaleFactor": 1, "mobile": w < 600}}),
+            ),
+        )
+        .await;
+    }
+
+    /// Press one key (a WebDriver key code such as `\u{E004}` for Tab) on the focused element.
+    async fn press(&self, key: &str) {
+        self.cmd(
+            reqwest::Method::POST,
+            "/actions",
+            Some(
+                json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+                {"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}]}]}),
+            ),
+        )
+        .await;
+    }
+
+    /// Tab forward until the element matching `css` has the focus (at most `limit` presses).
+    async fn tab_to(&self, css: &str, limit: usize) {
+        for _ in 0..limit {
+            self.press(TAB).await;
+            if self
+                .js(&format!(
+                    "return document.activeElement === document.querySelector({css:?})"
+                ))
+                .await
+                == Value::Bool(true)
+            {
+                return;
+            }
+        }
+        let at = self
+            .js("const a = document.activeElement; return a ? a.outerHTML.slice(0, 120) : null")
+            .await;
+        panic!("{css} not reached with {limit} Tab presses; focus is on {at}");
+    }
+
+    /// End the session (also done on drop, for tests that panic).
     async fn quit(self) {
         let _ = self
             .http
             .delete(format!("{}/session/{}", self.base, self.session))
             .send()
             .await;
+    }
+}
+
+const TAB: &str = "\u{E004}";
+const ENTER: &str = "\u{E007}";
+
+impl Drop for Driver {
+    /// End the browser session even when a test panics: killing chromedriver alone leaves its
+    /// Chromium running (and eating the shared CPU). A plain blocking request, as `Drop` cannot
+    /// await; chromedriver itself is then killed by `_child`.
+    fn drop(&mut self) {
+        use std::io::{Read, Write};
+        let Some(addr) = self.base.strip_prefix("http://") else {
+            return;
+        };
+        if let Ok(mut s) = std::net::TcpStream::connect(addr) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+            let _ = write!(
+                s,
+                "DELETE /session/{} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
+                self.session
+            );
+            let _ = s.read(&mut [0u8; 512]);
+        }
     }
 }
 
@@ -516,5 +607,215 @@ async fn trouble_banner_and_dark_mode() {
     assert_ne!(light, dark, "the page must change colours in dark mode");
     assert_eq!(dark, json!("rgb(15, 18, 22)"));
     b.screenshot("web-dashboard-dark.png").await;
+    b.quit().await;
+}
+
+/// Every page at 360, 768 and 1280 px in one browser session against one daemon: no horizontal
+/// overflow, no console error, touch targets of at least 44 px on the phone, a screenshot of
+/// each (in the temp dir). Set `TWC_UI_SERVE_SECS=N` to keep the demo daemon up N seconds
+/// afterwards (its address is printed), e.g. for Lighthouse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_fits_360_768_1280_without_console_errors() {
+    let Some(b) = Driver::start().await else {
+        return;
+    };
+    let d = demo(2).await;
+    d.wait_slaves(2).await;
+    // The overflow check names what sticks out, so a failure says where to look.
+    const OVERFLOW: &str = "const w = document.documentElement.clientWidth; \
+        if (document.documentElement.scrollWidth <= w) return []; \
+        return Array.from(document.querySelectorAll('body *')).filter(e => e.getClientRects().length && e.getBoundingClientRect().right > w + 1) \
+            .slice(0, 8).map(e => e.tagName + '#' + e.id + '.' + e.className + ' right=' + Math.round(e.getBoundingClientRect().right));";
+    const SMALL_TARGETS: &str = "return Array.from(document.querySelectorAll('button, select, input:not([type=checkbox]), nav a, .brand')) \
+        .filter(e => e.getClientRects().length && !e.closest('[hidden]')) \
+        .filter(e => { const r = e.getBoundingClientRect(); return r.height < 43.5 || r.width < 43.5; }) \
+        .slice(0, 8).map(e => e.tagName + '#' + e.id + ' ' + e.textContent.trim().slice(0, 20) + ' ' + Math.round(e.getBoundingClientRect().width) + 'x' + Math.round(e.getBoundingClientRect().height));";
+    let pages = [
+        (
+            "/",
+            "dashboard",
+            "document.querySelectorAll('#slaves .slave').length === 2 && document.querySelector('#live-chart .uplot') !== null",
+        ),
+        (
+            "/schedule",
+            "schedule",
+            "document.querySelector('#sched-on-7') !== null",
+        ),
+        (
+            "/settings",
+            "settings",
+            "document.querySelectorAll('#pol-rules li').length > 0",
+        ),
+        (
+            "/vehicles",
+            "vehicles",
+            "document.querySelector('#vehicles tr') !== null",
+        ),
+        (
+            "/events",
+            "events",
+            "document.querySelectorAll('#events li').length > 0",
+        ),
+        (
+            "/debug",
+            "debug",
+            "document.querySelector('#bus').textContent.includes('Frames sent')",
+        ),
+    ];
+    let _ = b.console_errors().await;
+    for (w, h) in [(360u32, 800u32), (768, 1024), (1280, 900)] {
+        b.viewport(w, h).await;
+        for (path, name, ready) in pages {
+            b.goto(&d.url(path)).await;
+            b.wait_js(
+                &format!(
+                    "return document.querySelector('#page-{name}').hidden === false && document.querySelector('#conn').classList.contains('on') && ({ready})"
+                ),
+                Duration::from_secs(15),
+                &format!("{path} at {w} px"),
+            )
+            .await;
+            let over = b.js(OVERFLOW).await;
+            assert_eq!(over, json!([]), "{path} overflows at {w} px");
+            if w == 360 {
+                let small = b.js(SMALL_TARGETS).await;
+                assert_eq!(
+                    small,
+                    json!([]),
+                    "{path}: touch targets under 44 px at {w} px"
+                );
+            }
+            let errors = b.console_errors().await;
+            assert!(
+                errors.is_empty(),
+                "{path} at {w} px: console errors {errors:?}"
+            );
+            b.screenshot(&format!("twc-ui-{name}-{w}.png")).await;
+        }
+    }
+    // The dashboard's numbers as the server reported them: the binding limit, and the energy
+    // chart either drawn or in its empty state (never both, never a row of zeros).
+    b.goto(&d.base).await;
+    b.wait_js(
+        "return document.querySelector('#binding').textContent === 'policy' && document.querySelector('#budget').textContent === '6.00 A'",
+        Duration::from_secs(10),
+        "the binding limit and budget from Status",
+    )
+    .await;
+    b.wait_js(
+        "return document.querySelector('#hist-empty').hidden === (document.querySelector('#hist-chart .uplot') !== null)",
+        Duration::from_secs(10),
+        "the energy chart or its empty state",
+    )
+    .await;
+    // The header is one line on a phone: the menu button opens the navigation.
+    b.viewport(360, 800).await;
+    b.goto(&d.base).await;
+    b.wait_js(
+        "return document.querySelector('#conn').classList.contains('on')",
+        Duration::from_secs(10),
+        "dashboard",
+    )
+    .await;
+    assert_eq!(
+        b.js("return document.querySelector('header').getBoundingClientRect().height <= 60 && getComputedStyle(document.querySelector('nav')).display === 'none'").await,
+        json!(true),
+        "the phone header is one line with the navigation collapsed"
+    );
+    // The language follows the override: German, then back to the browser's.
+    b.js("const s = document.querySelector('#lang'); s.value = 'de'; s.dispatchEvent(new Event('change')); return true").await;
+    b.wait_js(
+        "return document.querySelector('[data-nav=schedule]').textContent === 'Zeitplan' && document.documentElement.lang === 'de'",
+        Duration::from_secs(15),
+        "German text",
+    )
+    .await;
+    b.js("const s = document.querySelector('#lang'); s.value = ''; s.dispatchEvent(new Event('change')); return true").await;
+    b.wait_js(
+        "return document.querySelector('[data-nav=schedule]').textContent === 'Schedule'",
+        Duration::from_secs(15),
+        "English again",
+    )
+    .await;
+    let errors = b.console_errors().await;
+    assert!(errors.is_empty(), "console errors {errors:?}");
+    if let Some(secs) = std::env::var("TWC_UI_SERVE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        eprintln!("demo daemon at {} for {secs} s", d.base);
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+    }
+    b.quit().await;
+}
+
+/// The main actions by keyboard alone on a phone: open the menu, go to a page, start and stop
+/// Charge Now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyboard_only_menu_pages_and_charge_now() {
+    let Some(b) = Driver::start().await else {
+        return;
+    };
+    let d = demo(1).await;
+    d.wait_slaves(1).await;
+    b.viewport(360, 800).await;
+    b.goto(&d.url("/settings")).await;
+    b.wait_js(
+        "return document.querySelector('#conn').classList.contains('on')",
+        Duration::from_secs(10),
+        "page loaded",
+    )
+    .await;
+    // The skip link comes first, then the brand, then the menu button.
+    b.press(TAB).await;
+    assert_eq!(
+        b.js("return document.activeElement.className").await,
+        json!("skip")
+    );
+    b.tab_to("#nav-toggle", 4).await;
+    b.press(ENTER).await;
+    assert_eq!(
+        b.js("return document.querySelector('#nav-toggle').getAttribute('aria-expanded')")
+            .await,
+        json!("true")
+    );
+    b.tab_to("nav a[data-nav=dashboard]", 3).await;
+    b.press(ENTER).await;
+    b.wait_js(
+        "return document.querySelector('#page-dashboard').hidden === false && document.querySelector('#nav-toggle').getAttribute('aria-expanded') === 'false'",
+        Duration::from_secs(5),
+        "the dashboard from the menu",
+    )
+    .await;
+    // From the page's start, Tab reaches Charge Now; Enter starts it with the form's amps.
+    b.tab_to("#cn-start", 30).await;
+    b.press(ENTER).await;
+    d.wait_until(Duration::from_secs(10), |s| {
+        s.settings.charge_now.is_some_and(|c| c.amps == 16.0)
+    })
+    .await
+    .expect("Charge Now started from the keyboard");
+    b.wait_js(
+        "return document.querySelector('#cn-cancel').disabled === false",
+        Duration::from_secs(10),
+        "the stop button enabled",
+    )
+    .await;
+    b.tab_to("#cn-cancel", 3).await;
+    b.press(ENTER).await;
+    d.wait_until(Duration::from_secs(10), |s| s.settings.charge_now.is_none())
+        .await
+        .expect("Charge Now stopped from the keyboard");
+    // Escape closes the menu and gives the focus back to its button.
+    b.js("document.querySelector('#nav-toggle').focus(); return true")
+        .await;
+    b.press(ENTER).await;
+    b.press("\u{E00C}").await;
+    assert_eq!(
+        b.js("return document.querySelector('#nav-toggle').getAttribute('aria-expanded') === 'false' && document.activeElement.id === 'nav-toggle'").await,
+        json!(true)
+    );
+    let errors = b.console_errors().await;
+    assert!(errors.is_empty(), "console errors {errors:?}");
     b.quit().await;
 }

@@ -37,6 +37,9 @@ async fn status_slaves_policy_and_per_slave_commands() {
     let p = d.json("/api/v2/policy").await;
     assert_eq!(p["active"]["name"], "Non Scheduled Charging");
     assert_eq!(p["active"]["action"], 1);
+    // A fixed 6 A under a 32 A wiring limit: nothing cuts it, the policy's own amps bind.
+    assert_eq!(p["active"]["binding"], "policy");
+    assert_eq!(s["policy"]["binding"], "policy");
     assert!(
         p["rules"]
             .as_array()
@@ -238,6 +241,43 @@ async fn vehicles_history_events_and_openapi() {
     assert!(h["samples"].as_array().unwrap().len() >= 2, "{h}");
     assert!(h["samples"][0]["charger_w"].is_number());
     assert!(h["days"].is_array());
+    // The Events page's list: the engine's events since start, shaped as the live stream's.
+    let events = h["events"].as_array().unwrap();
+    // (Slaves may link before the server's recorder exists; what follows is recorded.)
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "offer_changed" && e["slave"] == "1111" && e["to"] == 600),
+        "{events:?}"
+    );
+    assert!(events.iter().any(|e| e["type"] == "vin_read"), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .all(|e| e["type"] != "reading" && e["type"] != "slave_status"),
+        "readings and slave status updates are not listed"
+    );
+    // Energy for the history chart, summed by the server for each period.
+    let day = h["energy"]["day"].as_array().unwrap();
+    let local_days = h["days"].as_array().unwrap();
+    assert_eq!(day.len(), local_days.len());
+    assert_eq!(
+        day.last().unwrap()["label"],
+        local_days.last().unwrap()["date"]
+    );
+    assert!(
+        day.last().unwrap()["generation_kwh"].as_f64().unwrap() > 0.0,
+        "{day:?}"
+    );
+    let week = h["energy"]["week"].as_array().unwrap();
+    let label = week.last().unwrap()["label"].as_str().unwrap();
+    assert!(
+        label.len() == 8 && &label[4..6] == "-W",
+        "ISO week label {label}"
+    );
+    assert!(!h["energy"]["month"].as_array().unwrap().is_empty());
+    // Two seconds of samples are a few Wh: too little to draw, so the chart shows its empty state.
+    assert_eq!(h["energy"]["empty"], true);
     assert_eq!(d.get("/api/v2/history?since=abc").await.status(), 400);
 
     // Live events: a status message arrives first, then more as the numbers move.
@@ -1158,4 +1198,75 @@ async fn an_estimated_reading_is_shown_as_an_estimate() {
     assert_eq!(s["site"]["generation_w"], 2500.0);
     assert_eq!(s["site"]["estimated"], true, "{}", s["site"]);
     assert_eq!(s["sources"][0]["estimated"], true, "{}", s["sources"]);
+}
+
+#[tokio::test]
+async fn ui_pages_assets_compression_and_languages() {
+    let d = demo(1).await;
+    for p in [
+        "/",
+        "/schedule",
+        "/settings",
+        "/vehicles",
+        "/events",
+        "/debug",
+    ] {
+        assert_eq!(d.get(p).await.status(), 200, "{p}");
+    }
+    // Text assets go out compressed when the browser accepts it, plain otherwise.
+    for (accept, want) in [
+        ("gzip", Some("gzip")),
+        ("br", Some("br")),
+        ("identity", None),
+    ] {
+        let r = d
+            .http
+            .get(d.url("/static/vendor/uplot/uPlot.iife.min.js"))
+            .header("accept-encoding", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.headers()
+                .get("content-encoding")
+                .map(|v| v.to_str().unwrap()),
+            want,
+            "{accept}"
+        );
+        let body = r.bytes().await.unwrap();
+        if want.is_some() {
+            assert!(body.len() < 30_000, "{accept}: {} bytes", body.len());
+        } else {
+            assert!(body.len() > 50_000);
+        }
+    }
+    let licence = d
+        .get("/static/vendor/uplot/LICENSE")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(licence.contains("MIT License"), "{licence}");
+    // Every language file has every key English has, and no key English lacks.
+    let en = d.json("/static/i18n/en.json").await;
+    let keys = |v: &Value| {
+        v.as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    for lang in ["de", "nl"] {
+        let other = d.json(&format!("/static/i18n/{lang}.json")).await;
+        assert_eq!(
+            keys(&other),
+            keys(&en),
+            "{lang}.json keys differ from en.json"
+        );
+        assert_ne!(
+            other["nav.schedule"], en["nav.schedule"],
+            "{lang} is translated"
+        );
+    }
 }

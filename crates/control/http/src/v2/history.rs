@@ -52,11 +52,11 @@ pub(crate) struct PowerPointView {
 #[derive(Serialize, ToSchema)]
 pub(crate) struct DailyView {
     /// Local date, `YYYY-MM-DD`.
-    date: String,
+    pub(super) date: String,
     /// kWh charged in sessions that started that day.
-    energy_kwh: f64,
+    pub(super) energy_kwh: f64,
     /// Sessions that started that day.
-    sessions: u32,
+    pub(super) sessions: u32,
 }
 
 /// History from a database logger (`logging.sqlite`, `logging.mysql`).
@@ -79,8 +79,15 @@ pub(crate) struct HistoryView {
     days: Vec<DayTotals>,
     /// Recent faults.
     faults: Vec<FaultSeen>,
+    /// The last 200 engine events, oldest first, shaped as the live stream's `event` messages.
+    #[schema(value_type = Vec<Object>)]
+    events: Vec<serde_json::Value>,
     /// The long history from a database logger, when one is configured.
     stored: Option<StoredHistory>,
+    /// Energy per day, ISO week and month for the history chart: charged energy from the
+    /// database logger when there is one (else this process's samples), PV, import and export
+    /// from this process's samples.
+    energy: super::energy::EnergyPeriods,
 }
 
 /// Chart samples, energy per day and recent faults (kept in memory since start).
@@ -104,10 +111,14 @@ async fn get_history(
         None => None,
     };
     let (_, faults, _) = st.recorder.faults();
+    let days = st.recorder.days();
+    let energy = super::energy::periods(&days, stored.as_ref().map(|s| &s.days[..]));
     Json(HistoryView {
         samples: st.recorder.samples(q.since),
-        days: st.recorder.days(),
+        days,
+        energy,
         faults,
+        events: st.recorder.events(),
         stored,
     })
     .into_response()

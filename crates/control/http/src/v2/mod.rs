@@ -6,6 +6,7 @@
 //! `#[utoipa::path]` are relative to `/api/v2`.
 
 pub(crate) mod charge_now;
+mod energy;
 mod events;
 mod history;
 pub(crate) mod offsets;

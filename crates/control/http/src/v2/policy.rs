@@ -28,8 +28,22 @@ pub(crate) struct PolicyView {
     policy_amps: Option<f64>,
     /// Which limit bound the budget (`wiring`, `grid`, `stale`), if any.
     limited_by: Option<String>,
+    /// What sets the budget now: `wiring`, `grid`, `stale` (no fresh reading: safe current),
+    /// `surplus` (green tracking follows the surplus) or `policy` (the policy's own amps).
+    binding: String,
     /// TWCManager's action code: 1 fixed rate, 2 don't charge, 3 green.
     action: Option<u8>,
+}
+
+/// Which limit binds the budget: the engine's `limited_by` when a limit cut it, else what the
+/// policy followed (the surplus, or missing data for a green policy).
+pub(crate) fn binding(s: &Status) -> String {
+    match &s.policy.limited_by {
+        Some(limit) => limit.clone(),
+        None if s.policy.is_green && s.policy.surplus_w.is_none() => "stale".into(),
+        None if s.policy.is_green => "surplus".into(),
+        None => "policy".into(),
+    }
 }
 
 /// TWCManager's action code: 1 fixed rate, 2 don't charge, 3 green; `None` before the first
@@ -54,6 +68,7 @@ pub(super) fn policy_view(s: &Status) -> PolicyView {
         budget_amps: s.policy.budget.amps(),
         policy_amps: s.policy.policy_amps,
         limited_by: s.policy.limited_by.clone(),
+        binding: binding(s),
         action: policy_action(s),
     }
 }
@@ -93,4 +108,29 @@ async fn get_policy(State(st): State<AppState>) -> Json<PolicyDoc> {
         active: policy_view(&s),
         rules,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::binding;
+    use twc_core::model::Status;
+
+    fn status(limited_by: Option<&str>, is_green: bool, surplus_w: Option<f64>) -> Status {
+        let mut s = Status::default();
+        s.policy.limited_by = limited_by.map(str::to_string);
+        s.policy.is_green = is_green;
+        s.policy.surplus_w = surplus_w;
+        s
+    }
+
+    #[test]
+    fn the_binding_limit_is_the_engines_cut_else_what_the_policy_followed() {
+        assert_eq!(binding(&status(Some("wiring"), false, None)), "wiring");
+        assert_eq!(binding(&status(Some("grid"), true, Some(900.0))), "grid");
+        assert_eq!(binding(&status(Some("stale"), false, None)), "stale");
+        // Green tracking without a fresh reading gives 0 A: the stale meter binds, not the sun.
+        assert_eq!(binding(&status(None, true, None)), "stale");
+        assert_eq!(binding(&status(None, true, Some(1200.0))), "surplus");
+        assert_eq!(binding(&status(None, false, None)), "policy");
+    }
 }
