@@ -35,6 +35,17 @@ impl Core {
             .unwrap_or(0)
     }
 
+    /// The lowest limit outside controllers set for a slave (`Some`) or the site (`None`);
+    /// unlimited when none is set.
+    pub(super) fn external_limit(&self, slave: Option<TwcId>) -> CentiAmps {
+        self.external_limits
+            .iter()
+            .filter(|((_, s), _)| *s == slave)
+            .map(|(_, a)| *a)
+            .min()
+            .unwrap_or(CentiAmps(u16::MAX))
+    }
+
     pub(super) fn recompute(&mut self, now: Instant) {
         let combined = self.combine(now);
         let (reading, charger_amps) = self.paired_reading(combined, now);
@@ -119,7 +130,9 @@ impl Core {
             charger_w: 0.0,
             grid_w: crate::policy::grid_now_w(&ctx),
         };
-        let budget = CentiAmps::from_f64(out.amps).min(wiring);
+        let budget = CentiAmps::from_f64(out.amps)
+            .min(wiring)
+            .min(self.external_limit(None));
         if out.name != self.policy.name {
             info!(from = %self.policy.name, to = %out.name, reason = %out.reason, "Policy changed");
             self.emit(Event::PolicyChanged {
@@ -170,7 +183,7 @@ impl Core {
                 cap: if denied.contains_key(&s.id) || rogue.contains_key(&s.id) {
                     CentiAmps::ZERO
                 } else {
-                    self.master.cap(s.id)
+                    self.master.cap(s.id).min(self.external_limit(Some(s.id)))
                 },
                 min: self.cfg.min_amps_per_twc.max(s.version.min_amps()),
                 demand: if s.actual.0 >= 100 {
