@@ -330,7 +330,9 @@ impl Station {
         profile::end_transaction(&mut self.store.state.profiles, connector);
         self.save();
         let mut cmds = Vec::new();
-        if reason != "EVDisconnected" {
+        // A remote stop or a refused idTag holds the car at 0 A until it is unplugged; a Reset
+        // ends the transaction only (a car still charging afterwards starts a new one).
+        if matches!(reason, "Remote" | "DeAuthorized") {
             self.held.insert(connector);
             if let Some(slave) = self.slave_of(connector) {
                 cmds.push(Command::StopCharging { slave: Some(slave) });
