@@ -485,3 +485,55 @@ async fn security_profile_2_tls_and_basic_auth() {
     t.abort();
     cs.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_id_tag_stops_the_car_and_reset_reconnects() {
+    let Some(py) = python() else { return };
+    let port = free_port();
+    let mut cs = Cs::start(&py, port, &[]).await;
+    let (engine, _sim) = engine_with_twc(charging_settings()).await;
+    let h = engine.handle.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(
+        format!("ws://127.0.0.1:{port}"),
+        &dir.path().join("ocpp.json"),
+    );
+    // The test central system blocks this idTag.
+    cfg.id_tag = "BLOCKED".into();
+    cfg.vin_as_id_tag = false;
+    cfg.authorize = true;
+    let task = serve(cfg, h.clone());
+    cs.wait_call(60, "Authorize", |p| p["idTag"] == "BLOCKED")
+        .await;
+    cs.wait_call(60, "StartTransaction", |p| p["idTag"] == "BLOCKED")
+        .await;
+    let stop = cs
+        .wait_call(30, "StopTransaction", |p| p["transactionId"] == 1000)
+        .await;
+    assert_eq!(stop["reason"], "DeAuthorized");
+    wait_offered(&h, 20, "a refused car is held at 0 A", |a| a == 0.0).await;
+    cs.wait_call(30, "StatusNotification", |p| {
+        p["connectorId"] == 1 && p["status"] == "Finishing"
+    })
+    .await;
+    // Held: no new transaction while the car stays.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(cs.calls("StartTransaction").len(), 1);
+
+    // Reset: the connection closes and a new BootNotification follows.
+    let r = cs.call("Reset", json!({"type": "Soft"})).await;
+    assert_eq!(r["payload"]["status"], "Accepted", "{r}");
+    cs.wait(20, |e| e["ev"] == "closed").await;
+    let end = tokio::time::Instant::now() + Duration::from_secs(30);
+    while cs.calls("BootNotification").len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < end,
+            "no second BootNotification"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    cs.assert_no_callerror_sent();
+    assert!(!task.is_finished());
+    task.abort();
+    cs.stop().await;
+}
