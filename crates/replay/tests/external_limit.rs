@@ -95,6 +95,8 @@ async fn an_external_limit_lowers_and_never_lifts_above_the_wiring() {
     let (a, b) = settle(&h, 30).await;
     assert!(a + b <= 13 && a + b >= 12, "({a}, {b})");
 
+    assert_eq!(h.status().policy.limited_by.as_deref(), Some("ocpp"));
+
     // 0 A for the site stops both.
     h.command(limit("ocpp", None, Some(0.0))).await.unwrap();
     assert_eq!(settle(&h, 30).await, (0, 0));
@@ -112,5 +114,6 @@ async fn an_external_limit_lowers_and_never_lifts_above_the_wiring() {
     h.command(limit("ocpp", None, None)).await.unwrap();
     h.command(limit("ocpp", Some(A), None)).await.unwrap();
     assert_eq!(settle(&h, 40).await, (12, 12));
+    assert_ne!(h.status().policy.limited_by.as_deref(), Some("ocpp"));
     h.command(Command::Shutdown).await.unwrap();
 }

@@ -130,9 +130,18 @@ impl Core {
             charger_w: 0.0,
             grid_w: crate::policy::grid_now_w(&ctx),
         };
-        let budget = CentiAmps::from_f64(out.amps)
-            .min(wiring)
-            .min(self.external_limit(None));
+        let unlimited = CentiAmps::from_f64(out.amps).min(wiring);
+        let budget = unlimited.min(self.external_limit(None));
+        // An outside controller's site limit that binds is named as what limits the budget.
+        let external_by = (budget < unlimited)
+            .then(|| {
+                self.external_limits
+                    .iter()
+                    .filter(|((_, s), a)| s.is_none() && **a == budget)
+                    .map(|((src, _), _)| src.clone())
+                    .next()
+            })
+            .flatten();
         if out.name != self.policy.name {
             info!(from = %self.policy.name, to = %out.name, reason = %out.reason, "Policy changed");
             self.emit(Event::PolicyChanged {
@@ -157,7 +166,7 @@ impl Core {
             is_green: out.is_green,
             budget,
             policy_amps: Some(out.policy_amps),
-            limited_by: out.limited_by,
+            limited_by: external_by.or(out.limited_by),
             surplus_w: out.surplus_w,
             grid_headroom_amps: out.grid_headroom_amps,
             green_state: out.green_state,
