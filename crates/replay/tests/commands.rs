@@ -113,6 +113,14 @@ fn arb_command() -> impl Strategy<Value = Command> {
         }),
         Just(Command::StartCharging { slave: None }),
         Just(Command::StopCharging { slave: None }),
+        // An OCPP central system's limit, for the site or one slave, set or cleared.
+        (proptest::option::of(0u8..2), proptest::option::of(amps())).prop_map(|(slave, amps)| {
+            Command::SetExternalLimit {
+                source: "ocpp".into(),
+                slave: slave.map(|i| TwcId([0x20 + i, 0x02])),
+                amps,
+            }
+        }),
     ]
 }
 

@@ -101,6 +101,33 @@ impl Core {
                 self.recompute(now);
                 return Ok(self.settings.clone());
             }
+            Command::SetExternalLimit {
+                source,
+                slave,
+                amps,
+            } => {
+                if source.trim().is_empty() {
+                    return Err(CommandError::Invalid(
+                        "external limit source must not be empty".into(),
+                    ));
+                }
+                match amps {
+                    Some(a) if !(a.is_finite() && a >= 0.0) => {
+                        return Err(CommandError::Invalid(format!(
+                            "external limit amps must be a number ≥ 0, got {a}"
+                        )));
+                    }
+                    Some(a) => {
+                        self.external_limits
+                            .insert((source, slave), CentiAmps::from_f64(a));
+                    }
+                    None => {
+                        self.external_limits.remove(&(source, slave));
+                    }
+                }
+                self.recompute(now);
+                return Ok(self.settings.clone());
+            }
             Command::ReplaceSettings(s) => next = *s,
             Command::PatchSettings(patch) => next = patch_settings(&self.settings, patch)?,
             Command::SetSchedule(s) => next.schedule = *s,

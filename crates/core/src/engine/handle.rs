@@ -85,6 +85,20 @@ pub enum Command {
         /// The query code.
         code: crate::protocol::MessageCode,
     },
+    /// Set (`Some`) or clear (`None`) a limit from an outside controller (an OCPP central
+    /// system's charging profile, …), named `source` so that controllers do not clear each
+    /// other's limits. `slave = None` limits the whole site's budget, `Some` one slave. It only
+    /// ever lowers: the policy, the wiring and the grid limits still apply on top, and every
+    /// limit set is in force at once (the lowest wins). Not saved: a restart clears it, and the
+    /// controller sets it again.
+    SetExternalLimit {
+        /// Who sets it (`"ocpp"`, …).
+        source: String,
+        /// `None` = the site's budget; `Some` = one slave.
+        slave: Option<TwcId>,
+        /// Amps (≥ 0), or `None` to clear.
+        amps: Option<f64>,
+    },
     /// Offer 0 A to every slave, wait for them to confirm, stop transmitting and end the engine.
     Shutdown,
 }

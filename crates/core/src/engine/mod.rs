@@ -223,6 +223,7 @@ pub fn spawn_with(
         settings_writer,
         site: SitePower::default(),
         car_vin: BTreeMap::new(),
+        external_limits: BTreeMap::new(),
         combine_problems: Vec::new(),
         sessions: BTreeMap::new(),
         session_wh: BTreeMap::new(),
@@ -294,6 +295,9 @@ struct Core {
     combine_problems: Vec<String>,
     /// The VIN of the car plugged into each slave, kept after its session ends.
     car_vin: BTreeMap<TwcId, String>,
+    /// Limits set by outside controllers ([`Command::SetExternalLimit`]): by source, then by
+    /// slave (`None` = the site's budget).
+    external_limits: BTreeMap<(String, Option<TwcId>), CentiAmps>,
 }
 
 impl Core {

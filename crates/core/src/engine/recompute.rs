@@ -35,6 +35,17 @@ impl Core {
             .unwrap_or(0)
     }
 
+    /// The lowest limit outside controllers set for a slave (`Some`) or the site (`None`);
+    /// unlimited when none is set.
+    pub(super) fn external_limit(&self, slave: Option<TwcId>) -> CentiAmps {
+        self.external_limits
+            .iter()
+            .filter(|((_, s), _)| *s == slave)
+            .map(|(_, a)| *a)
+            .min()
+            .unwrap_or(CentiAmps(u16::MAX))
+    }
+
     pub(super) fn recompute(&mut self, now: Instant) {
         let combined = self.combine(now);
         let (reading, charger_amps) = self.paired_reading(combined, now);
@@ -119,9 +130,21 @@ impl Core {
             charger_w: 0.0,
             grid_w: crate::policy::grid_now_w(&ctx),
         };
-        let budget = CentiAmps::from_f64(out.amps).min(wiring);
+        let policy_budget = CentiAmps::from_f64(out.amps).min(wiring);
         let headroom = crate::policy::grid_headroom(&ctx, &self.cfg.policy.grid);
-        let (budget, boosted) = self.min_soc_boost(budget, &out.name, headroom);
+        let (unlimited, boosted) = self.min_soc_boost(policy_budget, &out.name, headroom);
+        // An outside controller's site limit caps everything, the minimum-SoC boost included.
+        let budget = unlimited.min(self.external_limit(None));
+        // An outside controller's site limit that binds is named as what limits the budget.
+        let external_by = (budget < unlimited)
+            .then(|| {
+                self.external_limits
+                    .iter()
+                    .filter(|((_, s), a)| s.is_none() && **a == budget)
+                    .map(|((src, _), _)| src.clone())
+                    .next()
+            })
+            .flatten();
         if out.name != self.policy.name {
             info!(from = %self.policy.name, to = %out.name, reason = %out.reason, "Policy changed");
             self.emit(Event::PolicyChanged {
@@ -147,7 +170,7 @@ impl Core {
             is_green: out.is_green,
             budget,
             policy_amps: Some(out.policy_amps),
-            limited_by: out.limited_by,
+            limited_by: external_by.or(out.limited_by),
             surplus_w: out.surplus_w,
             grid_headroom_amps: out.grid_headroom_amps,
             green_state: out.green_state,
@@ -173,7 +196,7 @@ impl Core {
                 cap: if denied.contains_key(&s.id) || rogue.contains_key(&s.id) {
                     CentiAmps::ZERO
                 } else {
-                    self.master.cap(s.id)
+                    self.master.cap(s.id).min(self.external_limit(Some(s.id)))
                 },
                 min: self.cfg.min_amps_per_twc.max(s.version.min_amps()),
                 demand: if s.actual.0 >= 100 {
