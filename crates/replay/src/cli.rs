@@ -84,6 +84,12 @@ pub struct Args {
     /// a per-day and total table (Markdown).
     #[arg(long)]
     pub corpus: Option<PathBuf>,
+    /// `[green] reserve_w` (default: the config default).
+    #[arg(long)]
+    pub reserve_w: Option<f64>,
+    /// `[green] closed_loop` (default: the config default).
+    #[arg(long)]
+    pub closed_loop: Option<bool>,
     /// `[green] mode`: `"solar"` or `"min_solar"` (default: the config default).
     #[arg(long)]
     pub green_mode: Option<String>,
@@ -198,6 +204,12 @@ fn options(a: &Args) -> Result<SimOptions, String> {
     }
     if let Some(s) = a.restart_delay_secs {
         policy.green.restart_delay_secs = s;
+    }
+    if let Some(w) = a.reserve_w {
+        policy.green.reserve_w = w;
+    }
+    if let Some(c) = a.closed_loop {
+        policy.green.closed_loop = c;
     }
     if let Some(m) = &a.green_mode {
         policy.green.mode = m.clone();

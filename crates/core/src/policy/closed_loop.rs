@@ -13,7 +13,7 @@
 //! - an export smaller than one offer step (`[wiring] offer_step_amps`, see
 //!   [`ClosedLoop::set_dead_band`]) is left alone: rounding down to the step always leaves some,
 //!   and chasing it would make the offer alternate between two steps, which cars dislike. Any
-//!   import beyond a trace ([`IMPORT_TOLERANCE_A`]) is corrected;
+//!   import is corrected ([`IMPORT_TOLERANCE_A`]);
 //! - after a change it learns again only from a reading *measured* at least [`SETTLE_SECS`]
 //!   later (the time stamp says so), so a late meter, which still shows the error from before
 //!   the change, cannot make it overshoot and swing; a cached meter re-delivering the same
@@ -30,8 +30,9 @@ use tokio::time::Instant;
 pub const MAX_CORRECTION_A: f64 = 1.5;
 /// Errors larger than this per car are transients, not a car's shortfall, A.
 pub const LEARN_BELOW_A: f64 = 2.5;
-/// Imports smaller than this are left alone (meter noise), A.
-pub const IMPORT_TOLERANCE_A: f64 = 0.05;
+/// Imports up to this are left alone, A: none (a few watts imported for hours add up, and
+/// dropping one step below leaves an export the dead band keeps, so this does not dither).
+pub const IMPORT_TOLERANCE_A: f64 = 0.0;
 /// Share of the error taken per learning step.
 pub const GAIN: f64 = 1.0;
 /// A change shows on readings measured this long after it (a heartbeat to every slave and the
