@@ -85,7 +85,9 @@ impl Default for MasterConfig {
             follow_grace: Duration::from_secs(5),
             escalate_stop_after: Some(Duration::from_secs(60)),
             max_pending_commands: 16,
-            offer_step: CentiAmps(50),
+            // Whole amps for code that builds its own config (what it always had); the config
+            // file's default, `[wiring] offer_step_amps = 0.5`, sets 0.5 A.
+            offer_step: CentiAmps(100),
         }
     }
 }
