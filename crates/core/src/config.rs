@@ -40,6 +40,7 @@ struct WiringSection {
     max_amps_all_twcs: f64,
     max_amps_per_twc: f64,
     min_amps_per_twc: f64,
+    offer_step_amps: f64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -194,6 +195,15 @@ impl CoreConfig {
                 w.min_amps_per_twc,
                 80.0,
             );
+            if !(0.01..=1.0).contains(&w.offer_step_amps) || !w.offer_step_amps.is_finite() {
+                errors.push(format!(
+                    "[wiring] offer_step_amps = {}: expected 0.01..=1 (the protocol's centiamps up to whole amps)",
+                    w.offer_step_amps
+                ));
+            } else {
+                engine.master.offer_step =
+                    CentiAmps(((w.offer_step_amps * 100.0).round() as u16).max(1));
+            }
             if w.min_amps_per_twc > w.max_amps_per_twc {
                 errors.push(format!(
                     "[wiring] min_amps_per_twc = {} is above max_amps_per_twc = {}: no car could ever charge",

@@ -54,7 +54,30 @@ pub fn distribute_limited(
     slaves: &[ShareInput],
     max_active: Option<usize>,
 ) -> BTreeMap<TwcId, CentiAmps> {
-    let budget = budget.min(wiring_max_all).floor_whole();
+    distribute_stepped(
+        budget,
+        wiring_max_all,
+        slaves,
+        max_active,
+        CentiAmps::from_amps(1),
+    )
+}
+
+/// As [`distribute_limited`], in multiples of `step` instead of whole amps (`[wiring]
+/// offer_step_amps`; a zero step counts as 1 A).
+pub fn distribute_stepped(
+    budget: CentiAmps,
+    wiring_max_all: CentiAmps,
+    slaves: &[ShareInput],
+    max_active: Option<usize>,
+    step: CentiAmps,
+) -> BTreeMap<TwcId, CentiAmps> {
+    let step = if step.0 == 0 {
+        CentiAmps::from_amps(1)
+    } else {
+        step
+    };
+    let budget = budget.min(wiring_max_all).floor_to(step);
     let mut out: BTreeMap<TwcId, CentiAmps> =
         slaves.iter().map(|s| (s.id, CentiAmps::ZERO)).collect();
     let mut active: Vec<&ShareInput> = slaves
@@ -73,7 +96,7 @@ pub fn distribute_limited(
     }
     let mut used = CentiAmps::ZERO;
     while !active.is_empty() {
-        let alloc = water_fill(budget, &active);
+        let alloc = water_fill(budget, &active, step);
         if active.iter().zip(&alloc).any(|(s, a)| *a < s.min) {
             // Someone cannot reach its minimum: drop the least deserving and try again.
             active.pop();
@@ -93,8 +116,8 @@ pub fn distribute_limited(
         .collect();
     idle.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.id.cmp(&b.id)));
     for s in idle {
-        let m = s.min.max(CentiAmps::from_amps(1)).floor_whole();
-        let m = if m < s.min { m + CentiAmps(100) } else { m };
+        let m = s.min.max(CentiAmps::from_amps(1)).floor_to(step);
+        let m = if m < s.min { m + step } else { m };
         if m <= left && m <= s.cap {
             out.insert(s.id, m);
             left = left - m;
@@ -103,25 +126,27 @@ pub fn distribute_limited(
     out
 }
 
-/// Water-filling in whole amps: each gets min(cap, an equal share of what is left), smallest caps
-/// first so their unused share flows to the others. Returned in the order of `slaves`.
-fn water_fill(budget: CentiAmps, slaves: &[&ShareInput]) -> Vec<CentiAmps> {
+/// Water-filling in multiples of `step`: each gets min(cap, an equal share of what is left),
+/// smallest caps first so their unused share flows to the others. Returned in the order of
+/// `slaves`.
+fn water_fill(budget: CentiAmps, slaves: &[&ShareInput], step: CentiAmps) -> Vec<CentiAmps> {
+    let st = step.0 as u32;
     let mut order: Vec<usize> = (0..slaves.len()).collect();
     order.sort_by_key(|&i| slaves[i].cap);
     let mut remaining = budget.0 as u32;
     let mut alloc = vec![CentiAmps::ZERO; slaves.len()];
     for (k, &i) in order.iter().enumerate() {
         let n = (slaves.len() - k) as u32;
-        let share = (remaining / n) / 100 * 100;
-        let give = share.min(slaves[i].cap.floor_whole().0 as u32);
+        let share = (remaining / n) / st * st;
+        let give = share.min(slaves[i].cap.floor_to(step).0 as u32);
         alloc[i] = CentiAmps(give as u16);
         remaining -= give;
     }
-    // Whole-amp rounding can leave whole amps unused; hand them out in priority order.
+    // Rounding to the step can leave steps unused; hand them out in priority order.
     for (i, s) in slaves.iter().enumerate() {
-        while remaining >= 100 && alloc[i].0 as u32 + 100 <= s.cap.floor_whole().0 as u32 {
-            alloc[i] = alloc[i] + CentiAmps(100);
-            remaining -= 100;
+        while remaining >= st && alloc[i].0 as u32 + st <= s.cap.floor_to(step).0 as u32 {
+            alloc[i] = alloc[i] + step;
+            remaining -= st;
         }
     }
     alloc

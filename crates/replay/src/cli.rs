@@ -1,7 +1,9 @@
 //! The command line behind `cargo xtask sim`.
 
+use crate::corpus::{run_corpus, table};
 use crate::generate::{DayKind, GenSpec, generate};
 use crate::metrics::rows_csv;
+use crate::reference::{ReferenceConfig, run_reference};
 use crate::run::{SimOptions, run};
 use crate::trace::Trace;
 use clap::Parser;
@@ -78,6 +80,22 @@ pub struct Args {
     /// Sample period of the record and metrics, s.
     #[arg(long, default_value_t = 1)]
     pub sample_secs: u64,
+    /// Replay every `*.csv` trace in this folder (ours and the reference controller) and print
+    /// a per-day and total table (Markdown).
+    #[arg(long)]
+    pub corpus: Option<PathBuf>,
+    /// `[green] reserve_w` (default: the config default).
+    #[arg(long)]
+    pub reserve_w: Option<f64>,
+    /// `[green] closed_loop` (default: the config default).
+    #[arg(long)]
+    pub closed_loop: Option<bool>,
+    /// `[green] mode`: `"solar"` or `"min_solar"` (default: the config default).
+    #[arg(long)]
+    pub green_mode: Option<String>,
+    /// `[wiring] offer_step_amps` (default: the config default).
+    #[arg(long)]
+    pub offer_step_amps: Option<f64>,
 }
 
 /// Run the command line.
@@ -110,46 +128,36 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Result<(), String> {
         eprintln!("wrote {} rows to {}", t.steps.len(), path.display());
         return Ok(());
     }
+    let opts = options(&a)?;
+    if let Some(dir) = &a.corpus {
+        let wall = std::time::Instant::now();
+        let days = run_corpus(dir, &opts, &ReferenceConfig::default())?;
+        println!(
+            "corpus {} ({} traces), {} slave(s), {} phase(s), min {} A, meter every {} s; ours against the reference controller (start after 120 s at the minimum, stop after 300 s below it, whole amps)",
+            dir.display(),
+            days.len(),
+            opts.slaves,
+            opts.phases,
+            opts.min_amps,
+            opts.meter_interval.as_secs()
+        );
+        print!("{}", table(&days));
+        println!(
+            "replays took {:.2} s wall clock",
+            wall.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
     let Some(path) = &a.trace else {
         return Err(
-            "--trace FILE.csv is required (or --generate clear|cloudy --write FILE)".into(),
+            "--trace FILE.csv or --corpus DIR is required (or --generate clear|cloudy --write FILE)"
+                .into(),
         );
     };
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut trace = Trace::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     if a.days > 1 {
         trace = repeat_days(&trace, a.days);
-    }
-    let mut policy = PolicyConfig::default();
-    if let Some(s) = a.start_delay_secs {
-        policy.green.start_delay_secs = s;
-    }
-    if let Some(s) = a.stop_delay_secs {
-        policy.green.stop_delay_secs = s;
-    }
-    if let Some(s) = a.restart_delay_secs {
-        policy.green.restart_delay_secs = s;
-    }
-    let opts = SimOptions {
-        slaves: a.slaves,
-        phases: a.phases,
-        voltage: a.voltage,
-        min_amps: a.min_amps,
-        max_amps_per_twc: a.max_amps_per_twc,
-        max_amps_all: a.max_amps_all,
-        meter_interval: Duration::from_secs(a.meter_interval_secs.max(1)),
-        sample: Duration::from_secs(a.sample_secs.max(1)),
-        action: a.action.clone(),
-        non_scheduled_amps: a.amps,
-        flex_amps: a.flex_amps,
-        grid_limit_w: a.grid_limit_w,
-        policy,
-        keep_rows: a.out.is_some() || a.chart.is_some(),
-        ..SimOptions::default()
-    };
-    let problems = opts.policy.validate(opts.max_amps_all);
-    if !problems.is_empty() {
-        return Err(problems.join("; "));
     }
     let report = run(&trace, &opts)?;
     println!(
@@ -171,6 +179,80 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Result<(), String> {
         report.wall_secs,
         report.metrics.simulated_secs / report.wall_secs.max(1e-9)
     );
+    let reference = run_reference(&trace, &opts, &ReferenceConfig::default());
+    println!(
+        "reference controller    (start after 120 s at the minimum, stop after 300 s below it, whole amps, same meter and car)"
+    );
+    for line in reference
+        .report()
+        .lines()
+        .filter(|l| !l.starts_with("reaction"))
+    {
+        println!("  {line}");
+    }
+    write_outputs(&a, path, &report)
+}
+
+/// The replay options the flags describe.
+fn options(a: &Args) -> Result<SimOptions, String> {
+    let mut policy = PolicyConfig::default();
+    if let Some(s) = a.start_delay_secs {
+        policy.green.start_delay_secs = s;
+    }
+    if let Some(s) = a.stop_delay_secs {
+        policy.green.stop_delay_secs = s;
+    }
+    if let Some(s) = a.restart_delay_secs {
+        policy.green.restart_delay_secs = s;
+    }
+    if let Some(w) = a.reserve_w {
+        policy.green.reserve_w = w;
+    }
+    if let Some(c) = a.closed_loop {
+        policy.green.closed_loop = c;
+    }
+    if let Some(m) = &a.green_mode {
+        policy.green.mode = m.clone();
+    }
+    let mut opts = SimOptions {
+        slaves: a.slaves,
+        phases: a.phases,
+        voltage: a.voltage,
+        min_amps: a.min_amps,
+        max_amps_per_twc: a.max_amps_per_twc,
+        max_amps_all: a.max_amps_all,
+        meter_interval: Duration::from_secs(a.meter_interval_secs.max(1)),
+        sample: Duration::from_secs(a.sample_secs.max(1)),
+        action: a.action.clone(),
+        non_scheduled_amps: a.amps,
+        flex_amps: a.flex_amps,
+        grid_limit_w: a.grid_limit_w,
+        policy,
+        keep_rows: a.out.is_some() || a.chart.is_some(),
+        ..SimOptions::default()
+    };
+    if let Some(step) = a.offer_step_amps {
+        opts.offer_step_amps = step;
+    }
+    let mut problems = opts.policy.validate(opts.max_amps_all);
+    if !(0.01..=1.0).contains(&opts.offer_step_amps) {
+        problems.push(format!(
+            "--offer-step-amps {}: expected 0.01..=1",
+            opts.offer_step_amps
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(problems.join("; "));
+    }
+    Ok(opts)
+}
+
+/// `--out` and `--chart`.
+fn write_outputs(
+    a: &Args,
+    path: &std::path::Path,
+    report: &crate::run::Report,
+) -> Result<(), String> {
     if let Some(out) = &a.out {
         std::fs::write(out, rows_csv(&report.rows))
             .map_err(|e| format!("{}: {e}", out.display()))?;

@@ -4,12 +4,15 @@
 pub mod adversary;
 pub mod chart;
 pub mod cli;
+pub mod corpus;
 pub mod generate;
 pub mod metrics;
+pub mod reference;
 pub mod run;
 pub mod trace;
 
 pub use generate::{DayKind, GenSpec, generate};
 pub use metrics::{Accumulator, MetricParams, Metrics, Row, rows_csv};
+pub use reference::{ReferenceConfig, run_reference};
 pub use run::{Report, SimOptions, run};
 pub use trace::{Trace, TraceStep};

@@ -13,7 +13,14 @@
 //! - over the grid limit: rows where `grid_w` exceeds the limit although the house alone does not;
 //!   "beyond one reaction" subtracts from each such episode the allowance (meter interval plus two
 //!   heartbeat periods);
-//! - start/stop cycles: a slave's draw rising through 1 A is a start, falling through it a stop.
+//! - start/stop cycles: a slave's draw rising through 1 A is a start, falling through it a stop;
+//! - absorbable surplus: `min(max(surplus_w, 0), max_w) × dt` on every row (what chargers bound
+//!   by their maximum could take without importing, ignoring their minimum); *captured %* is
+//!   captured ÷ absorbable;
+//! - the strict variant: the same sums over rows whose surplus reaches one car's minimum only
+//!   (the surplus a controller that never imports can reach);
+//! - import while charging: `max(charger_w − max(surplus_w, 0), 0) × dt` on rows where the
+//!   chargers draw, whatever the policy; *import %* is it ÷ charged.
 
 use chrono::{DateTime, FixedOffset};
 use std::fmt::Write as _;
@@ -82,6 +89,14 @@ pub struct Metrics {
     pub oracle_kwh: f64,
     /// Grid import attributable to the chargers while tracking green, kWh.
     pub green_import_kwh: f64,
+    /// Surplus the chargers could absorb (bounded by their maximum), kWh.
+    pub absorbable_kwh: f64,
+    /// Absorbable surplus on rows where the surplus reaches one car's minimum, kWh.
+    pub strict_absorbable_kwh: f64,
+    /// Surplus captured on those rows, kWh.
+    pub strict_captured_kwh: f64,
+    /// Grid import attributable to the chargers on rows where they draw, kWh.
+    pub charging_import_kwh: f64,
     /// Seconds over the grid limit.
     pub over_limit_secs: f64,
     /// Seconds over the grid limit beyond one reaction per episode.
@@ -124,11 +139,20 @@ impl Accumulator {
         m.charged_kwh += r.charger_w * h / 1000.0;
         m.surplus_kwh += surplus * h / 1000.0;
         m.captured_kwh += r.charger_w.min(surplus) * h / 1000.0;
+        let absorbable = surplus.min(p.max_w) * h / 1000.0;
+        let captured = r.charger_w.min(surplus) * h / 1000.0;
+        m.absorbable_kwh += absorbable;
         if surplus >= p.min_w {
-            m.oracle_kwh += surplus.min(p.max_w) * h / 1000.0;
+            m.oracle_kwh += absorbable;
+            m.strict_absorbable_kwh += absorbable;
+            m.strict_captured_kwh += captured;
         }
+        let import = (r.charger_w - surplus).max(0.0) * h / 1000.0;
         if r.green {
-            m.green_import_kwh += (r.charger_w - surplus).max(0.0) * h / 1000.0;
+            m.green_import_kwh += import;
+        }
+        if r.charger_w > 0.0 {
+            m.charging_import_kwh += import;
         }
         if let Some(limit) = p.grid_limit_w {
             let house_import = r.load_w - r.pv_w - r.battery_w.unwrap_or(0.0);
@@ -184,6 +208,21 @@ impl Metrics {
         }
     }
 
+    /// Captured surplus as a percentage of the absorbable surplus.
+    pub fn absorbed_pct(&self) -> f64 {
+        pct(self.captured_kwh, self.absorbable_kwh)
+    }
+
+    /// The strict variant: captured ÷ absorbable on rows whose surplus reaches the minimum.
+    pub fn strict_pct(&self) -> f64 {
+        pct(self.strict_captured_kwh, self.strict_absorbable_kwh)
+    }
+
+    /// Import while charging as a percentage of the charged energy.
+    pub fn charging_import_pct(&self) -> f64 {
+        pct(self.charging_import_kwh, self.charged_kwh)
+    }
+
     /// Green import as a percentage of the charged energy.
     pub fn green_import_pct(&self) -> f64 {
         if self.charged_kwh > 0.0 {
@@ -232,6 +271,20 @@ impl Metrics {
         );
         let _ = writeln!(
             s,
+            "captured / absorbable   {:.1} % of {:.2} kWh (strict, surplus ≥ minimum: {:.1} % of {:.2} kWh)",
+            self.absorbed_pct(),
+            self.absorbable_kwh,
+            self.strict_pct(),
+            self.strict_absorbable_kwh
+        );
+        let _ = writeln!(
+            s,
+            "import while charging   {:.3} kWh = {:.2} % of charged",
+            self.charging_import_kwh,
+            self.charging_import_pct()
+        );
+        let _ = writeln!(
+            s,
             "grid import while green {:.3} kWh = {:.2} % of charged",
             self.green_import_kwh,
             self.green_import_pct()
@@ -255,6 +308,10 @@ impl Metrics {
         );
         s
     }
+}
+
+fn pct(a: f64, b: f64) -> f64 {
+    if b > 0.0 { 100.0 * a / b } else { 0.0 }
 }
 
 /// The per-step record as CSV.

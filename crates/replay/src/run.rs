@@ -50,6 +50,8 @@ pub struct SimOptions {
     pub policy: PolicyConfig,
     /// Keep every row (for `--out` and the chart); metrics are computed either way.
     pub keep_rows: bool,
+    /// `[wiring] offer_step_amps`.
+    pub offer_step_amps: f64,
 }
 
 impl Default for SimOptions {
@@ -71,6 +73,7 @@ impl Default for SimOptions {
             grid_limit_w: None,
             policy: PolicyConfig::default(),
             keep_rows: true,
+            offer_step_amps: 0.5,
         }
     }
 }
@@ -182,6 +185,7 @@ async fn replay(trace: &Trace, opts: &SimOptions) -> Result<Report, String> {
             sign: Some(0x77),
             wiring_max_all: CentiAmps::from_f64(opts.max_amps_all),
             wiring_max_per_twc: CentiAmps::from_f64(opts.max_amps_per_twc),
+            offer_step: CentiAmps(((opts.offer_step_amps * 100.0).round() as u16).max(1)),
             ..MasterConfig::default()
         },
         min_amps_per_twc: CentiAmps::from_f64(opts.min_amps),

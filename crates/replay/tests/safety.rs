@@ -576,6 +576,7 @@ proptest! {
         target in 0u16..=9_000,
         cap in 0u16..=8_000,
         min in prop_oneof![Just(500u16), Just(600)],
+        step in prop_oneof![Just(1u16), Just(50), Just(100)],
     ) {
         use twc_core::master::offer::{offer, own_excess, room};
         use twc_core::model::CentiAmps as C;
@@ -583,7 +584,7 @@ proptest! {
         prop_assert!(excess >= C(excess_seen));
         prop_assert!(excess >= C(actual).saturating_sub(C(offered)));
         let r = room(C(wiring), budget.map(C), C(others), excess, units);
-        let o = offer(C(target), C(cap), C(offered), r, C(min));
+        let o = offer(C(target), C(cap), C(offered), r, C(min), C(step));
         let u = u32::from(units);
         let taken = u32::from(others) + u32::from(excess.0);
         prop_assert!(o <= C(cap), "safety 1: offer {o} above cap {}", C(cap));
@@ -598,7 +599,7 @@ proptest! {
                 "raise to {o} above the budget {limit} cA with {taken} cA taken"
             );
         }
-        prop_assert!(o.0.is_multiple_of(100), "{o} is not whole amps");
+        prop_assert!(o.0.is_multiple_of(step), "{o} is not a multiple of the step {}", C(step));
         prop_assert!(o == C::ZERO || o >= C(min), "{o} below the minimum {min} cA");
     }
 }

@@ -187,7 +187,8 @@ pub fn spawn_with(
     }
     drop(read_tx);
     let now = Instant::now();
-    let policy_engine = PolicyEngine::new(cfg.policy.clone());
+    let mut policy_engine = PolicyEngine::new(cfg.policy.clone());
+    policy_engine.set_offer_step(cfg.master.offer_step.amps());
     let start_wall = cfg.start_wall.unwrap_or_else(Utc::now);
     // The settings as the engine holds them: read by the handle, saved by the writer task.
     let (settings_tx, settings_rx) = watch::channel(settings.clone());

@@ -215,7 +215,13 @@ impl Core {
                     }),
             })
             .collect();
-        let targets = share::distribute_limited(share_budget, wiring, &inputs, green_cars);
+        let targets = share::distribute_stepped(
+            share_budget,
+            wiring,
+            &inputs,
+            green_cars,
+            self.cfg.master.offer_step,
+        );
         self.master.set_total_cap(budget);
         self.master.set_targets(&targets);
     }

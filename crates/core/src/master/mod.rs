@@ -62,6 +62,9 @@ pub struct MasterConfig {
     pub escalate_stop_after: Option<Duration>,
     /// Most start/stop/query commands waiting to be sent; more are refused as busy.
     pub max_pending_commands: usize,
+    /// Offers are multiples of this (`[wiring] offer_step_amps`; the protocol carries
+    /// centiamps, cars follow in steps of about 0.5 A).
+    pub offer_step: CentiAmps,
 }
 
 impl Default for MasterConfig {
@@ -82,6 +85,9 @@ impl Default for MasterConfig {
             follow_grace: Duration::from_secs(5),
             escalate_stop_after: Some(Duration::from_secs(60)),
             max_pending_commands: 16,
+            // Whole amps for code that builds its own config (what it always had); the config
+            // file's default, `[wiring] offer_step_amps = 0.5`, sets 0.5 A.
+            offer_step: CentiAmps(100),
         }
     }
 }
@@ -357,7 +363,7 @@ impl Master {
                 .unwrap_or(CentiAmps::ZERO)
                 .min(cap);
             if let Some(s) = self.slaves.get_mut(&id) {
-                s.target = t.floor_whole();
+                s.target = t.floor_to(self.cfg.offer_step);
             }
         }
     }

@@ -89,7 +89,7 @@ pub fn room(
     }
 }
 
-/// The offer for a slave's next heartbeat, in whole amps.
+/// The offer for a slave's next heartbeat, a multiple of `step` (`[wiring] offer_step_amps`).
 ///
 /// The target is clamped to the slave's `cap`. A raise goes no higher than the soft room (but
 /// never takes back what is already offered, within the hard room); a lowering, or keeping, no
@@ -101,6 +101,7 @@ pub fn offer(
     offered: CentiAmps,
     room: Room,
     min: CentiAmps,
+    step: CentiAmps,
 ) -> CentiAmps {
     let target = target.min(cap);
     let offer = if target > offered {
@@ -108,7 +109,7 @@ pub fn offer(
     } else {
         target.min(room.hard)
     }
-    .floor_whole();
+    .floor_to(step);
     if offer < min { CentiAmps::ZERO } else { offer }
 }
 
@@ -127,7 +128,7 @@ mod tests {
         for others in [0, 6, 16, 30, 40] {
             for offered in [0, 6, 16, 32] {
                 let r = room(amps(40), None, amps(others), CentiAmps::ZERO, 1);
-                let o = offer(amps(32), amps(32), amps(offered), r, amps(6));
+                let o = offer(amps(32), amps(32), amps(offered), r, amps(6), amps(1));
                 // Never beyond what the wiring leaves after the others, even when already
                 // offered more.
                 assert!(
@@ -147,7 +148,10 @@ mod tests {
         let r = room(amps(40), None, amps(20), excess, 1);
         assert_eq!(r.hard, amps(16));
         // The car wants 20 A but only 16 A are left once its own overdraw is counted.
-        assert_eq!(offer(amps(20), amps(32), amps(16), r, amps(6)), amps(16));
+        assert_eq!(
+            offer(amps(20), amps(32), amps(16), r, amps(6), amps(1)),
+            amps(16)
+        );
     }
 
     #[test]
@@ -155,15 +159,21 @@ mod tests {
         let r = room(amps(40), Some(amps(20)), amps(10), CentiAmps::ZERO, 1);
         assert_eq!((r.hard, r.soft), (amps(30), amps(10)));
         // Raise: limited by the budget.
-        assert_eq!(offer(amps(32), amps(32), amps(6), r, amps(6)), amps(10));
+        assert_eq!(
+            offer(amps(32), amps(32), amps(6), r, amps(6), amps(1)),
+            amps(10)
+        );
         // Already offered more than the budget leaves: kept within the wiring, not cut.
-        assert_eq!(offer(amps(24), amps(32), amps(16), r, amps(6)), amps(16));
+        assert_eq!(
+            offer(amps(24), amps(32), amps(16), r, amps(6), amps(1)),
+            amps(16)
+        );
         // Two units on one TWCID: each gets half.
         let r2 = room(amps(40), None, amps(10), CentiAmps::ZERO, 2);
         assert_eq!(r2.hard, amps(15));
         // Below the car's minimum: stop.
         assert_eq!(
-            offer(amps(5), amps(32), amps(0), r, amps(6)),
+            offer(amps(5), amps(32), amps(0), r, amps(6), amps(1)),
             CentiAmps::ZERO
         );
     }

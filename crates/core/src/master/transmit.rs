@@ -124,9 +124,10 @@ impl Master {
         let in_shutdown = self.shutdown.is_some();
         let wiring_max_all = self.cfg.wiring_max_all;
         let total_cap = self.total_cap;
+        let step = self.cfg.offer_step;
         let s = self.slaves.get_mut(&id).expect("due slave exists");
         let room = offer::room(wiring_max_all, total_cap, others, own_excess, s.units);
-        let offer = offer::offer(s.target, cap, s.offered, room, s.version.min_amps());
+        let offer = offer::offer(s.target, cap, s.offered, room, s.version.min_amps(), step);
         let mut events = Vec::new();
         let command;
         let amps;

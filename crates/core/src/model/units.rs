@@ -29,6 +29,15 @@ impl CentiAmps {
     pub fn floor_whole(self) -> Self {
         CentiAmps(self.0 - self.0 % 100)
     }
+    /// Rounded down to a multiple of `step` (whole amps for a step of 1 A; a zero step leaves
+    /// the value as it is).
+    pub fn floor_to(self, step: CentiAmps) -> Self {
+        if step.0 == 0 {
+            self
+        } else {
+            CentiAmps(self.0 - self.0 % step.0)
+        }
+    }
     /// Saturating subtraction.
     pub fn saturating_sub(self, o: Self) -> Self {
         CentiAmps(self.0.saturating_sub(o.0))

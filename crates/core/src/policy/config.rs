@@ -184,6 +184,14 @@ pub struct GreenConfig {
     pub battery_first_below_soc: f64,
     /// What the battery may charge with, W (reserved for it under `battery_first`).
     pub battery_charge_w: f64,
+    /// `"solar"` (charge from the surplus only) or `"min_solar"` (always the minimum while a car
+    /// is connected and the meter is fresh, the surplus on top).
+    pub mode: String,
+    /// Follow the grid meter where there is one: the surplus is the chargers' draw minus the
+    /// grid power, and a correction learned from the measured export makes up for cars that draw
+    /// less than offered. `false`: feed-forward from generation and consumption when both are
+    /// known.
+    pub closed_loop: bool,
 }
 
 impl Default for GreenConfig {
@@ -197,6 +205,8 @@ impl Default for GreenConfig {
             battery_priority: "car_first".into(),
             battery_first_below_soc: 80.0,
             battery_charge_w: 0.0,
+            mode: "solar".into(),
+            closed_loop: true,
         }
     }
 }
@@ -370,6 +380,12 @@ impl PolicyConfig {
             e.push(format!(
                 "[green] battery_priority = {:?}: expected \"car_first\" or \"battery_first\"",
                 g.battery_priority
+            ));
+        }
+        if !matches!(g.mode.as_str(), "solar" | "min_solar") {
+            e.push(format!(
+                "[green] mode = {:?}: expected \"solar\" or \"min_solar\"",
+                g.mode
             ));
         }
         if !(0.0..=100.0).contains(&g.battery_first_below_soc) {

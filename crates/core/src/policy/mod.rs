@@ -18,12 +18,14 @@
 //! reading at hand; with no fresh reading it falls back to `[grid] safe_amps`). Green tracking
 //! with no fresh data gives 0 A (safety invariant 3); stale data never counts as 0 W.
 
+pub mod closed_loop;
 mod conditions;
 mod config;
 pub mod green;
 mod site;
 pub mod sun;
 
+use closed_loop::ClosedLoop;
 pub use conditions::check_condition;
 use conditions::{describe_conditions, eval_condition};
 pub use config::{
@@ -153,6 +155,7 @@ pub struct PolicyEngine {
     cfg: PolicyConfig,
     latches: BTreeMap<String, f64>,
     green: Option<GreenTracker>,
+    closed_loop: ClosedLoop,
     last: Option<(String, String, Action)>,
 }
 
@@ -163,8 +166,15 @@ impl PolicyEngine {
             cfg,
             latches: BTreeMap::new(),
             green: None,
+            closed_loop: ClosedLoop::default(),
             last: None,
         }
+    }
+
+    /// The step offers are rounded down to, A (`[wiring] offer_step_amps`): the closed loop
+    /// leaves an export smaller than one step alone.
+    pub fn set_offer_step(&mut self, amps: f64) {
+        self.closed_loop.set_dead_band(amps);
     }
 
     /// The config.
@@ -262,6 +272,7 @@ impl PolicyEngine {
         let (policy_amps, is_green, green_state) = match &action {
             Action::Fixed(a) => {
                 self.green = None;
+                self.closed_loop.forget();
                 (a.max(0.0), false, None)
             }
             Action::Green { flex } => {
@@ -279,14 +290,56 @@ impl PolicyEngine {
                     stop_delay: self.cfg.green.stop_delay_secs,
                     now: ctx.mono_secs,
                 });
-                green_cars = Some(tracker.cars());
+                let mut cars = tracker.cars();
+                let mut amps = out.amps;
+                let mut state = out.state;
+                // Closed loop: while following the surplus, add what the meter says the cars
+                // leave unused (see closed_loop.rs). Holding the minimum is left as it is.
+                let export_a = ctx
+                    .reading
+                    .filter(|_| self.cfg.green.closed_loop)
+                    .and_then(|r| r.grid_w.map(|g| (r.measured_at, -g / volts_total)));
+                let correction = match (export_a, surplus) {
+                    (Some((at, e)), Some(_)) => self.closed_loop.update(
+                        tokio::time::Instant::now(),
+                        at,
+                        e,
+                        ctx.cars_charging,
+                    ),
+                    _ => {
+                        self.closed_loop.forget();
+                        0.0
+                    }
+                };
+                let hold = cars as f64 * ctx.min_amps;
+                if let Some(s) = surplus.map(|w| w / volts_total)
+                    && cars > 0
+                    && s >= hold
+                {
+                    amps = (s + correction).max(hold);
+                }
+                // Min + solar: the minimum always (with fresh data and a car connected), the
+                // surplus on top.
+                if self.cfg.green.mode == "min_solar"
+                    && surplus.is_some()
+                    && ctx.cars_connected > 0
+                    && amps < ctx.min_amps
+                {
+                    amps = ctx.min_amps;
+                    cars = cars.max(1);
+                    state = format!("min + solar: holding the minimum ({state})");
+                }
+                green_cars = Some(cars);
                 match surplus {
                     Some(w) => {
-                        reason = format!("{reason}; surplus {w:.0} W = {:.2} A", w / volts_total)
+                        reason = format!("{reason}; surplus {w:.0} W = {:.2} A", w / volts_total);
+                        if correction != 0.0 {
+                            reason = format!("{reason}, {correction:+.2} A from the grid meter");
+                        }
                     }
                     None => reason = format!("{reason}; no fresh reading: 0 A until one arrives"),
                 }
-                (out.amps, true, Some(out.state))
+                (amps, true, Some(state))
             }
         };
 

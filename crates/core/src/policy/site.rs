@@ -20,6 +20,8 @@ pub fn surplus_w(ctx: &Context<'_>, g: &GreenConfig) -> Option<f64> {
     let volts_total = ctx.voltage * ctx.phases.max(1) as f64;
     let charger_w = ctx.charger_amps * volts_total;
     let base = match (r.generation_w, r.consumption_w, r.grid_w) {
+        // Closed loop: the grid meter measures what the chargers may take (see closed_loop.rs).
+        (_, _, Some(grid)) if g.closed_loop => charger_w - grid - battery_w(ctx, r)?,
         (Some(gen_w), Some(c), _) => {
             let house = if ctx.consumption_includes_chargers {
                 (c - charger_w).max(0.0)
