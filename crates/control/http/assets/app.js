@@ -182,7 +182,7 @@ function renderSlaves(st) {
     f("actual", fmtA(s.actual_amps));
     f("power", fmtW(s.power_w));
     f("session", s.session_kwh.toFixed(2) + " kWh" + (s.session_secs != null ? " · " + fmtSecs(s.session_secs) : ""));
-    const soc = s.soc_pct ?? s.vehicle_soc_pct ?? (s.vehicle ? s.vehicle.soc_pct : null);
+    const soc = s.soc_pct;
     show("soc", soc != null);
     f("soc", soc == null ? "" : Math.round(soc) + " %");
     f("lifetime", s.lifetime_kwh == null ? "—" : s.lifetime_kwh + " kWh");

@@ -229,6 +229,23 @@ async fn a_car_at_a_twc_is_matched_by_vin_and_gets_the_policys_limit_shown_every
     let s = r.engine.status();
     assert_eq!(s.vehicles.len(), 1);
     assert_eq!(s.vehicles[0].policy_limit_pct, Some(90));
+    // The TWC's card in the UI shows the car's state of charge from the slave view.
+    let slaves: serde_json::Value = r
+        .http
+        .get(format!("{}/api/v2/slaves", r.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let at = slaves
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == car["slave"])
+        .expect("the car's TWC");
+    assert_eq!(at["soc_pct"], 42.0, "{at}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use twc_core::engine::{Command, CommandError};
+use twc_core::model::Status;
 use twc_core::protocol::TwcId;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -71,9 +72,17 @@ pub(crate) struct SlaveView {
     firmware: Option<String>,
     /// True when the car draws more than the limit.
     overdraw: bool,
+    /// State of charge of the car at this TWC, %, from a vehicle plugin (matched by VIN);
+    /// absent without one or while its data is stale.
+    soc_pct: Option<f64>,
 }
 
-pub(crate) fn slave_view(x: &twc_core::model::SlaveStatus) -> SlaveView {
+pub(crate) fn slave_view(x: &twc_core::model::SlaveStatus, status: &Status) -> SlaveView {
+    let soc_pct = status
+        .vehicles
+        .iter()
+        .find(|v| v.slave == Some(x.id) && !v.stale)
+        .and_then(|v| v.soc_pct);
     SlaveView {
         id: x.id.to_string(),
         protocol: x.version.number(),
@@ -97,13 +106,15 @@ pub(crate) fn slave_view(x: &twc_core::model::SlaveStatus) -> SlaveView {
         charging: x.charging,
         firmware: x.firmware.clone(),
         overdraw: x.overdraw,
+        soc_pct,
     }
 }
 
 /// Linked slaves.
 #[utoipa::path(get, path = "/slaves", tag = "slaves", responses((status = 200, body = Vec<SlaveView>)))]
 async fn get_slaves(State(st): State<AppState>) -> Json<Vec<SlaveView>> {
-    Json(st.engine.status().slaves.iter().map(slave_view).collect())
+    let s = st.engine.status();
+    Json(s.slaves.iter().map(|x| slave_view(x, &s)).collect())
 }
 
 /// A TWCID in a path: exactly 4 hex digits, as the document's pattern says (`TwcId`'s own
@@ -122,8 +133,9 @@ fn parse_id(id: &str) -> Result<TwcId, Response> {
     responses((status = 200, body = SlaveView), (status = 400, description = "refused: the reason is in `error`", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)))]
 async fn get_slave(State(st): State<AppState>, Path(id): Path<String>) -> Response {
     let id = try_resp!(parse_id(&id));
-    match st.engine.status().slaves.iter().find(|x| x.id == id) {
-        Some(x) => Json(slave_view(x)).into_response(),
+    let s = st.engine.status();
+    match s.slaves.iter().find(|x| x.id == id) {
+        Some(x) => Json(slave_view(x, &s)).into_response(),
         None => error(StatusCode::NOT_FOUND, format!("no slave {id} is linked")),
     }
 }

@@ -200,7 +200,7 @@ pub(crate) fn status_view(st: &AppState, s: &Status) -> StatusView {
             estimated: r.is_some_and(|r| r.estimated),
         },
         policy: policy_view(s),
-        slaves: s.slaves.iter().map(slave_view).collect(),
+        slaves: s.slaves.iter().map(|x| slave_view(x, s)).collect(),
         bus: BusView {
             master_id: s.bus.master_id.to_string(),
             transmitting: s.bus.transmitting,
