@@ -60,6 +60,15 @@ pub struct DailyEnergy {
     pub energy_kwh: f64,
     /// Number of sessions that started that day.
     pub sessions: u32,
+    /// PV energy that day, kWh, from the stored power points; `None` without any.
+    #[serde(default)]
+    pub generation_kwh: Option<f64>,
+    /// Grid import that day, kWh, from the stored power points; `None` without any.
+    #[serde(default)]
+    pub import_kwh: Option<f64>,
+    /// Grid export that day, kWh, from the stored power points; `None` without any.
+    #[serde(default)]
+    pub export_kwh: Option<f64>,
 }
 
 /// The queries the web UI needs for graphs. Times are UTC; ranges are `[from, to)`.
@@ -83,7 +92,8 @@ pub trait HistoryQuery: Send + Sync {
     ) -> Result<Vec<SessionRecord>, PluginError>;
 
     /// Energy per day for the days `[from, to]` (inclusive) in time zone `offset`, every day
-    /// present (0 kWh when nothing was charged). Default: computed from [`Self::sessions`].
+    /// present (0 kWh when nothing was charged). Default: charged energy from
+    /// [`Self::sessions`], PV and grid energy integrated from [`Self::power`].
     async fn energy_per_day(
         &self,
         from: NaiveDate,
@@ -93,7 +103,10 @@ pub trait HistoryQuery: Send + Sync {
         let start = day_start(from, offset);
         let end = day_start(to.succ_opt().unwrap_or(to), offset);
         let sessions = self.sessions(None, start, end).await?;
-        Ok(energy_per_day(&sessions, from, to, offset))
+        let mut days = energy_per_day(&sessions, from, to, offset);
+        let points = self.power(start, end, 0).await?;
+        add_power_energy(&mut days, &points, offset);
+        Ok(days)
     }
 }
 
@@ -118,6 +131,9 @@ pub fn energy_per_day(
                 day: d,
                 energy_kwh: 0.0,
                 sessions: 0,
+                generation_kwh: None,
+                import_kwh: None,
+                export_kwh: None,
             },
         );
         match d.succ_opt() {
@@ -133,6 +149,37 @@ pub fn energy_per_day(
         }
     }
     days.into_values().collect()
+}
+
+/// Points further apart than this leave a gap: nobody knows what flowed in between.
+pub const MAX_POWER_GAP_SECS: i64 = 15 * 60;
+
+/// Add PV, import and export energy to `days` from power points (oldest first): each point's
+/// power holds until the next one, for at most [`MAX_POWER_GAP_SECS`]; a value a point does not
+/// have counts as unknown, not as 0 W. A day with no usable point keeps `None`.
+pub fn add_power_energy(days: &mut [DailyEnergy], points: &[PowerPoint], offset: FixedOffset) {
+    fn add(slot: &mut Option<f64>, wh: f64) {
+        *slot = Some(slot.unwrap_or(0.0) + wh / 1000.0);
+    }
+    for w in points.windows(2) {
+        let (a, b) = (&w[0], &w[1]);
+        let secs = (b.at - a.at).num_seconds();
+        if secs <= 0 || secs > MAX_POWER_GAP_SECS {
+            continue;
+        }
+        let hours = secs as f64 / 3600.0;
+        let day = a.at.with_timezone(&offset).date_naive();
+        let Some(d) = days.iter_mut().find(|d| d.day == day) else {
+            continue;
+        };
+        if let Some(g) = a.generation_w.filter(|g| g.is_finite()) {
+            add(&mut d.generation_kwh, g.max(0.0) * hours);
+        }
+        if let Some(g) = a.grid_w.filter(|g| g.is_finite()) {
+            add(&mut d.import_kwh, g.max(0.0) * hours);
+            add(&mut d.export_kwh, (-g).max(0.0) * hours);
+        }
+    }
 }
 
 /// Keep every `len / max`-th point so at most `max` remain (0 = keep all): how the database
@@ -171,5 +218,44 @@ mod tests {
         let d = energy_per_day(&v, from, to, tz);
         let got: Vec<(u32, f64)> = d.iter().map(|e| (e.sessions, e.energy_kwh)).collect();
         assert_eq!(got, vec![(1, 10.0), (1, 3.0), (1, 7.0), (0, 0.0)]);
+    }
+
+    #[test]
+    fn pv_and_grid_energy_are_integrated_per_local_day_and_gaps_stay_unknown() {
+        let tz = FixedOffset::east_opt(3600).unwrap();
+        let p = |iso: &str, pv: Option<f64>, grid: Option<f64>| PowerPoint {
+            at: iso.parse().unwrap(),
+            generation_w: pv,
+            consumption_w: None,
+            charger_w: None,
+            grid_w: grid,
+        };
+        let from = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+        let to = NaiveDate::from_ymd_opt(2026, 11, 3).unwrap();
+        let mut days = energy_per_day(&[], from, to, tz);
+        add_power_energy(
+            &mut days,
+            &[
+                // 1 kW of PV and 500 W export for 10 minutes, then 2 kW import for 5 minutes.
+                p("2026-11-01T10:00:00Z", Some(1000.0), Some(-500.0)),
+                p("2026-11-01T10:10:00Z", Some(0.0), Some(2000.0)),
+                p("2026-11-01T10:15:00Z", None, None),
+                // An hour later: the gap is not counted.
+                p("2026-11-01T11:15:00Z", Some(6000.0), Some(100.0)),
+                // 23:55 UTC is the 2nd at +01:00: 6 kW for 5 minutes lands on the 2nd…
+                p("2026-11-01T23:55:00Z", Some(6000.0), Some(-6000.0)),
+                p("2026-11-02T00:00:00Z", Some(0.0), None),
+            ],
+            tz,
+        );
+        let r = |x: Option<f64>| x.map(|v| (v * 1000.0).round() / 1000.0);
+        assert_eq!(r(days[0].generation_kwh), Some(0.167));
+        assert_eq!(r(days[0].export_kwh), Some(0.083));
+        assert_eq!(r(days[0].import_kwh), Some(0.167));
+        assert_eq!(r(days[1].generation_kwh), Some(0.5));
+        assert_eq!(r(days[1].export_kwh), Some(0.5));
+        // …and a day without points stays unknown, not 0 kWh.
+        assert_eq!(days[2].generation_kwh, None);
+        assert_eq!(days[2].import_kwh, None);
     }
 }

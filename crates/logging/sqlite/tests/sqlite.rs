@@ -78,6 +78,7 @@ async fn records_every_table_and_answers_history_queries() {
             component: "bus".into(),
             message: "another master".into(),
         },
+        reading(661, 5000.0),
         Event::SessionEnded {
             at: t(3600),
             session: session(10, 1000, 7.0),
@@ -168,6 +169,15 @@ async fn records_every_table_and_answers_history_queries() {
         vec![7.0, 0.0]
     );
     assert_eq!(d[0].day, NaiveDate::from_ymd_opt(2026, 9, 21).unwrap());
+    // PV and grid energy from the stored green_energy rows: 5 kW and 4.2 kW export for 600 s.
+    let kwh = |x: Option<f64>| x.map(|v| (v * 1000.0).round() / 1000.0);
+    assert_eq!(kwh(d[0].generation_kwh), Some(0.833));
+    assert_eq!(kwh(d[0].export_kwh), Some(0.7));
+    assert_eq!(kwh(d[0].import_kwh), Some(0.0));
+    assert_eq!(
+        d[1].generation_kwh, None,
+        "no rows that day: unknown, not 0 kWh"
+    );
 }
 
 #[tokio::test]

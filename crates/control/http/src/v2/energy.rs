@@ -20,11 +20,11 @@ pub(crate) struct EnergyPeriod {
     pub(crate) label: String,
     /// Energy the chargers delivered, kWh.
     pub(crate) charged_kwh: f64,
-    /// PV energy, kWh; absent when this process has no samples for the period.
+    /// PV energy, kWh; absent when neither the database logger nor this process has samples.
     pub(crate) generation_kwh: Option<f64>,
-    /// Grid import, kWh; absent when this process has no samples for the period.
+    /// Grid import, kWh; absent when neither the database logger nor this process has samples.
     pub(crate) import_kwh: Option<f64>,
-    /// Grid export, kWh; absent when this process has no samples for the period.
+    /// Grid export, kWh; absent when neither the database logger nor this process has samples.
     pub(crate) export_kwh: Option<f64>,
 }
 
@@ -82,8 +82,8 @@ fn group(
         .collect()
 }
 
-/// Merge this process's day totals with a database logger's charged energy per day (which
-/// wins for charged energy: it spans restarts) and group them.
+/// Merge this process's day totals with a database logger's energy per day (which wins where
+/// it has a value: it spans restarts) and group them.
 pub(crate) fn periods(local: &[DayTotals], stored: Option<&[DailyView]>) -> EnergyPeriods {
     let mut days: BTreeMap<NaiveDate, EnergyPeriod> = BTreeMap::new();
     for d in local {
@@ -110,6 +110,9 @@ pub(crate) fn periods(local: &[DayTotals], stored: Option<&[DailyView]>) -> Ener
             ..EnergyPeriod::default()
         });
         e.charged_kwh = d.energy_kwh;
+        e.generation_kwh = d.generation_kwh.or(e.generation_kwh);
+        e.import_kwh = d.import_kwh.or(e.import_kwh);
+        e.export_kwh = d.export_kwh.or(e.export_kwh);
     }
     let empty = days.values().all(|e| {
         e.charged_kwh < 0.005
@@ -155,15 +158,33 @@ mod tests {
             local("2026-11-30", 2.0, 20.0),
             local("2026-12-01", 3.0, 30.0),
         ];
-        let stored = [DailyView {
-            date: "2026-11-30".into(),
-            energy_kwh: 7.25,
-            sessions: 1,
-        }];
+        let stored = [
+            DailyView {
+                date: "2026-11-30".into(),
+                energy_kwh: 7.25,
+                sessions: 1,
+                generation_kwh: None,
+                import_kwh: None,
+                export_kwh: None,
+            },
+            // The database's PV (it spans restarts) wins over this process's samples.
+            DailyView {
+                date: "2026-12-02".into(),
+                energy_kwh: 0.0,
+                sessions: 0,
+                generation_kwh: Some(12.5),
+                import_kwh: Some(0.5),
+                export_kwh: Some(4.0),
+            },
+        ];
+        let mut l = l.to_vec();
+        l.push(local("2026-12-02", 0.0, 3.0));
         let p = periods(&l, Some(&stored));
-        assert_eq!(p.day.len(), 3);
+        assert_eq!(p.day.len(), 4);
         assert_eq!(p.day[1].charged_kwh, 7.25);
         assert_eq!(p.day[1].generation_kwh, Some(20.0));
+        assert_eq!(p.day[3].generation_kwh, Some(12.5));
+        assert_eq!(p.day[3].export_kwh, Some(4.0));
         let w: Vec<_> = p
             .week
             .iter()
@@ -173,7 +194,7 @@ mod tests {
             w,
             [
                 ("2026-W48", 1.0, Some(10.0)),
-                ("2026-W49", 10.25, Some(50.0))
+                ("2026-W49", 10.25, Some(62.5))
             ]
         );
         let m: Vec<_> = p
@@ -183,7 +204,7 @@ mod tests {
             .collect();
         assert_eq!(
             m,
-            [("2026-11", 8.25, Some(2.0)), ("2026-12", 3.0, Some(1.0))]
+            [("2026-11", 8.25, Some(2.0)), ("2026-12", 3.0, Some(1.5))]
         );
         assert!(!p.empty);
     }
@@ -195,11 +216,17 @@ mod tests {
                 date: "2026-12-01".into(),
                 energy_kwh: 0.0,
                 sessions: 0,
+                generation_kwh: None,
+                import_kwh: None,
+                export_kwh: None,
             },
             DailyView {
                 date: "2026-12-02".into(),
                 energy_kwh: 0.0,
                 sessions: 0,
+                generation_kwh: None,
+                import_kwh: None,
+                export_kwh: None,
             },
         ];
         let p = periods(&[], Some(&stored));

@@ -57,6 +57,12 @@ pub(crate) struct DailyView {
     pub(super) energy_kwh: f64,
     /// Sessions that started that day.
     pub(super) sessions: u32,
+    /// PV energy that day, kWh, from the stored power points (absent without any).
+    pub(super) generation_kwh: Option<f64>,
+    /// Grid import that day, kWh (absent without stored power points).
+    pub(super) import_kwh: Option<f64>,
+    /// Grid export that day, kWh (absent without stored power points).
+    pub(super) export_kwh: Option<f64>,
 }
 
 /// History from a database logger (`logging.sqlite`, `logging.mysql`).
@@ -168,6 +174,9 @@ async fn stored_history(
                 date: d.day.format("%Y-%m-%d").to_string(),
                 energy_kwh: d.energy_kwh,
                 sessions: d.sessions,
+                generation_kwh: d.generation_kwh,
+                import_kwh: d.import_kwh,
+                export_kwh: d.export_kwh,
             })
             .collect(),
         Ok(Err(e)) => {
