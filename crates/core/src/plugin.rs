@@ -344,7 +344,11 @@ pub trait StatusPublisher: Send + Sync {
     }
 }
 
+mod outlook;
 mod vehicle;
+pub use outlook::{
+    Forecast, ForecastSlot, Outlook, PriceSlot, Prices, SolarForecast, TariffSource,
+};
 pub use vehicle::{AccountStatus, ChargeState, Vehicle, VehicleApi};
 
 macro_rules! descriptor {

@@ -101,6 +101,26 @@ impl Core {
                 self.recompute(now);
                 return Ok(self.settings.clone());
             }
+            Command::SetPrices(prices) => {
+                if let Some(p) = &prices {
+                    p.validate().map_err(|e| {
+                        CommandError::Invalid(format!("prices from {:?}: {e}", p.source))
+                    })?;
+                }
+                self.outlook.prices = prices;
+                self.recompute(now);
+                return Ok(self.settings.clone());
+            }
+            Command::SetForecast(forecast) => {
+                if let Some(f) = &forecast {
+                    f.validate().map_err(|e| {
+                        CommandError::Invalid(format!("forecast from {:?}: {e}", f.source))
+                    })?;
+                }
+                self.outlook.forecast = forecast;
+                self.recompute(now);
+                return Ok(self.settings.clone());
+            }
             Command::SetExternalLimit {
                 source,
                 slave,

@@ -36,6 +36,13 @@ pub enum Command {
     /// The cars as the vehicles task sees them ([`crate::vehicles`]): shown in `Status`, and a
     /// car below its minimum state of charge at a TWC gets the full allowed current.
     SetVehicles(Vec<crate::vehicles::VehicleStatus>),
+    /// The latest grid prices from a tariff plugin (validated with
+    /// [`Prices::validate`](crate::plugin::Prices::validate)); `None` clears them (the plugin
+    /// failed for longer than its prices reach).
+    SetPrices(Option<crate::plugin::Prices>),
+    /// The latest solar forecast from a forecast plugin (validated with
+    /// [`Forecast::validate`](crate::plugin::Forecast::validate)); `None` clears it.
+    SetForecast(Option<crate::plugin::Forecast>),
     /// Replace the runtime settings (validated as a whole).
     ReplaceSettings(Box<Settings>),
     /// Apply a JSON merge patch (RFC 7386) to the settings as they are when the engine applies

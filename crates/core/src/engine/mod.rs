@@ -225,6 +225,7 @@ pub fn spawn_with(
         site: SitePower::default(),
         car_vin: BTreeMap::new(),
         external_limits: BTreeMap::new(),
+        outlook: Default::default(),
         combine_problems: Vec::new(),
         sessions: BTreeMap::new(),
         session_wh: BTreeMap::new(),
@@ -299,6 +300,8 @@ struct Core {
     /// Limits set by outside controllers ([`Command::SetExternalLimit`]): by source, then by
     /// slave (`None` = the site's budget).
     external_limits: BTreeMap<(String, Option<TwcId>), CentiAmps>,
+    /// Prices and solar forecast ([`Command::SetPrices`], [`Command::SetForecast`]).
+    outlook: crate::plugin::Outlook,
 }
 
 impl Core {

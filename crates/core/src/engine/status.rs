@@ -125,6 +125,7 @@ impl Core {
                 ..self.site.clone()
             },
             vehicles: self.vehicles.clone(),
+            outlook: self.outlook.clone(),
         };
         self.status.send_if_modified(|old| {
             if *old == status {

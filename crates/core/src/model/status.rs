@@ -191,6 +191,10 @@ pub struct Status {
     /// the TWC they are at and the last command sent to them.
     #[serde(default)]
     pub vehicles: Vec<crate::vehicles::VehicleStatus>,
+    /// Grid prices and the solar forecast as the tariff and forecast plugins last gave them
+    /// (empty without them).
+    #[serde(default)]
+    pub outlook: crate::plugin::Outlook,
 }
 
 impl Status {
