@@ -171,9 +171,21 @@ impl HttpControl {
     }
 }
 
-/// Shared state of every handler.
+/// Shared state of every handler: one pointer, because axum clones it for every request and
+/// every middleware (cloning the fields one by one — the engine handle's channels, several
+/// `Arc`s — cost a quarter of the server's CPU under load).
 #[derive(Clone)]
-pub(crate) struct AppState {
+pub(crate) struct AppState(Arc<AppStateInner>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
+}
+
+/// What [`AppState`] points to.
+pub(crate) struct AppStateInner {
     pub(crate) engine: EngineHandle,
     pub(crate) cfg: Arc<HttpConfig>,
     pub(crate) auth: Arc<auth::Sessions>,
@@ -210,7 +222,7 @@ pub fn router_with_vehicles(
     vehicles: Option<VehicleHandle>,
 ) -> Router {
     let recorder = Recorder::spawn(&engine, &cfg);
-    let state = AppState {
+    let state = AppState(Arc::new(AppStateInner {
         engine,
         auth: Arc::new(auth::Sessions::new(&cfg)),
         cfg: Arc::new(cfg),
@@ -219,7 +231,7 @@ pub fn router_with_vehicles(
         sse_slots: Arc::new(tokio::sync::Semaphore::new(v2::MAX_EVENT_STREAMS)),
         history,
         vehicles,
-    };
+    }));
     let limit = state.cfg.max_body_bytes;
     let compat_limit = state.cfg.compat_max_body_bytes;
     Router::new()
