@@ -46,6 +46,7 @@ fn main() -> ExitCode {
         "new-plugin" => new_plugin(rest),
         "docs" => docs::write(&root()),
         "dist" => dist::run(rest),
+        "cross-check" => dist::cross_check(),
         "bench" => bench(),
         "e2e" => e2e(),
         "fuzz-api" => fuzz_api::run(rest),
@@ -53,7 +54,7 @@ fn main() -> ExitCode {
         "soak" => soak(rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | test | tidy | fuzz [target] [--secs N] | fuzz-api [--max-examples N] [--seed N] | new-plugin <kind> <name> | docs | dist [--require-cross] [--deb] | bench | e2e | sim --trace FILE.csv | soak [demo|safety] [--minutes N] [--cases N] [--jobs N]>"
+                "usage: cargo xtask <ci | test | tidy | fuzz [target] [--secs N] | fuzz-api [--max-examples N] [--seed N] | new-plugin <kind> <name> | docs | dist [--require-cross] [--deb] | cross-check | bench | e2e | sim --trace FILE.csv | soak [demo|safety] [--minutes N] [--cases N] [--jobs N]>"
             );
             return if task == "help" {
                 ExitCode::SUCCESS
@@ -136,7 +137,8 @@ fn ci() -> Result<(), String> {
     ]);
     doc.env("RUSTDOCFLAGS", "-D warnings");
     step("doc", doc)?;
-    feature_sweep()
+    feature_sweep()?;
+    dist::cross_check()
 }
 
 fn test() -> Result<(), String> {
