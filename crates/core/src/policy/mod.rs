@@ -300,8 +300,7 @@ impl PolicyEngine {
                 let mut cars = tracker.cars();
                 let mut amps = out.amps;
                 let mut state = out.state;
-                // Closed loop: while following the surplus, add what the meter says the cars
-                // leave unused (see closed_loop.rs). Holding the minimum is left as it is.
+                // Closed loop (closed_loop.rs): add what the meter says the cars leave unused.
                 let export_a = ctx
                     .reading
                     .filter(|_| self.cfg.green.closed_loop)
