@@ -266,7 +266,8 @@ fn r15_cost_stop_imports_less_than_the_stop_count_and_the_reference() {
         keep_rows: false,
         ..SimOptions::default()
     };
-    assert!(opts.policy.green.restart_cost_wh > 0.0 && opts.policy.green.forecast_secs > 0.0);
+    opts.policy.green.restart_cost_wh = 5.0;
+    assert!(opts.policy.green.forecast_secs > 0.0);
     let ours = run(&t, &opts).unwrap().metrics;
     let reference = twc_replay::run_reference(&t, &opts, &twc_replay::ReferenceConfig::default());
     opts.policy.green.restart_cost_wh = 0.0;

@@ -219,7 +219,7 @@ impl Default for GreenConfig {
             mode: "solar".into(),
             closed_loop: true,
             forecast_secs: 300.0,
-            restart_cost_wh: 5.0,
+            restart_cost_wh: 0.0,
         }
     }
 }
