@@ -96,6 +96,12 @@ pub struct Args {
     /// `[wiring] offer_step_amps` (default: the config default).
     #[arg(long)]
     pub offer_step_amps: Option<f64>,
+    /// `[green] forecast_secs` (0 = start after the start delay; default: the config default).
+    #[arg(long)]
+    pub forecast_secs: Option<f64>,
+    /// `[green] restart_cost_wh` (0 = weighted stop count only; default: the config default).
+    #[arg(long)]
+    pub restart_cost_wh: Option<f64>,
 }
 
 /// Run the command line.
@@ -213,6 +219,12 @@ fn options(a: &Args) -> Result<SimOptions, String> {
     }
     if let Some(m) = &a.green_mode {
         policy.green.mode = m.clone();
+    }
+    if let Some(f) = a.forecast_secs {
+        policy.green.forecast_secs = f;
+    }
+    if let Some(c) = a.restart_cost_wh {
+        policy.green.restart_cost_wh = c;
     }
     let mut opts = SimOptions {
         slaves: a.slaves,

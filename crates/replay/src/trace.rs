@@ -162,9 +162,10 @@ impl Trace {
     /// The row in force `secs` after the start (sample and hold).
     pub fn at_offset(&self, secs: f64) -> &TraceStep {
         let t0 = self.start();
-        let i = self
-            .steps
-            .partition_point(|s| ((s.at - t0).num_milliseconds() as f64) / 1000.0 <= secs);
+        // One time addition, then plain time comparisons (this runs for every sample and every
+        // meter reading of a month-long replay).
+        let until = t0 + chrono::Duration::microseconds((secs * 1e6).floor() as i64);
+        let i = self.steps.partition_point(|s| s.at <= until);
         &self.steps[i.saturating_sub(1)]
     }
 }

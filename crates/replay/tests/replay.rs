@@ -250,3 +250,41 @@ fn r15_closed_loop_captures_what_feed_forward_leaves_exported() {
         reference.captured_kwh
     );
 }
+
+/// Issue 15, start/stop: on a measured broken-cloud day (15-minute SERF data, daylight hours),
+/// the cost stop (stop as soon as holding the minimum is expected to import more than a restart
+/// costs) imports much less than the weighted stop count alone, captures more than the reference
+/// controller, imports less than it, and starts no more often.
+#[test]
+fn r15_cost_stop_imports_less_than_the_stop_count_and_the_reference() {
+    let t = slice(
+        &Trace::parse(&committed("real/serf-15min-2016-07-03.csv")).unwrap(),
+        6,
+        21,
+    );
+    let mut opts = SimOptions {
+        keep_rows: false,
+        ..SimOptions::default()
+    };
+    opts.policy.green.restart_cost_wh = 5.0;
+    assert!(opts.policy.green.forecast_secs > 0.0);
+    let ours = run(&t, &opts).unwrap().metrics;
+    let reference = twc_replay::run_reference(&t, &opts, &twc_replay::ReferenceConfig::default());
+    opts.policy.green.restart_cost_wh = 0.0;
+    let count_only = run(&t, &opts).unwrap().metrics;
+    println!(
+        "ours: {}\nstop count only: {}\nreference: {}",
+        ours.report(),
+        count_only.report(),
+        reference.report()
+    );
+    assert!(
+        ours.charging_import_kwh < 0.5 * count_only.charging_import_kwh,
+        "cost stop {:.3} kWh, stop count only {:.3} kWh",
+        ours.charging_import_kwh,
+        count_only.charging_import_kwh
+    );
+    assert!(ours.captured_kwh > reference.captured_kwh);
+    assert!(ours.charging_import_kwh < reference.charging_import_kwh);
+    assert!(ours.starts <= reference.starts);
+}

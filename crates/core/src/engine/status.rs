@@ -71,8 +71,11 @@ impl Core {
         self.bus.unlinked_heartbeats = c.unlinked_heartbeats;
         self.bus.echoes = c.echoes;
         let (reply, replies) = self.master.last_reply();
-        self.bus.last_reply = reply.map(|f| f.hex());
-        self.bus.replies = replies;
+        // Formatted again only when a new reply came (publishing runs several times a second).
+        if replies != self.bus.replies || self.bus.last_reply.is_none() != reply.is_none() {
+            self.bus.last_reply = reply.map(|f| f.hex());
+            self.bus.replies = replies;
+        }
         let mut slaves: Vec<SlaveStatus> = self
             .master
             .slaves()

@@ -192,6 +192,17 @@ pub struct GreenConfig {
     /// less than offered. `false`: feed-forward from generation and consumption when both are
     /// known.
     pub closed_loop: bool,
+    /// Forecast start: the window of the short-window surplus forecast (a causal double
+    /// exponential smoothing of the past readings), s. A car starts once the surplus covers the
+    /// minimum now, the energy expected over the next window covers the minimum's, and the
+    /// surplus has held for a quarter of `start_delay_secs`. 0 = start after `start_delay_secs`
+    /// above the minimum without a break.
+    pub forecast_secs: f64,
+    /// Cost stop: the expected cost of stopping and starting again, Wh of grid import. While
+    /// short of the minimum, the car stops as soon as the import the hold has cost in this dip
+    /// plus the import expected until the forecast is back at the minimum exceeds it;
+    /// `stop_delay_secs` stays the upper bound. 0 = stop after the weighted stop count only.
+    pub restart_cost_wh: f64,
 }
 
 impl Default for GreenConfig {
@@ -207,6 +218,8 @@ impl Default for GreenConfig {
             battery_charge_w: 0.0,
             mode: "solar".into(),
             closed_loop: true,
+            forecast_secs: 300.0,
+            restart_cost_wh: 0.0,
         }
     }
 }
@@ -371,6 +384,8 @@ impl PolicyConfig {
             ("restart_delay_secs", g.restart_delay_secs),
             ("reserve_w", g.reserve_w),
             ("battery_charge_w", g.battery_charge_w),
+            ("forecast_secs", g.forecast_secs),
+            ("restart_cost_wh", g.restart_cost_wh),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 e.push(format!("[green] {k} = {v}: expected a number ≥ 0"));

@@ -7,6 +7,19 @@
 //!   minimum counts in proportion to the missing amps (at least 20 %), and time with enough surplus
 //!   counts the stop counter back down, so a passing cloud does not stop the car while a real lack
 //!   of sun does, within `stop_delay`.
+//! - **Forecast start** (`forecast_secs` > 0): the tracker keeps a causal short-window forecast
+//!   of the surplus (Holt's double exponential smoothing over the past readings: a level with a
+//!   time constant of a third of the window and a trend over the whole window). A car starts once
+//!   the surplus covers the minimum now, the energy expected over the next window (level + trend ×
+//!   window ÷ 2, times the window) covers the minimum's energy, and the surplus has held for a
+//!   quarter of the start delay. A strong or rising surplus starts sooner than a marginal or
+//!   falling one; a short sunny spell after a long shadow does not start at all.
+//! - **Cost stop** (`restart_cost` set): while short, the import the hold has cost in this dip
+//!   (measured on the grid meter where there is one, else the missing amps) plus the import
+//!   expected until the forecast reaches the minimum again (the whole window when it is not
+//!   rising) is compared with the expected cost of a restart; the car stops as soon as holding
+//!   is expected to cost more. A shallow dip that is recovering is held, a deep or lasting one
+//!   stops at once. The weighted stop count stays as the upper bound.
 //! - **No fresh data**: 0 A at once and back to off (safety invariant 3).
 
 /// Start/stop state of green tracking: how many cars the surplus carries. Time is monotonic
@@ -19,6 +32,10 @@ pub struct GreenTracker {
     last: Option<f64>,
     /// A car was stopped for lack of surplus and none has started since.
     stopped: bool,
+    /// The forecast's level (A) and trend (A/s); `None` until the first fresh reading.
+    level: Option<(f64, f64)>,
+    /// Import paid for holding the minimum in the current dip, A·s.
+    dip_import: f64,
 }
 
 /// What the tracker decided.
@@ -52,6 +69,38 @@ pub struct GreenStep {
     pub stop_delay: f64,
     /// Monotonic now, s.
     pub now: f64,
+    /// Window of the forecast start, s; 0 = start after the start delay without a break.
+    pub forecast_secs: f64,
+    /// Expected cost of stopping and starting again, in A·s of import at the site voltage;
+    /// `None` = stop after the weighted stop count only.
+    pub restart_cost: Option<f64>,
+    /// Import measured on the grid meter now, site A (≥ 0), when there is one.
+    pub import_a: Option<f64>,
+}
+
+impl GreenTracker {
+    /// Mean surplus expected over the next `window` seconds from the past readings, A.
+    pub fn forecast(&self, window: f64) -> Option<f64> {
+        self.level.map(|(l, b)| (l + b * window / 2.0).max(0.0))
+    }
+
+    fn observe(&mut self, surplus: f64, dt: f64, window: f64) {
+        let window = window.max(1.0);
+        self.level = Some(match self.level {
+            None => (surplus, 0.0),
+            Some((l, b)) => {
+                let a = 1.0 - (-dt / (window / 3.0)).exp();
+                let g = 1.0 - (-dt / window).exp();
+                let nl = l + b * dt + a * (surplus - l - b * dt);
+                let nb = if dt > 0.0 {
+                    b + g * ((nl - l) / dt - b)
+                } else {
+                    b
+                };
+                (nl, nb)
+            }
+        });
+    }
 }
 
 impl GreenTracker {
@@ -99,6 +148,14 @@ impl GreenTracker {
             };
         };
         let surplus = surplus.max(0.0);
+        if s.forecast_secs > 0.0 || s.restart_cost.is_some() {
+            let w = if s.forecast_secs > 0.0 {
+                s.forecast_secs
+            } else {
+                s.stop_delay.max(60.0)
+            };
+            self.observe(surplus, dt, w);
+        }
         let slots = s.max_cars.max(1);
         self.cars = self.cars.min(slots);
         if s.min_a <= 0.0 {
@@ -118,9 +175,16 @@ impl GreenTracker {
             } else {
                 s.start_delay
             };
+            // Forecast start: the energy expected over the window must cover the minimum's.
+            let (delay, forecast_ok) = if s.forecast_secs > 0.0 {
+                let f = self.forecast(s.forecast_secs).unwrap_or(0.0);
+                (delay / 4.0, f >= need)
+            } else {
+                (delay, true)
+            };
             if surplus >= need {
                 self.ok_secs += dt;
-                if self.ok_secs >= delay {
+                if self.ok_secs >= delay && forecast_ok {
                     self.cars += 1;
                     self.ok_secs = 0.0;
                     self.short_secs = 0.0;
@@ -155,6 +219,7 @@ impl GreenTracker {
         let hold = self.cars as f64 * s.min_a;
         if surplus >= hold {
             self.short_secs = (self.short_secs - dt).max(0.0);
+            self.dip_import = 0.0;
             return GreenOutput {
                 amps: surplus,
                 state: if state.is_empty() {
@@ -174,7 +239,26 @@ impl GreenTracker {
         }
         let weight = (missing / s.min_a).clamp(0.2, 1.0);
         self.short_secs += dt * weight;
-        if self.short_secs >= s.stop_delay {
+        // Cost stop: the import paid in this dip plus what holding is expected to cost until the
+        // forecast is back at the minimum, against the cost of a restart.
+        let mut too_costly = false;
+        if let Some(cost) = s.restart_cost {
+            let rate = s.import_a.unwrap_or(missing).max(0.0);
+            self.dip_import += rate * dt;
+            let window = if s.forecast_secs > 0.0 {
+                s.forecast_secs
+            } else {
+                s.stop_delay.max(60.0)
+            };
+            let remaining = match self.level {
+                Some((l, b)) if b > 0.0 && l < hold => ((hold - l) / b).min(window),
+                Some((l, _)) if l >= hold => 0.0,
+                _ => window,
+            };
+            too_costly = self.dip_import + rate * remaining > cost;
+        }
+        if self.short_secs >= s.stop_delay || too_costly {
+            self.dip_import = 0.0;
             self.cars -= 1;
             self.stopped = true;
             self.ok_secs = 0.0;
@@ -218,6 +302,9 @@ mod tests {
             restart_delay: 0.0,
             stop_delay: 120.0,
             now,
+            forecast_secs: 0.0,
+            restart_cost: None,
+            import_a: None,
         })
     }
 
@@ -289,6 +376,9 @@ mod tests {
                 restart_delay: 0.0,
                 stop_delay: 120.0,
                 now,
+                forecast_secs: 0.0,
+                restart_cost: None,
+                import_a: None,
             })
         };
         let mut t = GreenTracker::entering(1);
@@ -336,6 +426,9 @@ mod tests {
                 restart_delay: 0.0,
                 stop_delay: 120.0,
                 now,
+                forecast_secs: 0.0,
+                restart_cost: None,
+                import_a: None,
             })
         };
         for s in 0..1000 {
@@ -343,5 +436,108 @@ mod tests {
         }
         assert_eq!(flex(&mut t, 1000.0, None).amps, 0.0);
         assert!(!t.is_charging());
+    }
+
+    fn smart(t: &mut GreenTracker, now: f64, surplus: f64, import_a: Option<f64>) -> GreenOutput {
+        t.update(GreenStep {
+            surplus_a: Some(surplus),
+            min_a: 6.0,
+            max_cars: 1,
+            flex_a: 0.0,
+            flex_to_start: false,
+            start_delay: 60.0,
+            restart_delay: 0.0,
+            stop_delay: 300.0,
+            now,
+            forecast_secs: 300.0,
+            // 20 Wh at 230 V.
+            restart_cost: Some(20.0 * 3600.0 / 230.0),
+            import_a,
+        })
+    }
+
+    #[test]
+    fn forecast_start_waits_for_the_energy_and_starts_a_strong_surplus_sooner() {
+        // After a long shadow, a strong surplus (20 A): starts once the smoothed level covers
+        // the minimum and a quarter of the start delay has passed, well before 60 s.
+        let mut t = GreenTracker::default();
+        for s in 0..600 {
+            smart(&mut t, s as f64, 0.0, None);
+        }
+        let mut started = None;
+        for s in 600..700 {
+            if smart(&mut t, s as f64, 20.0, None).amps > 0.0 {
+                started = Some(s - 600);
+                break;
+            }
+        }
+        let strong = started.expect("a strong surplus starts");
+        assert!((15..60).contains(&strong), "started after {strong} s");
+        // A marginal one (6.5 A) takes longer than the strong one.
+        let mut t = GreenTracker::default();
+        for s in 0..600 {
+            smart(&mut t, s as f64, 0.0, None);
+        }
+        let mut marginal = None;
+        for s in 600..1200 {
+            if smart(&mut t, s as f64, 6.5, None).amps > 0.0 {
+                marginal = Some(s - 600);
+                break;
+            }
+        }
+        let marginal = marginal.expect("a lasting marginal surplus starts");
+        assert!(marginal > strong + 60, "{marginal} s against {strong} s");
+        // A 40 s sunny spell after a long shadow does not start at all.
+        let mut t = GreenTracker::default();
+        for s in 0..600 {
+            smart(&mut t, s as f64, 0.0, None);
+        }
+        for s in 600..640 {
+            assert_eq!(smart(&mut t, s as f64, 7.0, None).amps, 0.0, "at {s} s");
+        }
+        for s in 640..900 {
+            assert_eq!(smart(&mut t, s as f64, 0.0, None).amps, 0.0, "at {s} s");
+        }
+    }
+
+    #[test]
+    fn cost_stop_holds_a_cheap_dip_and_stops_an_expensive_one() {
+        let charging = || {
+            let mut t = GreenTracker::entering(1);
+            for s in 0..600 {
+                smart(&mut t, s as f64, 12.0, Some(0.0));
+            }
+            t
+        };
+        // Short by 0.5 A, but the meter shows no import (the car draws under its offer):
+        // holding costs nothing, so it holds until the weighted count (300 s at weight 0.2).
+        let mut t = charging();
+        for s in 600..1000 {
+            assert_eq!(
+                smart(&mut t, s as f64, 5.5, Some(0.0)).amps,
+                6.0,
+                "at {s} s"
+            );
+        }
+        // Deep and lasting (no sun, 6 A imported): 20 Wh = 313 A·s is spent within ~52 s,
+        // and the expected import stops it sooner.
+        let mut t = charging();
+        let mut stopped = None;
+        for s in 600..900 {
+            if smart(&mut t, s as f64, 0.0, Some(6.0)).amps == 0.0 {
+                stopped = Some(s - 600);
+                break;
+            }
+        }
+        let stopped = stopped.expect("a deep dip stops");
+        assert!(stopped < 60, "stopped after {stopped} s");
+        // The same dip without a cost stop runs the whole 300 s count.
+        let mut t = GreenTracker::entering(1);
+        for s in 0..600 {
+            step(&mut t, s as f64, Some(12.0));
+        }
+        for s in 600..719 {
+            assert_eq!(step(&mut t, s as f64, Some(0.0)).amps, 6.0, "at {s} s");
+        }
     }
 }

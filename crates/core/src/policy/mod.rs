@@ -289,12 +289,18 @@ impl PolicyEngine {
                     restart_delay: self.cfg.green.restart_delay_secs,
                     stop_delay: self.cfg.green.stop_delay_secs,
                     now: ctx.mono_secs,
+                    forecast_secs: self.cfg.green.forecast_secs,
+                    restart_cost: (self.cfg.green.restart_cost_wh > 0.0)
+                        .then(|| self.cfg.green.restart_cost_wh * 3600.0 / volts_total),
+                    import_a: ctx
+                        .reading
+                        .and_then(|r| r.grid_w)
+                        .map(|g| g.max(0.0) / volts_total),
                 });
                 let mut cars = tracker.cars();
                 let mut amps = out.amps;
                 let mut state = out.state;
-                // Closed loop: while following the surplus, add what the meter says the cars
-                // leave unused (see closed_loop.rs). Holding the minimum is left as it is.
+                // Closed loop (closed_loop.rs): add what the meter says the cars leave unused.
                 let export_a = ctx
                     .reading
                     .filter(|_| self.cfg.green.closed_loop)
