@@ -6,13 +6,15 @@
 //! registration would silently vanish.
 use std::fmt::Write as _;
 
-const KINDS: [(&str, &str); 6] = [
+const KINDS: [(&str, &str); 8] = [
     ("comms", "Comms"),
     ("ems", "Ems"),
     ("control", "Control"),
     ("logging", "Logging"),
     ("status", "Status"),
     ("vehicle", "Vehicle"),
+    ("tariff", "Tariff"),
+    ("forecast", "Forecast"),
 ];
 
 fn main() {

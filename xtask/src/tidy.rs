@@ -3,7 +3,9 @@
 use std::fs;
 use std::path::Path;
 
-pub(crate) const KINDS: [&str; 6] = ["comms", "ems", "control", "logging", "status", "vehicle"];
+pub(crate) const KINDS: [&str; 8] = [
+    "comms", "ems", "control", "logging", "status", "vehicle", "tariff", "forecast",
+];
 
 /// Plugin features declared by the bin (`<kind>-<name> = ["dep:…"]`).
 pub(crate) fn bin_plugin_features(manifest: &str) -> Vec<String> {

@@ -132,3 +132,42 @@ fn site_sources_must_name_enabled_sources() {
         "{errors:?}"
     );
 }
+
+/// At most one tariff: two enabled is an error naming both sections (fixed and tou are in the
+/// default build).
+#[test]
+fn two_tariffs_are_refused_naming_both() {
+    let registry = Registry::collect().expect("registry");
+    if !(registry.tariff.contains_key("fixed") && registry.tariff.contains_key("tou")) {
+        return; // a build without the default tariffs
+    }
+    let dir = std::env::temp_dir().join(format!("twc-cfg-tariff-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("two.toml");
+    std::fs::write(
+        &f,
+        "[comms.dummy]\nenabled = true\n\
+         [tariff.fixed]\nenabled = true\nprice_per_kwh = 0.3\n\
+         [tariff.tou]\nenabled = true\ndefault_price_per_kwh = 0.3\n",
+    )
+    .unwrap();
+    let raw = twcmanager::config::load(Some(&f)).expect("parses as TOML");
+    let errors = resolve(raw.clone(), &registry).expect_err("two tariffs");
+    let all = errors.join("\n");
+    assert!(
+        all.contains("[tariff] at most one tariff may be enabled")
+            && all.contains("[tariff.fixed]")
+            && all.contains("[tariff.tou]"),
+        "{all}"
+    );
+    // One is fine.
+    std::fs::write(
+        &f,
+        "[comms.dummy]\nenabled = true\n[tariff.fixed]\nenabled = true\nprice_per_kwh = 0.3\n",
+    )
+    .unwrap();
+    let raw = twcmanager::config::load(Some(&f)).expect("parses as TOML");
+    let r = resolve(raw, &registry).expect("one tariff");
+    assert!(r.plugins.iter().any(|p| p.name == "fixed"));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,4 +1,4 @@
-//! The six plugin traits, their `inventory` registries, plugin configuration and errors.
+//! The eight plugin traits, their `inventory` registries, plugin configuration and errors.
 //!
 //! A plugin crate defines a config struct, a `build` function and one `inventory::submit!` of
 //! the descriptor for its kind, e.g. [`EmsPlugin`]. The bin links the crates its features enable
@@ -28,17 +28,23 @@ pub enum Kind {
     Status,
     /// Vehicle API.
     Vehicle,
+    /// Grid prices (fixed, time-of-use, dynamic).
+    Tariff,
+    /// Solar generation forecast.
+    Forecast,
 }
 
 impl Kind {
     /// All kinds, in config order.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Comms,
         Kind::Ems,
         Kind::Control,
         Kind::Logging,
         Kind::Status,
         Kind::Vehicle,
+        Kind::Tariff,
+        Kind::Forecast,
     ];
     /// The config section / feature prefix.
     pub fn as_str(self) -> &'static str {
@@ -49,6 +55,8 @@ impl Kind {
             Kind::Logging => "logging",
             Kind::Status => "status",
             Kind::Vehicle => "vehicle",
+            Kind::Tariff => "tariff",
+            Kind::Forecast => "forecast",
         }
     }
 }
@@ -374,7 +382,7 @@ macro_rules! descriptor {
     };
 }
 
-/// Common view of the six descriptor types.
+/// Common view of the eight descriptor types.
 pub trait Descriptor: Sync {
     /// Which kind.
     fn kind(&self) -> Kind;
@@ -410,6 +418,14 @@ descriptor!(
     /// A registered vehicle API.
     VehiclePlugin, Kind::Vehicle, Box<dyn VehicleApi>
 );
+descriptor!(
+    /// A registered tariff (grid prices).
+    TariffPlugin, Kind::Tariff, Box<dyn TariffSource>
+);
+descriptor!(
+    /// A registered solar forecast.
+    ForecastPlugin, Kind::Forecast, Box<dyn SolarForecast>
+);
 
 /// A plugin that installs the process's `tracing` subscriber from its configuration section
 /// (the console logger does: format, colours, levels per module). The runtime calls it once,
@@ -438,6 +454,10 @@ pub struct Registry {
     pub status: BTreeMap<&'static str, &'static StatusPlugin>,
     /// Vehicle APIs.
     pub vehicle: BTreeMap<&'static str, &'static VehiclePlugin>,
+    /// Tariffs.
+    pub tariff: BTreeMap<&'static str, &'static TariffPlugin>,
+    /// Solar forecasts.
+    pub forecast: BTreeMap<&'static str, &'static ForecastPlugin>,
     /// The plugin that installs the process's log subscriber, if one is linked.
     pub tracing: Option<&'static TracingPlugin>,
 }
@@ -470,6 +490,8 @@ impl Registry {
             logging: collect_kind(inventory::iter::<LoggingPlugin>(), &mut errors),
             status: collect_kind(inventory::iter::<StatusPlugin>(), &mut errors),
             vehicle: collect_kind(inventory::iter::<VehiclePlugin>(), &mut errors),
+            tariff: collect_kind(inventory::iter::<TariffPlugin>(), &mut errors),
+            forecast: collect_kind(inventory::iter::<ForecastPlugin>(), &mut errors),
             tracing: None,
         };
         for t in inventory::iter::<TracingPlugin>() {
@@ -496,6 +518,12 @@ impl Registry {
         v.extend(self.logging.values().map(|d| (d.kind(), d.name, d.summary)));
         v.extend(self.status.values().map(|d| (d.kind(), d.name, d.summary)));
         v.extend(self.vehicle.values().map(|d| (d.kind(), d.name, d.summary)));
+        v.extend(self.tariff.values().map(|d| (d.kind(), d.name, d.summary)));
+        v.extend(
+            self.forecast
+                .values()
+                .map(|d| (d.kind(), d.name, d.summary)),
+        );
         v.sort();
         v
     }

@@ -101,6 +101,8 @@ fn eval(e: &mut PolicyEngine, s: &Settings, r: Option<&EnergyReading>, c: &Case,
         cars_charging: usize::from(c.charger_amps >= 1.0),
         vins: &[],
         battery_expected: false,
+        price_per_kwh: None,
+        co2_g_per_kwh: None,
     });
     assert!(o.amps >= 0.0 && o.amps.is_finite(), "budget {}", o.amps);
     assert!(

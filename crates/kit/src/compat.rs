@@ -143,10 +143,58 @@ pub fn status_values(status: &Status) -> Vec<CompatValue> {
         status.settings.non_scheduled_action.clone(),
         None,
     );
+    outlook_values(&mut out, status);
     for s in &status.slaves {
         slave_values(&mut out, s);
     }
     out
+}
+
+/// `all/gridPrice` (per kWh, in `all/gridPriceCurrency`) and `all/gridCo2` (g/kWh) while a
+/// tariff plugin has given prices: the current slot's values, `unknown` when none covers now.
+/// Nothing without a tariff (not TWCManager's keys; an addition).
+fn outlook_values(out: &mut Vec<CompatValue>, status: &Status) {
+    let Some(prices) = &status.outlook.prices else {
+        return;
+    };
+    let now = status
+        .updated_at
+        .map_or_else(|| chrono::Utc::now().timestamp(), |t| t.timestamp());
+    let slot = prices.at(now);
+    let num = |v: Option<f64>, digits: usize| {
+        v.map_or_else(
+            || "unknown".to_string(),
+            |x| {
+                let s = format!("{x:.digits$}");
+                let s = s.trim_end_matches('0');
+                s.strip_suffix('.').unwrap_or(s).to_string()
+            },
+        )
+    };
+    push(
+        out,
+        "all",
+        "gridPrice",
+        "grid_price",
+        num(slot.map(|s| s.price_per_kwh), 4),
+        None,
+    );
+    push(
+        out,
+        "all",
+        "gridPriceCurrency",
+        "grid_price_currency",
+        prices.currency.clone(),
+        None,
+    );
+    push(
+        out,
+        "all",
+        "gridCo2",
+        "grid_co2",
+        num(slot.and_then(|s| s.co2_g_per_kwh), 0),
+        None,
+    );
 }
 
 fn slave_values(out: &mut Vec<CompatValue>, s: &SlaveStatus) {

@@ -15,6 +15,7 @@ pub mod serial;
 pub mod source;
 #[cfg(feature = "sql")]
 pub mod sql;
+pub mod tariff;
 pub mod timestamp;
 
 pub use http::{HttpClient, HttpOptions, Method, Request, Response};

@@ -111,6 +111,23 @@ pub fn resolve(
             errors.extend(e);
         }
     }
+    // One tariff: two price lists for one grid connection would contradict each other. One
+    // forecast: two services forecasting the same array would be counted twice (a site with two
+    // arrays configures them in one plugin where the service supports planes).
+    for (kind, what) in [(Kind::Tariff, "tariff"), (Kind::Forecast, "solar forecast")] {
+        let on: Vec<String> = plugins
+            .iter()
+            .filter(|p| p.kind == kind)
+            .map(|p| format!("[{kind}.{}]", p.name))
+            .collect();
+        if on.len() > 1 {
+            errors.push(format!(
+                "[{kind}] at most one {what} may be enabled, found {}: {}; set enabled = false on all but one",
+                on.len(),
+                on.join(" and ")
+            ));
+        }
+    }
     let comms = plugins.iter().filter(|p| p.kind == Kind::Comms).count();
     if comms != 1 {
         errors.push(format!(

@@ -23,6 +23,8 @@ pub struct Built {
     publishers: Vec<(String, Box<dyn StatusPublisher>)>,
     vehicles: Vec<(String, Box<dyn twc_core::plugin::VehicleApi>)>,
     vehicles_config: twc_core::vehicles::VehiclesConfig,
+    tariffs: Vec<(String, Box<dyn twc_core::plugin::TariffSource>)>,
+    forecasts: Vec<(String, Box<dyn twc_core::plugin::SolarForecast>)>,
 }
 
 /// Load `file` over the defaults (`None` = defaults and environment only), resolve it against
@@ -42,6 +44,8 @@ pub fn build(
     let mut loggers = Vec::new();
     let mut publishers = Vec::new();
     let mut vehicles = Vec::new();
+    let mut tariffs = Vec::new();
+    let mut forecasts = Vec::new();
     // The web API's getConfig shows the effective configuration (secrets scrubbed there).
     let effective = std::sync::Arc::new(resolved.raw.clone());
     for p in &resolved.plugins {
@@ -69,6 +73,12 @@ pub fn build(
             }
             Kind::Vehicle => {
                 (registry.vehicle[name].build)(cfg).map(|v| vehicles.push((p.name.clone(), v)))
+            }
+            Kind::Tariff => {
+                (registry.tariff[name].build)(cfg).map(|t| tariffs.push((p.name.clone(), t)))
+            }
+            Kind::Forecast => {
+                (registry.forecast[name].build)(cfg).map(|f| forecasts.push((p.name.clone(), f)))
             }
         };
         if let Err(e) = r {
@@ -107,6 +117,8 @@ pub fn build(
     match (errors.is_empty(), comms) {
         (true, Some(comms)) => Ok(Built {
             vehicles,
+            tariffs,
+            forecasts,
             vehicles_config,
             resolved,
             comms,
@@ -160,6 +172,8 @@ pub async fn run(built: Built, config: Option<&Path>) -> Result<Stopped, Failed>
         sources: built.sources,
         vehicles: built.vehicles,
         vehicles_config: built.vehicles_config,
+        tariffs: built.tariffs,
+        forecasts: built.forecasts,
         ..Parts::new(engine_cfg, built.comms, settings)
     };
     let running = crate::start(parts).await.map_err(|e| Failed {

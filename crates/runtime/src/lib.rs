@@ -17,6 +17,7 @@
 pub mod config;
 pub mod daemon;
 mod log_init;
+pub mod outlook;
 pub mod privileges;
 mod signals;
 
@@ -68,6 +69,11 @@ pub struct Parts {
     pub vehicles: Vec<(String, Box<dyn twc_core::plugin::VehicleApi>)>,
     /// What the policy does with cars (`[vehicles]`).
     pub vehicles_config: twc_core::vehicles::VehiclesConfig,
+    /// Tariff plugins, by name (a configuration enables at most one): each gets a task that
+    /// hands its prices to the engine ([`outlook`]).
+    pub tariffs: Vec<(String, Box<dyn twc_core::plugin::TariffSource>)>,
+    /// Solar forecast plugins, by name (a configuration enables at most one).
+    pub forecasts: Vec<(String, Box<dyn twc_core::plugin::SolarForecast>)>,
 }
 
 impl Parts {
@@ -85,6 +91,8 @@ impl Parts {
             publish_interval: Duration::from_secs(1),
             vehicles: Vec::new(),
             vehicles_config: Default::default(),
+            tariffs: Vec::new(),
+            forecasts: Vec::new(),
         }
     }
 }
@@ -169,6 +177,13 @@ pub async fn start(parts: Parts) -> Result<Running, StartError> {
         // A publisher may ask for every change (the webhooks), or use the runtime's pace.
         let every = p.min_interval().unwrap_or(parts.publish_interval);
         engine::spawn_publisher(&handle, name, p, every);
+    }
+    let clock = outlook::WallClock::system();
+    for (name, t) in parts.tariffs {
+        outlook::spawn_tariff(handle.clone(), name, t, clock);
+    }
+    for (name, f) in parts.forecasts {
+        outlook::spawn_forecast(handle.clone(), name, f, clock);
     }
     let vehicles = (!parts.vehicles.is_empty())
         .then(|| twc_core::vehicles::spawn(parts.vehicles, parts.vehicles_config, handle.clone()));

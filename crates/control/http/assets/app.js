@@ -117,6 +117,7 @@ function render(st) {
   tile("tile-surplus", fmtW(site.surplus_w), "", site.surplus_w == null);
   tile("tile-chargers", fmtW(site.charger_w), fmtA(site.charger_amps));
   tile("tile-budget", fmtA(st.policy.budget_amps), st.policy.limited_by ? t("tile.limited_by", { what: t("bind." + st.policy.limited_by) }) : "");
+  renderOutlook(st.outlook);
   $("#budget").textContent = fmtA(st.policy.budget_amps);
   const b = st.policy.binding || "policy";
   $("#binding").textContent = t("bind." + b);
@@ -137,6 +138,24 @@ function render(st) {
   renderDebug(st);
   $("#lim-all").textContent = fmtA(st.wiring_max_all_amps);
   $("#lim-per").textContent = fmtA(st.wiring_max_per_twc_amps);
+}
+
+// Price now (and CO₂) and the solar forecast: shown only with a tariff / forecast plugin.
+function renderOutlook(o) {
+  if (!o) return;
+  const price = $("#tile-price");
+  price.hidden = o.tariff == null;
+  if (o.tariff != null) {
+    const v = o.price_per_kwh == null ? "—" : o.price_per_kwh.toFixed(3) + " " + o.currency + "/kWh";
+    const sub = o.price_per_kwh == null ? t("tile.no_price") : o.co2_g_per_kwh == null ? "" : t("tile.co2", { g: Math.round(o.co2_g_per_kwh) });
+    tile("tile-price", v, sub, o.price_per_kwh == null);
+  }
+  const fc = $("#tile-forecast");
+  fc.hidden = o.forecast == null;
+  if (o.forecast != null) {
+    const kwh = (x) => x == null ? "—" : x.toFixed(1) + " kWh";
+    tile("tile-forecast", kwh(o.forecast_today_kwh), t("tile.tomorrow", { kwh: kwh(o.forecast_tomorrow_kwh) }), o.forecast_today_kwh == null);
+  }
 }
 
 const SLAVE_FIELDS = [["state", "slave.state"], ["offered", "slave.offered"], ["actual", "slave.drawing"], ["power", "slave.power"],

@@ -106,6 +106,11 @@ impl Core {
             .amps();
         let wiring = self.cfg.master.wiring_max_all;
         let voltage = self.voltage();
+        let price_now = self
+            .outlook
+            .prices
+            .as_ref()
+            .and_then(|p| p.at(wall.timestamp()));
         let ctx = Context {
             settings: &self.settings,
             now: wall,
@@ -121,6 +126,8 @@ impl Core {
             cars_charging: charging,
             vins: &vins,
             battery_expected: self.battery_expected,
+            price_per_kwh: price_now.map(|s| s.price_per_kwh),
+            co2_g_per_kwh: price_now.and_then(|s| s.co2_g_per_kwh),
         };
         let out = self.policy_engine.evaluate(&ctx);
         let phases = self.cfg.phases.max(1);

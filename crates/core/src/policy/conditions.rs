@@ -70,6 +70,9 @@ pub(super) fn values(
         "generation.w" => num(r.and_then(|r| r.generation_w)),
         "consumption.w" => num(r.and_then(|r| r.consumption_w)),
         "surplus.w" => num(surplus),
+        // Unknown (no tariff, no slot for now) is no value: every comparison is false.
+        "price.per_kwh" => num(ctx.price_per_kwh),
+        "price.co2_g_per_kwh" => num(ctx.co2_g_per_kwh),
         other => {
             let key = other.strip_prefix("settings.").unwrap_or(other);
             let s = ctx.settings;

@@ -65,6 +65,8 @@ pub const VALUE_NAMES: &[&str] = &[
     "generation.w",
     "consumption.w",
     "surplus.w",
+    "price.per_kwh",
+    "price.co2_g_per_kwh",
 ];
 
 /// Everything one evaluation looks at.
@@ -101,6 +103,10 @@ pub struct Context<'a> {
     /// True when the site has a home battery (configured, or seen in a reading): a missing
     /// battery value then makes every value derived with it unknown, never "0 W".
     pub battery_expected: bool,
+    /// The grid price per kWh now (`None`: unknown; every condition on it is false).
+    pub price_per_kwh: Option<f64>,
+    /// The grid's CO₂ intensity now, g/kWh, where the tariff gives it.
+    pub co2_g_per_kwh: Option<f64>,
 }
 
 /// What the evaluation decided.

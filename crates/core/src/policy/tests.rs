@@ -28,6 +28,8 @@ struct T {
     phases: u8,
     includes: bool,
     charging: usize,
+    price: Option<f64>,
+    co2: Option<f64>,
 }
 
 impl T {
@@ -41,6 +43,8 @@ impl T {
             phases: 1,
             includes: false,
             charging: 0,
+            price: None,
+            co2: None,
         }
     }
     fn eval(&self, e: &mut PolicyEngine) -> Outcome {
@@ -59,6 +63,8 @@ impl T {
             cars_charging: self.charging,
             vins: &[],
             battery_expected: false,
+            price_per_kwh: self.price,
+            co2_g_per_kwh: self.co2,
         })
     }
 }
@@ -612,4 +618,51 @@ fn an_ended_charge_now_does_not_keep_its_amps_when_nothing_else_matches() {
     let o = t.eval(&mut e);
     assert_eq!(o.amps, 0.0, "{o:?}");
     assert_ne!(o.name, "Charge Now");
+}
+
+#[test]
+fn charge_from_the_grid_when_the_price_is_below_a_threshold_and_unknown_is_false() {
+    let mut cfg = utc_cfg();
+    cfg.rules.custom = vec![CustomPolicy {
+        name: "Cheap grid".into(),
+        position: Position::Before,
+        conditions: vec![cond("price.per_kwh", Op::Lt, json!(0.15))],
+        amps: Some(16.0),
+        latch_minutes: 0.0,
+        flex_amps: None,
+    }];
+    assert!(cfg.validate(32.0).is_empty(), "{:?}", cfg.validate(32.0));
+    let mut e = PolicyEngine::new(cfg.clone());
+    let mut t = T::new();
+    t.reading = Some(reading(0.0, 500.0, Some(500.0)));
+    t.price = Some(0.12);
+    let o = t.eval(&mut e);
+    assert_eq!((o.name.as_str(), o.amps), ("Cheap grid", 16.0));
+    // Negative prices are below the threshold too.
+    t.price = Some(-0.02);
+    assert_eq!(t.eval(&mut e).name, "Cheap grid");
+    t.price = Some(0.15);
+    assert_eq!(t.eval(&mut e).name, "Non Scheduled Charging", "not below");
+    t.price = Some(0.30);
+    assert_eq!(t.eval(&mut e).name, "Non Scheduled Charging");
+    // No tariff, or no slot for now: unknown, never cheap (fail safe) — whatever the operator.
+    t.price = None;
+    assert_eq!(t.eval(&mut e).name, "Non Scheduled Charging");
+    for op in [Op::Lt, Op::Lte, Op::Gt, Op::Gte, Op::Eq, Op::Ne] {
+        let mut c = cfg.clone();
+        c.rules.custom[0].conditions = vec![cond("price.per_kwh", op, json!(0.15))];
+        let mut e = PolicyEngine::new(c);
+        assert_eq!(
+            t.eval(&mut e).name,
+            "Non Scheduled Charging",
+            "{op:?} on an unknown price"
+        );
+    }
+    // The CO₂ intensity, where the tariff gives it.
+    cfg.rules.custom[0].conditions = vec![cond("price.co2_g_per_kwh", Op::Lte, json!(200))];
+    let mut e = PolicyEngine::new(cfg);
+    t.co2 = Some(180.0);
+    assert_eq!(t.eval(&mut e).name, "Cheap grid");
+    t.co2 = None;
+    assert_eq!(t.eval(&mut e).name, "Non Scheduled Charging");
 }

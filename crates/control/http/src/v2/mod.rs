@@ -10,6 +10,7 @@ mod energy;
 mod events;
 mod history;
 pub(crate) mod offsets;
+mod outlook;
 mod policy;
 pub(crate) mod schedules;
 pub(crate) mod settings;

@@ -121,6 +121,8 @@ pub(crate) struct StatusView {
     wiring_max_per_twc_amps: f64,
     /// Problems to show.
     trouble: Vec<Trouble>,
+    /// The price now and the solar forecast (tariff and forecast plugins).
+    outlook: super::outlook::OutlookView,
 }
 
 pub(crate) fn status_view(st: &AppState, s: &Status) -> StatusView {
@@ -233,6 +235,7 @@ pub(crate) fn status_view(st: &AppState, s: &Status) -> StatusView {
         wiring_max_all_amps: s.wiring_max_all.amps(),
         wiring_max_per_twc_amps: s.wiring_max_per_twc.amps(),
         trouble,
+        outlook: super::outlook::outlook_view(s, chrono::Utc::now()),
     }
 }
 
