@@ -50,7 +50,8 @@ fn main() {
             continue;
         };
         writeln!(known, "    (Kind::{variant}, {name:?}),").expect("a String");
-        if enabled.iter().any(|f| f == feature) {
+        // Cargo's CARGO_FEATURE_ variables spell `-` and `_` alike.
+        if enabled.iter().any(|f| *f == feature.replace('_', "-")) {
             writeln!(links, "use {} as _;", dep.replace('-', "_")).expect("a String");
         }
     }

@@ -8,6 +8,7 @@ pub mod history;
 pub mod logging;
 pub mod master;
 pub mod model;
+pub mod planner;
 pub mod plugin;
 pub mod policy;
 pub mod protocol;

@@ -102,6 +102,25 @@ pub struct Args {
     /// `[green] restart_cost_wh` (0 = weighted stop count only; default: the config default).
     #[arg(long)]
     pub restart_cost_wh: Option<f64>,
+    /// A price series (`timestamp,price_per_kwh`): run a weekday charge plan over it
+    /// (`--plan-kwh`, `--plan-arrive`, `--plan-depart`) against charging on arrival.
+    #[arg(long)]
+    pub prices: Option<PathBuf>,
+    /// Write the synthetic price series (this many days from --prices-start) to --write.
+    #[arg(long)]
+    pub generate_prices: Option<u32>,
+    /// Start of --generate-prices, RFC 3339.
+    #[arg(long, default_value = "2026-11-01T00:00:00+01:00")]
+    pub prices_start: String,
+    /// Energy the car needs each weekday morning, kWh.
+    #[arg(long, default_value_t = 20.0)]
+    pub plan_kwh: f64,
+    /// Arrival the evening before, local HH:MM.
+    #[arg(long, default_value = "18:00")]
+    pub plan_arrive: String,
+    /// Departure, local HH:MM.
+    #[arg(long, default_value = "07:00")]
+    pub plan_depart: String,
 }
 
 /// Run the command line.
@@ -119,6 +138,49 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Result<(), String> {
         }
         Err(e) => return Err(e.to_string()),
     };
+    if let Some(days) = a.generate_prices {
+        let start = chrono::DateTime::parse_from_rfc3339(&a.prices_start)
+            .map_err(|e| format!("--prices-start {:?}: {e}", a.prices_start))?;
+        let Some(path) = &a.write else {
+            return Err("--generate-prices needs --write FILE".into());
+        };
+        std::fs::write(path, crate::plan_month::synthetic_prices(start, days))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        return Ok(());
+    }
+    if let Some(path) = &a.prices {
+        use crate::plan_month::{PlanMonthOptions, parse_prices, run_plan_month, table};
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let (prices, offset) =
+            parse_prices(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let time = |k: &str, v: &str| {
+            chrono::NaiveTime::parse_from_str(v, "%H:%M")
+                .map_err(|e| format!("{k} {v:?}: {e} (expected HH:MM)"))
+        };
+        let o = PlanMonthOptions {
+            kwh: a.plan_kwh,
+            arrive: time("--plan-arrive", &a.plan_arrive)?,
+            depart: time("--plan-depart", &a.plan_depart)?,
+            max_amps: a.max_amps_per_twc.min(a.max_amps_all),
+            min_amps: a.min_amps,
+            voltage: a.voltage,
+            phases: a.phases,
+        };
+        let days = run_plan_month(&prices, offset, &o)?;
+        println!(
+            "prices {} ({} slots); weekday plan {} kWh, arrive {} depart {}, {} A max, {} phase(s) at {} V",
+            path.display(),
+            prices.slots.len(),
+            o.kwh,
+            a.plan_arrive,
+            a.plan_depart,
+            o.max_amps,
+            o.phases,
+            o.voltage
+        );
+        print!("{}", table(&days, o.kwh));
+        return Ok(());
+    }
     if let Some(kind) = &a.generate {
         let mut spec = GenSpec::new(if kind == "clear" {
             DayKind::Clear

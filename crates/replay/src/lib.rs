@@ -7,6 +7,7 @@ pub mod cli;
 pub mod corpus;
 pub mod generate;
 pub mod metrics;
+pub mod plan_month;
 pub mod reference;
 pub mod run;
 pub mod trace;

@@ -22,6 +22,7 @@ const JSON: &str = "application/json";
 const ASSETS: &[(&str, &str, &str)] = &[
     ("/static/app.js", JS, include_str!("../assets/app.js")),
     ("/static/pages.js", JS, include_str!("../assets/pages.js")),
+    ("/static/plans.js", JS, include_str!("../assets/plans.js")),
     ("/static/charts.js", JS, include_str!("../assets/charts.js")),
     ("/static/i18n.js", JS, include_str!("../assets/i18n.js")),
     ("/static/app.css", CSS, include_str!("../assets/app.css")),
@@ -65,6 +66,7 @@ pub(crate) const PAGES: &[&str] = &[
     "/schedule",
     "/settings",
     "/vehicles",
+    "/plans",
     "/events",
     "/debug",
     "/graphs",

@@ -652,6 +652,11 @@ async fn every_page_fits_360_768_1280_without_console_errors() {
             "document.querySelector('#vehicles tr') !== null",
         ),
         (
+            "/plans",
+            "plans",
+            "document.querySelector('#plans tr') !== null",
+        ),
+        (
             "/events",
             "events",
             "document.querySelectorAll('#events li').length > 0",

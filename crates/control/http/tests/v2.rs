@@ -1270,3 +1270,59 @@ async fn ui_pages_assets_compression_and_languages() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plans_crud_with_reasons() {
+    let d = demo(2).await;
+    d.wait_slaves(2).await;
+    let put = |body: Value| {
+        d.http
+            .put(d.url("/api/v2/plans/weekday"))
+            .json(&body)
+            .send()
+    };
+    let ok = json!({"twc": "1111", "target": {"kind": "energy", "kwh": 20},
+        "departure": {"kind": "weekly", "weekdays": [1,2,3,4,5], "minute": 420}});
+    assert_eq!(put(ok.clone()).await.unwrap().status(), 204);
+    let p = d.json("/api/v2/plans/weekday").await;
+    assert_eq!(p["id"], "weekday");
+    assert_eq!(p["plan"]["target"]["kwh"], 20.0);
+    assert!(p["departure_unix"].as_i64().is_some(), "{p}");
+    assert!(p["needed_kwh"].as_f64().unwrap() > 0.0, "{p}");
+    assert_eq!(d.json("/api/v2/plans").await.as_array().unwrap().len(), 1);
+    // A state-of-charge target without a car: 400 naming the field.
+    let r = put(json!({"twc": "1111", "target": {"kind": "soc", "pct": 80},
+        "departure": {"kind": "once", "at_unix": 4000000000i64}}))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert!(e["error"].as_str().unwrap().contains("vin"), "{e}");
+    let r = put(json!({"twc": "zz", "target": {"kind": "energy", "kwh": 5},
+        "departure": {"kind": "once", "at_unix": 4000000000i64}}))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = put(
+        json!({"twc": "1111", "target": {"kind": "energy", "kwh": 5}, "extra": 1,
+        "departure": {"kind": "once", "at_unix": 4000000000i64}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(d.get("/api/v2/plans/nope").await.status(), 404);
+    let del = d
+        .http
+        .delete(d.url("/api/v2/plans/weekday"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), 204);
+    let del = d
+        .http
+        .delete(d.url("/api/v2/plans/weekday"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), 404);
+}

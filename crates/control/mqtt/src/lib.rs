@@ -366,4 +366,30 @@ mod tests {
         assert!(parse("vinDeny", "\"x\"", &s, false).is_err());
         assert!(parse("whatever", "1", &s, false).is_err());
     }
+
+    #[test]
+    fn plans_are_set_and_deleted_with_reasons() {
+        let s = Settings::default();
+        let ok = r#"{"twc": "1111", "target": {"kind": "energy", "kwh": 20},
+            "departure": {"kind": "weekly", "weekdays": [1,2,3,4,5], "minute": 420}}"#;
+        match parse("plan/weekday", ok, &s, false) {
+            Ok(Action::Command(Command::SetPlan(p))) => {
+                assert_eq!(p.id, "weekday");
+                assert_eq!(p.twc.as_deref(), Some("1111"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse("plan/weekday", "delete", &s, false),
+            Ok(Action::Command(Command::DeletePlan(id))) if id == "weekday"
+        ));
+        let soc = ok.replace(
+            r#""kind": "energy", "kwh": 20"#,
+            r#""kind": "soc", "pct": 80"#,
+        );
+        let e = parse("plan/weekday", &soc, &s, false).unwrap_err();
+        assert!(e.contains("vin"), "{e}");
+        assert!(parse("plan/weekday", "[1]", &s, false).is_err());
+        assert!(parse("plan/bad id", ok, &s, false).is_err());
+    }
 }

@@ -227,6 +227,21 @@ pub fn parse(
             Ok(Action::Settings(Box::new(checked), v))
         }
         other => {
+            if let Some(id) = other.strip_prefix("plan/") {
+                let p = payload.trim();
+                if p.eq_ignore_ascii_case("delete") {
+                    return cmd(Command::DeletePlan(id.to_string()));
+                }
+                let mut v = json_payload("plan", p)?;
+                let Some(obj) = v.as_object_mut() else {
+                    return Err("plan must be a JSON object (see docs/plans.md) or delete".into());
+                };
+                obj.insert("id".into(), Value::String(id.to_string()));
+                let plan: twc_core::planner::ChargePlan =
+                    serde_json::from_value(v).map_err(|e| de("plan", e))?;
+                plan.validate()?;
+                return cmd(Command::SetPlan(Box::new(plan)));
+            }
             if let Some(offset) = other.strip_prefix("consumptionOffset/") {
                 if offset.is_empty() {
                     return Err("consumptionOffset needs a name: consumptionOffset/<name>".into());

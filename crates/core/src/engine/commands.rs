@@ -108,6 +108,7 @@ impl Core {
                     })?;
                 }
                 self.outlook.prices = prices;
+                self.plans.outlook_gen += 1;
                 self.recompute(now);
                 return Ok(self.settings.clone());
             }
@@ -118,6 +119,7 @@ impl Core {
                     })?;
                 }
                 self.outlook.forecast = forecast;
+                self.plans.outlook_gen += 1;
                 self.recompute(now);
                 return Ok(self.settings.clone());
             }
@@ -209,6 +211,20 @@ impl Core {
                     None => {
                         next.extra.remove(&key);
                     }
+                }
+            }
+            Command::SetPlan(plan) => {
+                plan.validate().map_err(CommandError::Invalid)?;
+                match next.plans.iter_mut().find(|p| p.id == plan.id) {
+                    Some(p) => *p = *plan,
+                    None => next.plans.push(*plan),
+                }
+            }
+            Command::DeletePlan(id) => {
+                let before = next.plans.len();
+                next.plans.retain(|p| p.id != id);
+                if next.plans.len() == before {
+                    return Err(CommandError::Invalid(format!("no plan with id {id:?}")));
                 }
             }
             Command::Shutdown => unreachable!("handled by the loop"),

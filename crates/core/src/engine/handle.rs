@@ -106,6 +106,11 @@ pub enum Command {
         /// Amps (≥ 0), or `None` to clear.
         amps: Option<f64>,
     },
+    /// Add a charge plan, or replace the one with the same id (validated; saved with the
+    /// settings).
+    SetPlan(Box<crate::planner::ChargePlan>),
+    /// Delete the charge plan with this id.
+    DeletePlan(String),
     /// Offer 0 A to every slave, wait for them to confirm, stop transmitting and end the engine.
     Shutdown,
 }

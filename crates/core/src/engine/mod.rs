@@ -14,6 +14,7 @@
 mod actor;
 mod commands;
 mod handle;
+mod plans;
 mod readings;
 mod recompute;
 mod sessions;
@@ -226,6 +227,7 @@ pub fn spawn_with(
         car_vin: BTreeMap::new(),
         external_limits: BTreeMap::new(),
         outlook: Default::default(),
+        plans: Default::default(),
         combine_problems: Vec::new(),
         sessions: BTreeMap::new(),
         session_wh: BTreeMap::new(),
@@ -302,6 +304,8 @@ struct Core {
     external_limits: BTreeMap<(String, Option<TwcId>), CentiAmps>,
     /// Prices and solar forecast ([`Command::SetPrices`], [`Command::SetForecast`]).
     outlook: crate::plugin::Outlook,
+    /// Charge plans as last made ([`crate::planner`]).
+    plans: plans::PlansState,
 }
 
 impl Core {

@@ -140,6 +140,9 @@ impl Core {
         let policy_budget = CentiAmps::from_f64(out.amps).min(wiring);
         let headroom = crate::policy::grid_headroom(&ctx, &self.cfg.policy.grid);
         let (unlimited, boosted) = self.min_soc_boost(policy_budget, &out.name, headroom);
+        self.replan(now);
+        let planned = self.planned_amps(now);
+        let unlimited = self.plan_boost(unlimited, &out.name, headroom, &planned);
         // An outside controller's site limit caps everything, the minimum-SoC boost included.
         let budget = unlimited.min(self.external_limit(None));
         // An outside controller's site limit that binds is named as what limits the budget.
@@ -170,7 +173,10 @@ impl Core {
             });
         }
         // Cars below their minimum state of charge count among the cars green tracking carries.
-        let green_cars = out.green_cars.map(|n| n.max(boosted.len()));
+        // So do cars in a planned grid slot.
+        let green_cars = out
+            .green_cars
+            .map(|n| n.max(boosted.len()).max(planned.len()));
         self.policy = PolicyStatus {
             name: out.name,
             reason: out.reason,
@@ -219,6 +225,11 @@ impl Core {
                         MIN_SOC_PRIORITY
                     } else {
                         0
+                    })
+                    .saturating_add(if planned.contains_key(&s.id) {
+                        PLAN_PRIORITY
+                    } else {
+                        0
                     }),
             })
             .collect();
@@ -238,7 +249,38 @@ impl Core {
 /// current raised for it goes to it first.
 const MIN_SOC_PRIORITY: i32 = 1_000_000;
 
+/// Added to the sharing priority of a car in a planned grid slot, so that the current raised
+/// for its plan goes to it first.
+const PLAN_PRIORITY: i32 = 100_000;
+
 impl Core {
+    /// During a planned grid slot the planned current raises the site budget (a policy input
+    /// that only raises): up to the wiring limit and the grid-import limit's headroom (its safe
+    /// current without a fresh reading); the slave's caps apply in the share. Stop policies are
+    /// not overridden.
+    fn plan_boost(
+        &self,
+        budget: CentiAmps,
+        policy: &str,
+        headroom: crate::policy::GridHeadroom,
+        planned: &BTreeMap<TwcId, CentiAmps>,
+    ) -> CentiAmps {
+        use crate::policy::GridHeadroom;
+        if planned.is_empty() || policy.eq_ignore_ascii_case("stop") {
+            return budget;
+        }
+        let wiring = self.cfg.master.wiring_max_all;
+        let full = match headroom {
+            GridHeadroom::NoLimit => wiring,
+            GridHeadroom::Amps(h) => CentiAmps::from_f64(h.max(0.0)).min(wiring),
+            GridHeadroom::Unknown => {
+                CentiAmps::from_f64(self.cfg.policy.grid.safe_amps).min(wiring)
+            }
+        };
+        let want: CentiAmps = planned.values().copied().sum();
+        budget.max(want.min(full))
+    }
+
     /// A car below `[vehicles] min_soc_pct` at a TWC (the vehicles task says which, from fresh
     /// data only) charges at the full allowed current whatever the sun: the budget becomes the
     /// wiring limit, or what the grid-import limit leaves when one is set. Denied cars and

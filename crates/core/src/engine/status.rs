@@ -129,6 +129,7 @@ impl Core {
             },
             vehicles: self.vehicles.clone(),
             outlook: self.outlook.clone(),
+            plans: self.plans.status.clone(),
         };
         self.status.send_if_modified(|old| {
             if *old == status {

@@ -41,6 +41,8 @@ pub struct Settings {
     pub vin_deny: Vec<String>,
     /// Sharing priority by VIN or by TWCID (4 hex digits); higher is served first, default 0.
     pub priorities: std::collections::BTreeMap<String, i32>,
+    /// Charge plans ("80 % by 07:00 on weekdays"), see [`crate::planner`].
+    pub plans: Vec<crate::planner::ChargePlan>,
 }
 
 /// A grid-import limit: amps per phase or watts in total.
@@ -67,6 +69,7 @@ impl Default for Settings {
             vin_allow: Vec::new(),
             vin_deny: Vec::new(),
             priorities: Default::default(),
+            plans: Vec::new(),
         }
     }
 }
@@ -226,6 +229,7 @@ impl Settings {
         amps_ok("flex_amps", self.flex_amps, wiring)?;
         self.schedule.validate(wiring)?;
         self.validate_offsets()?;
+        self.validate_plans()?;
         if let Some(h) = self.home
             && !(h.lat.is_finite()
                 && h.lon.is_finite()
@@ -306,6 +310,25 @@ impl Settings {
                 return bad(format!(
                     "setting {k:?}: the key and value must not contain any of @#$%^&*\"+<>;/"
                 ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_plans(&self) -> Result<(), SettingsError> {
+        if self.plans.len() > crate::planner::MAX_PLANS {
+            return Err(SettingsError(format!(
+                "plans: at most {} plans can be stored",
+                crate::planner::MAX_PLANS
+            )));
+        }
+        for (i, p) in self.plans.iter().enumerate() {
+            p.validate().map_err(SettingsError)?;
+            if self.plans[..i].iter().any(|q| q.id == p.id) {
+                return Err(SettingsError(format!(
+                    "plans: id {:?} is used twice; ids must be unique",
+                    p.id
+                )));
             }
         }
         Ok(())

@@ -195,6 +195,9 @@ pub struct Status {
     /// (empty without them).
     #[serde(default)]
     pub outlook: crate::plugin::Outlook,
+    /// Charge plans as last made: slots, expected cost and solar share, what each does now.
+    #[serde(default)]
+    pub plans: Vec<crate::planner::PlanStatus>,
 }
 
 impl Status {

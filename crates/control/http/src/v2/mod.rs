@@ -11,6 +11,7 @@ mod events;
 mod history;
 pub(crate) mod offsets;
 mod outlook;
+mod plans;
 mod policy;
 pub(crate) mod schedules;
 pub(crate) mod settings;
@@ -55,7 +56,7 @@ pub(crate) const MAX_WIRING_AMPS: f64 = 240.0;
     info(title = "twcmanager API", version = "2", description = "Typed API of twcmanager. Errors are `{\"error\": reason}` with a 4xx status. State-changing requests from a logged-in browser need the `X-CSRF-Token` header; scripts use `Authorization: Bearer <token>`."),
     components(schemas(ErrorBody)),
     tags((name = "status"), (name = "slaves"), (name = "policy"), (name = "settings"), (name = "charge-now"),
-        (name = "schedules"), (name = "offsets"), (name = "vehicles"), (name = "history"), (name = "events"), (name = "access"))
+        (name = "schedules"), (name = "offsets"), (name = "plans"), (name = "vehicles"), (name = "history"), (name = "events"), (name = "access"))
 )]
 pub(crate) struct ApiDoc;
 
@@ -69,6 +70,7 @@ fn resources() -> OpenApiRouter<AppState> {
         .merge(charge_now::routes())
         .merge(schedules::routes())
         .merge(offsets::routes())
+        .merge(plans::routes())
         .merge(vehicles::routes())
         .merge(history::routes())
         .merge(events::routes())
