@@ -14,6 +14,7 @@
 mod actor;
 mod commands;
 mod handle;
+mod load_points;
 mod readings;
 mod recompute;
 mod sessions;
@@ -225,6 +226,7 @@ pub fn spawn_with(
         site: SitePower::default(),
         car_vin: BTreeMap::new(),
         external_limits: BTreeMap::new(),
+        load_points: BTreeMap::new(),
         combine_problems: Vec::new(),
         sessions: BTreeMap::new(),
         session_wh: BTreeMap::new(),
@@ -299,6 +301,8 @@ struct Core {
     /// Limits set by outside controllers ([`Command::SetExternalLimit`]): by source, then by
     /// slave (`None` = the site's budget).
     external_limits: BTreeMap<(String, Option<TwcId>), CentiAmps>,
+    /// External load points ([`Command::ReportLoadPoint`]), by name.
+    load_points: BTreeMap<String, load_points::LoadPointEntry>,
 }
 
 impl Core {

@@ -125,6 +125,7 @@ impl Core {
                 ..self.site.clone()
             },
             vehicles: self.vehicles.clone(),
+            load_points: self.load_point_statuses(now),
         };
         self.status.send_if_modified(|old| {
             if *old == status {

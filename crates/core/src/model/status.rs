@@ -191,6 +191,10 @@ pub struct Status {
     /// the TWC they are at and the last command sent to them.
     #[serde(default)]
     pub vehicles: Vec<crate::vehicles::VehicleStatus>,
+    /// External load points (chargers that are not Gen2 slaves: a Wall Connector Gen3, …),
+    /// sorted by name; their draw counts in the wiring and grid budgets.
+    #[serde(default)]
+    pub load_points: Vec<super::LoadPointStatus>,
 }
 
 impl Status {
