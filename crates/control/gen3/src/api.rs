@@ -213,9 +213,8 @@ impl Vitals {
         let live = |v: Option<f64>| v.is_some_and(|v| g > 0.0 && (v - g).abs() < 0.15 * g);
         let all_live = live(self.voltage_a) && live(self.voltage_b) && live(self.voltage_c);
         let drawing = |a: Option<f64>| a.unwrap_or(0.0) >= 1.0;
-        if all_live && drawing(self.current_b) && drawing(self.current_c) {
-            Wiring::ThreePhase
-        } else if all_live && self.vehicle_current_a < 1.0 {
+        let all_drawing = drawing(self.current_b) && drawing(self.current_c);
+        if all_live && (all_drawing || self.vehicle_current_a < 1.0) {
             Wiring::ThreePhase
         } else {
             Wiring::SinglePhase
