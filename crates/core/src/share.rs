@@ -22,9 +22,9 @@ pub enum Demand {
 
 /// One slave as the sharing step sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ShareInput {
-    /// Which slave.
-    pub id: TwcId,
+pub struct ShareInput<K = TwcId> {
+    /// Which slave (or, in the engine, which slave or load point).
+    pub id: K,
     /// The most it may get: min(wiring per TWC, rated max).
     pub cap: CentiAmps,
     /// The least worth offering: max(min amps per TWC, protocol minimum).
@@ -37,23 +37,23 @@ pub struct ShareInput {
 
 /// Split `budget` (already capped by the policy and the grid) among `slaves`, never exceeding
 /// `wiring_max_all` in total. Every value is whole amps, 0 or ≥ that slave's minimum.
-pub fn distribute(
+pub fn distribute<K: Ord + Copy>(
     budget: CentiAmps,
     wiring_max_all: CentiAmps,
-    slaves: &[ShareInput],
-) -> BTreeMap<TwcId, CentiAmps> {
+    slaves: &[ShareInput<K>],
+) -> BTreeMap<K, CentiAmps> {
     distribute_limited(budget, wiring_max_all, slaves, None)
 }
 
 /// As [`distribute`], giving current to at most `max_active` cars (the most deserving; cars
 /// already charging before those that are only connected). Green tracking uses it so that the
 /// number of cars follows its start/stop hysteresis, not every wobble of the surplus.
-pub fn distribute_limited(
+pub fn distribute_limited<K: Ord + Copy>(
     budget: CentiAmps,
     wiring_max_all: CentiAmps,
-    slaves: &[ShareInput],
+    slaves: &[ShareInput<K>],
     max_active: Option<usize>,
-) -> BTreeMap<TwcId, CentiAmps> {
+) -> BTreeMap<K, CentiAmps> {
     distribute_stepped(
         budget,
         wiring_max_all,
@@ -65,22 +65,21 @@ pub fn distribute_limited(
 
 /// As [`distribute_limited`], in multiples of `step` instead of whole amps (`[wiring]
 /// offer_step_amps`; a zero step counts as 1 A).
-pub fn distribute_stepped(
+pub fn distribute_stepped<K: Ord + Copy>(
     budget: CentiAmps,
     wiring_max_all: CentiAmps,
-    slaves: &[ShareInput],
+    slaves: &[ShareInput<K>],
     max_active: Option<usize>,
     step: CentiAmps,
-) -> BTreeMap<TwcId, CentiAmps> {
+) -> BTreeMap<K, CentiAmps> {
     let step = if step.0 == 0 {
         CentiAmps::from_amps(1)
     } else {
         step
     };
     let budget = budget.min(wiring_max_all).floor_to(step);
-    let mut out: BTreeMap<TwcId, CentiAmps> =
-        slaves.iter().map(|s| (s.id, CentiAmps::ZERO)).collect();
-    let mut active: Vec<&ShareInput> = slaves
+    let mut out: BTreeMap<K, CentiAmps> = slaves.iter().map(|s| (s.id, CentiAmps::ZERO)).collect();
+    let mut active: Vec<&ShareInput<K>> = slaves
         .iter()
         .filter(|s| s.demand != Demand::Idle && s.cap >= s.min && s.cap > CentiAmps::ZERO)
         .collect();
@@ -110,7 +109,7 @@ pub fn distribute_stepped(
     }
     // Idle slaves: their minimum from the leftover, so a car that plugs in can start.
     let mut left = budget.saturating_sub(used);
-    let mut idle: Vec<&ShareInput> = slaves
+    let mut idle: Vec<&ShareInput<K>> = slaves
         .iter()
         .filter(|s| s.demand == Demand::Idle && s.cap >= s.min)
         .collect();
@@ -129,7 +128,7 @@ pub fn distribute_stepped(
 /// Water-filling in multiples of `step`: each gets min(cap, an equal share of what is left),
 /// smallest caps first so their unused share flows to the others. Returned in the order of
 /// `slaves`.
-fn water_fill(budget: CentiAmps, slaves: &[&ShareInput], step: CentiAmps) -> Vec<CentiAmps> {
+fn water_fill<K>(budget: CentiAmps, slaves: &[&ShareInput<K>], step: CentiAmps) -> Vec<CentiAmps> {
     let st = step.0 as u32;
     let mut order: Vec<usize> = (0..slaves.len()).collect();
     order.sort_by_key(|&i| slaves[i].cap);

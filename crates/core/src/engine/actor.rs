@@ -54,6 +54,7 @@ impl Core {
                     if matches!(req.cmd, Command::Shutdown) {
                         info!("Shutting down: offering 0 A to every slave");
                         self.master.begin_shutdown();
+                        self.stop_load_points();
                         shutdown.get_or_insert((Instant::now(), Vec::new())).1.push(req.reply);
                     } else {
                         let r = self.on_command(req.cmd, Instant::now());

@@ -123,6 +123,19 @@ impl Core {
                 self.recompute(now);
                 return Ok(self.settings.clone());
             }
+            Command::ReportLoadPoint(r) => {
+                self.report_load_point(*r, now)?;
+                return Ok(self.settings.clone());
+            }
+            Command::RemoveLoadPoint { name } => {
+                if self.load_points.remove(&name).is_none() {
+                    return Err(CommandError::Invalid(format!(
+                        "no load point named {name:?}"
+                    )));
+                }
+                self.recompute(now);
+                return Ok(self.settings.clone());
+            }
             Command::SetExternalLimit {
                 source,
                 slave,

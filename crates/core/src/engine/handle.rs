@@ -111,6 +111,15 @@ pub enum Command {
     SetPlan(Box<crate::planner::ChargePlan>),
     /// Delete the charge plan with this id.
     DeletePlan(String),
+    /// A plugin's report on one external load point (a charger that is not a Gen2 slave): its
+    /// limits and latest measurement. The engine budgets it next to the slaves and shows it,
+    /// with the current it gives it, in `Status::load_points`.
+    ReportLoadPoint(Box<crate::model::LoadPointReport>),
+    /// Forget a load point (its plugin stops).
+    RemoveLoadPoint {
+        /// Its name.
+        name: String,
+    },
     /// Offer 0 A to every slave, wait for them to confirm, stop transmitting and end the engine.
     Shutdown,
 }

@@ -14,6 +14,7 @@
 mod actor;
 mod commands;
 mod handle;
+mod load_points;
 mod plans;
 mod readings;
 mod recompute;
@@ -228,6 +229,7 @@ pub fn spawn_with(
         external_limits: BTreeMap::new(),
         outlook: Default::default(),
         plans: Default::default(),
+        load_points: BTreeMap::new(),
         combine_problems: Vec::new(),
         sessions: BTreeMap::new(),
         session_wh: BTreeMap::new(),
@@ -306,6 +308,8 @@ struct Core {
     outlook: crate::plugin::Outlook,
     /// Charge plans as last made ([`crate::planner`]).
     plans: plans::PlansState,
+    /// External load points ([`Command::ReportLoadPoint`]), by name.
+    load_points: BTreeMap<String, load_points::LoadPointEntry>,
 }
 
 impl Core {

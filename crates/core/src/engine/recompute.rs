@@ -1,5 +1,6 @@
 //! One evaluation: policy, VIN lists, priorities and the share of the budget per slave.
 
+use super::load_points::ShareKey;
 use super::*;
 
 impl Core {
@@ -49,6 +50,8 @@ impl Core {
     pub(super) fn recompute(&mut self, now: Instant) {
         let combined = self.combine(now);
         let (reading, charger_amps) = self.paired_reading(combined, now);
+        // Load points draw from the same circuit: their fresh draw is charger current too.
+        let charger_amps = charger_amps + self.load_point_draw(now).amps();
         let wall = self.wall(now);
         if let Some(cn) = self.settings.charge_now
             && cn.until_unix <= wall.timestamp()
@@ -200,12 +203,14 @@ impl Core {
             .map(|s| (s.id, s.committed()))
             .collect();
         let uncontrolled: CentiAmps = rogue.values().copied().sum();
-        let share_budget = budget.saturating_sub(uncontrolled);
-        let inputs: Vec<ShareInput> = self
+        let share_budget = budget
+            .saturating_sub(uncontrolled)
+            .saturating_sub(self.load_point_excess(now));
+        let mut inputs: Vec<ShareInput<ShareKey>> = self
             .master
             .slaves()
             .map(|s| ShareInput {
-                id: s.id,
+                id: ShareKey::Slave(s.id),
                 cap: if denied.contains_key(&s.id) || rogue.contains_key(&s.id) {
                     CentiAmps::ZERO
                 } else {
@@ -233,13 +238,22 @@ impl Core {
                     }),
             })
             .collect();
-        let targets = share::distribute_stepped(
+        inputs.extend(self.load_point_inputs(now));
+        let shared = share::distribute_stepped(
             share_budget,
             wiring,
             &inputs,
             green_cars,
             self.cfg.master.offer_step,
         );
+        let targets: BTreeMap<TwcId, CentiAmps> = shared
+            .iter()
+            .filter_map(|(k, a)| match k {
+                ShareKey::Slave(id) => Some((*id, *a)),
+                ShareKey::LoadPoint(_) => None,
+            })
+            .collect();
+        self.apply_load_points(&shared, budget, now);
         self.master.set_total_cap(budget);
         self.master.set_targets(&targets);
     }

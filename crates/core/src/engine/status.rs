@@ -130,6 +130,7 @@ impl Core {
             vehicles: self.vehicles.clone(),
             outlook: self.outlook.clone(),
             plans: self.plans.status.clone(),
+            load_points: self.load_point_statuses(now),
         };
         self.status.send_if_modified(|old| {
             if *old == status {

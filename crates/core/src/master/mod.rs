@@ -232,6 +232,9 @@ pub struct Master {
     shutdown: Option<u32>,
     rr_cursor: Option<TwcId>,
     total_cap: Option<CentiAmps>,
+    /// What chargers outside the bus (external load points) may draw: counted with every
+    /// slave's committed current when room for a raise is computed.
+    external_reserved: CentiAmps,
     last_reply: Option<Frame>,
     replies: u64,
     /// Heartbeats sent since the last command frame: commands go at most one per round.
@@ -272,6 +275,7 @@ impl Master {
             shutdown: None,
             rr_cursor: None,
             total_cap: None,
+            external_reserved: CentiAmps::ZERO,
             last_reply: None,
             replies: 0,
             heartbeats_since_command: usize::MAX,
@@ -372,6 +376,18 @@ impl Master {
     /// wiring max for all TWCs always applies too). Lowering is not held back by it.
     pub fn set_total_cap(&mut self, cap: CentiAmps) {
         self.total_cap = Some(cap);
+    }
+
+    /// What chargers that are not on the bus (external load points) may draw now. A raise
+    /// for a slave leaves room for it under the wiring max and the total cap; lowering is never
+    /// held back by it.
+    pub fn set_external_reserved(&mut self, amps: CentiAmps) {
+        self.external_reserved = amps;
+    }
+
+    /// What chargers that are not on the bus may draw, as last set.
+    pub fn external_reserved(&self) -> CentiAmps {
+        self.external_reserved
     }
 
     /// Queue `FC B1` (start) for a slave. Only protocol-2 firmware has it. A start or stop

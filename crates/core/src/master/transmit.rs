@@ -118,7 +118,7 @@ impl Master {
             .get(&id)
             .map(|s| offer::own_excess(s.actual, s.offered, s.excess_seen))
             .unwrap_or_default();
-        let others = self.committed_except(Some(id));
+        let others = self.committed_except(Some(id)) + self.external_reserved;
         let cap = self.cap(id);
         let interval = self.cfg.heartbeat_interval;
         let in_shutdown = self.shutdown.is_some();

@@ -4,11 +4,13 @@
 //! negative when exporting; generation and consumption are ≥ 0; battery power is positive while
 //! the battery **discharges** (feeds the house) and negative while it charges.
 
+mod load_point;
 mod reading;
 mod settings;
 mod status;
 mod units;
 
+pub use load_point::{LoadPointMeasurement, LoadPointReport, LoadPointState, LoadPointStatus};
 pub use reading::{EnergyReading, Quantity};
 pub use settings::{
     ChargeNow, ConsumptionOffset, GridLimit, HomeLocation, OffsetUnit, Schedule, ScheduleWindow,

@@ -198,6 +198,10 @@ pub struct Status {
     /// Charge plans as last made: slots, expected cost and solar share, what each does now.
     #[serde(default)]
     pub plans: Vec<crate::planner::PlanStatus>,
+    /// External load points (chargers that are not Gen2 slaves: a Wall Connector Gen3, …),
+    /// sorted by name; their draw counts in the wiring and grid budgets.
+    #[serde(default)]
+    pub load_points: Vec<super::LoadPointStatus>,
 }
 
 impl Status {
