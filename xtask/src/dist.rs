@@ -188,6 +188,12 @@ fn cross_builds(
         }
         if static_link {
             c.env("RUSTFLAGS", "-C target-feature=+crt-static");
+            // The cross gcc brings glibc's headers, which rename open/stat/… to their *64 forms
+            // under large-file support; musl has no such symbols (SQLite failed to link).
+            let key = format!("CFLAGS_{}", target.replace('-', "_"));
+            if std::env::var_os(&key).is_none() {
+                c.env(&key, "-DSQLITE_DISABLE_LFS");
+            }
         }
         let profile = if release { "release" } else { "debug" };
         step(&format!("{profile} build for {target}"), c)?;
