@@ -165,6 +165,25 @@ pub(crate) fn shorten(s: &str) -> String {
     }
 }
 
+/// Check that a configured number `key` is finite and within `lo..=hi`; `section` names the
+/// config section in the error.
+pub fn check_range(
+    section: &str,
+    key: &str,
+    v: f64,
+    lo: f64,
+    hi: f64,
+) -> Result<(), twc_core::plugin::BuildError> {
+    if v.is_finite() && (lo..=hi).contains(&v) {
+        Ok(())
+    } else {
+        Err(twc_core::plugin::BuildError::new(
+            section,
+            format!("{key} must be between {lo} and {hi}, got {v}"),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

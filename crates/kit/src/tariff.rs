@@ -45,6 +45,20 @@ impl Adjust {
     }
 }
 
+/// Check a tariff's `feed_in_per_kwh` (absent, or a finite number).
+pub fn check_feed_in(
+    section: &str,
+    feed_in_per_kwh: Option<f64>,
+) -> Result<(), twc_core::plugin::BuildError> {
+    if feed_in_per_kwh.is_some_and(|f| !f.is_finite()) {
+        return Err(twc_core::plugin::BuildError::new(
+            section,
+            "feed_in_per_kwh must be a number",
+        ));
+    }
+    Ok(())
+}
+
 /// The last step of every tariff plugin: sort the slots, drop those that ended before
 /// `now_unix`, validate, and refuse an answer with nothing from now on (an empty price list is
 /// an error, so the runtime retries and keeps the prices it has rather than a list of nothing).

@@ -12,6 +12,7 @@ use twc_core::plugin::{
     Secret, SolarForecast,
 };
 use twc_plugin_kit::http::{HttpClient, HttpOptions, Request, check_url};
+use twc_plugin_kit::num::check_range;
 use twc_plugin_kit::{ParseError, num};
 
 /// The registry name: `[forecast.forecast_solar]`, feature `forecast-forecast_solar`.
@@ -202,17 +203,6 @@ impl SolarForecast for ForecastSolar {
     }
     fn refresh_interval(&self) -> Duration {
         self.refresh
-    }
-}
-
-fn check_range(s: &str, key: &str, v: f64, lo: f64, hi: f64) -> Result<(), BuildError> {
-    if v.is_finite() && (lo..=hi).contains(&v) {
-        Ok(())
-    } else {
-        Err(BuildError::new(
-            s,
-            format!("{key} must be between {lo} and {hi}, got {v}"),
-        ))
     }
 }
 

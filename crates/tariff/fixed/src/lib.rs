@@ -97,9 +97,7 @@ pub fn build_fixed(cfg: &PluginConfig) -> Result<Fixed, BuildError> {
     if !c.price_per_kwh.is_finite() {
         return Err(BuildError::new(s, "price_per_kwh must be a number"));
     }
-    if c.feed_in_per_kwh.is_some_and(|f| !f.is_finite()) {
-        return Err(BuildError::new(s, "feed_in_per_kwh must be a number"));
-    }
+    twc_plugin_kit::tariff::check_feed_in(s, c.feed_in_per_kwh)?;
     if c.co2_g_per_kwh
         .is_some_and(|f| !(f.is_finite() && f >= 0.0))
     {

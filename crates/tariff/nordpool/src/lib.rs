@@ -178,9 +178,7 @@ pub fn build_nordpool(cfg: &PluginConfig) -> Result<Nordpool, BuildError> {
         vat_pct: c.vat_pct,
     };
     adjust.check(s)?;
-    if c.feed_in_per_kwh.is_some_and(|f| !f.is_finite()) {
-        return Err(BuildError::new(s, "feed_in_per_kwh must be a number"));
-    }
+    twc_plugin_kit::tariff::check_feed_in(s, c.feed_in_per_kwh)?;
     Ok(Nordpool {
         client: HttpClient::new(NAME, s, &c.http)?,
         url: c.url,

@@ -184,9 +184,7 @@ pub fn build_octopus(cfg: &PluginConfig) -> Result<Octopus, BuildError> {
             ));
         }
     };
-    if c.feed_in_per_kwh.is_some_and(|f| !f.is_finite()) {
-        return Err(BuildError::new(s, "feed_in_per_kwh must be a number"));
-    }
+    twc_plugin_kit::tariff::check_feed_in(s, c.feed_in_per_kwh)?;
     Ok(Octopus {
         client: HttpClient::new(NAME, s, &c.http)?,
         base: format!(

@@ -202,9 +202,7 @@ pub fn build_tibber(cfg: &PluginConfig) -> Result<Tibber, BuildError> {
             ),
         ));
     }
-    if c.feed_in_per_kwh.is_some_and(|f| !f.is_finite()) {
-        return Err(BuildError::new(s, "feed_in_per_kwh must be a number"));
-    }
+    twc_plugin_kit::tariff::check_feed_in(s, c.feed_in_per_kwh)?;
     Ok(Tibber {
         client: HttpClient::new(NAME, s, &c.http)?,
         url: c.url,

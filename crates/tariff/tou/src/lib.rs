@@ -219,9 +219,7 @@ pub fn build_tou(cfg: &PluginConfig) -> Result<Tou, BuildError> {
     if !c.default_price_per_kwh.is_finite() {
         return Err(BuildError::new(s, "default_price_per_kwh must be a number"));
     }
-    if c.feed_in_per_kwh.is_some_and(|f| !f.is_finite()) {
-        return Err(BuildError::new(s, "feed_in_per_kwh must be a number"));
-    }
+    twc_plugin_kit::tariff::check_feed_in(s, c.feed_in_per_kwh)?;
     if !(1..=24 * 14).contains(&c.horizon_hours) {
         return Err(BuildError::new(
             s,
