@@ -23,16 +23,24 @@ fn main() {
         .expect("Cargo.toml is readable")
         .parse()
         .expect("Cargo.toml parses");
-    let mut enabled: Vec<String> = std::env::vars()
+    // Cargo's CARGO_FEATURE_ variables spell `-` and `_` alike (and upper-case them), so the
+    // enabled features are the manifest's features whose spelling matches one of them.
+    let set: Vec<String> = std::env::vars()
         .filter_map(|(k, _)| {
             k.strip_prefix("CARGO_FEATURE_")
                 .map(|f| f.to_lowercase().replace('_', "-"))
         })
         .collect();
+    let features = manifest.get("features").and_then(|f| f.as_table());
+    let mut enabled: Vec<String> = features
+        .into_iter()
+        .flatten()
+        .map(|(feature, _)| feature.clone())
+        .filter(|feature| set.contains(&feature.replace('_', "-")))
+        .collect();
     enabled.sort();
     let mut known = String::new();
     let mut links = String::new();
-    let features = manifest.get("features").and_then(|f| f.as_table());
     for (feature, deps) in features.into_iter().flatten() {
         let Some((kind, name)) = feature.split_once('-') else {
             continue;
@@ -50,8 +58,7 @@ fn main() {
             continue;
         };
         writeln!(known, "    (Kind::{variant}, {name:?}),").expect("a String");
-        // Cargo's CARGO_FEATURE_ variables spell `-` and `_` alike.
-        if enabled.iter().any(|f| *f == feature.replace('_', "-")) {
+        if enabled.contains(feature) {
             writeln!(links, "use {} as _;", dep.replace('-', "_")).expect("a String");
         }
     }
