@@ -241,13 +241,50 @@ impl Core {
             .as_secs_f64();
         match &self.paired {
             Some((p, c)) if p.age_secs(now) <= fresh_for && p.measured_at <= r.measured_at => {
-                (Some(p.clone()), *c)
+                // A newer reading that cannot be paired yet still counts at once when it shows
+                // *less* room than the paired one even with the most the chargers can be
+                // drawing (a cloud, a kettle): waiting for every slave's next report (about a
+                // second per slave) would import meanwhile. It can only lower the budget, so
+                // it needs no pairing to be safe; raising waits for the pairing as before.
+                let c_most = self.charger_most();
+                if p.measured_at < r.measured_at
+                    && let (Some(new), Some(old)) = (self.room_w(&r, c_most), self.room_w(p, *c))
+                    && new < old
+                {
+                    (Some(r), c_most)
+                } else {
+                    (Some(p.clone()), *c)
+                }
             }
             _ => {
                 let (c, _) = self.charger_for(r.measured_at);
                 (Some(r), c)
             }
         }
+    }
+
+    /// The most the slaves' cars can be drawing now: per slave the larger of its last report
+    /// and its offer (a car ramping to a raised offer has not reported it yet).
+    fn charger_most(&self) -> f64 {
+        self.master
+            .slaves()
+            .map(|s| {
+                let reported = self
+                    .draw_history
+                    .get(&s.id)
+                    .and_then(|h| h.back())
+                    .map_or(0.0, |(_, a)| *a);
+                reported.max(s.actual.amps()).max(s.offered.amps())
+            })
+            .sum()
+    }
+
+    /// What the grid meter says the chargers may take with `charger_amps` drawn when `r` was
+    /// measured, W (`None` without a grid value): their draw plus the export, less a battery's
+    /// discharge. Only compared between readings, so the site's offsets and reserve cancel.
+    fn room_w(&self, r: &EnergyReading, charger_amps: f64) -> Option<f64> {
+        let volts_total = self.voltage() * f64::from(self.cfg.phases.max(1));
+        Some(charger_amps * volts_total - r.grid_w? - r.battery_w.unwrap_or(0.0))
     }
 }
 

@@ -1,7 +1,7 @@
 //! Cars: matching them to slaves by VIN, the per-policy charge limit (set on entry, restored on
 //! departure), the minimum state of charge, and start/stop through the car where the TWC cannot.
 //!
-//! The [`VehicleApi`] plugins do the talking; this module decides. It runs as its own task
+//! The [`VehicleApi`](crate::plugin::VehicleApi) plugins do the talking; this module decides. It runs as its own task
 //! ([`spawn`]) next to the engine: it watches the engine's [`Status`](crate::model::Status),
 //! polls the cars, sends them commands and hands the engine what it needs for the budget
 //! ([`Command::SetVehicles`](crate::engine::Command::SetVehicles): which cars are below their
