@@ -226,6 +226,18 @@ async fn a_charger_becomes_a_load_point_that_follows_the_policy() {
     );
     ok(&mut cp, "Heartbeat", json!({})).await;
 
+    // A flood: past the burst (4 × 20) CALLERROR "busy"; the connection survives.
+    cp.cmd(json!({"flood": 150})).await;
+    cp.wait(10, |e| e["ev"] == "flooded").await;
+    let busy = cp
+        .wait(10, |e| {
+            e["ev"] == "recv" && e["msg"][0] == 4 && e["msg"][2] == "GenericError"
+        })
+        .await;
+    assert!(busy["msg"][3].as_str().unwrap().contains("busy"), "{busy}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    ok(&mut cp, "Heartbeat", json!({})).await;
+
     ok(
         &mut cp,
         "StopTransaction",

@@ -5,6 +5,7 @@ line with a system-wide monotonic time `t`; commands arrive on stdin as JSON lin
   {"call": "StatusNotification", "payload": {...camelCase...}, "tag": "x"} -> {"ev": "reply", ...}
   {"raw": "<text>"}      send a raw text frame (malformed-message tests)
   {"close": true}        close the connection
+  {"flood": 150}         send that many Heartbeat CALLs at once
   {"car": 16}            a car that takes up to 16 A charges (follows the profile; MeterValues)
   {"car": null}          no car charging
 
@@ -126,6 +127,10 @@ async def commands(cp, ws):
         cmd = json.loads(line)
         if "raw" in cmd:
             await ws.send(cmd["raw"])
+        elif "flood" in cmd:
+            for i in range(cmd["flood"]):
+                await ws.send(json.dumps([2, f"f{i}", "Heartbeat", {}]))
+            out({"ev": "flooded"})
         elif "close" in cmd:
             await ws.close()
             out({"ev": "closed"})

@@ -488,3 +488,7 @@ pub(crate) async fn run(cfg: CentralConfig, engine: EngineHandle) -> Result<(), 
         }
     }
 }
+
+#[cfg(test)]
+#[path = "hub_tests.rs"]
+mod tests;
