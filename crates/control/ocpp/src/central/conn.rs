@@ -36,8 +36,9 @@ pub(crate) enum Event {
 
 /// Largest message a charger may send (MeterValues with many samples stay far below).
 const MAX_MESSAGE: usize = 64 * 1024;
-/// Frames waiting to be written to one charger; a charger that does not read is dropped.
-pub(crate) const OUT_QUEUE: usize = 64;
+/// Frames waiting to be written to one charger, per message per second it may send (the
+/// answers to a full burst fit twice); a charger that does not read is dropped.
+const OUT_QUEUE_PER_RATE: usize = 8;
 
 fn refuse(code: StatusCode, why: &str) -> ErrorResponse {
     let mut r = ErrorResponse::new(Some(format!("{why}\n")));
@@ -163,7 +164,9 @@ async fn serve_one(
     };
     info!(plugin = "ocpp", charger = %id, ?peer, "Charger connected");
     let (mut sink, mut stream) = ws.split();
-    let (out_tx, mut out_rx) = mpsc::channel::<Message>(OUT_QUEUE);
+    let (out_tx, mut out_rx) = mpsc::channel::<Message>(
+        (cfg.max_messages_per_sec as usize * OUT_QUEUE_PER_RATE).clamp(64, 8192),
+    );
     let (kill, mut killed) = oneshot::channel::<()>();
     let open = Event::Open {
         id: id.clone(),
