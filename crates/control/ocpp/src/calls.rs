@@ -13,7 +13,7 @@ use twc_core::engine::Command;
 use twc_core::model::Status;
 
 /// Read a payload, naming the field that is wrong.
-fn read<T: DeserializeOwned>(action: &str, payload: &Value) -> Result<T, CallError> {
+pub(crate) fn read<T: DeserializeOwned>(action: &str, payload: &Value) -> Result<T, CallError> {
     serde_json::from_value(payload.clone()).map_err(|e| {
         let m = e.to_string();
         let code = if m.contains("missing field") || m.contains("unknown variant") {

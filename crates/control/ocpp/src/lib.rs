@@ -10,6 +10,7 @@ use twc_core::plugin::{
 };
 
 mod calls;
+pub mod central;
 pub mod link;
 pub mod profile;
 pub mod rpc;
@@ -20,10 +21,27 @@ pub mod store;
 /// The registry name: the section is `[control.ocpp]`, the bin's feature `control-ocpp`.
 pub const NAME: &str = "ocpp";
 
+/// What the plugin does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// twcmanager is a charge point of the central system at `url`.
+    #[default]
+    ChargePoint,
+    /// twcmanager is the central system of OCPP chargers (`[control.ocpp.central]`).
+    Central,
+    /// Both at once.
+    Both,
+}
+
 /// `[control.ocpp]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OcppConfig {
+    /// `charge_point`, `central` or `both`.
+    pub mode: Mode,
+    /// Central-system mode: chargers that connect to us.
+    pub central: central::CentralConfig,
     /// The central system's endpoint, `ws://…` or `wss://…`; the charge point id is appended.
     pub url: String,
     /// Our charge point id (the last path segment of the URL, the basic-auth user by default).
@@ -59,6 +77,8 @@ pub struct OcppConfig {
 impl Default for OcppConfig {
     fn default() -> Self {
         OcppConfig {
+            mode: Mode::default(),
+            central: central::CentralConfig::default(),
             url: "ws://127.0.0.1:9000".into(),
             charge_point_id: "twcmanager".into(),
             username: String::new(),
@@ -113,6 +133,9 @@ impl Ocpp {
                 "call_timeout_secs and reconnect_max_secs must be at least 1",
             ));
         }
+        if cfg.mode != Mode::ChargePoint {
+            cfg.central.check(section)?;
+        }
         Ok(Ocpp { cfg, target })
     }
 }
@@ -120,6 +143,22 @@ impl Ocpp {
 #[twc_core::async_trait]
 impl ControlSurface for Ocpp {
     async fn serve(self: Box<Self>, engine: EngineHandle) -> Result<(), PluginError> {
+        match self.cfg.mode {
+            Mode::ChargePoint => self.charge_point(engine).await,
+            Mode::Central => central::run(self.cfg.central.clone(), engine).await,
+            Mode::Both => {
+                let cs =
+                    twc_core::plugin::spawn(central::run(self.cfg.central.clone(), engine.clone()));
+                let r = self.charge_point(engine).await;
+                cs.abort();
+                r
+            }
+        }
+    }
+}
+
+impl Ocpp {
+    async fn charge_point(self: Box<Self>, engine: EngineHandle) -> Result<(), PluginError> {
         let store = store::Store::open(Path::new(&self.cfg.state_file))
             .map_err(|e| PluginError::new(ErrorKind::Config, NAME, e.to_string()))?;
         let timing = session::Timing {

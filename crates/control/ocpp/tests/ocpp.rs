@@ -39,6 +39,28 @@ fn bad_config_names_the_key() {
         ),
         ("url = \"ws://cs:x/\"", "port"),
         ("urll = \"ws://cs:9000\"", "urll"),
+        ("mode = \"central\"", "allow_unknown"),
+        ("mode = \"hub\"", "mode"),
+        (
+            "mode = \"central\"\ncentral.allow_unknown = true\ncentral.listen = \"nope\"",
+            "central.listen",
+        ),
+        (
+            "mode = \"both\"\ncentral.allow_unknown = true\ncentral.stale_after_secs = 5.0",
+            "central.stale_after_secs",
+        ),
+        (
+            "mode = \"central\"\n[[central.chargers]]\nid = \"a b\"\nmax_amps = 16.0",
+            "central.chargers[0].id",
+        ),
+        (
+            "mode = \"central\"\n[[central.chargers]]\nid = \"a\"\nmax_amps = 100.0",
+            "central.chargers[0].max_amps",
+        ),
+        (
+            "mode = \"central\"\ncentral.allow_unknown = true\ncentral.profile = \"TxProfile\"",
+            "TxProfile",
+        ),
     ] {
         let cfg = PluginConfig::from_toml("control.ocpp", body).unwrap();
         let e = plugin::build(&cfg).err().expect(body).to_string();

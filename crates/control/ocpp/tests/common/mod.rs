@@ -1,4 +1,4 @@
-//! The real peer: `central_system.py` (PyPI `ocpp` + `websockets`) in a virtualenv under
+//! The real peers: `central_system.py` and `charger.py` (PyPI `ocpp` + `websockets`) in a virtualenv under
 //! `target/ocpp-venv`, created with pip the first time. Without Python the tests are skipped,
 //! except when `CI=true`, where they fail.
 
@@ -89,17 +89,41 @@ pub struct Cs {
 impl Cs {
     /// Start it on `port` with extra arguments; waits until it listens.
     pub async fn start(py: &PathBuf, port: u16, extra: &[&str]) -> Cs {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/central_system.py");
+        let mut args = vec!["--port".to_string(), port.to_string()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let cs = Cs::spawn(py, "central_system.py", &args).await;
+        cs.wait(20, |e| e["ev"] == "listening").await;
+        Cs { port, ..cs }
+    }
+
+    /// Start `tests/charger.py` (an OCPP charger, for central-system mode) connecting to
+    /// `url/<id>`; waits until it connected or was refused.
+    pub async fn charger(py: &PathBuf, url: &str, id: &str, extra: &[&str]) -> Cs {
+        let mut args = vec![
+            "--url".to_string(),
+            url.to_string(),
+            "--id".to_string(),
+            id.to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let cs = Cs::spawn(py, "charger.py", &args).await;
+        cs.wait(20, |e| e["ev"] == "connected" || e["ev"] == "refused")
+            .await;
+        cs
+    }
+
+    async fn spawn(py: &PathBuf, script: &str, args: &[String]) -> Cs {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests")
+            .join(script);
         let mut child = Command::new(py)
             .arg(script)
-            .arg("--port")
-            .arg(port.to_string())
-            .args(extra)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .expect("start central_system.py");
+            .expect("start the Python peer");
         let stdin = child.stdin.take().unwrap();
         let stdout = child.stdout.take().unwrap();
         let events = Arc::new(Mutex::new(Vec::new()));
@@ -112,14 +136,12 @@ impl Cs {
                 }
             }
         });
-        let cs = Cs {
+        Cs {
             child,
             stdin,
             events,
-            port,
-        };
-        cs.wait(20, |e| e["ev"] == "listening").await;
-        cs
+            port: 0,
+        }
     }
 
     /// Wait for an event matching `pred` (also one already printed); returns it.
@@ -145,6 +167,17 @@ impl Cs {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// CALLs the peer received with `action`, in order: (time, payload).
+    pub fn received_calls(&self, action: &str) -> Vec<(f64, Value)> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e["ev"] == "recv" && e["msg"][0] == 2 && e["msg"][2] == action)
+            .map(|e| (e["t"].as_f64().unwrap_or(0.0), e["msg"][3].clone()))
+            .collect()
     }
 
     /// CALLs the charge point sent with `action`, in order: (message id, payload).
