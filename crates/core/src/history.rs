@@ -42,12 +42,45 @@ pub struct SessionRecord {
     pub start_kwh: Option<u32>,
     /// Lifetime counter at the end (or the latest seen while it runs), kWh.
     pub end_kwh: Option<u32>,
+    /// The car's name, when a vehicle plugin knew it.
+    #[serde(default)]
+    pub car_name: Option<String>,
+    /// State of charge at the start, %, when known.
+    #[serde(default)]
+    pub soc_start_pct: Option<f64>,
+    /// State of charge at the end, %, when known.
+    #[serde(default)]
+    pub soc_end_pct: Option<f64>,
+    /// The energy split and cost as the engine integrated them; `None` for a session still
+    /// running, one continued across a restart, and rows written before they were recorded.
+    #[serde(default)]
+    pub metrics: Option<crate::model::SessionMetrics>,
 }
 
 impl SessionRecord {
     /// Energy delivered, kWh: the lifetime counter's delta, when both ends are known.
     pub fn energy_kwh(&self) -> Option<f64> {
         Some(self.end_kwh?.saturating_sub(self.start_kwh?) as f64)
+    }
+
+    /// Energy delivered, kWh, as precisely as known: the integrated draw, or the lifetime
+    /// counter's delta (whole kWh) when that is larger or the only one known.
+    pub fn charged_kwh(&self) -> Option<f64> {
+        let integrated = self.metrics.as_ref().map(|m| m.integrated_kwh);
+        match (integrated, self.energy_kwh()) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The fraction of the energy that came from PV surplus; `None` when unknown.
+    pub fn solar_share(&self) -> Option<f64> {
+        self.metrics.as_ref()?.solar_share()
+    }
+
+    /// What the session cost at the tariff's prices; `None` when unknown.
+    pub fn cost(&self) -> Option<f64> {
+        self.metrics.as_ref()?.cost()
     }
 }
 
@@ -145,7 +178,7 @@ pub fn energy_per_day(
         let day = s.started_at.with_timezone(&offset).date_naive();
         if let Some(e) = days.get_mut(&day) {
             e.sessions += 1;
-            e.energy_kwh += s.energy_kwh().unwrap_or(0.0);
+            e.energy_kwh += s.charged_kwh().unwrap_or(0.0);
         }
     }
     days.into_values().collect()
@@ -206,6 +239,10 @@ mod tests {
             ended_at: None,
             start_kwh: Some(a),
             end_kwh: Some(b),
+            car_name: None,
+            soc_start_pct: None,
+            soc_end_pct: None,
+            metrics: None,
         };
         // 23:30 UTC on the 1st is 00:30 on the 2nd at +01:00.
         let v = vec![

@@ -220,6 +220,7 @@ fn session(start: i64, start_kwh: Option<u32>, energy: f64) -> ChargeSession {
         started_at: t(start),
         start_kwh,
         energy_kwh: energy,
+        metrics: Default::default(),
     }
 }
 
@@ -244,6 +245,7 @@ fn a_session_interrupted_by_a_restart_counts_from_its_original_start() {
         vin: Some("5YJ3E1EA7KF000001".into()),
         last_at: t(3600),
         last_kwh: Some(105),
+        metrics: None,
     }];
     let mut b = RowBuilder::new(Mute::default(), 60, 900);
     assert!(b.restore(open.clone(), 900).is_empty());
@@ -258,6 +260,10 @@ fn a_session_interrupted_by_a_restart_counts_from_its_original_start() {
         session: session(3720, Some(106), 4.0),
     });
     assert_eq!(ends(&r), vec![(t(0), Some(100), Some(110))]);
+    // The energy before the restart was not split or priced: no metrics for the whole row.
+    assert!(
+        matches!(&r[..], [Row::Session(SessionOp::End { session, .. })] if session.metrics.is_none())
+    );
 
     // A restart long after: the old row closes at its last kWh and a new one starts.
     let mut b = RowBuilder::new(Mute::default(), 60, 900);
@@ -358,6 +364,7 @@ fn a_restored_session_whose_slave_never_returns_is_closed_at_its_last_update() {
         vin: None,
         last_at: t(600),
         last_kwh: Some(104),
+        metrics: None,
     }];
     let mut b = RowBuilder::new(Mute::default(), 60, 900);
     b.restore(open, 900);
@@ -373,4 +380,28 @@ fn a_restored_session_whose_slave_never_returns_is_closed_at_its_last_update() {
         vec![(t(0), Some(100), Some(104))]
     );
     assert_eq!(b.open_sessions().count(), 0);
+}
+
+#[test]
+fn a_session_end_carries_the_engines_metrics_to_the_row() {
+    let mut b = RowBuilder::new(Mute::default(), 60, 900);
+    let mut start = session(0, Some(100), 0.0);
+    start.metrics.soc_start_pct = Some(40.0);
+    let r = b.rows(&Event::SessionStarted {
+        at: t(0),
+        session: start.clone(),
+    });
+    assert!(
+        matches!(&r[..], [Row::Session(SessionOp::Start(s))] if s.metrics.as_ref().and_then(|m| m.soc_start_pct) == Some(40.0))
+    );
+    let mut end = session(0, Some(100), 5.0);
+    end.metrics.integrated_kwh = 5.0;
+    end.metrics.solar_kwh = 2.0;
+    let r = b.rows(&Event::SessionEnded {
+        at: t(3600),
+        session: end.clone(),
+    });
+    assert!(
+        matches!(&r[..], [Row::Session(SessionOp::End { session, .. })] if session.metrics.as_ref() == Some(&end.metrics))
+    );
 }

@@ -121,6 +121,13 @@ pub struct Args {
     /// Departure, local HH:MM.
     #[arg(long, default_value = "07:00")]
     pub plan_depart: String,
+    /// A price series (`timestamp,price_per_kwh`, as --prices) given to the engine during a
+    /// --trace replay, so each session's cost is reported next to its solar share.
+    #[arg(long)]
+    pub tariff: Option<PathBuf>,
+    /// Feed-in price per kWh for --tariff (the value of the solar energy a session used).
+    #[arg(long)]
+    pub feed_in: Option<f64>,
 }
 
 /// Run the command line.
@@ -258,6 +265,18 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Result<(), String> {
     {
         println!("  {line}");
     }
+    println!(
+        "sessions                (energy, solar share and cost as the engine computed them{})",
+        if opts.prices.is_some() {
+            ""
+        } else {
+            "; no --tariff, so no cost"
+        }
+    );
+    print!(
+        "{}",
+        crate::sessions::table(&report.sessions, *trace.start().offset())
+    );
     write_outputs(&a, path, &report)
 }
 
@@ -307,6 +326,18 @@ fn options(a: &Args) -> Result<SimOptions, String> {
     };
     if let Some(step) = a.offer_step_amps {
         opts.offer_step_amps = step;
+    }
+    if let Some(path) = &a.tariff {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let (mut prices, _) = crate::plan_month::parse_prices(&text)
+            .map_err(|e| format!("--tariff {}: {e}", path.display()))?;
+        prices.feed_in_per_kwh = a.feed_in;
+        prices
+            .validate()
+            .map_err(|e| format!("--tariff {}: {e}", path.display()))?;
+        opts.prices = Some(prices);
+    } else if a.feed_in.is_some() {
+        return Err("--feed-in needs --tariff FILE".into());
     }
     let mut problems = opts.policy.validate(opts.max_amps_all);
     if !(0.01..=1.0).contains(&opts.offer_step_amps) {

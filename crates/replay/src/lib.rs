@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod plan_month;
 pub mod reference;
 pub mod run;
+pub mod sessions;
 pub mod trace;
 
 pub use generate::{DayKind, GenSpec, generate};

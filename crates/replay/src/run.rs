@@ -52,6 +52,8 @@ pub struct SimOptions {
     pub keep_rows: bool,
     /// `[wiring] offer_step_amps`.
     pub offer_step_amps: f64,
+    /// A tariff given to the engine (as a tariff plugin would), so each session gets its cost.
+    pub prices: Option<twc_core::plugin::Prices>,
 }
 
 impl Default for SimOptions {
@@ -74,6 +76,7 @@ impl Default for SimOptions {
             policy: PolicyConfig::default(),
             keep_rows: true,
             offer_step_amps: 0.5,
+            prices: None,
         }
     }
 }
@@ -87,6 +90,9 @@ pub struct Report {
     pub rows: Vec<Row>,
     /// Wall-clock seconds the replay took.
     pub wall_secs: f64,
+    /// The charge sessions as the engine reported them when they ended (open ones end when the
+    /// replay stops): energy, solar share, cost.
+    pub sessions: Vec<crate::sessions::EndedSession>,
 }
 
 struct Meter {
@@ -222,15 +228,31 @@ async fn replay(trace: &Trace, opts: &SimOptions) -> Result<Report, String> {
     let eng = twc_runtime::start(parts)
         .await
         .expect("no control surface that could fail to start");
+    if let Some(p) = &opts.prices {
+        eng.handle
+            .command(twc_core::engine::Command::SetPrices(Some(p.clone())))
+            .await
+            .map_err(|e| format!("prices: {e}"))?;
+    }
     // Reaction times: from the reading the engine received to the heartbeat carrying a new offer.
     let reactions = Arc::new(Mutex::new(Vec::new()));
     let mut events = eng.handle.subscribe();
     let sink = reactions.clone();
+    let ended = Arc::new(Mutex::new(Vec::new()));
+    let ended_sink = ended.clone();
     let collector = tokio::spawn(async move {
         let mut last_reading: Option<DateTime<Utc>> = None;
         loop {
             match events.recv().await {
                 Ok(Event::Reading { at, .. }) => last_reading = Some(at),
+                Ok(Event::SessionEnded { at, session }) => {
+                    if let Ok(mut v) = ended_sink.lock() {
+                        v.push(crate::sessions::EndedSession {
+                            ended_at: at,
+                            session,
+                        });
+                    }
+                }
                 Ok(Event::OfferChanged { at, .. }) => {
                     if let Some(r) = last_reading {
                         let d = (at - r).num_milliseconds() as f64 / 1000.0;
@@ -289,12 +311,18 @@ async fn replay(trace: &Trace, opts: &SimOptions) -> Result<Report, String> {
         }
     }
     eng.shutdown().await;
-    collector.abort();
+    // The sessions the shutdown ended are in the channel still: the collector reads them and
+    // ends when the channel closes (or is stopped after a second of paused time).
+    let stop = collector.abort_handle();
+    let _ = tokio::time::timeout(Duration::from_secs(1), collector).await;
+    stop.abort();
     let reactions = reactions.lock().map(|v| v.clone()).unwrap_or_default();
     let metrics = acc.finish(reactions);
+    let sessions = ended.lock().map(|v| v.clone()).unwrap_or_default();
     Ok(Report {
         metrics,
         rows,
         wall_secs: 0.0,
+        sessions,
     })
 }

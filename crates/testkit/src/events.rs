@@ -1,7 +1,9 @@
 //! Engine events for sink tests and benchmarks, so every logging crate records the same inputs.
 
 use chrono::{DateTime, TimeZone, Utc};
-use twc_core::model::{CentiAmps, ChargeSession, EnergyReading, Event, SlaveStatus};
+use twc_core::model::{
+    CentiAmps, ChargeSession, EnergyReading, Event, SessionMetrics, SlaveStatus,
+};
 use twc_core::protocol::{ProtocolVersion, TwcId};
 
 /// A VIN with a valid check digit.
@@ -56,7 +58,53 @@ pub fn session(start: i64, start_kwh: u32, energy: f64) -> ChargeSession {
         started_at: t(start),
         start_kwh: Some(start_kwh),
         energy_kwh: energy,
+        metrics: Default::default(),
     }
+}
+
+/// What the engine integrated for a finished 10 kWh session: half of it solar, the grid half
+/// at 0.30 EUR/kWh, a feed-in of 0.08 EUR/kWh forgone on the solar half, 40 % → 80 %.
+pub fn metrics() -> SessionMetrics {
+    SessionMetrics {
+        car_name: Some("Red car".into()),
+        soc_start_pct: Some(40.0),
+        soc_end_pct: Some(80.0),
+        integrated_kwh: 10.0,
+        solar_kwh: 5.0,
+        unmetered_kwh: 0.0,
+        grid_cost: 1.5,
+        unpriced_kwh: 0.0,
+        solar_value: Some(0.4),
+        currency: Some("EUR".into()),
+    }
+}
+
+/// The start and end of a 10 kWh session on [`id`] from `t(start)` to `t(end)` with
+/// [`metrics`] (the start carries only the car's name and start SoC, as the engine sends it).
+pub fn session_with_metrics(start: i64, end: i64) -> [Event; 2] {
+    let m = metrics();
+    let at_start = SessionMetrics {
+        car_name: m.car_name.clone(),
+        soc_start_pct: m.soc_start_pct,
+        soc_end_pct: m.soc_start_pct,
+        ..SessionMetrics::default()
+    };
+    [
+        Event::SessionStarted {
+            at: t(start),
+            session: ChargeSession {
+                metrics: at_start,
+                ..session(start, 2000, 0.0)
+            },
+        },
+        Event::SessionEnded {
+            at: t(end),
+            session: ChargeSession {
+                metrics: m,
+                ..session(start, 2000, 10.0)
+            },
+        },
+    ]
 }
 
 /// A meter reading at `t(at)`: `gen_w` of PV, 800 W of house load.

@@ -4,7 +4,7 @@
 
 const $ = (s, el = document) => el.querySelector(s);
 const $$ = (s, el = document) => Array.from(el.querySelectorAll(s));
-const PAGES = ["dashboard", "schedule", "settings", "vehicles", "plans", "events", "debug"];
+const PAGES = ["dashboard", "schedule", "settings", "vehicles", "plans", "sessions", "events", "debug"];
 let csrf = null;
 let last = null;          // latest StatusView
 let lastAt = 0;           // when it arrived (ms)
@@ -68,6 +68,7 @@ function showPage() {
   if (p === "settings") loadSettings();
   if (p === "vehicles") loadVehicles();
   if (p === "plans" && window.loadPlans) window.loadPlans();
+  if (p === "sessions" && window.loadSessions) window.loadSessions();
   if (p === "events") loadEvents();
   if (p === "dashboard") Charts.redraw(samples);
 }

@@ -619,7 +619,15 @@ async fn every_page_fits_360_768_1280_without_console_errors() {
     let Some(b) = Driver::start().await else {
         return;
     };
-    let d = demo(2).await;
+    // Stored sessions (as a database logger answers them), so the Sessions page has rows,
+    // months and pages to lay out.
+    let d = demo_full(
+        2,
+        Default::default(),
+        http_config(),
+        Some(std::sync::Arc::new(StoredSessions(sample_sessions(60)))),
+    )
+    .await;
     d.wait_slaves(2).await;
     // The overflow check names what sticks out, so a failure says where to look.
     const OVERFLOW: &str = "const w = document.documentElement.clientWidth; \
@@ -655,6 +663,11 @@ async fn every_page_fits_360_768_1280_without_console_errors() {
             "/plans",
             "plans",
             "document.querySelector('#plans tr') !== null",
+        ),
+        (
+            "/sessions",
+            "sessions",
+            "document.querySelectorAll('#sessions tr').length === 30 && document.querySelectorAll('#sess-months tr').length >= 1",
         ),
         (
             "/events",
@@ -698,6 +711,57 @@ async fn every_page_fits_360_768_1280_without_console_errors() {
             b.screenshot(&format!("twc-ui-{name}-{w}.png")).await;
         }
     }
+    // Sessions: a filter narrows the rows and the CSV link; the pages move; unknown values
+    // read as unknown.
+    b.viewport(360, 800).await;
+    b.goto(&d.url("/sessions")).await;
+    b.wait_js(
+        "return document.querySelectorAll('#sessions tr').length === 30",
+        Duration::from_secs(15),
+        "the last 30 days of sessions",
+    )
+    .await;
+    let from = (chrono::Local::now() - chrono::Duration::days(65))
+        .format("%Y-%m-%d")
+        .to_string();
+    b.js(&format!(
+        "document.querySelector('#sess-from').value = '{from}'; return true"
+    ))
+    .await;
+    b.click("#sess-apply").await;
+    b.wait_js(
+        "return document.querySelectorAll('#sessions tr').length === 50 && document.querySelector('#sess-next').disabled === false",
+        Duration::from_secs(15),
+        "the first page of 60 sessions",
+    )
+    .await;
+    assert_eq!(
+        b.js("return document.querySelector('#sessions').textContent.includes('unknown')")
+            .await,
+        json!(true),
+        "sessions without meter data or price show unknown"
+    );
+    b.click("#sess-next").await;
+    b.wait_js(
+        "return document.querySelectorAll('#sessions tr').length === 10 && document.querySelector('#sess-page').textContent.startsWith('2 / 2')",
+        Duration::from_secs(15),
+        "the second page",
+    )
+    .await;
+    b.type_into("#sess-twc", "2222").await;
+    b.click("#sess-apply").await;
+    b.wait_js(
+        &format!("return document.querySelectorAll('#sessions tr').length === 30 && Array.from(document.querySelectorAll('#sessions td[data-label=TWC]')).every(td => td.textContent === '2222') \
+            && document.querySelector('#sess-csv').getAttribute('href') === '/api/v2/sessions?from={from}&twc=2222&format=csv'"),
+        Duration::from_secs(15),
+        "only TWC 2222, and the CSV link with the same filter",
+    )
+    .await;
+    let over = b.js(OVERFLOW).await;
+    assert_eq!(over, json!([]), "filtered sessions overflow at 360 px");
+    let errors = b.console_errors().await;
+    assert!(errors.is_empty(), "sessions: console errors {errors:?}");
+    b.viewport(1280, 900).await;
     // The dashboard's numbers as the server reported them: the binding limit, and the energy
     // chart either drawn or in its empty state (never both, never a row of zeros).
     b.goto(&d.base).await;

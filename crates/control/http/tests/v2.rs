@@ -640,6 +640,10 @@ impl twc_core::history::HistoryQuery for StoredRows {
             ended_at: None,
             start_kwh: Some(1000),
             end_kwh: Some(1007),
+            car_name: None,
+            soc_start_pct: None,
+            soc_end_pct: None,
+            metrics: None,
         }])
     }
 }
@@ -1325,4 +1329,109 @@ async fn plans_crud_with_reasons() {
         .await
         .unwrap();
     assert_eq!(del.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_filter_page_total_and_export_as_csv() {
+    let d = demo_full(
+        0,
+        Default::default(),
+        http_config(),
+        Some(std::sync::Arc::new(StoredSessions(sample_sessions(60)))),
+    )
+    .await;
+    // Default: the last 30 days, newest first, 50 a page.
+    let v = d.json("/api/v2/sessions").await;
+    assert_eq!(v["total"], 30, "{v}");
+    assert_eq!(v["pages"], 1);
+    let s = v["sessions"].as_array().unwrap();
+    assert!(s[0]["started_unix"].as_i64() > s[1]["started_unix"].as_i64());
+    // Session 0: half solar, priced; session 2: unmetered (share unknown, cost an upper bound);
+    // session 3: no price (cost unknown).
+    assert_eq!(s[0]["solar_share"], 0.5);
+    assert_eq!(s[0]["energy_kwh"], 10.0);
+    assert_eq!(s[0]["cost"], 1.5);
+    assert_eq!(s[0]["currency"], "EUR");
+    assert_eq!(s[0]["soc_start_pct"], 30.0);
+    assert_eq!(s[2]["solar_share"], Value::Null);
+    assert_eq!(s[2]["cost_upper_bound"], true);
+    assert_eq!(s[3]["cost"], Value::Null);
+    let months = v["months"].as_array().unwrap();
+    let sessions: u64 = months.iter().map(|m| m["sessions"].as_u64().unwrap()).sum();
+    assert_eq!(sessions, 30);
+    // Filters: TWC, car by VIN or (case-insensitive) name, a range, pages.
+    let from = (chrono::Utc::now() - chrono::Duration::days(65)).timestamp();
+    let v = d
+        .json(&format!(
+            "/api/v2/sessions?twc=2222&from={from}&per_page=7&page=2"
+        ))
+        .await;
+    assert_eq!(v["total"], 30, "{v}");
+    assert_eq!(v["pages"], 5);
+    assert_eq!(v["sessions"].as_array().unwrap().len(), 7);
+    assert!(
+        v["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["twc"] == "2222")
+    );
+    let v = d
+        .json("/api/v2/sessions?car=model%203%20WITH%20a%20rather%20long%20name%20for%20phones")
+        .await;
+    assert_eq!(v["total"], 15);
+    let v = d
+        .json(&format!(
+            "/api/v2/sessions?car=5YJ3E1EA7KF000002&from={from}"
+        ))
+        .await;
+    assert_eq!(v["total"], 30);
+    // CSV: every matching session, oldest first, unknown cells empty.
+    let r = d.get("/api/v2/sessions?format=csv&twc=1111").await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("sessions.csv")
+    );
+    let body = r.text().await.unwrap();
+    let lines: Vec<&str> = body.lines().collect();
+    assert!(
+        lines[0]
+            .starts_with("started_at,ended_at,twc,vin,car,energy_kwh,solar_kwh,solar_share,cost")
+    );
+    assert_eq!(lines.len(), 1 + 15, "{body}");
+    assert!(lines.iter().skip(1).all(|l| l.contains(",1111,")));
+    // Bad parameters: 400 with a reason naming the parameter.
+    for (q, word) in [
+        ("twc=12", "twc"),
+        ("from=yesterday", "from"),
+        ("from=2026-11-20&to=2026-11-10", "before"),
+        ("per_page=0", "per_page"),
+        ("from=1", "366"),
+        ("page=x", "page"),
+        ("format=xml", "format"),
+        ("colour=red", "colour"),
+    ] {
+        let r = d.get(&format!("/api/v2/sessions?{q}")).await;
+        assert_eq!(r.status(), 400, "{q}");
+        let e: Value = r.json().await.unwrap();
+        assert!(e["error"].as_str().unwrap().contains(word), "{q}: {e}");
+    }
+    // Without a database logger: 503 saying what to configure.
+    let none = demo(0).await;
+    let r = none.get("/api/v2/sessions").await;
+    assert_eq!(r.status(), 503);
+    let e: Value = r.json().await.unwrap();
+    assert!(
+        e["error"].as_str().unwrap().contains("logging.sqlite"),
+        "{e}"
+    );
 }

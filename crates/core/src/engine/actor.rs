@@ -267,6 +267,7 @@ impl Core {
                         started_at: at,
                         start_kwh: s.lifetime_kwh,
                         energy_kwh: 0.0,
+                        metrics: self.session_start_metrics(id),
                     };
                     info!(slave = %id, "Charge session started");
                     self.sessions.insert(id, session.clone());

@@ -98,6 +98,7 @@ impl Core {
             }
             Command::SetVehicles(v) => {
                 self.vehicles = v;
+                self.note_vehicles();
                 self.recompute(now);
                 return Ok(self.settings.clone());
             }

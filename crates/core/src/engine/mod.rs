@@ -233,6 +233,7 @@ pub fn spawn_with(
         combine_problems: Vec::new(),
         sessions: BTreeMap::new(),
         session_wh: BTreeMap::new(),
+        session_surplus: None,
         last_slave_event: BTreeMap::new(),
         logged_actual: BTreeMap::new(),
         lost_slaves: BTreeMap::new(),
@@ -266,6 +267,9 @@ struct Core {
     /// Energy of each open session integrated from the reported draw, Wh, and when last added
     /// to (the lifetime counter has whole kWh only).
     session_wh: BTreeMap<TwcId, (f64, Instant)>,
+    /// PV surplus for the cars (`None` = the reading cannot tell) of the reading the policy last
+    /// used, with when that reading was measured: splits session energy into solar and grid.
+    session_surplus: Option<(Option<f64>, Instant)>,
     last_slave_event: BTreeMap<TwcId, Instant>,
     logged_actual: BTreeMap<TwcId, CentiAmps>,
     /// Slaves that timed out, as last seen and since when: shown with `timed_out` until they

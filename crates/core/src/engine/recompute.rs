@@ -142,6 +142,7 @@ impl Core {
         };
         let policy_budget = CentiAmps::from_f64(out.amps).min(wiring);
         let headroom = crate::policy::grid_headroom(&ctx, &self.cfg.policy.grid);
+        self.note_surplus(reading.as_ref(), charger_amps);
         let (unlimited, boosted) = self.min_soc_boost(policy_budget, &out.name, headroom);
         self.replan(now);
         let planned = self.planned_amps(now);

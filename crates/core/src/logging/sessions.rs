@@ -9,6 +9,8 @@
 //! - otherwise the old row is closed at its last update and kWh, and a new row starts;
 //! - when a slave status shows the slave not charging, a restored row is closed with the lifetime
 //!   counter now (which counts whatever that slave delivered while we were down);
+//! - a continued row keeps no solar share or cost (`metrics` stays `None`): the energy charged
+//!   before the restart was not split or priced, so the whole session's share is unknown;
 //! - a restored row whose slave says nothing within `resume_within_secs` of the first event after
 //!   the restart is closed at its last update.
 
@@ -33,6 +35,11 @@ pub struct OpenSession {
     pub last_at: DateTime<Utc>,
     /// Lifetime counter at the last update.
     pub last_kwh: Option<u32>,
+    /// Car name, state of charge, solar share and cost as the engine integrated them: at the
+    /// start (name, start SoC) and the end (everything). `None` for rows read back after a
+    /// restart and rows continued after one (their columns are left as they are).
+    #[serde(default)]
+    pub metrics: Option<crate::model::SessionMetrics>,
 }
 
 /// What to do to the `charge_sessions` table.
@@ -61,6 +68,8 @@ pub struct SessionTracker {
     resume_within_secs: i64,
     /// Time of the first event after a restore.
     restored_since: Option<DateTime<Utc>>,
+    /// Slaves whose open row was continued after a restart.
+    resumed: std::collections::BTreeSet<TwcId>,
 }
 
 impl SessionTracker {
@@ -70,6 +79,7 @@ impl SessionTracker {
             open: BTreeMap::new(),
             resume_within_secs: resume_within_secs as i64,
             restored_since: None,
+            resumed: Default::default(),
         }
     }
 
@@ -139,12 +149,15 @@ impl SessionTracker {
                         if old.vin.is_none() {
                             old.vin.clone_from(&session.vin);
                         }
+                        old.metrics = None;
+                        self.resumed.insert(session.slave);
                         ops.push(SessionOp::Update(old.clone()));
                         self.open.insert(session.slave, (old, false));
                         return ops;
                     }
                     ops.push(end_at_last(old));
                 }
+                self.resumed.remove(&session.slave);
                 let s = OpenSession {
                     slave: session.slave,
                     started_at: session.started_at,
@@ -152,6 +165,7 @@ impl SessionTracker {
                     vin: session.vin.clone(),
                     last_at: *at,
                     last_kwh: session.start_kwh,
+                    metrics: Some(session.metrics.clone()),
                 };
                 ops.push(SessionOp::Start(s.clone()));
                 self.open.insert(session.slave, (s, false));
@@ -160,7 +174,8 @@ impl SessionTracker {
                 let end_kwh = session
                     .start_kwh
                     .map(|a| a.saturating_add(session.energy_kwh.round().max(0.0) as u32));
-                let s = match self.open.remove(&session.slave) {
+                let resumed = self.resumed.remove(&session.slave);
+                let mut s = match self.open.remove(&session.slave) {
                     Some((mut s, _)) => {
                         if s.start_kwh.is_none() {
                             s.start_kwh = session.start_kwh;
@@ -179,11 +194,13 @@ impl SessionTracker {
                             vin: session.vin.clone(),
                             last_at: *at,
                             last_kwh: session.start_kwh,
+                            metrics: Some(session.metrics.clone()),
                         };
                         ops.push(SessionOp::Start(s.clone()));
                         s
                     }
                 };
+                s.metrics = (!resumed).then(|| session.metrics.clone());
                 let end_kwh = end_kwh.or(s.last_kwh);
                 ops.push(SessionOp::End {
                     session: s,

@@ -6,12 +6,14 @@
 
 mod load_point;
 mod reading;
+mod session;
 mod settings;
 mod status;
 mod units;
 
 pub use load_point::{LoadPointMeasurement, LoadPointReport, LoadPointState, LoadPointStatus};
 pub use reading::{EnergyReading, Quantity};
+pub use session::{PriceNow, SessionMetrics, cost, pv_surplus_w, solar_share};
 pub use settings::{
     ChargeNow, ConsumptionOffset, GridLimit, HomeLocation, OffsetUnit, Schedule, ScheduleWindow,
     Settings, SettingsError, SettingsLimits, bounds,

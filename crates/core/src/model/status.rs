@@ -228,6 +228,9 @@ pub struct ChargeSession {
     pub start_kwh: Option<u32>,
     /// Energy so far, kWh.
     pub energy_kwh: f64,
+    /// Car name, state of charge, solar share and cost (see [`super::SessionMetrics`]).
+    #[serde(default)]
+    pub metrics: super::SessionMetrics,
 }
 
 /// Something that happened; loggers and the UI consume these.

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use twc_core::history::{HistoryQuery, PowerPoint, SessionRecord};
 use twc_core::logging::OpenSession;
+use twc_core::model::SessionMetrics;
 use twc_core::plugin::PluginError;
 use twc_core::protocol::TwcId;
 
@@ -44,6 +45,7 @@ pub(crate) async fn open_sessions<D: Dialect>(db: &D) -> Result<Vec<OpenSession>
             vin: r[3].text().map(str::to_owned),
             last_at: r[4].time().unwrap_or(started_at),
             last_kwh: kwh(&r[5]),
+            metrics: None,
         });
     }
     Ok(out)
@@ -94,11 +96,28 @@ impl<D: Dialect> HistoryQuery for History<D> {
     ) -> Result<Vec<SessionRecord>, PluginError> {
         let (pool, _) = self.0.pool().await?;
         let vin = Value::Text(vin.map(str::to_owned));
+        let real = D::REAL;
+        let cols: Vec<String> = [
+            "startSoC",
+            "endSoC",
+            "integratedkWh",
+            "solarkWh",
+            "unmeteredkWh",
+            "gridCost",
+            "unpricedkWh",
+            "solarValue",
+        ]
+        .iter()
+        .map(|c| format!("CAST({c} AS {real})"))
+        .collect();
         let mut q = query::<D>(
-            "SELECT slaveTWC, vehicleVIN, startTime, endTime, startkWh, \
-             COALESCE(endkWh, lastkWh) FROM charge_sessions \
-             WHERE startTime >= ? AND startTime < ? AND (? IS NULL OR vehicleVIN = ?) \
-             ORDER BY startTime",
+            &format!(
+                "SELECT slaveTWC, vehicleVIN, startTime, endTime, startkWh, \
+                 COALESCE(endkWh, lastkWh), vehicleName, currency, {} FROM charge_sessions \
+                 WHERE startTime >= ? AND startTime < ? AND (? IS NULL OR vehicleVIN = ?) \
+                 ORDER BY startTime",
+                cols.join(", ")
+            ),
             vec![
                 Value::Time(Some(from)),
                 Value::Time(Some(to)),
@@ -107,12 +126,31 @@ impl<D: Dialect> HistoryQuery for History<D> {
             ],
         );
         use Kind::*;
-        let rows = D::fetch(&pool, &mut q, &[Text, Text, Time, Time, Int, Int])
-            .await
-            .map_err(err::<D>("querying charge_sessions"))?;
+        let rows = D::fetch(
+            &pool,
+            &mut q,
+            &[
+                Text, Text, Time, Time, Int, Int, Text, Text, Real, Real, Real, Real, Real, Real,
+                Real, Real,
+            ],
+        )
+        .await
+        .map_err(err::<D>("querying charge_sessions"))?;
         Ok(rows
             .iter()
             .filter_map(|r| {
+                let metrics = r[10].real().map(|integrated_kwh| SessionMetrics {
+                    car_name: r[6].text().map(str::to_owned),
+                    soc_start_pct: r[8].real(),
+                    soc_end_pct: r[9].real(),
+                    integrated_kwh,
+                    solar_kwh: r[11].real().unwrap_or(0.0),
+                    unmetered_kwh: r[12].real().unwrap_or(0.0),
+                    grid_cost: r[13].real().unwrap_or(0.0),
+                    unpriced_kwh: r[14].real().unwrap_or(0.0),
+                    solar_value: r[15].real(),
+                    currency: r[7].text().map(str::to_owned),
+                });
                 Some(SessionRecord {
                     slave: r[0].text()?.parse().ok()?,
                     vin: r[1].text().map(str::to_owned),
@@ -120,6 +158,10 @@ impl<D: Dialect> HistoryQuery for History<D> {
                     ended_at: r[3].time(),
                     start_kwh: kwh(&r[4]),
                     end_kwh: kwh(&r[5]),
+                    car_name: r[6].text().map(str::to_owned),
+                    soc_start_pct: r[8].real(),
+                    soc_end_pct: r[9].real(),
+                    metrics,
                 })
             })
             .collect())

@@ -87,9 +87,18 @@ pub const CHARGE_SESSIONS: Table = Table {
         "vehicleVIN",
         "lastTime",
         "lastkWh",
+        "vehicleName",
+        "startSoC",
     ],
     key: &["startTime", "slaveTWC"],
-    update: &["startkWh", "vehicleVIN", "lastTime", "lastkWh"],
+    update: &[
+        "startkWh",
+        "vehicleVIN",
+        "lastTime",
+        "lastkWh",
+        "vehicleName",
+        "startSoC",
+    ],
 };
 /// `green_energy`.
 pub const GREEN_ENERGY: Table = Table {
@@ -138,8 +147,16 @@ pub const FAULTS: Table = Table {
 
 const UPDATE_SESSION: &str = "UPDATE charge_sessions SET startkWh = ?, vehicleVIN = ?, \
      lastTime = ?, lastkWh = ? WHERE slaveTWC = ? AND startTime = ?";
+/// The end also writes the session's metrics; without them (a row closed after a restart, or
+/// continued across one) those columns keep what they hold.
 const END_SESSION: &str = "UPDATE charge_sessions SET startkWh = ?, vehicleVIN = ?, \
-     endTime = ?, endkWh = ?, lastTime = ?, lastkWh = ? WHERE slaveTWC = ? AND startTime = ?";
+     endTime = ?, endkWh = ?, lastTime = ?, lastkWh = ?, \
+     vehicleName = COALESCE(?, vehicleName), startSoC = COALESCE(?, startSoC), \
+     endSoC = COALESCE(?, endSoC), integratedkWh = COALESCE(?, integratedkWh), \
+     solarkWh = COALESCE(?, solarkWh), unmeteredkWh = COALESCE(?, unmeteredkWh), \
+     gridCost = COALESCE(?, gridCost), unpricedkWh = COALESCE(?, unpricedkWh), \
+     solarValue = COALESCE(?, solarValue), currency = COALESCE(?, currency) \
+     WHERE slaveTWC = ? AND startTime = ?";
 
 /// `sql` with each `?` bound to the next of `values`.
 pub(crate) fn query<'a, D: Dialect>(sql: &str, values: Vec<Value>) -> QueryBuilder<'a, D::Db> {
@@ -216,6 +233,7 @@ fn at(t: DateTime<Utc>) -> Value {
 async fn write_session<D: Dialect>(conn: &mut Conn<D>, op: &SessionOp) -> Result<(), sqlx::Error> {
     let mut q = match op {
         SessionOp::Start(s) => {
+            let m = s.metrics.as_ref();
             let row = vec![
                 Value::Int(Some(s.started_at.timestamp())),
                 at(s.started_at),
@@ -224,6 +242,8 @@ async fn write_session<D: Dialect>(conn: &mut Conn<D>, op: &SessionOp) -> Result
                 opt_text::<D>(s.vin.as_deref(), 17),
                 at(s.last_at),
                 kwh(s.last_kwh),
+                opt_text::<D>(m.and_then(|m| m.car_name.as_deref()), 64),
+                Value::Real(m.and_then(|m| m.soc_start_pct)),
             ];
             return insert::<D>(conn, &CHARGE_SESSIONS, vec![row]).await;
         }
@@ -242,19 +262,33 @@ async fn write_session<D: Dialect>(conn: &mut Conn<D>, op: &SessionOp) -> Result
             session: s,
             ended_at,
             end_kwh,
-        } => query::<D>(
-            END_SESSION,
-            vec![
-                kwh(s.start_kwh),
-                opt_text::<D>(s.vin.as_deref(), 17),
-                at(*ended_at),
-                kwh(*end_kwh),
-                at(*ended_at),
-                kwh(*end_kwh),
-                Value::Text(Some(s.slave.to_string())),
-                at(s.started_at),
-            ],
-        ),
+        } => {
+            let m = s.metrics.as_ref();
+            let real = |f: fn(&twc_core::model::SessionMetrics) -> f64| Value::Real(m.map(f));
+            query::<D>(
+                END_SESSION,
+                vec![
+                    kwh(s.start_kwh),
+                    opt_text::<D>(s.vin.as_deref(), 17),
+                    at(*ended_at),
+                    kwh(*end_kwh),
+                    at(*ended_at),
+                    kwh(*end_kwh),
+                    opt_text::<D>(m.and_then(|m| m.car_name.as_deref()), 64),
+                    Value::Real(m.and_then(|m| m.soc_start_pct)),
+                    Value::Real(m.and_then(|m| m.soc_end_pct)),
+                    real(|m| m.integrated_kwh),
+                    real(|m| m.solar_kwh),
+                    real(|m| m.unmetered_kwh),
+                    real(|m| m.grid_cost),
+                    real(|m| m.unpriced_kwh),
+                    Value::Real(m.and_then(|m| m.solar_value)),
+                    opt_text::<D>(m.and_then(|m| m.currency.as_deref()), 3),
+                    Value::Text(Some(s.slave.to_string())),
+                    at(s.started_at),
+                ],
+            )
+        }
     };
     D::execute(conn, &mut q).await
 }

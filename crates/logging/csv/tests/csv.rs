@@ -77,6 +77,7 @@ fn events() -> Vec<Event> {
         started_at: t(0),
         start_kwh: Some(1200),
         energy_kwh: energy,
+        metrics: Default::default(),
     };
     vec![
         Event::SessionStarted {
@@ -234,6 +235,7 @@ async fn a_session_across_a_restart_is_one_row_from_its_original_start() {
         started_at: t(start),
         start_kwh: Some(kwh),
         energy_kwh: energy,
+        metrics: Default::default(),
     };
     CsvSink::new(cfg(dir.path()))
         .record_batch(&[

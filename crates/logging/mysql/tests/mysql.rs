@@ -180,7 +180,7 @@ async fn sessions_survive_a_restart_and_migrations_run_once() {
         .fetch_one(&db.pool)
         .await
         .unwrap();
-    assert_eq!(n, 2);
+    assert_eq!(n, 3);
     db.drop_db().await;
 }
 

@@ -14,6 +14,7 @@ mod outlook;
 mod plans;
 mod policy;
 pub(crate) mod schedules;
+mod sessions;
 pub(crate) mod settings;
 pub(crate) mod slaves;
 mod status;
@@ -73,6 +74,7 @@ fn resources() -> OpenApiRouter<AppState> {
         .merge(plans::routes())
         .merge(vehicles::routes())
         .merge(history::routes())
+        .merge(sessions::routes())
         .merge(events::routes())
         .routes(routes!(crate::auth::session_info))
 }

@@ -307,3 +307,79 @@ impl Demo {
         self.engine.settings()
     }
 }
+
+/// A stand-in for a database logger's stored sessions (the sqlite/mysql sinks answer the same
+/// trait): the sessions that started in the asked range, as a database returns them.
+pub struct StoredSessions(pub Vec<twc_core::history::SessionRecord>);
+
+#[twc_core::async_trait]
+impl twc_core::history::HistoryQuery for StoredSessions {
+    async fn power(
+        &self,
+        _from: chrono::DateTime<chrono::Utc>,
+        _to: chrono::DateTime<chrono::Utc>,
+        _max: usize,
+    ) -> Result<Vec<twc_core::history::PowerPoint>, PluginError> {
+        Ok(Vec::new())
+    }
+
+    async fn sessions(
+        &self,
+        vin: Option<&str>,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<twc_core::history::SessionRecord>, PluginError> {
+        Ok(self
+            .0
+            .iter()
+            .filter(|s| s.started_at >= from && s.started_at < to)
+            .filter(|s| vin.is_none() || s.vin.as_deref() == vin)
+            .cloned()
+            .collect())
+    }
+}
+
+/// `n` sessions, one a day ending `days_ago` … before now, alternating two cars and two TWCs;
+/// every third without meter data (solar share unknown), every fourth without a price.
+pub fn sample_sessions(n: usize) -> Vec<twc_core::history::SessionRecord> {
+    use twc_core::model::SessionMetrics;
+    let now = chrono::Utc::now();
+    (0..n)
+        .map(|i| {
+            let start = now - chrono::Duration::hours(24 * i as i64 + 3);
+            let kwh = 10.0 + i as f64;
+            let metrics = SessionMetrics {
+                car_name: (i % 2 == 0).then(|| "Model 3 with a rather long name for phones".into()),
+                soc_start_pct: Some(30.0),
+                soc_end_pct: Some(80.0),
+                integrated_kwh: kwh,
+                solar_kwh: kwh / 2.0,
+                unmetered_kwh: if i % 3 == 2 { 1.0 } else { 0.0 },
+                grid_cost: kwh / 2.0 * 0.3,
+                unpriced_kwh: if i % 4 == 3 { kwh / 2.0 } else { 0.0 },
+                solar_value: Some(kwh / 2.0 * 0.08),
+                currency: Some("EUR".into()),
+            };
+            twc_core::history::SessionRecord {
+                slave: twc_core::protocol::TwcId::from_u16(if i % 2 == 0 {
+                    0x1111
+                } else {
+                    0x2222
+                }),
+                vin: Some(if i % 2 == 0 {
+                    twc_sim::SAMPLE_VIN.into()
+                } else {
+                    "5YJ3E1EA7KF000002".into()
+                }),
+                started_at: start,
+                ended_at: Some(start + chrono::Duration::hours(2)),
+                start_kwh: Some(1000),
+                end_kwh: Some(1000 + kwh as u32),
+                car_name: metrics.car_name.clone(),
+                soc_start_pct: metrics.soc_start_pct,
+                soc_end_pct: metrics.soc_end_pct,
+                metrics: Some(metrics),
+            }
+        })
+        .collect()
+}
