@@ -23,6 +23,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("/static/app.js", JS, include_str!("../assets/app.js")),
     ("/static/pages.js", JS, include_str!("../assets/pages.js")),
     ("/static/plans.js", JS, include_str!("../assets/plans.js")),
+    (
+        "/static/loadpoints.js",
+        JS,
+        include_str!("../assets/loadpoints.js"),
+    ),
     ("/static/charts.js", JS, include_str!("../assets/charts.js")),
     ("/static/i18n.js", JS, include_str!("../assets/i18n.js")),
     ("/static/app.css", CSS, include_str!("../assets/app.css")),

@@ -10,7 +10,10 @@ mod settings;
 mod status;
 mod units;
 
-pub use load_point::{LoadPointMeasurement, LoadPointReport, LoadPointState, LoadPointStatus};
+pub use load_point::{
+    LoadPointDetails, LoadPointMeasurement, LoadPointReport, LoadPointState, LoadPointStatus,
+    ident_of,
+};
 pub use reading::{EnergyReading, Quantity};
 pub use settings::{
     ChargeNow, ConsumptionOffset, GridLimit, HomeLocation, OffsetUnit, Schedule, ScheduleWindow,
