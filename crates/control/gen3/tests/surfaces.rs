@@ -5,7 +5,6 @@
 
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::time::Duration;
 use twc_control_gen3::{Control, UnitConfig, measurement, poll_unit, read_extra, read_vitals};
 use twc_core::engine::EngineConfig;
 use twc_core::master::MasterConfig;
