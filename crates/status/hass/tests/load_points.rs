@@ -5,9 +5,11 @@ use twc_core::model::{CentiAmps, Status};
 use twc_testkit::load_points::{gen3_charging_na, gen3_unreachable};
 
 fn states(lp: twc_core::model::LoadPointStatus) -> Vec<twc_status_hass::SensorState> {
-    let mut s = Status::default();
-    s.wiring_max_all = CentiAmps::from_amps(48);
-    s.load_points = vec![lp];
+    let s = Status {
+        wiring_max_all: CentiAmps::from_amps(48),
+        load_points: vec![lp],
+        ..Status::default()
+    };
     twc_status_hass::render(&s)
 }
 
