@@ -405,3 +405,57 @@ fn a_session_end_carries_the_engines_metrics_to_the_row() {
         matches!(&r[..], [Row::Session(SessionOp::End { session, .. })] if session.metrics.as_ref() == Some(&end.metrics))
     );
 }
+
+/// An external load point's status is a `load_point_status` row (muted with `slave_power`), and
+/// its fresh power counts in the green-energy rows' charger column; a stale one adds nothing.
+#[test]
+fn a_load_point_status_is_its_own_row_and_counts_in_the_charger_power() {
+    let lp = twc_testkit::load_points::gen3_charging_na();
+    let mut b = RowBuilder::new(Mute::default(), 0, 900);
+    let r = b.rows(&Event::LoadPointStatus {
+        at: t(0),
+        load_point: Box::new(lp.clone()),
+    });
+    assert!(
+        matches!(r.as_slice(), [Row::LoadPoint { at, load_point }] if *at == t(0) && **load_point == lp),
+        "{r:?}"
+    );
+    let reading = |at| Event::Reading {
+        at: t(at),
+        source: "sim".into(),
+        reading: twc_core::model::EnergyReading::default(),
+    };
+    let charger_w = |r: Vec<Row>| match r.as_slice() {
+        [Row::GreenEnergy(g)] => g.charger_w,
+        other => panic!("{other:?}"),
+    };
+    assert!((charger_w(b.rows(&reading(1))) - 7703.85).abs() < 0.01);
+    b.rows(&Event::LoadPointStatus {
+        at: t(2),
+        load_point: Box::new(twc_testkit::load_points::gen3_unreachable()),
+    });
+    assert_eq!(charger_w(b.rows(&reading(3))), 0.0);
+    let mut muted = RowBuilder::new(
+        Mute {
+            slave_power: true,
+            ..Mute::default()
+        },
+        0,
+        900,
+    );
+    assert!(
+        muted
+            .rows(&Event::LoadPointStatus {
+                at: t(0),
+                load_point: Box::new(lp),
+            })
+            .is_empty()
+    );
+    assert!(
+        twc_core::logging::describe(&Event::LoadPointStatus {
+            at: t(0),
+            load_point: Box::new(twc_testkit::load_points::gen3_charging_na()),
+        })
+        .contains("gen3.garage")
+    );
+}

@@ -2,7 +2,7 @@
 //! `<ident>` is a slave's TWCID (4 hex digits), `all` or `config`. The MQTT and HASS status
 //! publishers both render this list, so their names and values agree.
 
-use twc_core::model::{CentiAmps, SlaveStatus, Status};
+use twc_core::model::{CentiAmps, LoadPointStatus, SlaveStatus, Status};
 
 /// One status value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +28,7 @@ impl CompatValue {
             "Wh" | "kWh" | "MWh" => Some("energy"),
             "A" => Some("current"),
             "V" => Some("voltage"),
+            "°C" => Some("temperature"),
             _ => None,
         }
     }
@@ -147,7 +148,154 @@ pub fn status_values(status: &Status) -> Vec<CompatValue> {
     for s in &status.slaves {
         slave_values(&mut out, s);
     }
+    for l in &status.load_points {
+        load_point_values(&mut out, l);
+    }
     out
+}
+
+/// The values of an external load point (a Gen3, an OCPP charger) under its
+/// [`LoadPointStatus::ident`] (`gen3_garage`): TWCManager's per-TWC keys where they mean the
+/// same (`ampsMax` is its maximum, `ampsOffered` what the policy gives it), plus what such a
+/// charger tells (`chargerState`, per-phase currents, session energy, temperatures, alerts,
+/// firmware, Wi-Fi, `problem`). Values from a stale measurement read `unknown`, never 0.
+pub fn load_point_values(out: &mut Vec<CompatValue>, l: &LoadPointStatus) {
+    let id = l.ident();
+    let v = l.view();
+    let fresh = |x: Option<f64>, f: fn(f64) -> String| {
+        x.filter(|_| !l.stale)
+            .map_or_else(|| "unknown".to_string(), f)
+    };
+    let whole = |x: f64| format!("{}", x.round() as i64);
+    push(out, &id, "ampsMax", "amps_max", fmt_amps(l.max), Some("A"));
+    push(
+        out,
+        &id,
+        "ampsInUse",
+        "amps_in_use",
+        fresh(l.draw.map(CentiAmps::amps), fmt_float),
+        Some("A"),
+    );
+    push(
+        out,
+        &id,
+        "ampsOffered",
+        "amps_offered",
+        fmt_amps(l.allocated),
+        Some("A"),
+    );
+    let state = if l.stale {
+        "unknown".to_string()
+    } else {
+        v.state_name
+            .clone()
+            .unwrap_or_else(|| l.state.as_str().to_string())
+    };
+    push(out, &id, "chargerState", "charger_state", state, None);
+    push(
+        out,
+        &id,
+        "carsCharging",
+        "cars_charging",
+        if l.charging() { "1" } else { "0" }.into(),
+        None,
+    );
+    push(
+        out,
+        &id,
+        "chargerLoadInW",
+        "charger_load_w",
+        fresh(l.power_w(), whole),
+        Some("W"),
+    );
+    for (i, (vk, vs, ck, cs)) in [
+        (
+            "voltagePhaseA",
+            "voltage_phase_a",
+            "currentPhaseA",
+            "current_phase_a",
+        ),
+        (
+            "voltagePhaseB",
+            "voltage_phase_b",
+            "currentPhaseB",
+            "current_phase_b",
+        ),
+        (
+            "voltagePhaseC",
+            "voltage_phase_c",
+            "currentPhaseC",
+            "current_phase_c",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if v.voltages_v[i].is_some() {
+            push(out, &id, vk, vs, fresh(v.voltages_v[i], whole), Some("V"));
+        }
+        if v.currents_a[i].is_some() {
+            push(
+                out,
+                &id,
+                ck,
+                cs,
+                fresh(v.currents_a[i], fmt_float),
+                Some("A"),
+            );
+        }
+    }
+    if v.session_energy_wh.is_some() {
+        push(
+            out,
+            &id,
+            "sessionEnergyWh",
+            "session_energy_wh",
+            fresh(v.session_energy_wh, whole),
+            Some("Wh"),
+        );
+    }
+    if let Some(wh) = v.lifetime_energy_wh {
+        push(
+            out,
+            &id,
+            "lifetimekWh",
+            "lifetime_kwh",
+            fmt_float(wh / 1000.0),
+            Some("kWh"),
+        );
+    }
+    for (name, t) in &v.temperatures_c {
+        let (key, snake) = match name.as_str() {
+            "handle" => ("handleTempC", "handle_temp_c"),
+            "pcba" => ("pcbaTempC", "pcba_temp_c"),
+            "mcu" => ("mcuTempC", "mcu_temp_c"),
+            _ => continue,
+        };
+        push(out, &id, key, snake, fresh(Some(*t), fmt_float), Some("°C"));
+    }
+    push(out, &id, "alerts", "alerts", v.alerts.join(", "), None);
+    if let Some(fw) = &v.firmware {
+        push(out, &id, "firmware", "firmware", fw.clone(), None);
+    }
+    if v.wifi_signal_pct.is_some() {
+        push(
+            out,
+            &id,
+            "wifiSignalPct",
+            "wifi_signal_pct",
+            fresh(v.wifi_signal_pct, whole),
+            Some("%"),
+        );
+    }
+    push(
+        out,
+        &id,
+        "problem",
+        "problem",
+        l.problem.clone().unwrap_or_default(),
+        None,
+    );
 }
 
 /// `all/gridPrice` (per kWh, in `all/gridPriceCurrency`) and `all/gridCo2` (g/kWh) while a

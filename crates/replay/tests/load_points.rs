@@ -231,3 +231,34 @@ async fn a_bad_report_names_the_field() {
     let e = h.command(Command::ReportLoadPoint(r)).await.unwrap_err();
     assert!(e.to_string().contains("stale_after_secs"), "{e}");
 }
+
+/// The engine sends each load point's status as an event at the slaves' status interval (the
+/// loggers' rows), with a stale one marked stale rather than drawing 0 A.
+#[tokio::test(start_paused = true)]
+async fn load_point_status_events_go_out_at_the_status_interval() {
+    let (h, _sim) = spawn(0);
+    let mut rx = h.subscribe();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    h.command(report(32.0, Some((10.0, LoadPointState::Charging))))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let end = tokio::time::Instant::now() + Duration::from_secs(130);
+    while tokio::time::Instant::now() < end {
+        match tokio::time::timeout_at(end, rx.recv()).await {
+            Ok(Ok(twc_core::model::Event::LoadPointStatus { load_point, .. })) => {
+                seen.push(*load_point)
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+            _ => break,
+        }
+    }
+    assert!((2..=4).contains(&seen.len()), "{} events", seen.len());
+    assert_eq!(seen[0].name, "gen3.garage");
+    assert_eq!(seen[0].draw, Some(CentiAmps::from_amps(10)));
+    // No report since: the later ones are stale, with no draw (unknown, not 0 A).
+    let last = seen.last().unwrap();
+    assert!(last.stale && last.draw.is_none(), "{last:?}");
+    h.command(Command::Shutdown).await.ok();
+}

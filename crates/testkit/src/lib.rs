@@ -17,6 +17,7 @@ pub use wiremock;
 
 pub mod engine;
 pub mod events;
+pub mod load_points;
 pub mod logs;
 pub mod modbus;
 pub mod mqtt;

@@ -281,7 +281,8 @@ pub fn measurement(v: &api::Vitals, extra: &serde_json::Value) -> LoadPointMeasu
         "state_name": api::state_name(v.evse_state),
         "wiring": v.wiring(),
         "phases": v.phases(),
-        "power_w": v.power_w(),
+        // An open contactor delivers nothing: what it measures then is noise (0.4 A idle).
+        "power_w": if v.contactor_closed { v.power_w() } else { 0.0 },
         "vehicle_current_a": v.vehicle_current_a,
         "currents_a": [v.current_a, v.current_b, v.current_c],
         "voltages_v": [v.voltage_a, v.voltage_b, v.voltage_c],

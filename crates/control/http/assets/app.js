@@ -136,6 +136,7 @@ function render(st) {
   $("#cn-cancel").disabled = !cn;
   $("#cn-amps").max = st.wiring_max_all_amps;
   renderSlaves(st);
+  if (window.renderLoadPoints) window.renderLoadPoints(st);
   renderTrouble(st.trouble);
   renderDebug(st);
   $("#lim-all").textContent = fmtA(st.wiring_max_all_amps);
@@ -190,7 +191,7 @@ function slaveCard(s) {
 function renderSlaves(st) {
   const box = $("#slaves");
   box.classList.remove("loading");
-  $("#no-slaves").hidden = st.slaves.length > 0;
+  $("#no-slaves").hidden = st.slaves.length > 0 || (st.load_points || []).length > 0;
   const ids = new Set(st.slaves.map((s) => s.id));
   for (const c of $$(".slave", box)) if (!ids.has(c.dataset.id)) c.remove();
   for (const s of st.slaves) {

@@ -189,8 +189,10 @@ impl Recorder {
         let mut g = self.lock();
         // The Events page's list: what the live stream sends as `event`, kept so the page does
         // not start empty (readings and per-slave status updates are too frequent to list).
-        if !matches!(e, Event::Reading { .. } | Event::SlaveStatus { .. })
-            && let Ok(v) = serde_json::to_value(e)
+        if !matches!(
+            e,
+            Event::Reading { .. } | Event::SlaveStatus { .. } | Event::LoadPointStatus { .. }
+        ) && let Ok(v) = serde_json::to_value(e)
         {
             g.recent_events.push_back(v);
             while g.recent_events.len() > RECENT_EVENTS {

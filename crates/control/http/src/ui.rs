@@ -28,6 +28,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         JS,
         include_str!("../assets/sessions.js"),
     ),
+    (
+        "/static/loadpoints.js",
+        JS,
+        include_str!("../assets/loadpoints.js"),
+    ),
     ("/static/charts.js", JS, include_str!("../assets/charts.js")),
     ("/static/i18n.js", JS, include_str!("../assets/i18n.js")),
     ("/static/app.css", CSS, include_str!("../assets/app.css")),

@@ -888,3 +888,64 @@ async fn keyboard_only_menu_pages_and_charge_now() {
     assert!(errors.is_empty(), "console errors {errors:?}");
     b.quit().await;
 }
+
+/// A Wall Connector Gen3 (an external load point) gets a card next to the Gen2 slave's, with
+/// its state, power, per-phase currents and voltages, session energy, temperatures, alerts,
+/// firmware and Wi-Fi, fitting 360, 768 and 1280 px without console errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gen3_card_next_to_the_slaves_at_360_768_1280() {
+    let Some(b) = Driver::start().await else {
+        return;
+    };
+    let d = demo(1).await;
+    d.wait_slaves(1).await;
+    report_gen3(&d.engine).await;
+    const OVERFLOW: &str = "const w = document.documentElement.clientWidth; \
+        if (document.documentElement.scrollWidth <= w) return []; \
+        return Array.from(document.querySelectorAll('body *')).filter(e => e.getClientRects().length && e.getBoundingClientRect().right > w + 1) \
+            .slice(0, 8).map(e => e.tagName + '#' + e.id + '.' + e.className + ' right=' + Math.round(e.getBoundingClientRect().right));";
+    let _ = b.console_errors().await;
+    for (w, h) in [(360u32, 800u32), (768, 1024), (1280, 900)] {
+        b.viewport(w, h).await;
+        b.goto(&d.base).await;
+        b.wait_js(
+            "return document.querySelectorAll('#slaves .slave').length === 1 && document.querySelector('#lp-gen3_garage [data-f=power]') !== null \
+             && document.querySelector('#lp-gen3_garage [data-f=power]').textContent !== ''",
+            Duration::from_secs(20),
+            &format!("the slave's and the Gen3's cards at {w} px"),
+        )
+        .await;
+        let f = |k: &str| format!("#lp-gen3_garage [data-f={k}]");
+        assert!(b.text("#lp-gen3_garage h3").await.contains("gen3.garage"));
+        assert!(
+            b.text("#lp-gen3_garage h3")
+                .await
+                .contains("Wall Connector Gen3")
+        );
+        assert_eq!(b.text(&f("state")).await, "charging");
+        assert_eq!(b.text(&f("power")).await, "7.70 kW");
+        assert_eq!(b.text(&f("draw")).await, "31.90 A");
+        assert_eq!(b.text(&f("phases")).await, "31.8 / 31.9 / 0.1 A");
+        assert_eq!(b.text(&f("volts")).await, "242 / 242 / 119 V");
+        assert_eq!(b.text(&f("session")).await, "11.56 kWh · 1:30:21");
+        assert_eq!(b.text(&f("lifetime")).await, "386.2 kWh");
+        assert_eq!(
+            b.text(&f("temps")).await,
+            "handle 30.6 °C, mcu 45.1 °C, pcba 41.2 °C"
+        );
+        assert_eq!(b.text(&f("alerts")).await, "none");
+        assert_eq!(b.text(&f("firmware")).await, "21.29.1+g4152353e50f744");
+        assert_eq!(b.text(&f("wifi")).await, "44 % · -68 dBm");
+        assert_eq!(b.text(&f("max")).await, "48.00 A");
+        assert_eq!(b.text(&f("badge")).await, "charging");
+        assert_eq!(
+            b.js(OVERFLOW).await,
+            json!([]),
+            "the dashboard overflows at {w} px"
+        );
+        let errors = b.console_errors().await;
+        assert!(errors.is_empty(), "console errors at {w} px: {errors:?}");
+        b.screenshot(&format!("twc-ui-gen3-{w}.png")).await;
+    }
+    b.quit().await;
+}

@@ -1435,3 +1435,108 @@ async fn sessions_filter_page_total_and_export_as_csv() {
         "{e}"
     );
 }
+
+/// A Wall Connector Gen3 (an external load point) in `/status` and `/load_points`, with the
+/// values of its fixtures, matching the OpenAPI document; and in TWCManager's `getSlaveTWCs`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gen3_load_point_shows_in_status_load_points_and_get_slave_twcs() {
+    let d = demo(1).await;
+    d.wait_slaves(1).await;
+    report_gen3(&d.engine).await;
+    d.wait_until(Duration::from_secs(10), |s| !s.load_points.is_empty())
+        .await
+        .expect("the load point in Status");
+    let doc = d.json("/api/v2/openapi.json").await;
+    let st = d.json("/api/v2/status").await;
+    check(
+        &doc,
+        &doc["paths"]["/api/v2/status"]["get"]["responses"]["200"]["content"]["application/json"]["schema"],
+        &st,
+        "/api/v2/status",
+    );
+    let l = &st["load_points"][0];
+    assert_eq!(l["name"], "gen3.garage");
+    assert_eq!(l["ident"], "gen3_garage");
+    assert_eq!(l["kind"], "gen3");
+    assert_eq!(l["state"], "charging");
+    assert_eq!(l["state_name"], "charging");
+    assert_eq!(l["charging"], true);
+    assert_eq!(l["stale"], false);
+    assert_eq!(l["draw_amps"], 31.9);
+    assert_eq!(l["power_w"], 7703.85);
+    assert_eq!(l["phases"], 1);
+    assert_eq!(l["currents_a"], json!([31.8, 31.9, 0.1]));
+    assert_eq!(l["voltages_v"], json!([241.5, 241.5, 118.7]));
+    assert_eq!(l["session_energy_wh"], 11562.4);
+    assert_eq!(l["session_secs"], 5421.0);
+    assert_eq!(l["lifetime_kwh"], 386.204);
+    assert_eq!(l["firmware"], "21.29.1+g4152353e50f744");
+    assert_eq!(l["wifi_signal_pct"], 44.0);
+    assert_eq!(l["wifi_rssi_dbm"], -68.0);
+    assert_eq!(l["alerts"], json!([]));
+    assert_eq!(l["max_amps"], 48.0);
+    let temps: Vec<(String, f64)> = l["temperatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_string(),
+                t["celsius"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        temps,
+        [
+            ("handle".to_string(), 30.6),
+            ("mcu".into(), 45.1),
+            ("pcba".into(), 41.2)
+        ]
+    );
+    assert!(l["allocated_amps"].as_f64().unwrap() <= 48.0);
+    // Next to the slave, and in the chargers' power.
+    assert_eq!(st["slaves"].as_array().unwrap().len(), 1);
+    assert!(st["site"]["charger_w"].as_f64().unwrap() >= 7703.85);
+
+    let list = d.json("/api/v2/load_points").await;
+    check(
+        &doc,
+        &doc["paths"]["/api/v2/load_points"]["get"]["responses"]["200"]["content"]["application/json"]
+            ["schema"],
+        &list,
+        "/api/v2/load_points",
+    );
+    assert_eq!(list[0]["name"], "gen3.garage");
+    for key in ["gen3.garage", "gen3_garage"] {
+        let one = d.json(&format!("/api/v2/load_points/{key}")).await;
+        assert_eq!(one["power_w"], 7703.85, "{key}");
+    }
+    let missing = d.get("/api/v2/load_points/nope").await;
+    assert_eq!(missing.status(), 404);
+    let body: Value = missing.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("nope"), "{body}");
+
+    // TWCManager's getSlaveTWCs: the slave under its TWCID, the Gen3 under its ident.
+    let twcs = d.json("/api/getSlaveTWCs").await;
+    let g = &twcs["gen3_garage"];
+    assert_eq!(g["TWCID"], "gen3_garage");
+    assert_eq!(g["carsCharging"], true);
+    assert_eq!(g["chargerLoadInW"], 7704);
+    assert_eq!(g["reportedAmpsActual"], 31.9);
+    assert_eq!(g["maxAmps"], 48.0);
+    assert_eq!(g["voltsPhaseA"], 242);
+    assert_eq!(g["voltsPhaseC"], 119);
+    assert_eq!(g["lifetimekWh"], 386);
+    assert_eq!(g["chargeTime"], "1:30:21");
+    assert_eq!(g["kind"], "gen3");
+    assert_eq!(
+        twcs.as_object().unwrap().len(),
+        3,
+        "slave, gen3, total: {twcs}"
+    );
+    let slave_actual = twcs["1111"]["reportedAmpsActual"].as_f64().unwrap();
+    let total = twcs["total"]["reportedAmpsActual"].as_f64().unwrap();
+    assert!((total - (slave_actual + 31.9)).abs() < 0.02, "{twcs}");
+    assert!(twcs["total"]["carsCharging"].as_i64().unwrap() >= 1);
+}

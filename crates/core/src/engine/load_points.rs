@@ -12,6 +12,8 @@ pub(super) struct LoadPointEntry {
     pub(super) last: Option<(LoadPointMeasurement, Instant)>,
     /// The current the engine gives it (what its plugin makes it follow).
     pub(super) allocated: CentiAmps,
+    /// When its last periodic status event went out.
+    pub(super) last_event: Option<Instant>,
 }
 
 /// A sharing key: a slave on the bus or a load point (by name).
@@ -97,6 +99,7 @@ impl Core {
                 report: r.clone(),
                 last: None,
                 allocated: CentiAmps::ZERO,
+                last_event: None,
             }
         });
         if let Some(m) = &r.measured {
@@ -226,6 +229,33 @@ impl Core {
                 }
             })
             .collect()
+    }
+
+    /// A status event for each load point whose last one is older than the slaves' status
+    /// interval (the loggers' rows).
+    pub(super) fn periodic_load_point_events(&mut self, now: Instant) {
+        let every = self.cfg.slave_status_interval;
+        let due: Vec<String> = self
+            .load_points
+            .iter()
+            .filter(|(_, e)| e.last_event.is_none_or(|t| now - t >= every))
+            .map(|(n, _)| n.clone())
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let statuses = self.load_point_statuses(now);
+        for n in due {
+            if let Some(e) = self.load_points.get_mut(&n) {
+                e.last_event = Some(now);
+            }
+            if let Some(l) = statuses.iter().find(|l| l.name == n) {
+                self.emit(Event::LoadPointStatus {
+                    at: self.wall(now),
+                    load_point: Box::new(l.clone()),
+                });
+            }
+        }
     }
 
     /// What the load points may draw beyond what they were given (stale, monitored only, or

@@ -27,6 +27,7 @@ impl Core {
                 });
             }
         }
+        self.periodic_load_point_events(now);
     }
 
     pub(super) fn slave_status(&self, id: TwcId, now: Instant) -> Option<SlaveStatus> {
@@ -106,11 +107,14 @@ impl Core {
                 errors: st.errors,
             })
             .collect();
+        let load_points = self.load_point_statuses(now);
+        // Slaves and fresh load points (a stale one's power is unknown: left out, not 0 W).
         let charger_w = slaves
             .iter()
             .filter(|s| !s.timed_out)
             .map(|s| s.power_w)
-            .sum();
+            .sum::<f64>()
+            + load_points.iter().filter_map(|l| l.power_w()).sum::<f64>();
         let status = Status {
             updated_at: Some(self.wall(now)),
             bus: self.bus.clone(),
@@ -130,7 +134,7 @@ impl Core {
             vehicles: self.vehicles.clone(),
             outlook: self.outlook.clone(),
             plans: self.plans.status.clone(),
-            load_points: self.load_point_statuses(now),
+            load_points,
         };
         self.status.send_if_modified(|old| {
             if *old == status {

@@ -37,7 +37,8 @@ impl RecordType {
             Event::SlaveStatus { .. } => RecordType::SlaveStatus,
             Event::SlaveLinked { .. }
             | Event::SlaveTimedOut { .. }
-            | Event::OfferChanged { .. } => RecordType::SlavePower,
+            | Event::OfferChanged { .. }
+            | Event::LoadPointStatus { .. } => RecordType::SlavePower,
             Event::PolicyChanged { .. } | Event::BudgetChanged { .. } => RecordType::Policy,
             Event::Fault { .. } => RecordType::Faults,
         }
@@ -101,6 +102,7 @@ pub fn event_time(event: &Event) -> DateTime<Utc> {
         Event::SlaveLinked { at, .. }
         | Event::SlaveTimedOut { at, .. }
         | Event::SlaveStatus { at, .. }
+        | Event::LoadPointStatus { at, .. }
         | Event::OfferChanged { at, .. }
         | Event::SessionStarted { at, .. }
         | Event::SessionEnded { at, .. }
@@ -150,6 +152,7 @@ pub struct GreenEnergySampler {
     interval_secs: u64,
     last: Option<DateTime<Utc>>,
     charger_w: BTreeMap<TwcId, f64>,
+    load_point_w: BTreeMap<String, f64>,
 }
 
 impl GreenEnergySampler {
@@ -172,6 +175,13 @@ impl GreenEnergySampler {
                 self.charger_w.remove(slave);
                 None
             }
+            Event::LoadPointStatus { load_point: l, .. } => {
+                match l.power_w() {
+                    Some(w) => self.load_point_w.insert(l.name.clone(), w),
+                    None => self.load_point_w.remove(&l.name),
+                };
+                None
+            }
             Event::Reading { at, reading, .. } => {
                 if let Some(last) = self.last
                     && (*at - last).num_seconds() < self.interval_secs as i64
@@ -191,7 +201,8 @@ impl GreenEnergySampler {
             at,
             generation_w: r.generation_w,
             consumption_w: r.consumption_w,
-            charger_w: self.charger_w.values().sum(),
+            charger_w: self.charger_w.values().sum::<f64>()
+                + self.load_point_w.values().sum::<f64>(),
             grid_w: r.grid_w,
             battery_w: r.battery_w,
         }
@@ -220,6 +231,18 @@ pub fn describe(event: &Event) -> String {
             s.volts[0],
             s.volts[1],
             s.volts[2]
+        ),
+        Event::LoadPointStatus { load_point: l, .. } => format!(
+            "Load point {} ({}) {}: draws {}, given {}{}",
+            l.name,
+            l.kind,
+            if l.stale { "stale" } else { l.state.as_str() },
+            l.draw.map_or_else(|| "?".to_string(), |d| d.to_string()),
+            l.allocated,
+            l.problem
+                .as_deref()
+                .map(|p| format!("; {p}"))
+                .unwrap_or_default()
         ),
         Event::OfferChanged {
             slave, from, to, ..

@@ -2,7 +2,7 @@
 
 use super::records::{GreenEnergy, GreenEnergySampler, Mute, slave_power_w};
 use super::sessions::{OpenSession, SessionOp, SessionTracker};
-use crate::model::{CentiAmps, Event};
+use crate::model::{CentiAmps, Event, LoadPointStatus};
 use crate::protocol::TwcId;
 use chrono::{DateTime, Utc};
 
@@ -41,6 +41,14 @@ pub enum Row {
         offered: Option<CentiAmps>,
         /// Power, W (status rows).
         power_w: Option<f64>,
+    },
+    /// `load_point_status`: one external load point (a Gen3, an OCPP charger) at the slaves'
+    /// status interval; muted with `slave_power`.
+    LoadPoint {
+        /// When.
+        at: DateTime<Utc>,
+        /// Its status.
+        load_point: Box<LoadPointStatus>,
     },
     /// `policy_changes`.
     Policy {
@@ -161,6 +169,12 @@ impl RowBuilder {
                     actual: None,
                     offered: None,
                     power_w: None,
+                });
+            }
+            Event::LoadPointStatus { at, load_point } if !m.slave_power => {
+                out.push(Row::LoadPoint {
+                    at: *at,
+                    load_point: load_point.clone(),
                 });
             }
             Event::PolicyChanged {

@@ -11,7 +11,10 @@ mod settings;
 mod status;
 mod units;
 
-pub use load_point::{LoadPointMeasurement, LoadPointReport, LoadPointState, LoadPointStatus};
+pub use load_point::{
+    LoadPointDetails, LoadPointMeasurement, LoadPointReport, LoadPointState, LoadPointStatus,
+    ident_of,
+};
 pub use reading::{EnergyReading, Quantity};
 pub use session::{PriceNow, SessionMetrics, cost, pv_surplus_w, solar_share};
 pub use settings::{

@@ -263,6 +263,14 @@ pub enum Event {
         /// Snapshot.
         slave: SlaveStatus,
     },
+    /// Periodic status of an external load point (a Gen3, an OCPP charger), at the slaves'
+    /// status interval.
+    LoadPointStatus {
+        /// When.
+        at: DateTime<Utc>,
+        /// Snapshot.
+        load_point: Box<super::LoadPointStatus>,
+    },
     /// The offer to a slave changed.
     OfferChanged {
         /// When.

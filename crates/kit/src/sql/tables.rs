@@ -130,6 +130,49 @@ pub const SLAVE_POWER: Table = Table {
     key: &["slaveTWC", "time", "kind"],
     update: &["state", "actualA", "offeredA", "powerW"],
 };
+/// `load_point_status`.
+pub const LOAD_POINT_STATUS: Table = Table {
+    name: "load_point_status",
+    columns: &[
+        "loadPoint",
+        "time",
+        "kind",
+        "state",
+        "stale",
+        "drawA",
+        "allocatedA",
+        "reservedA",
+        "powerW",
+        "ampsPhaseA",
+        "ampsPhaseB",
+        "ampsPhaseC",
+        "voltsPhaseA",
+        "voltsPhaseB",
+        "voltsPhaseC",
+        "sessionWh",
+        "lifetimeWh",
+        "problem",
+    ],
+    key: &["loadPoint", "time"],
+    update: &[
+        "kind",
+        "state",
+        "stale",
+        "drawA",
+        "allocatedA",
+        "reservedA",
+        "powerW",
+        "ampsPhaseA",
+        "ampsPhaseB",
+        "ampsPhaseC",
+        "voltsPhaseA",
+        "voltsPhaseB",
+        "voltsPhaseC",
+        "sessionWh",
+        "lifetimeWh",
+        "problem",
+    ],
+};
 /// `policy_changes`.
 pub const POLICY_CHANGES: Table = Table {
     name: "policy_changes",
@@ -230,6 +273,31 @@ fn at(t: DateTime<Utc>) -> Value {
 }
 
 /// Writes a session row (they depend on each other: in order, one by one).
+/// A `load_point_status` row, in [`LOAD_POINT_STATUS`]'s column order.
+fn load_point_row<D: Dialect>(
+    t: DateTime<Utc>,
+    l: &twc_core::model::LoadPointStatus,
+) -> Vec<Value> {
+    let v = l.view();
+    let mut row = vec![
+        text::<D>(&l.name, 64),
+        at(t),
+        text::<D>(&l.kind, 16),
+        text::<D>(if l.stale { "stale" } else { l.state.as_str() }, 32),
+        Value::Int(Some(i64::from(l.stale))),
+        Value::Real(l.draw.filter(|_| !l.stale).map(|d| d.amps())),
+        Value::Real(Some(l.allocated.amps())),
+        Value::Real(Some(l.reserved.amps())),
+        Value::Real(l.power_w()),
+    ];
+    row.extend(v.currents_a.iter().map(|a| Value::Real(*a)));
+    row.extend(v.voltages_v.iter().map(|a| Value::Real(*a)));
+    row.push(Value::Real(v.session_energy_wh));
+    row.push(Value::Real(v.lifetime_energy_wh));
+    row.push(Value::Text(l.problem.clone()));
+    row
+}
+
 async fn write_session<D: Dialect>(conn: &mut Conn<D>, op: &SessionOp) -> Result<(), sqlx::Error> {
     let mut q = match op {
         SessionOp::Start(s) => {
@@ -302,6 +370,7 @@ pub async fn write_rows<D: Dialect>(conn: &mut Conn<D>, rows: &[Row]) -> Result<
     let mut power = Vec::new();
     let mut policy = Vec::new();
     let mut faults = Vec::new();
+    let mut load_points = Vec::new();
     for r in rows {
         match r {
             Row::Session(op) => write_session::<D>(conn, op).await?,
@@ -343,6 +412,10 @@ pub async fn write_rows<D: Dialect>(conn: &mut Conn<D>, rows: &[Row]) -> Result<
                 Value::Real(offered.map(|a| a.amps())),
                 Value::Real(*power_w),
             ]),
+            Row::LoadPoint {
+                at: t,
+                load_point: l,
+            } => load_points.push(load_point_row::<D>(*t, l)),
             Row::Policy {
                 at: t,
                 from,
@@ -370,6 +443,7 @@ pub async fn write_rows<D: Dialect>(conn: &mut Conn<D>, rows: &[Row]) -> Result<
         (&GREEN_ENERGY, green),
         (&SLAVE_STATUS, status),
         (&SLAVE_POWER, power),
+        (&LOAD_POINT_STATUS, load_points),
         (&POLICY_CHANGES, policy),
         (&FAULTS, faults),
     ] {

@@ -26,6 +26,10 @@ pub const CHARGE_SESSIONS: &str = "chargesessions.csv";
 pub const POLICY: &str = "policy.csv";
 /// Faults (ours).
 pub const FAULTS: &str = "faults.csv";
+/// External load points (a Gen3, an OCPP charger), one line per load point at the slaves'
+/// status interval (ours): name, time, kind, state, draw, allocated, power, per-phase currents
+/// and voltages, session and lifetime energy, problem.
+pub const LOAD_POINTS: &str = "loadpointstatus.csv";
 /// Sessions still open, so a restart continues them (ours).
 pub const OPEN_SESSIONS: &str = "open-sessions.json";
 
@@ -169,6 +173,27 @@ impl CsvSink {
                     reason.clone(),
                 ]),
             )),
+            Row::LoadPoint { at, load_point: l } => {
+                let v = l.view();
+                let num =
+                    |x: Option<f64>, d: usize| x.map(|x| format!("{x:.d$}")).unwrap_or_default();
+                let mut f = vec![
+                    l.name.clone(),
+                    at.timestamp().to_string(),
+                    self.text(*at),
+                    l.kind.clone(),
+                    if l.stale { "stale" } else { l.state.as_str() }.to_string(),
+                    num(l.draw.filter(|_| !l.stale).map(|d| d.amps()), 2),
+                    num(Some(l.allocated.amps()), 2),
+                    num(l.power_w(), 1),
+                ];
+                f.extend(v.currents_a.iter().map(|a| num(*a, 2)));
+                f.extend(v.voltages_v.iter().map(|a| num(*a, 1)));
+                f.push(num(v.session_energy_wh, 1));
+                f.push(num(v.lifetime_energy_wh, 1));
+                f.push(l.problem.clone().unwrap_or_default());
+                Some((LOAD_POINTS, csv_line(&f)))
+            }
             Row::Fault {
                 at,
                 component,

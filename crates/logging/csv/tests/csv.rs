@@ -271,3 +271,62 @@ async fn a_session_across_a_restart_is_one_row_from_its_original_start() {
         (t(0).timestamp().to_string().as_str(), "1200", "1209")
     );
 }
+
+/// A Wall Connector Gen3 (an external load point) gets its own file, one line per status, and
+/// its power counts in the green-energy file's charger column.
+#[tokio::test]
+async fn a_gen3_load_point_has_its_own_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = CsvSink::new(cfg(dir.path()));
+    let lp = twc_testkit::load_points::gen3_charging_na();
+    let events = vec![
+        Event::LoadPointStatus {
+            at: t(10),
+            load_point: Box::new(lp.clone()),
+        },
+        Event::Reading {
+            at: t(11),
+            source: "fronius".into(),
+            reading: EnergyReading {
+                generation_w: Some(9000.0),
+                consumption_w: Some(8000.0),
+                ..EnergyReading::default()
+            },
+        },
+        Event::LoadPointStatus {
+            at: t(70),
+            load_point: Box::new(twc_testkit::load_points::gen3_unreachable()),
+        },
+    ];
+    sink.record_batch(&events).await.unwrap();
+    let rows = read(&dir.path().join(twc_logging_csv::LOAD_POINTS));
+    let s = |x: &str| x.to_string();
+    assert_eq!(
+        rows[0],
+        vec![
+            s("gen3.garage"),
+            t(10).timestamp().to_string(),
+            local(10),
+            s("gen3"),
+            s("charging"),
+            s("31.90"),
+            s("32.00"),
+            s("7703.8"),
+            s("31.80"),
+            s("31.90"),
+            s("0.10"),
+            s("241.5"),
+            s("241.5"),
+            s("118.7"),
+            s("11562.4"),
+            s("386204.0"),
+            s(""),
+        ]
+    );
+    // Unreachable: no draw or power (unknown, not 0), the problem said.
+    assert_eq!(rows[1][4], "stale");
+    assert_eq!((rows[1][5].as_str(), rows[1][7].as_str()), ("", ""));
+    assert_eq!(rows[1][16], "not reachable: connection refused");
+    let ge = read(&dir.path().join("greenenergy.csv"));
+    assert_eq!(ge[0][4], "7703.8");
+}

@@ -180,7 +180,7 @@ async fn sessions_survive_a_restart_and_migrations_run_once() {
         .fetch_one(&db.pool)
         .await
         .unwrap();
-    assert_eq!(n, 3);
+    assert_eq!(n, twc_logging_mysql::MIGRATOR.migrations.len() as i64);
     db.drop_db().await;
 }
 
@@ -346,5 +346,67 @@ async fn over_long_strings_are_cut_to_their_columns_not_retried_forever() {
         .await
         .unwrap();
     assert_eq!((c.len(), m.len()), (64, 300));
+    db.drop_db().await;
+}
+
+/// A Wall Connector Gen3 (an external load point): one `load_point_status` row per status, with
+/// its per-phase values, and nothing made up while it does not answer.
+#[tokio::test]
+async fn a_gen3_load_point_has_its_own_rows() {
+    let Some(db) = common::test_db().await else {
+        return;
+    };
+    let sink = MysqlSink::new(db.config());
+    sink.record_batch(&[
+        Event::LoadPointStatus {
+            at: t(10),
+            load_point: Box::new(twc_testkit::load_points::gen3_charging_na()),
+        },
+        Event::LoadPointStatus {
+            at: t(70),
+            load_point: Box::new(twc_testkit::load_points::gen3_unreachable()),
+        },
+    ])
+    .await
+    .unwrap();
+    let rows = sqlx::query(
+        "SELECT loadPoint, kind, state, stale, CAST(drawA AS DOUBLE), CAST(allocatedA AS DOUBLE), \
+         CAST(powerW AS DOUBLE), CAST(ampsPhaseA AS DOUBLE), CAST(voltsPhaseC AS DOUBLE), \
+         CAST(sessionWh AS DOUBLE), CAST(lifetimeWh AS DOUBLE), problem \
+         FROM load_point_status ORDER BY time",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 2);
+    let r = &rows[0];
+    assert_eq!(
+        (
+            r.get::<String, _>(0),
+            r.get::<String, _>(1),
+            r.get::<String, _>(2),
+            r.get::<i64, _>(3)
+        ),
+        ("gen3.garage".into(), "gen3".into(), "charging".into(), 0)
+    );
+    assert_eq!(r.get::<Option<f64>, _>(4), Some(31.9));
+    assert_eq!(r.get::<Option<f64>, _>(5), Some(32.0));
+    assert!((r.get::<f64, _>(6) - 7703.85).abs() < 0.06);
+    assert_eq!(r.get::<Option<f64>, _>(7), Some(31.8));
+    assert_eq!(r.get::<Option<f64>, _>(8), Some(118.7));
+    assert_eq!(r.get::<Option<f64>, _>(9), Some(11562.4));
+    assert_eq!(r.get::<Option<f64>, _>(10), Some(386204.0));
+    assert_eq!(r.get::<Option<String>, _>(11), None);
+    let r = &rows[1];
+    assert_eq!(
+        (r.get::<String, _>(2), r.get::<i64, _>(3)),
+        ("stale".into(), 1)
+    );
+    assert_eq!(r.get::<Option<f64>, _>(4), None, "unknown, not 0 A");
+    assert_eq!(r.get::<Option<f64>, _>(6), None, "unknown, not 0 W");
+    assert_eq!(
+        r.get::<Option<String>, _>(11).as_deref(),
+        Some("not reachable: connection refused")
+    );
     db.drop_db().await;
 }

@@ -92,7 +92,7 @@ async fn a_database_of_the_previous_schema_is_upgraded_and_keeps_its_rows() {
         .fetch_all(&p)
         .await
         .unwrap();
-    assert_eq!(v, vec![1, 2, 3]);
+    assert_eq!(v, vec![1, 2, 3, 4]);
     p.close().await;
 }
 

@@ -325,3 +325,64 @@ async fn a_running_sink_offers_its_history_to_the_web_ui() {
     let pts = q.power(t(0), t(10), 10).await.unwrap();
     assert_eq!(pts[0].generation_w, Some(1234.0));
 }
+
+/// A Wall Connector Gen3 (an external load point): one `load_point_status` row per status, with
+/// its per-phase values, and nothing made up while it does not answer.
+#[tokio::test]
+async fn a_gen3_load_point_has_its_own_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("twc.sqlite");
+    let sink = SqliteSink::new(cfg(&path));
+    sink.record_batch(&[
+        Event::LoadPointStatus {
+            at: t(10),
+            load_point: Box::new(twc_testkit::load_points::gen3_charging_na()),
+        },
+        Event::LoadPointStatus {
+            at: t(70),
+            load_point: Box::new(twc_testkit::load_points::gen3_unreachable()),
+        },
+    ])
+    .await
+    .unwrap();
+    let p = pool(&path).await;
+    let rows = sqlx::query(
+        "SELECT loadPoint, kind, state, stale, CAST(drawA AS REAL), CAST(allocatedA AS REAL), \
+         CAST(powerW AS REAL), CAST(ampsPhaseA AS REAL), CAST(voltsPhaseC AS REAL), \
+         CAST(sessionWh AS REAL), CAST(lifetimeWh AS REAL), problem \
+         FROM load_point_status ORDER BY time",
+    )
+    .fetch_all(&p)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 2);
+    let r = &rows[0];
+    assert_eq!(
+        (
+            r.get::<String, _>(0),
+            r.get::<String, _>(1),
+            r.get::<String, _>(2),
+            r.get::<i64, _>(3)
+        ),
+        ("gen3.garage".into(), "gen3".into(), "charging".into(), 0)
+    );
+    assert_eq!(r.get::<Option<f64>, _>(4), Some(31.9));
+    assert_eq!(r.get::<Option<f64>, _>(5), Some(32.0));
+    assert!((r.get::<f64, _>(6) - 7703.85).abs() < 0.06);
+    assert_eq!(r.get::<Option<f64>, _>(7), Some(31.8));
+    assert_eq!(r.get::<Option<f64>, _>(8), Some(118.7));
+    assert_eq!(r.get::<Option<f64>, _>(9), Some(11562.4));
+    assert_eq!(r.get::<Option<f64>, _>(10), Some(386204.0));
+    assert_eq!(r.get::<Option<String>, _>(11), None);
+    let r = &rows[1];
+    assert_eq!(
+        (r.get::<String, _>(2), r.get::<i64, _>(3)),
+        ("stale".into(), 1)
+    );
+    assert_eq!(r.get::<Option<f64>, _>(4), None, "unknown, not 0 A");
+    assert_eq!(r.get::<Option<f64>, _>(6), None, "unknown, not 0 W");
+    assert_eq!(
+        r.get::<Option<String>, _>(11).as_deref(),
+        Some("not reachable: connection refused")
+    );
+}

@@ -19,6 +19,8 @@ use twc_plugin_kit::mqtt_link::{
     Link, LinkEvent, LinkSettings, Prepared, Protocol, WeakLink, Will,
 };
 
+mod load_point;
+
 const PLUGIN: &str = "mqtt";
 
 /// `[status.mqtt]`.
@@ -164,6 +166,12 @@ pub fn entity_name(v: &CompatValue) -> String {
         "charger_load_w" => "Charger load".into(),
         "amps_offered" => "Current offered".into(),
         "amps_desired" => "Current desired".into(),
+        "charger_state" => "State".into(),
+        "session_energy_wh" => "Session energy".into(),
+        "handle_temp_c" => "Handle temperature".into(),
+        "pcba_temp_c" => "PCBA temperature".into(),
+        "mcu_temp_c" => "MCU temperature".into(),
+        "wifi_signal_pct" => "Wi-Fi signal".into(),
         _ => v.title(),
     }
 }
@@ -284,6 +292,9 @@ pub fn render(cfg: &MqttStatusConfig, status: &Status) -> Vec<Msg> {
         }
         let device = if v.ident == "all" || v.ident == "config" {
             site.clone()
+        } else if let Some(l) = status.load_points.iter().find(|l| l.ident() == v.ident) {
+            discovery.push(load_point::sensor(cfg, v, l));
+            continue;
         } else {
             let fw = status
                 .slaves

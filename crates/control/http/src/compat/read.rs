@@ -82,9 +82,16 @@ fn status_json(s: &Status) -> Value {
     let r = s.reading.as_ref();
     let gen_w = r.and_then(|r| r.generation_w).map(|w| w.max(0.0));
     let cons_w = r.and_then(|r| r.consumption_w).map(|w| w.max(0.0));
-    let charger_a = s.total_actual().amps();
+    // The slaves and the external load points (a Gen3; TWCManager 1.4 counts Gen2 only).
+    let lp = s.load_points.iter().filter(|l| !l.stale);
+    let charger_a = s.total_actual().amps()
+        + lp.clone()
+            .filter_map(|l| l.draw)
+            .map(|d| d.amps())
+            .sum::<f64>();
+    let cars = s.cars_charging() + lp.filter(|l| l.charging()).count();
     let mut m = Map::new();
-    m.insert("carsCharging".into(), json!(s.cars_charging()));
+    m.insert("carsCharging".into(), json!(cars));
     m.insert("chargerLoadWatts".into(), json!(f2(s.site.charger_w)));
     m.insert("chargerLoadAmps".into(), json!([f2(charger_a)]));
     let name = if s.policy.name.is_empty() {
@@ -185,6 +192,49 @@ pub(super) async fn get_slave_twcs(State(st): State<AppState>) -> Json<Value> {
         kwh += i64::from(x.lifetime_kwh.unwrap_or(0));
         actual += x.actual.amps();
         let ma = x.max_amps.amps();
+        max_amps = Some(max_amps.map_or(ma, |m: f64| m.min(ma)));
+    }
+    // Not in TWCManager 1.4 (its getSlaveTWCs lists Gen2 slaves only): each external load point
+    // under its ident (`gen3_garage`, safe in the UI's element ids) with the same fields, and
+    // in the total.
+    for l in &s.load_points {
+        let id = l.ident();
+        let v = l.view();
+        let actual_lp = l.draw.filter(|_| !l.stale).map_or(0.0, |d| d.amps());
+        let volts = |i: usize| v.voltages_v[i].map_or(0, |x| x.round() as i64);
+        let kwh_l = v
+            .lifetime_energy_wh
+            .map_or(0, |wh| (wh / 1000.0).floor() as i64);
+        m.insert(
+            id.clone(),
+            json!({
+                "carsCharging": l.charging(),
+                "chargerLoadInW": l.power_w().map_or(0, |w| w.round() as i64),
+                "currentVIN": "",
+                "lastAmpsOffered": r2(l.allocated.amps()),
+                "lastHeartbeat": l.measured_at.map_or(0.0, |t| {
+                    r2(((chrono::Utc::now() - t).num_milliseconds() as f64 / 1000.0).max(0.0))
+                }),
+                "lastVIN": "",
+                "lifetimekWh": kwh_l,
+                "maxAmps": l.max.amps(),
+                "reportedAmpsActual": r2(actual_lp),
+                "state": l.state.as_str(),
+                "version": 3,
+                "voltsPhaseA": volts(0),
+                "voltsPhaseB": volts(1),
+                "voltsPhaseC": volts(2),
+                "TWCID": id,
+                "chargeTime": charge_time(v.session_s.filter(|_| l.charging())),
+                "kind": l.kind,
+                "name": l.name,
+            }),
+        );
+        charging += i64::from(l.charging());
+        offered += l.allocated.amps();
+        kwh += kwh_l;
+        actual += actual_lp;
+        let ma = l.max.amps();
         max_amps = Some(max_amps.map_or(ma, |m: f64| m.min(ma)));
     }
     m.insert(

@@ -73,7 +73,7 @@ fn event_stream(st: AppState) -> impl Stream<Item = Result<SseEvent, Infallible>
                     }
                     r = ev.recv() => match r {
                         Ok(e) => {
-                            if matches!(e, twc_core::model::Event::Reading { .. } | twc_core::model::Event::SlaveStatus { .. }) {
+                            if matches!(e, twc_core::model::Event::Reading { .. } | twc_core::model::Event::SlaveStatus { .. } | twc_core::model::Event::LoadPointStatus { .. }) {
                                 continue;
                             }
                             let data = serde_json::to_string(&e).unwrap_or_else(|_| "{}".into());

@@ -9,6 +9,7 @@ pub(crate) mod charge_now;
 mod energy;
 mod events;
 mod history;
+pub(crate) mod load_points;
 pub(crate) mod offsets;
 mod outlook;
 mod plans;
@@ -56,7 +57,7 @@ pub(crate) const MAX_WIRING_AMPS: f64 = 240.0;
 #[openapi(
     info(title = "twcmanager API", version = "2", description = "Typed API of twcmanager. Errors are `{\"error\": reason}` with a 4xx status. State-changing requests from a logged-in browser need the `X-CSRF-Token` header; scripts use `Authorization: Bearer <token>`."),
     components(schemas(ErrorBody)),
-    tags((name = "status"), (name = "slaves"), (name = "policy"), (name = "settings"), (name = "charge-now"),
+    tags((name = "status"), (name = "slaves"), (name = "load-points"), (name = "policy"), (name = "settings"), (name = "charge-now"),
         (name = "schedules"), (name = "offsets"), (name = "plans"), (name = "vehicles"), (name = "history"), (name = "events"), (name = "access"))
 )]
 pub(crate) struct ApiDoc;
@@ -66,6 +67,7 @@ fn resources() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(status::routes())
         .merge(slaves::routes())
+        .merge(load_points::routes())
         .merge(policy::routes())
         .merge(settings::routes())
         .merge(charge_now::routes())

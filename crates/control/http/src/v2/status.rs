@@ -92,7 +92,7 @@ pub(crate) struct SourceView {
 /// Something the user should look at.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct Trouble {
-    /// `bus`, `slave`, `source`, `plugin`.
+    /// `bus`, `slave`, `load_point`, `source`, `plugin`.
     component: String,
     /// What is wrong.
     message: String,
@@ -109,6 +109,8 @@ pub(crate) struct StatusView {
     policy: PolicyView,
     /// Linked slaves.
     slaves: Vec<SlaveView>,
+    /// External load points (a Wall Connector Gen3, an OCPP charger), next to the slaves.
+    load_points: Vec<super::load_points::LoadPointView>,
     /// The bus.
     bus: BusView,
     /// Energy sources.
@@ -158,6 +160,22 @@ pub(crate) fn status_view(st: &AppState, s: &Status) -> StatusView {
             });
         }
     }
+    for l in &s.load_points {
+        if let Some(p) = &l.problem {
+            trouble.push(Trouble {
+                component: "load_point".into(),
+                message: format!("{}: {p}", l.name),
+            });
+        } else if l.stale {
+            trouble.push(Trouble {
+                component: "load_point".into(),
+                message: format!(
+                    "{} has no fresh measurement: it counts at its maximum",
+                    l.name
+                ),
+            });
+        }
+    }
     for src in &s.sources {
         if src.stale {
             let why = src
@@ -203,6 +221,11 @@ pub(crate) fn status_view(st: &AppState, s: &Status) -> StatusView {
         },
         policy: policy_view(s),
         slaves: s.slaves.iter().map(|x| slave_view(x, s)).collect(),
+        load_points: s
+            .load_points
+            .iter()
+            .map(super::load_points::load_point_view)
+            .collect(),
         bus: BusView {
             master_id: s.bus.master_id.to_string(),
             transmitting: s.bus.transmitting,

@@ -383,3 +383,28 @@ pub fn sample_sessions(n: usize) -> Vec<twc_core::history::SessionRecord> {
         })
         .collect()
 }
+
+/// Report the testkit's Gen3 (`gen3.garage`, charging 31.9 A on a split-phase circuit, the
+/// details its plugin makes of the recorded fixtures) to the engine, as the Gen3 plugin does.
+pub async fn report_gen3(engine: &EngineHandle) {
+    let l = twc_testkit::load_points::gen3_charging_na();
+    engine
+        .command(twc_core::engine::Command::ReportLoadPoint(Box::new(
+            twc_core::model::LoadPointReport {
+                name: l.name,
+                kind: l.kind,
+                max: l.max,
+                min: l.min,
+                controllable: true,
+                stale_after_secs: 600.0,
+                measured: Some(twc_core::model::LoadPointMeasurement {
+                    draw: l.draw.unwrap(),
+                    state: l.state,
+                    details: l.details,
+                }),
+                problem: None,
+            },
+        )))
+        .await
+        .expect("the engine takes the report");
+}
