@@ -20,6 +20,7 @@ pub mod events;
 pub mod logs;
 pub mod modbus;
 pub mod mqtt;
+pub mod notify;
 pub mod settings;
 pub mod sinks;
 

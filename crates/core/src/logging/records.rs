@@ -39,7 +39,7 @@ impl RecordType {
             | Event::SlaveTimedOut { .. }
             | Event::OfferChanged { .. } => RecordType::SlavePower,
             Event::PolicyChanged { .. } | Event::BudgetChanged { .. } => RecordType::Policy,
-            Event::Fault { .. } => RecordType::Faults,
+            Event::Fault { .. } | Event::PlanMissed { .. } => RecordType::Faults,
         }
     }
 
@@ -108,6 +108,7 @@ pub fn event_time(event: &Event) -> DateTime<Utc> {
         | Event::PolicyChanged { at, .. }
         | Event::BudgetChanged { at, .. }
         | Event::Reading { at, .. }
+        | Event::PlanMissed { at, .. }
         | Event::Fault { at, .. } => *at,
     }
 }
@@ -262,5 +263,15 @@ pub fn describe(event: &Event) -> String {
         Event::Fault {
             component, message, ..
         } => format!("Fault in {component}: {message}"),
+        Event::PlanMissed {
+            plan,
+            departure,
+            missing_kwh,
+            passed,
+            ..
+        } => format!(
+            "Charge plan {plan} {} its target for {departure}: {missing_kwh:.1} kWh missing",
+            if *passed { "missed" } else { "will miss" }
+        ),
     }
 }
