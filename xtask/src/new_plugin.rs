@@ -35,6 +35,8 @@ fn template(kind: &str) -> Result<(&'static str, &'static str, &'static str), St
             "StatusPublisher",
             "    async fn publish(&self, _status: &twc_core::model::Status) -> Result<(), PluginError> {\n        Err(PluginError::new(ErrorKind::Unsupported, NAME, \"publish is not written yet\"))\n    }\n",
         ),
+        "tariff" => ("TariffPlugin", "TariffSource", ""),
+        "forecast" => ("ForecastPlugin", "SolarForecast", ""),
         "vehicle" => {
             return Err("vehicle plugins: copy an existing one (the trait has six methods)".into());
         }
@@ -79,12 +81,14 @@ pub(crate) fn generate(root: &Path, kind: &str, name: &str) -> Result<(), String
         "Cargo.toml",
         format!(
             "[package]\nname = \"{package}\"\ndescription = \"{summary}\"\nversion.workspace = true\nedition.workspace = true\nrust-version.workspace = true\nlicense.workspace = true\nrepository.workspace = true\npublish.workspace = true\n\n[dependencies]\ntwc-core.workspace = true\ninventory.workspace = true\nserde.workspace = true\n{deps}\n[dev-dependencies]\ntwc-testkit.workspace = true\n{dev_deps}\n[lints]\nworkspace = true\n",
-            deps = if kind == "ems" {
-                "twc-plugin-kit.workspace = true\n"
-            } else {
-                "serde_json.workspace = true\n"
+            deps = match kind {
+                "ems" => "twc-plugin-kit.workspace = true\n",
+                "tariff" | "forecast" => {
+                    "twc-plugin-kit.workspace = true\nserde_json.workspace = true\n"
+                }
+                _ => "serde_json.workspace = true\n",
             },
-            dev_deps = if kind == "ems" {
+            dev_deps = if templated(kind) {
                 "tokio.workspace = true\n"
             } else {
                 ""
@@ -97,15 +101,15 @@ pub(crate) fn generate(root: &Path, kind: &str, name: &str) -> Result<(), String
             "# {package}\n\n## What it talks to\n\n## Tested against\n\n## Configuration\n\n```toml\n[{kind}.{name}]\nenabled = true\n```\n\n## Limitations\n"
         ),
     )?;
+    let fill = |t: &str| {
+        t.replace("__NAME__", name)
+            .replace("__CAMEL__", &camel)
+            .replace("__IDENT__", &ident)
+            .replace("__SUMMARY__", &summary)
+    };
     if kind == "ems" {
         // An energy source is an HTTP JSON source that works from the start: its tests serve the
         // fixture and run the conformance check (errors, timeouts, never 0 W).
-        let fill = |t: &str| {
-            t.replace("__NAME__", name)
-                .replace("__CAMEL__", &camel)
-                .replace("__IDENT__", &ident)
-                .replace("__SUMMARY__", &summary)
-        };
         w(
             "example.toml",
             "# The device's base URL.\nurl = \"http://device.local\"\n".to_string(),
@@ -118,6 +122,44 @@ pub(crate) fn generate(root: &Path, kind: &str, name: &str) -> Result<(), String
         w(
             &format!("tests/{name}.rs"),
             fill(include_str!("templates/ems_test.rs.tpl")),
+        )?;
+    } else if kind == "tariff" {
+        // A tariff is an HTTP JSON price list with markup, VAT and feed-in that works from the
+        // start: its tests serve the fixture, check the bill prices and every failure's kind.
+        w(
+            "example.toml",
+            "# The price list's URL.\nurl = \"https://prices.example/api/prices\"\n# Currency of the prices.\ncurrency = \"EUR\"\n# Added per kWh before VAT (grid fees, levies).\nmarkup_per_kwh = 0.0\n# VAT, % (0 = the prices include it).\nvat_pct = 0.0\n".to_string(),
+        )?;
+        w(
+            "src/lib.rs",
+            fill(include_str!("templates/tariff_lib.rs.tpl")),
+        )?;
+        w(
+            "tests/fixtures/sample.json",
+            "{\"prices\": [\n  {\"start\": 1779998400, \"end\": 1780002000, \"price_per_kwh\": 0.25},\n  {\"start\": 1780002000, \"end\": 1780005600, \"price_per_kwh\": 0.18},\n  {\"start\": 1780005600, \"end\": 1780009200, \"price_per_kwh\": 0.31}\n]}\n".to_string(),
+        )?;
+        w(
+            &format!("tests/{name}.rs"),
+            fill(include_str!("templates/tariff_test.rs.tpl")),
+        )?;
+    } else if kind == "forecast" {
+        // A forecast is an HTTP JSON list of slots (mean W) that works from the start: its tests
+        // serve the fixture, check the energy and every failure's kind.
+        w(
+            "example.toml",
+            "# The forecast's URL.\nurl = \"https://forecast.example/api/pv\"\n# Minutes between calls.\nrefresh_minutes = 60\n".to_string(),
+        )?;
+        w(
+            "src/lib.rs",
+            fill(include_str!("templates/forecast_lib.rs.tpl")),
+        )?;
+        w(
+            "tests/fixtures/sample.json",
+            "{\"forecast\": [\n  {\"start\": 1779998400, \"end\": 1780002000, \"watts\": 1200},\n  {\"start\": 1780002000, \"end\": 1780005600, \"watts\": 2500},\n  {\"start\": 1780005600, \"end\": 1780009200, \"watts\": 800}\n]}\n".to_string(),
+        )?;
+        w(
+            &format!("tests/{name}.rs"),
+            fill(include_str!("templates/forecast_test.rs.tpl")),
         )?;
     } else {
         w(
@@ -155,6 +197,12 @@ pub(crate) fn generate(root: &Path, kind: &str, name: &str) -> Result<(), String
         "created crates/{kind}/{name} ({package}), feature `{kind}-{name}` (in the `{kind}` group and `full`), [{kind}.{name}] in config/default.toml; write the plugin, then `cargo xtask docs` and `cargo xtask tidy`"
     );
     Ok(())
+}
+
+/// Kinds whose crate comes from a working template (an HTTP JSON plugin with tests against a
+/// local mock server), not from the bare trait skeleton.
+fn templated(kind: &str) -> bool {
+    matches!(kind, "ems" | "tariff" | "forecast")
 }
 
 fn name_variant(kind: &str) -> String {
@@ -317,34 +365,40 @@ mod tests {
         );
     }
 
-    /// A new EMS source is its own crate plus zero hand edits: generated into a scratch copy of
-    /// the workspace, every list is updated (tidy passes, docs included), the crate's
-    /// conformance and fixture tests pass, and the bin built with only its feature registers
-    /// exactly it.
-    #[test]
-    fn a_generated_plugin_builds_registers_and_passes_its_tests() {
+    /// A new plugin of `kind` is its own crate plus zero hand edits: generated into a scratch
+    /// copy of the workspace, every list is updated (tidy passes, docs included), the crate's
+    /// tests pass, and the bin built with only its feature registers exactly it.
+    /// The tests share one scratch workspace (and so the built dependencies): one at a time,
+    /// each starting without the others' generated crates.
+    fn generated_plugin_passes(kind: &str, name: &str) {
+        static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
         let root = crate::root();
         let scratch = &root.join("target/xtask-new-plugin");
-        let _ = std::fs::remove_dir_all(scratch.join("crates/ems/newsrc"));
+        for (k, n) in GENERATED {
+            let _ = std::fs::remove_dir_all(scratch.join("crates").join(k).join(n));
+        }
         scratch_copy(&root, scratch);
-        super::generate(scratch, "ems", "newsrc").expect("generates");
+        super::generate(scratch, kind, name).expect("generates");
         if let Err(errs) = crate::tidy::check(scratch) {
             panic!("tidy problems after new-plugin:\n{}", errs.join("\n"));
         }
+        let feature = format!("{kind}-{name}");
         let bin = std::fs::read_to_string(scratch.join("bins/twcmanager/Cargo.toml")).unwrap();
         assert!(
-            bin.lines()
-                .any(|l| l.starts_with("ems = [") && l.ends_with(", \"ems-newsrc\"]")),
-            "not in the ems group"
+            bin.lines().any(|l| l.starts_with(&format!("{kind} = ["))
+                && l.ends_with(&format!(", \"{feature}\"]"))),
+            "not in the {kind} group"
         );
         let docs = std::fs::read_to_string(scratch.join("docs/configuration.md")).unwrap();
-        assert!(docs.contains("## `[ems.newsrc]`"));
+        assert!(docs.contains(&format!("## `[{kind}.{name}]`")));
         assert!(
-            super::generate(scratch, "ems", "newsrc").is_err(),
+            super::generate(scratch, kind, name).is_err(),
             "a second run must refuse"
         );
-        cargo(&root, scratch, &["fmt", "-p", "twc-ems-newsrc", "--check"]);
-        cargo(&root, scratch, &["test", "-q", "-p", "twc-ems-newsrc"]);
+        let package = format!("twc-{kind}-{name}");
+        cargo(&root, scratch, &["fmt", "-p", &package, "--check"]);
+        cargo(&root, scratch, &["test", "-q", "-p", &package]);
         cargo(
             &root,
             scratch,
@@ -355,11 +409,32 @@ mod tests {
                 "twcmanager",
                 "--no-default-features",
                 "--features",
-                "ems-newsrc",
+                &feature,
                 "--test",
                 "config",
                 "registry_matches_enabled_features",
             ],
         );
+    }
+
+    const GENERATED: [(&str, &str); 3] = [
+        ("ems", "newsrc"),
+        ("tariff", "newprices"),
+        ("forecast", "newsun"),
+    ];
+
+    #[test]
+    fn a_generated_plugin_builds_registers_and_passes_its_tests() {
+        generated_plugin_passes("ems", "newsrc");
+    }
+
+    #[test]
+    fn a_generated_tariff_builds_registers_and_passes_its_tests() {
+        generated_plugin_passes("tariff", "newprices");
+    }
+
+    #[test]
+    fn a_generated_forecast_builds_registers_and_passes_its_tests() {
+        generated_plugin_passes("forecast", "newsun");
     }
 }

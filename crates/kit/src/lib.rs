@@ -7,6 +7,7 @@ pub mod http;
 pub mod modbus;
 #[cfg(feature = "mqtt")]
 pub mod mqtt_link;
+pub mod notify;
 pub mod num;
 pub mod phase;
 pub mod quantity;

@@ -6,7 +6,7 @@ use twc_core::engine::EngineConfig;
 use twc_core::master::MasterConfig;
 use twc_core::model::{CentiAmps, Settings, Status};
 use twc_core::protocol::TwcId;
-use twc_runtime::Parts;
+pub use twc_runtime::Parts;
 pub use twc_runtime::Running;
 use twc_sim::{CarConfig, SimHandle, SimSlave, SlaveConfig};
 
@@ -16,6 +16,15 @@ pub const TWC: TwcId = TwcId::from_u16(0x7777);
 /// The engine (32 A for the site, 16 A per TWC, min 6 A) over one simulated TWC `7777` with a
 /// Tesla plugged in; waits until it has linked.
 pub async fn engine_with_twc(settings: Settings) -> (Running, SimHandle) {
+    engine_with_twc_and(settings, |_| {}).await
+}
+
+/// As [`engine_with_twc`], with `extra` adding to the runtime's parts first (event sinks,
+/// status publishers).
+pub async fn engine_with_twc_and(
+    settings: Settings,
+    extra: impl FnOnce(&mut Parts),
+) -> (Running, SimHandle) {
     let (comms, sim) = twc_sim::duplex_pair(vec![SimSlave {
         slave: SlaveConfig::eu().with_id(TWC),
         car: CarConfig::tesla(),
@@ -28,7 +37,9 @@ pub async fn engine_with_twc(settings: Settings) -> (Running, SimHandle) {
         },
         ..EngineConfig::default()
     };
-    let engine = twc_runtime::start(Parts::new(cfg, Box::new(comms), settings))
+    let mut parts = Parts::new(cfg, Box::new(comms), settings);
+    extra(&mut parts);
+    let engine = twc_runtime::start(parts)
         .await
         .expect("nothing attached that could fail to start");
     let mut rx = engine.handle.watch_status();

@@ -21,6 +21,7 @@ pub mod load_points;
 pub mod logs;
 pub mod modbus;
 pub mod mqtt;
+pub mod notify;
 pub mod settings;
 pub mod sinks;
 

@@ -48,7 +48,7 @@ use crate::protocol::{DecodeStats, Frame, FrameError, TwcId};
 use crate::settings_store::SettingsStore;
 use crate::share::{self, Demand, ShareInput};
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -230,6 +230,7 @@ pub fn spawn_with(
         outlook: Default::default(),
         plans: Default::default(),
         load_points: BTreeMap::new(),
+        failing_sinks: BTreeSet::new(),
         combine_problems: Vec::new(),
         sessions: BTreeMap::new(),
         session_wh: BTreeMap::new(),
@@ -314,6 +315,8 @@ struct Core {
     plans: plans::PlansState,
     /// External load points ([`Command::ReportLoadPoint`]), by name.
     load_points: BTreeMap<String, load_points::LoadPointEntry>,
+    /// Event sinks whose last write failed, already told as a fault (`status.rs`).
+    failing_sinks: BTreeSet<String>,
 }
 
 impl Core {

@@ -127,6 +127,7 @@ impl Core {
         let grid_limit_amps = self.plan_grid_limit_amps();
         let currency = self.outlook.prices.as_ref().map(|p| p.currency.clone());
         let mut out = Vec::new();
+        let mut missed = Vec::new();
         for (i, p) in self.settings.plans.iter().enumerate() {
             let slave = slaves[i];
             let departure = p.next_departure(wall, offset);
@@ -191,8 +192,9 @@ impl Core {
             } else {
                 "planned".to_string()
             };
+            let old = self.plans.status.iter().find(|s| s.id == p.id);
             // A passed departure whose target was not met is logged once, when it passes.
-            if let Some(old) = self.plans.status.iter().find(|s| s.id == p.id)
+            if let Some(old) = old
                 && let Some(was) = old.departure_unix
                 && departure != Some(was)
                 && was <= now_unix
@@ -200,6 +202,24 @@ impl Core {
                 && old.twc.is_some()
             {
                 warn!(plan = %p.id, "Charge plan missed: the target was not reached by departure");
+                missed.push((p.id.clone(), was, old.outcome.needed_kwh, true));
+            }
+            // The planner finding a plan infeasible is told once per departure.
+            if let Some(dep) = departure
+                && p.enabled
+                && slave.is_some()
+                && needed > 0.0
+                && !outcome.feasible
+                && old.is_none_or(|o| {
+                    o.departure_unix != departure || o.outcome.feasible || o.twc.is_none()
+                })
+            {
+                missed.push((
+                    p.id.clone(),
+                    dep,
+                    needed - outcome.planned_kwh.min(needed),
+                    false,
+                ));
             }
             out.push(PlanStatus {
                 id: p.id.clone(),
@@ -214,6 +234,15 @@ impl Core {
             });
         }
         self.plans.status = out;
+        for (plan, dep, missing_kwh, passed) in missed {
+            self.emit(Event::PlanMissed {
+                at: wall,
+                plan,
+                departure: chrono::DateTime::from_timestamp(dep, 0).unwrap_or(wall),
+                missing_kwh,
+                passed,
+            });
+        }
     }
 
     /// The current each slave's plan asks for now (grid slots only; solar slots are left to

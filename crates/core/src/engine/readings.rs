@@ -23,6 +23,7 @@ impl Core {
         now: Instant,
     ) {
         let at = self.wall(now);
+        let mut stale_fault = None;
         let Some(st) = self.sources.get_mut(i) else {
             return;
         };
@@ -66,6 +67,7 @@ impl Core {
                 } else if !fresh && !st.was_stale {
                     warn!(source = %st.name, age_secs = age.round(), stale_after_secs = st.poll.stale_after.as_secs(),
                         "Source delivers readings measured too long ago; they do not count until a fresh one arrives");
+                    stale_fault = Some(stale_event(&st.name, st.poll.stale_after, at));
                 }
                 st.was_stale = !fresh;
                 debug!(source = %st.name, generation_w = ?reading.generation_w, consumption_w = ?reading.consumption_w, grid_w = ?reading.grid_w, "Reading");
@@ -88,10 +90,15 @@ impl Core {
                 st.last_error = Some(msg);
             }
         }
+        if let Some(e) = stale_fault {
+            self.emit(e);
+        }
         self.recompute(now);
     }
 
     pub(super) fn combine(&mut self, now: Instant) -> Option<EnergyReading> {
+        let wall = self.wall(now);
+        let mut went_stale = Vec::new();
         let mut fresh: Vec<(&str, &EnergyReading)> = Vec::new();
         for st in &mut self.sources {
             let is_fresh = st
@@ -101,7 +108,11 @@ impl Core {
             if !is_fresh && st.last.is_some() && !st.was_stale {
                 st.was_stale = true;
                 warn!(source = %st.name, "Source reading is stale; it no longer counts");
+                went_stale.push(stale_event(&st.name, st.poll.stale_after, wall));
             }
+        }
+        for e in went_stale {
+            self.emit(e);
         }
         for st in &self.sources {
             if let Some(r) = st
@@ -339,4 +350,16 @@ pub fn sanitize(r: &mut EnergyReading) -> Vec<String> {
 fn tells_import(r: &EnergyReading, battery: bool) -> bool {
     (r.grid_w.is_some() || (r.consumption_w.is_some() && r.generation_w.is_some()))
         && (!battery || r.battery_w.is_some())
+}
+
+/// The fault a source going stale emits (once per stale period): notifications tell the user.
+fn stale_event(name: &str, stale_after: Duration, at: chrono::DateTime<chrono::Utc>) -> Event {
+    Event::Fault {
+        at,
+        component: format!("ems.{name}"),
+        message: format!(
+            "no fresh reading for more than {} s; the source no longer counts (fail-safe)",
+            stale_after.as_secs()
+        ),
+    }
 }

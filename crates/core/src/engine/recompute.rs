@@ -146,7 +146,7 @@ impl Core {
         let (unlimited, boosted) = self.min_soc_boost(policy_budget, &out.name, headroom);
         self.replan(now);
         let planned = self.planned_amps(now);
-        let unlimited = self.plan_boost(unlimited, &out.name, headroom, &planned);
+        let unlimited = self.plan_boost(unlimited, out.explicit_stop, headroom, &planned);
         // An outside controller's site limit caps everything, the minimum-SoC boost included.
         let budget = unlimited.min(self.external_limit(None));
         // An outside controller's site limit that binds is named as what limits the budget.
@@ -271,17 +271,18 @@ const PLAN_PRIORITY: i32 = 100_000;
 impl Core {
     /// During a planned grid slot the planned current raises the site budget (a policy input
     /// that only raises): up to the wiring limit and the grid-import limit's headroom (its safe
-    /// current without a fresh reading); the slave's caps apply in the share. Stop policies are
-    /// not overridden.
+    /// current without a fresh reading); the slave's caps apply in the share. It wins over the
+    /// policies that only lack a reason to charge (non-scheduled `stop`, green without surplus),
+    /// never over an explicit stop (`explicit_stop`: a custom 0 A policy or one named `Stop`).
     fn plan_boost(
         &self,
         budget: CentiAmps,
-        policy: &str,
+        explicit_stop: bool,
         headroom: crate::policy::GridHeadroom,
         planned: &BTreeMap<TwcId, CentiAmps>,
     ) -> CentiAmps {
         use crate::policy::GridHeadroom;
-        if planned.is_empty() || policy.eq_ignore_ascii_case("stop") {
+        if planned.is_empty() || explicit_stop {
             return budget;
         }
         let wiring = self.cfg.master.wiring_max_all;

@@ -126,7 +126,7 @@ impl Core {
             wiring_max_all: self.cfg.master.wiring_max_all,
             wiring_max_per_twc: self.cfg.master.wiring_max_per_twc,
             min_amps_per_twc: self.cfg.min_amps_per_twc,
-            sinks: self.cfg.sinks.statuses(),
+            sinks: self.sink_faults(now),
             site: SitePower {
                 charger_w,
                 ..self.site.clone()
@@ -144,5 +144,29 @@ impl Core {
                 true
             }
         });
+    }
+}
+
+impl Core {
+    /// The sinks' statuses; a sink that starts failing emits one fault (until it writes again).
+    fn sink_faults(&mut self, now: Instant) -> Vec<crate::logging::SinkStatus> {
+        let sinks = self.cfg.sinks.statuses();
+        for s in &sinks {
+            match &s.last_error {
+                Some(e) if !self.failing_sinks.contains(&s.name) => {
+                    self.failing_sinks.insert(s.name.clone());
+                    self.emit(Event::Fault {
+                        at: self.wall(now),
+                        component: format!("logging.{}", s.name),
+                        message: format!("the sink fails to write ({e}); events wait in its queue"),
+                    });
+                }
+                None => {
+                    self.failing_sinks.remove(&s.name);
+                }
+                _ => {}
+            }
+        }
+        sinks
     }
 }

@@ -40,7 +40,7 @@ impl RecordType {
             | Event::OfferChanged { .. }
             | Event::LoadPointStatus { .. } => RecordType::SlavePower,
             Event::PolicyChanged { .. } | Event::BudgetChanged { .. } => RecordType::Policy,
-            Event::Fault { .. } => RecordType::Faults,
+            Event::Fault { .. } | Event::PlanMissed { .. } => RecordType::Faults,
         }
     }
 
@@ -110,6 +110,7 @@ pub fn event_time(event: &Event) -> DateTime<Utc> {
         | Event::PolicyChanged { at, .. }
         | Event::BudgetChanged { at, .. }
         | Event::Reading { at, .. }
+        | Event::PlanMissed { at, .. }
         | Event::Fault { at, .. } => *at,
     }
 }
@@ -285,5 +286,15 @@ pub fn describe(event: &Event) -> String {
         Event::Fault {
             component, message, ..
         } => format!("Fault in {component}: {message}"),
+        Event::PlanMissed {
+            plan,
+            departure,
+            missing_kwh,
+            passed,
+            ..
+        } => format!(
+            "Charge plan {plan} {} its target for {departure}: {missing_kwh:.1} kWh missing",
+            if *passed { "missed" } else { "will miss" }
+        ),
     }
 }

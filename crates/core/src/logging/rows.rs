@@ -197,6 +197,11 @@ impl RowBuilder {
                 component: component.clone(),
                 message: message.clone(),
             }),
+            Event::PlanMissed { at, plan, .. } if !m.faults => out.push(Row::Fault {
+                at: *at,
+                component: format!("plan {plan}"),
+                message: super::describe(event),
+            }),
             _ => {}
         }
         out

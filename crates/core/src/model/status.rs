@@ -334,6 +334,21 @@ pub enum Event {
         /// The reading.
         reading: EnergyReading,
     },
+    /// A charge plan will not reach its target by departure (`passed = false`, emitted when
+    /// the planner first finds it infeasible) or did not (`passed = true`, when the departure
+    /// passed with energy still missing).
+    PlanMissed {
+        /// When.
+        at: DateTime<Utc>,
+        /// The plan's id.
+        plan: String,
+        /// The departure it is about.
+        departure: DateTime<Utc>,
+        /// Energy still missing, kWh.
+        missing_kwh: f64,
+        /// Whether the departure has passed.
+        passed: bool,
+    },
     /// Something went wrong that the user should know about.
     Fault {
         /// When.

@@ -139,6 +139,11 @@ pub struct Outcome {
     /// The names of the policies in the order they were tried (custom ones included; the list
     /// depends on the config and the settings, e.g. the non-scheduled action).
     pub rules: Vec<String>,
+    /// The user explicitly said "no charging now": a custom policy (`[[policy.custom]]`) or a
+    /// policy named `Stop` that sets 0 A. A charge plan never overrides it; the built-in
+    /// policies that merely give no reason to charge (non-scheduled `stop`, green tracking
+    /// without surplus, no policy) it does (docs/plans.md, "Precedence").
+    pub explicit_stop: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -271,6 +276,9 @@ impl PolicyEngine {
             ),
         };
 
+        let explicit_stop = matches!(action, Action::Fixed(a) if a <= 0.0)
+            && (name.eq_ignore_ascii_case("stop")
+                || self.cfg.rules.custom.iter().any(|c| c.name == name));
         let prev = self.last.as_ref().map(|(n, _, _)| n.clone());
         let webhooks = webhooks_for_change(&self.cfg.rules.webhooks, prev.as_deref(), &name);
         self.last = Some((name.clone(), reason.clone(), action.clone()));
@@ -404,6 +412,7 @@ impl PolicyEngine {
             green_cars,
             webhooks,
             rules: rule_names,
+            explicit_stop,
         }
     }
 
