@@ -131,6 +131,7 @@ impl Core {
             outlook: self.outlook.clone(),
             plans: self.plans.status.clone(),
             load_points: self.load_point_statuses(now),
+            car_currents: self.car_currents.clone(),
         };
         self.status.send_if_modified(|old| {
             if *old == status {
