@@ -19,6 +19,9 @@ use crate::vehicles::CarCurrent;
 const TOLERANCE: CentiAmps = CentiAmps(100);
 /// Below this a car counts as not drawing.
 const DRAWING: CentiAmps = CentiAmps(100);
+/// How long a car's draw must stay within what it was told before it counts as confirmed (a
+/// car ramping up to its offer passes through the band on its way).
+const CONFIRM_AFTER: Duration = Duration::from_secs(10);
 
 /// A slave whose car has been told to draw below the slave's minimum.
 #[derive(Debug, Clone)]
@@ -26,6 +29,8 @@ pub(super) struct LowState {
     vin: String,
     /// Since when the car draws more than it was told.
     over_since: Option<Instant>,
+    /// Since when the car draws what it was told (at least 1 A, at most told + 1 A).
+    ok_since: Option<Instant>,
     /// Set once the car drew more than told for its grace time: why it is not done again.
     refused: Option<String>,
 }
@@ -103,13 +108,13 @@ impl Core {
                 .unwrap_or_default();
             let told = v.told_amps.map(|a| CentiAmps::from_amps(u16::from(a)));
             if share >= car_min && share < twc_min {
-                let over = self
-                    .low_current
-                    .get(&sl.id)
-                    .is_some_and(|s| s.over_since.is_some());
-                let confirmed = told.is_some_and(|t| {
-                    t < twc_min && sl.actual >= DRAWING && sl.actual <= t + TOLERANCE
-                }) && !over;
+                let steady = self.low_current.get(&sl.id).is_some_and(|s| {
+                    s.over_since.is_none() && s.ok_since.is_some_and(|t| now - t >= CONFIRM_AFTER)
+                });
+                let confirmed = steady
+                    && told.is_some_and(|t| {
+                        t < twc_min && sl.actual >= DRAWING && sl.actual <= t + TOLERANCE
+                    });
                 let ready = told.is_some_and(|t| t < twc_min);
                 let counted = if confirmed {
                     sl.actual.max(told.unwrap_or_default()).max(share)
@@ -147,6 +152,7 @@ impl Core {
                     LowState {
                         vin: l.vin.clone(),
                         over_since: None,
+                        ok_since: None,
                         refused: None,
                     }
                 });
@@ -254,6 +260,12 @@ impl Core {
                 .told_amps
                 .map(|a| CentiAmps::from_amps(u16::from(a)))
                 .filter(|t| *t < twc_min);
+            let within = told.is_some_and(|t| sl.actual >= DRAWING && sl.actual <= t + TOLERANCE);
+            if within {
+                s.ok_since.get_or_insert(now);
+            } else {
+                s.ok_since = None;
+            }
             let over = told.filter(|t| sl.actual > *t + TOLERANCE);
             match over {
                 None => s.over_since = None,
