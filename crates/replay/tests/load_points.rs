@@ -41,6 +41,7 @@ fn report(max: f64, measured: Option<(f64, LoadPointState)>) -> Command {
             details: serde_json::Value::Null,
         }),
         problem: None,
+        via_car: None,
     }))
 }
 

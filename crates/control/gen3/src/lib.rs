@@ -27,6 +27,9 @@ pub enum Control {
     /// Through the emulated meter on `[control.gen3.meter] port`.
     #[default]
     Meter,
+    /// Through the car at it (`vin`), with the vehicle API (`[vehicle.teslaapi]`): start,
+    /// stop and charging amps. The unit itself gives the car up to `max_amps`.
+    Car,
 }
 
 /// One Gen3, `[[control.gen3.units]]`.
@@ -42,9 +45,12 @@ pub struct UnitConfig {
     /// The least worth giving it (a car stops below 6 A).
     #[serde(default = "default_min")]
     pub min_amps: f64,
-    /// `meter` or `none`.
+    /// `meter`, `car` or `none`.
     #[serde(default)]
     pub control: Control,
+    /// With `control = "car"`: the VIN of the car that charges at it.
+    #[serde(default)]
+    pub vin: Option<String>,
     /// Poll interval for `/api/1/vitals`, seconds.
     #[serde(default = "default_interval")]
     pub interval_secs: f64,
@@ -166,6 +172,21 @@ impl Gen3Config {
                     "{k}.stale_after_secs ({}) must be at least interval_secs ({})",
                     u.stale_after_secs, u.interval_secs
                 ));
+            }
+            match (&u.control, &u.vin) {
+                (Control::Car, None) => {
+                    return err(format!(
+                        "{k}.control = \"car\" needs {k}.vin, the 17-character VIN of the car \
+                         that charges at it"
+                    ));
+                }
+                (Control::Car, Some(v)) if v.len() != 17 => {
+                    return err(format!("{k}.vin must be 17 characters, got {v:?}"));
+                }
+                (Control::Meter | Control::None, Some(_)) => {
+                    return err(format!("{k}.vin is only used with control = \"car\""));
+                }
+                _ => {}
             }
             if u.control == Control::Meter && self.meter.port.trim().is_empty() {
                 return err(format!(
@@ -318,13 +339,14 @@ pub struct FollowCheck {
 }
 
 impl FollowCheck {
-    /// The problem to report, if any.
+    /// The problem to report, if any (`via_car`: controlled through the car).
     pub fn check(
         &mut self,
         draw: CentiAmps,
         given: CentiAmps,
         grace: Duration,
         now: Instant,
+        via_car: bool,
     ) -> Option<String> {
         if draw.amps() <= given.amps() + 1.5 {
             self.since = None;
@@ -332,6 +354,12 @@ impl FollowCheck {
         }
         let since = *self.since.get_or_insert(now);
         (now - since >= grace).then(|| {
+            if via_car {
+                return format!(
+                    "the car does not follow its commands: draws {draw}, given {given}; it \
+                     counts at the unit's max_amps (check the vehicle API's last command)"
+                );
+            }
             format!(
                 "does not follow the emulated meter: draws {draw}, given {given}; check that it \
                  was commissioned with an external meter on this port and that its firmware \
@@ -347,10 +375,11 @@ fn report(u: &UnitConfig, m: Option<LoadPointMeasurement>, problem: Option<Strin
         kind: NAME.into(),
         max: CentiAmps::from_f64(u.max_amps),
         min: CentiAmps::from_f64(u.min_amps),
-        controllable: u.control == Control::Meter,
+        controllable: u.control != Control::None,
         stale_after_secs: u.stale_after_secs,
         measured: m,
         problem,
+        via_car: (u.control == Control::Car).then(|| u.vin.clone()).flatten(),
     }))
 }
 
@@ -372,20 +401,34 @@ pub async fn poll_unit(u: UnitConfig, client: HttpClient, engine: EngineHandle) 
                     extra_at = Some(now);
                 }
                 let m = measurement(&v, &extra);
-                let given = engine
-                    .status()
+                let st = engine.status();
+                let given = st
                     .load_points
                     .iter()
                     .find(|l| l.name == name)
                     .map(|l| l.allocated)
                     .unwrap_or_default();
-                let problem = (u.control == Control::Meter)
+                // Through the car: what the car last accepted counts too (its amps change only
+                // as often as the vehicle API's budget allows).
+                let told = st
+                    .vehicles
+                    .iter()
+                    .find(|v| u.control == Control::Car && u.vin.as_deref() == Some(&v.vin))
+                    .and_then(|v| v.told_amps)
+                    .map_or(CentiAmps::ZERO, |a| CentiAmps::from_amps(u16::from(a)));
+                let given = if given > CentiAmps::ZERO {
+                    given.max(told)
+                } else {
+                    given
+                };
+                let problem = (u.control != Control::None)
                     .then(|| {
                         follow.check(
                             m.draw,
                             given,
                             Duration::from_secs_f64(u.follow_grace_secs),
                             now,
+                            u.control == Control::Car,
                         )
                     })
                     .flatten();

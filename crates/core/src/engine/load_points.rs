@@ -14,6 +14,9 @@ pub(super) struct LoadPointEntry {
     pub(super) allocated: CentiAmps,
     /// When its last periodic status event went out.
     pub(super) last_event: Option<Instant>,
+    /// Controlled through its car: what the car last accepted, once its draw confirms it
+    /// follows (see [`Core::confirm_car_load_points`]).
+    pub(super) car_confirmed: Option<CentiAmps>,
 }
 
 /// A sharing key: a slave on the bus or a load point (by name).
@@ -39,8 +42,16 @@ impl LoadPointEntry {
     /// or stale, or when only monitored (nothing holds it below its maximum); otherwise the
     /// higher of its draw and what it was given (it may rise to that before we see it).
     pub(super) fn reserved(&self, now: Instant) -> CentiAmps {
-        match self.fresh(now) {
-            Some(m) if self.report.controllable => m.draw.max(self.allocated),
+        match (
+            self.fresh(now),
+            self.report.via_car.is_some(),
+            self.car_confirmed,
+        ) {
+            (Some(m), false, _) if self.report.controllable => m.draw.max(self.allocated),
+            // Through the car: only once the car's draw confirms it follows what it was told.
+            (Some(m), true, Some(told)) if self.report.controllable => {
+                m.draw.max(self.allocated).max(told)
+            }
             _ => self.report.max,
         }
     }
@@ -100,6 +111,7 @@ impl Core {
                 last: None,
                 allocated: CentiAmps::ZERO,
                 last_event: None,
+                car_confirmed: None,
             }
         });
         if let Some(m) = &r.measured {
@@ -225,6 +237,7 @@ impl Core {
                     allocated: e.allocated,
                     reserved: e.reserved(now),
                     problem: e.report.problem.clone(),
+                    via_car: e.report.via_car.clone(),
                     details: last.map(|m| m.details.clone()).unwrap_or_default(),
                 }
             })
@@ -261,8 +274,10 @@ impl Core {
     /// What the load points may draw beyond what they were given (stale, monitored only, or
     /// not following): it comes off the budget the others share.
     pub(super) fn load_point_excess(&self, now: Instant) -> CentiAmps {
+        // Those controlled through their car are counted after the share (`car_current`).
         self.load_points
             .values()
+            .filter(|e| e.report.via_car.is_none())
             .map(|e| e.reserved(now).saturating_sub(e.allocated))
             .sum()
     }

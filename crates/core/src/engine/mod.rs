@@ -12,6 +12,7 @@
 //! Everything runs on tokio's clock, so tests and the simulator can use paused time.
 
 mod actor;
+mod car_current;
 mod commands;
 mod handle;
 mod load_points;
@@ -231,6 +232,8 @@ pub fn spawn_with(
         plans: Default::default(),
         load_points: BTreeMap::new(),
         failing_sinks: BTreeSet::new(),
+        low_current: BTreeMap::new(),
+        car_currents: Vec::new(),
         combine_problems: Vec::new(),
         sessions: BTreeMap::new(),
         session_wh: BTreeMap::new(),
@@ -317,6 +320,10 @@ struct Core {
     load_points: BTreeMap<String, load_points::LoadPointEntry>,
     /// Event sinks whose last write failed, already told as a fault (`status.rs`).
     failing_sinks: BTreeSet<String>,
+    /// Slaves whose car is told to draw below their minimum ([`car_current`]).
+    low_current: BTreeMap<TwcId, car_current::LowState>,
+    /// What cars are to draw through their API, for `Status`.
+    car_currents: Vec<crate::vehicles::CarCurrent>,
 }
 
 impl Core {

@@ -48,6 +48,7 @@ impl Core {
     }
 
     pub(super) fn recompute(&mut self, now: Instant) {
+        self.confirm_car_load_points(now);
         let combined = self.combine(now);
         let (reading, charger_amps) = self.paired_reading(combined, now);
         // Load points draw from the same circuit: their fresh draw is charger current too.
@@ -96,6 +97,8 @@ impl Core {
                 vins.push(v.clone());
             }
             let m = self.cfg.min_amps_per_twc.max(sl.version.min_amps());
+            // A car that may be told to draw less starts green tracking at its own minimum.
+            let m = self.low_car_min(sl.id).map_or(m, |c| c.min(m));
             min_amps = Some(min_amps.map_or(m, |x: CentiAmps| x.min(m)));
         }
         for (id, why) in &denied {
@@ -217,7 +220,10 @@ impl Core {
                 } else {
                     self.master.cap(s.id).min(self.external_limit(Some(s.id)))
                 },
-                min: self.cfg.min_amps_per_twc.max(s.version.min_amps()),
+                min: {
+                    let m = self.cfg.min_amps_per_twc.max(s.version.min_amps());
+                    self.low_car_min(s.id).map_or(m, |c| c.min(m))
+                },
                 demand: if s.actual.0 >= 100 {
                     Demand::Charging
                 } else if s.state.car_connected() {
@@ -240,12 +246,23 @@ impl Core {
             })
             .collect();
         inputs.extend(self.load_point_inputs(now));
-        let shared = share::distribute_stepped(
+        let mut shared = share::distribute_stepped(
             share_budget,
             wiring,
             &inputs,
             green_cars,
             self.cfg.master.offer_step,
+        );
+        // Shares below a TWC's minimum for cars that may be told to draw less.
+        let hard = self.hard_limit(headroom);
+        let total_cap = self.car_current(
+            &mut shared,
+            &inputs,
+            share_budget,
+            budget,
+            hard,
+            green_cars,
+            now,
         );
         let targets: BTreeMap<TwcId, CentiAmps> = shared
             .iter()
@@ -255,7 +272,9 @@ impl Core {
             })
             .collect();
         self.apply_load_points(&shared, budget, now);
-        self.master.set_total_cap(budget);
+        let lp_cars = self.load_point_car_requests(now);
+        self.car_currents.extend(lp_cars);
+        self.master.set_total_cap(total_cap);
         self.master.set_targets(&targets);
     }
 }

@@ -135,6 +135,7 @@ impl Core {
             outlook: self.outlook.clone(),
             plans: self.plans.status.clone(),
             load_points,
+            car_currents: self.car_currents.clone(),
         };
         self.status.send_if_modified(|old| {
             if *old == status {

@@ -8,7 +8,9 @@
 //!
 //! Safety: a load point whose draw is unknown or older than its `stale_after_secs` counts at
 //! its `max` in the wiring and grid budgets (never at 0); a fresh one counts at
-//! `max(draw, allocated)`, since it may rise to what it was given before it is seen to.
+//! `max(draw, allocated)`, since it may rise to what it was given before it is seen to. One
+//! controlled through its car counts at `max` until the car's draw confirms it follows what it
+//! was told, then at `max(draw, allocated, told)`.
 
 use super::CentiAmps;
 use chrono::{DateTime, Utc};
@@ -52,6 +54,11 @@ pub struct LoadPointReport {
     pub measured: Option<LoadPointMeasurement>,
     /// A plugin's own problem to show (the charger does not follow, the meter port failed).
     pub problem: Option<String>,
+    /// Controlled through this car (VIN) instead of the charger: the vehicles task tells the
+    /// car to start, stop and draw `allocated`; the load point counts at `max` until the car's
+    /// measured draw confirms it follows what it was told.
+    #[serde(default)]
+    pub via_car: Option<String>,
 }
 
 /// One measurement of a load point.
@@ -94,6 +101,9 @@ pub struct LoadPointStatus {
     pub reserved: CentiAmps,
     /// The plugin's problem, if any (a charger that does not follow, an unreachable unit).
     pub problem: Option<String>,
+    /// The car (VIN) it is controlled through, if any.
+    #[serde(default)]
+    pub via_car: Option<String>,
     /// Everything else the charger tells.
     pub details: serde_json::Value,
 }

@@ -202,6 +202,10 @@ pub struct Status {
     /// sorted by name; their draw counts in the wiring and grid budgets.
     #[serde(default)]
     pub load_points: Vec<super::LoadPointStatus>,
+    /// What the engine wants cars to draw through their API (charging below the TWC's
+    /// minimum, chargers controlled through the car): the vehicles task sends it.
+    #[serde(default)]
+    pub car_currents: Vec<crate::vehicles::CarCurrent>,
 }
 
 impl Status {

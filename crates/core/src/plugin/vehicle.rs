@@ -51,6 +51,9 @@ pub struct ChargeState {
     /// What the car draws, A.
     #[serde(default)]
     pub actual_amps: Option<f64>,
+    /// The most the car asks for by itself, A (Tesla: `charge_current_request_max`).
+    #[serde(default)]
+    pub max_amps: Option<f64>,
     /// Seconds since the values were measured (0 = just now), when the API says.
     #[serde(default)]
     pub age_secs: Option<f64>,

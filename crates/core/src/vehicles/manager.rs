@@ -1,5 +1,7 @@
 //! The vehicles task: reads cars, matches them to slaves, runs the plan, answers requests.
 
+mod amps;
+
 use super::plan::{self, Action, CarView, SlaveView};
 use super::{
     CarAction, CommandRecord, Job, VehicleError, VehicleHandle, VehicleOverview, VehicleRequest,
@@ -28,6 +30,8 @@ struct Car {
     force_poll: bool,
     start_stop_at: Option<Instant>,
     limit_try_at: Option<Instant>,
+    /// When the last `set_charging_amps` went out.
+    amps_at: Option<Instant>,
     can_command: bool,
 }
 
@@ -112,6 +116,8 @@ impl Manager {
                 self.act(a, &status, now).await;
             }
         }
+        self.car_amps(&status, now).await;
+        self.mark_low_current();
         self.publish(now).await;
     }
 
@@ -152,6 +158,7 @@ impl Manager {
                                 force_poll: false,
                                 start_stop_at: None,
                                 limit_try_at: None,
+                                amps_at: None,
                                 can_command,
                             }
                         });
@@ -198,8 +205,12 @@ impl Manager {
                     Some(id) => info!(vin = %vin, slave = %id, "Vehicle arrived at a TWC"),
                     None => info!(vin = %vin, "Vehicle left its TWC"),
                 }
-                // Arrival and departure: read the car now.
+                // Arrival and departure: read the car now. A car plugged in again starts from
+                // its own charging amps.
                 car.force_poll = true;
+                if now_at.is_some() {
+                    car.status.told_amps = None;
+                }
                 car.status.slave = now_at;
             }
         }
@@ -555,6 +566,9 @@ fn apply(s: &mut VehicleStatus, cs: &ChargeState) {
     }
     if cs.name.is_some() {
         s.name = cs.name.clone();
+    }
+    if cs.max_amps.is_some() {
+        s.max_amps = cs.max_amps;
     }
 }
 

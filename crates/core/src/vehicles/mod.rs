@@ -43,6 +43,17 @@ pub struct VehiclesConfig {
     pub command_interval_secs: u64,
     /// A car's data older than this is not used for the minimum state of charge, seconds.
     pub stale_after_secs: u64,
+    /// Charge below the TWC's minimum (6 A) by telling the car (`set_charging_amps`) to draw
+    /// less while its TWC is offered its minimum. Off by default.
+    pub low_current: bool,
+    /// The least a car is told to draw through its API, A (1–5).
+    pub low_current_min_amps: f64,
+    /// A car that draws more than it was told for this long makes the engine fall back (its
+    /// TWC gets 0 A below 6 A, and this is reported), seconds.
+    pub low_current_grace_secs: u64,
+    /// Least time between two `set_charging_amps` commands to one car, seconds (the Fleet
+    /// API's budget).
+    pub amps_interval_secs: u64,
 }
 
 impl Default for VehiclesConfig {
@@ -56,6 +67,10 @@ impl Default for VehiclesConfig {
             idle_poll_secs: 1800,
             command_interval_secs: 60,
             stale_after_secs: 3600,
+            low_current: false,
+            low_current_min_amps: 2.0,
+            low_current_grace_secs: 60,
+            amps_interval_secs: 120,
         }
     }
 }
@@ -86,7 +101,15 @@ impl VehiclesConfig {
                 ));
             }
         }
+        if !(1.0..=5.0).contains(&c.low_current_min_amps) {
+            errors.push(format!(
+                "[vehicles] low_current_min_amps must be between 1 and 5 A, got {}",
+                c.low_current_min_amps
+            ));
+        }
         for (key, v) in [
+            ("low_current_grace_secs", c.low_current_grace_secs),
+            ("amps_interval_secs", c.amps_interval_secs),
             ("poll_secs", c.poll_secs),
             ("idle_poll_secs", c.idle_poll_secs),
             ("command_interval_secs", c.command_interval_secs),
@@ -146,6 +169,48 @@ pub struct VehicleStatus {
     pub own_limit_pct: Option<u8>,
     /// The last command sent to it.
     pub last_command: Option<CommandRecord>,
+    /// Set only with `[vehicles] low_current` on and a vehicle API that can command it: the
+    /// engine may then give its TWC a share below the TWC's minimum and tell the car.
+    #[serde(default)]
+    pub low_current: Option<LowCurrentCar>,
+    /// The charging amps it last accepted from us (`None`: not lowered by us, or restored).
+    #[serde(default)]
+    pub told_amps: Option<u8>,
+    /// The most it asks for by itself, A (`charge_current_request_max`): what it is set back
+    /// to.
+    #[serde(default)]
+    pub max_amps: Option<f64>,
+}
+
+/// How a car may be told to charge below its TWC's minimum (from `[vehicles]`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LowCurrentCar {
+    /// The least it is told to draw, A.
+    pub min_amps: f64,
+    /// Drawing more than it was told for this long makes the engine fall back, seconds.
+    pub grace_secs: u64,
+}
+
+/// What the engine wants a car to draw through its API (charging below the TWC's minimum, or a
+/// charger controlled through the car): the vehicles task sends it, rate limited.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CarCurrent {
+    /// VIN.
+    pub vin: String,
+    /// Where it charges: a TWCID (`3003`) or a load point (`gen3.garage`).
+    pub at: String,
+    /// `set_charging_amps` this, A; `None` = back to the car's own maximum.
+    pub amps: Option<u8>,
+    /// `Some(true)`: should charge (started through the car), `Some(false)`: stopped through
+    /// the car; `None`: the charger starts and stops it.
+    pub charge: Option<bool>,
+    /// What it counts for in the budgets, A: the charger's offer (or maximum) until the car's
+    /// measured draw confirms it follows.
+    pub counted: crate::model::CentiAmps,
+    /// True once its measured draw shows it follows what it was told.
+    pub confirmed: bool,
+    /// Why the engine fell back (the car draws more than it was told), shown to the user.
+    pub problem: Option<String>,
 }
 
 /// One command sent to a car and what came of it.
@@ -305,5 +370,23 @@ mod tests {
         assert!(e.iter().any(|m| m.contains("poll_secs")));
         let e = VehiclesConfig::from_root(&json!({"vehicles": {"min_soc": 30}})).unwrap_err();
         assert!(e[0].contains("min_soc"), "{e:?}");
+    }
+
+    #[test]
+    fn charging_below_6_a_is_off_by_default_and_its_keys_are_checked() {
+        let c = VehiclesConfig::default();
+        assert!(!c.low_current);
+        let c = VehiclesConfig::from_root(
+            &json!({"vehicles": {"low_current": true, "low_current_min_amps": 3.0}}),
+        )
+        .unwrap();
+        assert!(c.low_current && c.low_current_min_amps == 3.0);
+        let e = VehiclesConfig::from_root(&json!({"vehicles": {
+            "low_current_min_amps": 6.0, "low_current_grace_secs": 0, "amps_interval_secs": 0}}))
+        .unwrap_err();
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(e[0].contains("low_current_min_amps") && e[0].contains("between 1 and 5"));
+        assert!(e.iter().any(|m| m.contains("low_current_grace_secs")));
+        assert!(e.iter().any(|m| m.contains("amps_interval_secs")));
     }
 }

@@ -123,9 +123,66 @@ impl TeslaApi {
         }
     }
 
+    /// With `teslamate`: TeslaMate's tokens when ours are missing or due (TeslaMate may have
+    /// refreshed them already). `Ok(true)` when they replaced ours.
+    async fn from_teslamate(&self, due: bool) -> Result<bool, PluginError> {
+        let Some(tm) = &self.cfg.teslamate else {
+            return Ok(false);
+        };
+        let ours = self.st().tokens.clone();
+        if ours.is_some() && !due {
+            return Ok(false);
+        }
+        use crate::teslamate_db::{TeslaMateError, read_tokens};
+        match read_tokens(tm.url.expose(), tm.encryption_key.expose()).await {
+            Ok(t)
+                if ours
+                    .as_ref()
+                    .is_none_or(|o| o.access_token != t.access_token) =>
+            {
+                info!(
+                    expires_unix = t.expires_unix,
+                    "Tesla tokens read from TeslaMate's database"
+                );
+                let mut st = self.st();
+                st.tokens = Some(t);
+                st.last_error = None;
+                Ok(true)
+            }
+            Ok(_) => Ok(false),
+            Err(e) if ours.is_some() => {
+                warn!(error = %e, "Cannot read TeslaMate's tokens; keeping ours");
+                Ok(false)
+            }
+            Err(e) => {
+                let kind = match e {
+                    TeslaMateError::WrongKey => ErrorKind::Config,
+                    TeslaMateError::NoTokens => ErrorKind::Auth,
+                    TeslaMateError::Format(..) => ErrorKind::Protocol,
+                    TeslaMateError::Database(_) => ErrorKind::Transient,
+                };
+                self.st().last_error = Some(e.to_string());
+                Err(Self::err(kind, e.to_string()))
+            }
+        }
+    }
+
     /// The access token, refreshed first when it expires within the hour.
     async fn access_token(&self, force_refresh: bool) -> Result<String, PluginError> {
         self.load_once();
+        let now = chrono::Utc::now().timestamp();
+        let due = force_refresh
+            || self
+                .st()
+                .tokens
+                .as_ref()
+                .is_none_or(|t| t.expires_unix - now <= REFRESH_BEFORE);
+        if self.from_teslamate(due).await?
+            && let Some(t) = self.st().tokens.clone()
+            && t.expires_unix - now > REFRESH_BEFORE
+        {
+            return Ok(t.access_token);
+        }
         let Some(t) = self.st().tokens.clone() else {
             return Err(Self::err(
                 ErrorKind::Auth,

@@ -3,6 +3,7 @@
 mod api;
 pub mod auth;
 pub mod parse;
+pub mod teslamate_db;
 
 pub use api::TeslaApi;
 pub use api::vehicle::distance_m;
@@ -63,6 +64,20 @@ pub struct TeslaApiConfig {
     /// Request timeout, seconds.
     #[serde(default = "default_timeout")]
     pub timeout_secs: f64,
+    /// Use the Tesla tokens TeslaMate keeps in its PostgreSQL database (read only; refreshed
+    /// here as usual, never written back) instead of logging in here.
+    #[serde(default)]
+    pub teslamate: Option<TeslaMateTokens>,
+}
+
+/// `teslamate = { url = "postgres://…", encryption_key = "…" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeslaMateTokens {
+    /// TeslaMate's database, `postgres://user:password@host:5432/teslamate`.
+    pub url: Secret,
+    /// The `ENCRYPTION_KEY` TeslaMate runs with.
+    pub encryption_key: Secret,
 }
 
 /// The home geofence.
@@ -179,6 +194,19 @@ pub fn build_api(cfg: &PluginConfig) -> Result<TeslaApi, BuildError> {
     }
     if c.calls_per_day == 0 {
         return Err(err("calls_per_day must be at least 1".into()));
+    }
+    if let Some(tm) = &c.teslamate {
+        let u = tm.url.expose();
+        if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+            return Err(err(
+                "teslamate.url must be TeslaMate's database, postgres://user:password@host:5432/teslamate".into(),
+            ));
+        }
+        if tm.encryption_key.is_empty() {
+            return Err(err(
+                "teslamate.encryption_key must be the ENCRYPTION_KEY TeslaMate runs with".into(),
+            ));
+        }
     }
     TeslaApi::new(c, base).map_err(err)
 }

@@ -104,6 +104,7 @@ pub fn parse_vehicle_data(body: &[u8], now_unix: i64) -> Result<ChargeState, Par
         latitude: lat,
         longitude: lon,
         actual_amps: num(cs, "charger_actual_current"),
+        max_amps: num(cs, "charge_current_request_max"),
         age_secs,
     })
 }

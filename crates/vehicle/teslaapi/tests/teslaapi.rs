@@ -551,3 +551,51 @@ fn bad_config_names_the_key() {
     let ex = PluginConfig::from_toml("vehicle.teslaapi", include_str!("../example.toml")).unwrap();
     build_api(&ex).unwrap();
 }
+
+#[tokio::test]
+async fn charging_amps_below_5_a_go_twice_within_the_daily_budget_and_a_429_holds_them() {
+    let r = Rig::new().await;
+    r.seed("T", 86_400);
+    let amps = |a: u8| {
+        Mock::given(method("POST"))
+            .and(path(format!(
+                "/api/1/vehicles/{VIN}/command/set_charging_amps"
+            )))
+            .and(header("authorization", "Bearer T"))
+            .and(body_json(serde_json::json!({ "charging_amps": a })))
+            .respond_with(ok(fixture!("command_charge_start_success.json")))
+    };
+    // Below 5 A a car takes the value from the second call only: sent twice.
+    amps(3).expect(2).mount(&r.proxy).await;
+    // At 5 A and above: once.
+    amps(16).expect(1).mount(&r.proxy).await;
+    let api = r.api("calls_per_day = 4");
+    api.set_amps(VIN, 3).await.unwrap();
+    api.set_amps(VIN, 16).await.unwrap();
+    // Three calls used of four: a low value needs two, the second is refused by the budget.
+    amps(2).expect(1).mount(&r.proxy).await;
+    let e = api.set_amps(VIN, 2).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Transient);
+    assert!(e.chain().contains("calls_per_day"), "{}", e.chain());
+    // A 429 from the proxy: no further call until Retry-After has passed.
+    let r = Rig::new().await;
+    r.seed("T", 86_400);
+    Mock::given(method("POST"))
+        .and(path(format!(
+            "/api/1/vehicles/{VIN}/command/set_charging_amps"
+        )))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "600"))
+        .expect(1)
+        .mount(&r.proxy)
+        .await;
+    let api = r.api("");
+    assert!(api.set_amps(VIN, 4).await.is_err());
+    let e = api.set_amps(VIN, 4).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Transient, "{}", e.chain());
+}
+
+#[test]
+fn the_cars_own_maximum_is_read_to_set_it_back() {
+    let d = parse_vehicle_data(&fixture!("vehicle_data_doc_example.json"), 0).unwrap();
+    assert_eq!(d.max_amps, Some(40.0));
+}

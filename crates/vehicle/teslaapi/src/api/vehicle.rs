@@ -269,12 +269,15 @@ impl VehicleApi for TeslaApi {
         .await
     }
     async fn set_amps(&self, vin: &str, amps: u8) -> Result<(), PluginError> {
-        self.command(
-            vin,
-            "set_charging_amps",
-            Some(serde_json::json!({ "charging_amps": amps })),
-        )
-        .await
+        let body = serde_json::json!({ "charging_amps": amps });
+        self.command(vin, "set_charging_amps", Some(body.clone()))
+            .await?;
+        // Below 5 A a car takes the value only from a second call (the first sets 5 A: TeslaPy
+        // documents it, BLE users see the same).
+        if amps < 5 {
+            self.command(vin, "set_charging_amps", Some(body)).await?;
+        }
+        Ok(())
     }
 
     fn account(&self) -> AccountStatus {
