@@ -44,6 +44,7 @@ pub fn gen3_details_charging_na() -> Value {
 /// (its circuit: 48 A).
 pub fn gen3_charging_na() -> LoadPointStatus {
     LoadPointStatus {
+        via_car: None,
         name: "gen3.garage".into(),
         kind: "gen3".into(),
         max: CentiAmps::from_f64(48.0),

@@ -39,6 +39,7 @@ pub fn session_ended() -> Event {
             started_at: "2026-11-02T17:00:00Z".parse().expect("a date"),
             start_kwh: Some(100),
             energy_kwh: 12.345,
+            metrics: Default::default(),
         },
     }
 }

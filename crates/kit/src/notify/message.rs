@@ -197,7 +197,27 @@ pub fn session_summary(s: &ChargeSession, ended: DateTime<Utc>) -> String {
         mins / 60,
         mins % 60
     );
-    for line in session_extras(&serde_json::to_value(s).unwrap_or(Value::Null)) {
+    // The engine's metrics, under the names the extension point reads; a share or cost the
+    // engine could not measure (stale meter, no price) is left out, never shown as 0.
+    let m = &s.metrics;
+    let mut v = serde_json::to_value(s).unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        if m.unpriced_kwh == 0.0 && m.integrated_kwh > 0.0 && m.currency.is_some() {
+            o.insert("cost".into(), m.grid_cost.into());
+            o.insert("currency".into(), m.currency.clone().into());
+        }
+        if m.unmetered_kwh == 0.0 && m.integrated_kwh > 0.0 {
+            o.insert(
+                "solar_share".into(),
+                (m.solar_kwh / m.integrated_kwh).into(),
+            );
+        }
+        if let (Some(a), Some(b)) = (m.soc_start_pct, m.soc_end_pct) {
+            o.insert("soc_start_pct".into(), a.into());
+            o.insert("soc_end_pct".into(), b.into());
+        }
+    }
+    for line in session_extras(&v) {
         out.push('\n');
         out.push_str(&line);
     }
@@ -241,6 +261,7 @@ mod tests {
             started_at: "2026-11-02T17:00:00Z".parse().unwrap(),
             start_kwh: Some(100),
             energy_kwh: kwh,
+            metrics: Default::default(),
         }
     }
 
@@ -258,6 +279,26 @@ mod tests {
             m.body,
             "The car 5YJ3E1EA0KF000001 charged 12.35 kWh in 1 h 25 min."
         );
+    }
+
+    #[test]
+    fn a_session_end_says_the_engines_cost_solar_share_and_soc_and_leaves_out_unknowns() {
+        let at = "2026-11-02T18:25:00Z".parse().unwrap();
+        let mut s = session(10.0);
+        s.metrics.integrated_kwh = 10.0;
+        s.metrics.solar_kwh = 4.0;
+        s.metrics.grid_cost = 1.8;
+        s.metrics.currency = Some("EUR".into());
+        s.metrics.soc_start_pct = Some(40.0);
+        s.metrics.soc_end_pct = Some(80.0);
+        let text = session_summary(&s, at);
+        assert!(text.contains("Cost: 1.80 EUR"), "{text}");
+        assert!(text.contains("Solar share: 40 %"), "{text}");
+        assert!(text.contains("State of charge: 40 % → 80 %"), "{text}");
+        s.metrics.unmetered_kwh = 1.0;
+        s.metrics.unpriced_kwh = 2.0;
+        let text = session_summary(&s, at);
+        assert!(!text.contains("Cost") && !text.contains("Solar"), "{text}");
     }
 
     #[test]

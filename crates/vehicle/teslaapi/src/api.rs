@@ -125,7 +125,7 @@ impl TeslaApi {
 
     /// With `teslamate`: TeslaMate's tokens when ours are missing or due (TeslaMate may have
     /// refreshed them already). `Ok(true)` when they replaced ours.
-    async fn from_teslamate(&self, due: bool) -> Result<bool, PluginError> {
+    async fn load_teslamate_tokens(&self, due: bool) -> Result<bool, PluginError> {
         let Some(tm) = &self.cfg.teslamate else {
             return Ok(false);
         };
@@ -177,7 +177,7 @@ impl TeslaApi {
                 .tokens
                 .as_ref()
                 .is_none_or(|t| t.expires_unix - now <= REFRESH_BEFORE);
-        if self.from_teslamate(due).await?
+        if self.load_teslamate_tokens(due).await?
             && let Some(t) = self.st().tokens.clone()
             && t.expires_unix - now > REFRESH_BEFORE
         {

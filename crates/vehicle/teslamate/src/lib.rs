@@ -109,6 +109,8 @@ pub fn charge_state_from(
         latitude: num("latitude"),
         longitude: num("longitude"),
         actual_amps: num("charger_actual_current"),
+        // TeslaMate publishes no `charge_current_request_max` topic.
+        max_amps: None,
         age_secs: None,
     }
 }

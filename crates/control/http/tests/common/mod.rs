@@ -391,6 +391,7 @@ pub async fn report_gen3(engine: &EngineHandle) {
     engine
         .command(twc_core::engine::Command::ReportLoadPoint(Box::new(
             twc_core::model::LoadPointReport {
+                via_car: None,
                 name: l.name,
                 kind: l.kind,
                 max: l.max,

@@ -356,6 +356,7 @@ impl Hub {
             ));
         }
         Command::ReportLoadPoint(Box::new(LoadPointReport {
+            via_car: None,
             name,
             kind: crate::NAME.into(),
             max: CentiAmps::from_f64(ch.limits.max),
