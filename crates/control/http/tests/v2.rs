@@ -744,7 +744,15 @@ async fn a_stale_meter_is_shown_as_trouble_and_never_as_zero_watts() {
 /// required one is present, recursively through `$ref`s, objects and arrays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_v2_get_answer_matches_its_openapi_schema() {
-    let d = demo(2).await;
+    // With stored sessions, so `/api/v2/sessions` answers 200 (without a database logger it
+    // answers 503, tested in sessions_filter_page_total_and_export_as_csv).
+    let d = demo_full(
+        2,
+        Default::default(),
+        http_config(),
+        Some(std::sync::Arc::new(StoredSessions(sample_sessions(5)))),
+    )
+    .await;
     d.wait_slaves(2).await;
     d.wait_until(Duration::from_secs(30), |s| {
         s.slaves.iter().any(|x| x.vin.is_some())

@@ -378,7 +378,8 @@ mod tests {
             SqliteDb::upsert(CHARGE_SESSIONS.key, CHARGE_SESSIONS.update),
             "ON CONFLICT (startTime, slaveTWC) DO UPDATE SET startkWh = excluded.startkWh, \
              vehicleVIN = excluded.vehicleVIN, lastTime = excluded.lastTime, \
-             lastkWh = excluded.lastkWh"
+             lastkWh = excluded.lastkWh, vehicleName = excluded.vehicleName, \
+             startSoC = excluded.startSoC"
         );
     }
 
