@@ -97,6 +97,36 @@ fn ok(case: &NotifierCase) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_raw(case.ok_body.as_bytes().to_vec(), "application/json")
 }
 
+/// A server that answers `first` `times` times, then the plugin's success; one session-end
+/// event is recorded and `expected` requests must arrive within `within`. Returns when the
+/// event was recorded (for timing the retries).
+async fn fails_then_succeeds(
+    case: &NotifierCase,
+    first: ResponseTemplate,
+    times: u64,
+    expected: usize,
+    within: Duration,
+) -> Instant {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(first)
+        .up_to_n_times(times)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ok(case))
+        .mount(&server)
+        .await;
+    let n = build(case, &server, "").await;
+    let t0 = Instant::now();
+    n.record(&session_ended())
+        .await
+        .expect("record never fails");
+    requests(&server, expected, within, Duration::from_millis(300)).await;
+    t0
+}
+
 /// Run every path; returns the request of the plain success for the plugin's own checks of
 /// its format.
 pub async fn check_notifier(case: NotifierCase) -> Request {
@@ -122,31 +152,14 @@ pub async fn check_notifier(case: NotifierCase) -> Request {
     .await;
 
     // 429 with Retry-After: 1, then success: sent once more, not before a second.
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(429)
-                .insert_header("Retry-After", "1")
-                .set_body_string(r#"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 1","parameters":{"retry_after":1}}"#),
-        )
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ok(&case))
-        .mount(&server)
-        .await;
-    let n = build(&case, &server, "").await;
-    let t0 = Instant::now();
-    n.record(&session_ended())
-        .await
-        .expect("record never fails");
-    requests(
-        &server,
+    let t0 = fails_then_succeeds(
+        &case,
+        ResponseTemplate::new(429)
+            .insert_header("Retry-After", "1")
+            .set_body_string(r#"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 1","parameters":{"retry_after":1}}"#),
+        1,
         2,
         Duration::from_secs(8),
-        Duration::from_millis(300),
     )
     .await;
     assert!(
@@ -155,50 +168,22 @@ pub async fn check_notifier(case: NotifierCase) -> Request {
     );
 
     // 503 twice, then success.
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(503))
-        .up_to_n_times(2)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ok(&case))
-        .mount(&server)
-        .await;
-    let n = build(&case, &server, "").await;
-    n.record(&session_ended())
-        .await
-        .expect("record never fails");
-    requests(
-        &server,
+    fails_then_succeeds(
+        &case,
+        ResponseTemplate::new(503),
+        2,
         3,
         Duration::from_secs(12),
-        Duration::from_millis(300),
     )
     .await;
 
     // A timeout (the answer takes 3 s, the limit is 1 s), then success.
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ok(&case).set_delay(Duration::from_secs(3)))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ok(&case))
-        .mount(&server)
-        .await;
-    let n = build(&case, &server, "").await;
-    n.record(&session_ended())
-        .await
-        .expect("record never fails");
-    requests(
-        &server,
+    fails_then_succeeds(
+        &case,
+        ok(&case).set_delay(Duration::from_secs(3)),
+        1,
         2,
         Duration::from_secs(10),
-        Duration::from_millis(300),
     )
     .await;
     assert!(logs.text().contains("timed out"), "the timeout is logged");
