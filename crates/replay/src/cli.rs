@@ -102,6 +102,12 @@ pub struct Args {
     /// `[green] restart_cost_wh` (0 = weighted stop count only; default: the config default).
     #[arg(long)]
     pub restart_cost_wh: Option<f64>,
+    /// `[green] drop_reserve_secs` (0 = off; default: the config default).
+    #[arg(long)]
+    pub drop_reserve_secs: Option<f64>,
+    /// `[green] drop_reserve_max_w` (default: the config default).
+    #[arg(long)]
+    pub drop_reserve_max_w: Option<f64>,
     /// A price series (`timestamp,price_per_kwh`): run a weekday charge plan over it
     /// (`--plan-kwh`, `--plan-arrive`, `--plan-depart`) against charging on arrival.
     #[arg(long)]
@@ -128,6 +134,14 @@ pub struct Args {
     /// Feed-in price per kWh for --tariff (the value of the solar energy a session used).
     #[arg(long)]
     pub feed_in: Option<f64>,
+    /// Charge below the TWC's minimum through the car (`[vehicles] low_current = true`, the
+    /// other `[vehicles]` keys at their defaults), the cars' API played by simulated cars that
+    /// follow `set_charging_amps`.
+    #[arg(long)]
+    pub low_current: bool,
+    /// `[vehicles] low_current_min_amps` for --low-current (default: the config default).
+    #[arg(long)]
+    pub low_current_min_amps: Option<f64>,
 }
 
 /// Run the command line.
@@ -307,6 +321,12 @@ fn options(a: &Args) -> Result<SimOptions, String> {
     if let Some(c) = a.restart_cost_wh {
         policy.green.restart_cost_wh = c;
     }
+    if let Some(d) = a.drop_reserve_secs {
+        policy.green.drop_reserve_secs = d;
+    }
+    if let Some(w) = a.drop_reserve_max_w {
+        policy.green.drop_reserve_max_w = w;
+    }
     let mut opts = SimOptions {
         slaves: a.slaves,
         phases: a.phases,
@@ -326,6 +346,19 @@ fn options(a: &Args) -> Result<SimOptions, String> {
     };
     if let Some(step) = a.offer_step_amps {
         opts.offer_step_amps = step;
+    }
+    if a.low_current {
+        // Checked by the daemon's own `[vehicles]` validation.
+        let mut v = serde_json::json!({ "low_current": true });
+        if let Some(m) = a.low_current_min_amps {
+            v["low_current_min_amps"] = m.into();
+        }
+        let v =
+            twc_core::vehicles::VehiclesConfig::from_root(&serde_json::json!({ "vehicles": v }))
+                .map_err(|e| e.join("; "))?;
+        opts.low_current = Some(v);
+    } else if a.low_current_min_amps.is_some() {
+        return Err("--low-current-min-amps needs --low-current".into());
     }
     if let Some(path) = &a.tariff {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;

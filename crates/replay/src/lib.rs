@@ -11,6 +11,7 @@ pub mod plan_month;
 pub mod reference;
 pub mod run;
 pub mod sessions;
+pub mod simcar;
 pub mod trace;
 
 pub use generate::{DayKind, GenSpec, generate};

@@ -54,6 +54,10 @@ pub struct SimOptions {
     pub offer_step_amps: f64,
     /// A tariff given to the engine (as a tariff plugin would), so each session gets its cost.
     pub prices: Option<twc_core::plugin::Prices>,
+    /// `[vehicles] low_current` with the cars' API played by [`crate::simcar::SimCars`]
+    /// (cars that follow `set_charging_amps`): surplus below the TWC's minimum is charged
+    /// through the car. `None`: no vehicle API.
+    pub low_current: Option<twc_core::vehicles::VehiclesConfig>,
 }
 
 impl Default for SimOptions {
@@ -77,6 +81,7 @@ impl Default for SimOptions {
             keep_rows: true,
             offer_step_amps: 0.5,
             prices: None,
+            low_current: None,
         }
     }
 }
@@ -225,6 +230,13 @@ async fn replay(trace: &Trace, opts: &SimOptions) -> Result<Report, String> {
             stale_after: opts.stale_after,
         },
     }];
+    if let Some(v) = &opts.low_current {
+        parts.vehicles = vec![(
+            "simcar".into(),
+            Box::new(crate::simcar::SimCars::new(sim.clone(), true)),
+        )];
+        parts.vehicles_config = v.clone();
+    }
     let eng = twc_runtime::start(parts)
         .await
         .expect("no control surface that could fail to start");

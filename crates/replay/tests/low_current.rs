@@ -9,9 +9,10 @@ use std::time::Duration;
 use twc_core::engine::{self, EngineConfig, EngineHandle};
 use twc_core::master::MasterConfig;
 use twc_core::model::{CentiAmps, EnergyReading, Settings};
-use twc_core::plugin::{ChargeState, EmsSource, PluginError, PollSettings, Vehicle, VehicleApi};
+use twc_core::plugin::{EmsSource, PluginError, PollSettings};
 use twc_core::protocol::TwcId;
 use twc_core::vehicles::{self, VehiclesConfig};
+use twc_replay::simcar::SimCars;
 use twc_sim::{CarConfig, SimHandle, SimSlave, SlaveConfig, duplex_pair, sample_vin};
 
 /// PV as the test sets it, under a 500 W house load plus what the car draws.
@@ -30,78 +31,6 @@ impl EmsSource for Sun {
             measured_at: tokio::time::Instant::now(),
             ..EnergyReading::default()
         })
-    }
-}
-
-/// The car's API over the simulated car. A car that `follows` draws what `set_charging_amps`
-/// told it; one that does not answers "done" and keeps drawing what its TWC offers.
-#[derive(Clone)]
-struct SimCar {
-    sim: SimHandle,
-    vin: String,
-    follows: bool,
-    sent: Arc<Mutex<Vec<String>>>,
-}
-
-#[twc_core::async_trait]
-impl VehicleApi for SimCar {
-    fn name(&self) -> &str {
-        "simcar"
-    }
-    async fn list(&self) -> Result<Vec<Vehicle>, PluginError> {
-        Ok(vec![Vehicle {
-            id: "1".into(),
-            vin: self.vin.clone(),
-            name: None,
-        }])
-    }
-    async fn charge_state(&self, _vin: &str) -> Result<ChargeState, PluginError> {
-        let s = self.sim.slave(0).unwrap();
-        let state = if s.actual.0 >= 100 {
-            "Charging"
-        } else {
-            "Stopped"
-        };
-        Ok(ChargeState {
-            soc_pct: Some(50.0),
-            limit_pct: Some(90.0),
-            charging_state: Some(state.into()),
-            plugged_in: Some(true),
-            at_home: Some(true),
-            state: Some("online".into()),
-            max_amps: Some(32.0),
-            ..ChargeState::default()
-        })
-    }
-    async fn set_amps(&self, vin: &str, amps: u8) -> Result<(), PluginError> {
-        self.sent
-            .lock()
-            .unwrap()
-            .push(format!("set_amps {vin} {amps}"));
-        if self.follows {
-            let a = CentiAmps::from_amps(u16::from(amps));
-            let mut c = car(&self.vin);
-            c.max_amps = a;
-            c.min_amps = c.min_amps.min(a);
-            self.sim.set_car(0, c).unwrap();
-        }
-        Ok(())
-    }
-    async fn start(&self, vin: &str) -> Result<(), PluginError> {
-        self.sent.lock().unwrap().push(format!("start {vin}"));
-        Ok(())
-    }
-    async fn stop(&self, vin: &str) -> Result<(), PluginError> {
-        self.sent.lock().unwrap().push(format!("stop {vin}"));
-        Ok(())
-    }
-    fn account(&self) -> twc_core::plugin::AccountStatus {
-        twc_core::plugin::AccountStatus {
-            plugin: "simcar".into(),
-            logged_in: true,
-            can_command: true,
-            ..Default::default()
-        }
     }
 }
 
@@ -157,13 +86,8 @@ fn site(pv_w: f64, follows: bool) -> Site {
     };
     let eng = engine::spawn(cfg, Box::new(comms), vec![src], settings);
     std::mem::forget(eng.task);
-    let api = SimCar {
-        sim: sim.clone(),
-        vin: vin.clone(),
-        follows,
-        sent: Default::default(),
-    };
-    let sent = api.sent.clone();
+    let api = SimCars::new(sim.clone(), follows);
+    let sent = api.sent();
     let vcfg = VehiclesConfig {
         poll_secs: 10,
         low_current: true,

@@ -43,6 +43,8 @@ pub const SETTLE_SECS: f64 = 5.0;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClosedLoop {
     last: Option<Instant>,
+    /// The surplus the last new reading showed, site amps.
+    last_surplus: Option<f64>,
     changed: Option<Instant>,
     correction_a: f64,
     dead_band_a: f64,
@@ -52,6 +54,7 @@ impl Default for ClosedLoop {
     fn default() -> Self {
         ClosedLoop {
             last: None,
+            last_surplus: None,
             changed: None,
             correction_a: 0.0,
             dead_band_a: 1.0,
@@ -77,18 +80,26 @@ impl ClosedLoop {
     /// Forget the correction (no fresh reading, no grid meter, or green tracking left).
     pub fn forget(&mut self) {
         self.last = None;
+        self.last_surplus = None;
         self.changed = None;
         self.correction_a = 0.0;
     }
 
     /// One evaluation at `now`. `measured_at`: when the reading was measured (a reading already
     /// seen teaches nothing); `export_a`: measured export in site amps (negative = import);
-    /// `drawing`: cars drawing current. Returns the correction in site amps.
+    /// `surplus_a`: the surplus the same reading shows (the budget follows it); `drawing`: cars
+    /// drawing current. Returns the correction in site amps.
+    ///
+    /// Only the part of the export the surplus did not bring is learned: when the sun comes out
+    /// between two readings, the new export is new surplus, which the budget already follows on
+    /// this reading; learning it too would raise the offer twice (and import until the next
+    /// reading). A fall of the surplus likewise is followed, not learned.
     pub fn update(
         &mut self,
         now: Instant,
         measured_at: Instant,
         export_a: f64,
+        surplus_a: f64,
         drawing: usize,
     ) -> f64 {
         if drawing == 0 || !export_a.is_finite() {
@@ -99,6 +110,11 @@ impl ClosedLoop {
             return self.correction_a;
         }
         self.last = Some(measured_at);
+        let change = match self.last_surplus.replace(surplus_a) {
+            Some(before) if surplus_a.is_finite() && before.is_finite() => surplus_a - before,
+            _ => 0.0,
+        };
+        let export_a = export_a - change;
         if self
             .changed
             .is_some_and(|c| measured_at < c + Duration::from_secs_f64(SETTLE_SECS))
@@ -142,7 +158,7 @@ mod tests {
             let offer = ((surplus + cl.correction()) * 2.0).floor() / 2.0;
             exports.push(surplus - (offer - shortfall));
             if k >= delay {
-                cl.update(at(k), at(k - delay), exports[k - delay], 1);
+                cl.update(at(k), at(k - delay), exports[k - delay], surplus, 1);
             }
         }
         exports
@@ -186,6 +202,7 @@ mod tests {
                 t0 + Duration::from_secs(k),
                 t0 + Duration::from_secs(k),
                 2.0,
+                10.0,
                 1,
             );
         }
@@ -194,7 +211,7 @@ mod tests {
         let mut cl = ClosedLoop::default();
         cl.set_dead_band(0.5);
         for k in 0..10 {
-            cl.update(t0 + Duration::from_secs(k), t0, 1.0, 1);
+            cl.update(t0 + Duration::from_secs(k), t0, 1.0, 10.0, 1);
         }
         assert_eq!(cl.correction(), 1.0);
     }
@@ -206,29 +223,29 @@ mod tests {
         cl.set_dead_band(0.5);
         let s = |k: u64| t0 + Duration::from_secs(k);
         // A ramp (8 A exported) and a cloud edge (10 A imported) are not a shortfall.
-        cl.update(s(0), s(0), 8.0, 1);
-        cl.update(s(5), s(5), -10.0, 1);
+        cl.update(s(0), s(0), 8.0, 10.0, 1);
+        cl.update(s(5), s(5), -10.0, 10.0, 1);
         assert_eq!(cl.correction(), 0.0);
-        cl.update(s(10), s(10), 1.0, 1);
+        cl.update(s(10), s(10), 1.0, 10.0, 1);
         assert_eq!(cl.correction(), 1.0);
         // A reading measured before the change had time to show teaches nothing.
-        cl.update(s(12), s(12), 1.0, 1);
+        cl.update(s(12), s(12), 1.0, 10.0, 1);
         assert_eq!(cl.correction(), 1.0);
         // A later one does, up to the limit.
-        cl.update(s(15), s(15), 0.6, 1);
+        cl.update(s(15), s(15), 0.6, 10.0, 1);
         assert_eq!(cl.correction(), MAX_CORRECTION_A);
         // No car drawing: forgotten.
-        assert_eq!(cl.update(s(20), s(20), 1.0, 0), 0.0);
+        assert_eq!(cl.update(s(20), s(20), 1.0, 10.0, 0), 0.0);
         assert_eq!(cl.correction(), 0.0);
         // An export under one step is left alone; an import is not.
         let mut cl = ClosedLoop::default();
         cl.set_dead_band(0.5);
-        cl.update(s(30), s(30), 0.4, 1);
+        cl.update(s(30), s(30), 0.4, 10.0, 1);
         assert_eq!(cl.correction(), 0.0);
-        cl.update(s(35), s(35), -0.2, 1);
+        cl.update(s(35), s(35), -0.2, 10.0, 1);
         assert_eq!(cl.correction(), -0.2);
         // NaN: forgotten, never a number.
-        cl.update(s(45), s(45), 1.0, 1);
-        assert_eq!(cl.update(s(50), s(50), f64::NAN, 1), 0.0);
+        cl.update(s(45), s(45), 1.0, 10.0, 1);
+        assert_eq!(cl.update(s(50), s(50), f64::NAN, 10.0, 1), 0.0);
     }
 }

@@ -203,6 +203,14 @@ pub struct GreenConfig {
     /// plus the import expected until the forecast is back at the minimum exceeds it;
     /// `stop_delay_secs` stays the upper bound. 0 = stop after the weighted stop count only.
     pub restart_cost_wh: f64,
+    /// Drop reserve: the window over which the falls of the surplus between consecutive
+    /// readings are remembered, s. While charging above the minimum, the offer is lowered by
+    /// the largest fall in the window (at most `drop_reserve_max_w`), so a surplus that keeps
+    /// jumping down under broken clouds is not followed into the grid; a smooth surplus keeps
+    /// no margin. 0 = off. See `policy/drop_reserve.rs`.
+    pub drop_reserve_secs: f64,
+    /// The most the drop reserve keeps back, W.
+    pub drop_reserve_max_w: f64,
 }
 
 impl Default for GreenConfig {
@@ -220,6 +228,8 @@ impl Default for GreenConfig {
             closed_loop: true,
             forecast_secs: 300.0,
             restart_cost_wh: 0.0,
+            drop_reserve_secs: 0.0,
+            drop_reserve_max_w: 300.0,
         }
     }
 }
@@ -386,6 +396,8 @@ impl PolicyConfig {
             ("battery_charge_w", g.battery_charge_w),
             ("forecast_secs", g.forecast_secs),
             ("restart_cost_wh", g.restart_cost_wh),
+            ("drop_reserve_secs", g.drop_reserve_secs),
+            ("drop_reserve_max_w", g.drop_reserve_max_w),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 e.push(format!("[green] {k} = {v}: expected a number ≥ 0"));

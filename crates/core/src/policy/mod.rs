@@ -21,10 +21,12 @@
 pub mod closed_loop;
 mod conditions;
 mod config;
+pub mod drop_reserve;
 pub mod green;
 mod schedule;
 mod site;
 pub mod sun;
+mod webhooks;
 
 use closed_loop::ClosedLoop;
 pub use conditions::check_condition;
@@ -33,9 +35,11 @@ pub use config::{
     Condition, CustomPolicy, GreenConfig, GridConfig, Op, PolicyConfig, Position, RulesConfig,
     SECTIONS, Webhook, parse_offset,
 };
+use drop_reserve::DropReserve;
 use green::{GreenStep, GreenTracker};
 pub use schedule::{active_window, local_time};
 pub use site::{GridHeadroom, grid_headroom, grid_now_w, offsets_w, surplus_w};
+pub use webhooks::webhooks_for_change;
 
 use crate::model::{EnergyReading, OffsetUnit, Settings};
 use chrono::{DateTime, Datelike, FixedOffset, Timelike, Utc};
@@ -169,6 +173,7 @@ pub struct PolicyEngine {
     latches: BTreeMap<String, f64>,
     green: Option<GreenTracker>,
     closed_loop: ClosedLoop,
+    drop_reserve: DropReserve,
     last: Option<(String, String, Action)>,
 }
 
@@ -180,6 +185,7 @@ impl PolicyEngine {
             latches: BTreeMap::new(),
             green: None,
             closed_loop: ClosedLoop::default(),
+            drop_reserve: DropReserve::default(),
             last: None,
         }
     }
@@ -289,6 +295,7 @@ impl PolicyEngine {
             Action::Fixed(a) => {
                 self.green = None;
                 self.closed_loop.forget();
+                self.drop_reserve.forget();
                 (a.max(0.0), false, None)
             }
             Action::Green { flex } => {
@@ -316,16 +323,31 @@ impl PolicyEngine {
                 let mut cars = tracker.cars();
                 let mut amps = out.amps;
                 let mut state = out.state;
-                // Closed loop (closed_loop.rs): add what the meter says the cars leave unused.
+                // Drop reserve (drop_reserve.rs): a margin sized by the recent falls.
+                let drop_reserve = match (ctx.reading, surplus) {
+                    (Some(r), Some(w)) => self.drop_reserve.update(
+                        r.measured_at,
+                        w / volts_total,
+                        std::time::Duration::from_secs_f64(self.cfg.green.drop_reserve_secs),
+                        self.cfg.green.drop_reserve_max_w / volts_total,
+                    ),
+                    _ => {
+                        self.drop_reserve.forget();
+                        0.0
+                    }
+                };
+                // Closed loop (closed_loop.rs): add what the meter says the cars leave unused,
+                // beyond the export the drop reserve means to leave.
                 let export_a = ctx
                     .reading
                     .filter(|_| self.cfg.green.closed_loop)
                     .and_then(|r| r.grid_w.map(|g| (r.measured_at, -g / volts_total)));
                 let correction = match (export_a, surplus) {
-                    (Some((at, e)), Some(_)) => self.closed_loop.update(
+                    (Some((at, e)), Some(w)) => self.closed_loop.update(
                         tokio::time::Instant::now(),
                         at,
-                        e,
+                        e - drop_reserve,
+                        w / volts_total,
                         ctx.cars_charging,
                     ),
                     _ => {
@@ -338,7 +360,7 @@ impl PolicyEngine {
                     && cars > 0
                     && s >= hold
                 {
-                    amps = (s + correction).max(hold);
+                    amps = (s + correction - drop_reserve).max(hold);
                 }
                 // Min + solar: the minimum always (with fresh data and a car connected), the
                 // surplus on top.
@@ -357,6 +379,9 @@ impl PolicyEngine {
                         reason = format!("{reason}; surplus {w:.0} W = {:.2} A", w / volts_total);
                         if correction != 0.0 {
                             reason = format!("{reason}, {correction:+.2} A from the grid meter");
+                        }
+                        if drop_reserve > 0.0 {
+                            reason = format!("{reason}, {drop_reserve:.2} A kept for falls");
                         }
                     }
                     None => reason = format!("{reason}; no fresh reading: 0 A until one arrives"),
@@ -565,28 +590,3 @@ impl PolicyEngine {
 
 #[cfg(test)]
 mod tests;
-
-/// The webhooks to call when the active policy changes from `prev` (`None` = none yet) to `next`:
-/// first every `exit` hook of `prev`, then every `enter` hook of `next`, each with its event name.
-/// Nothing when the policy did not change. Pure: the `status.webhook` plugin makes the calls.
-pub fn webhooks_for_change(
-    hooks: &[Webhook],
-    prev: Option<&str>,
-    next: &str,
-) -> Vec<(Webhook, String)> {
-    let mut out = Vec::new();
-    if prev == Some(next) {
-        return out;
-    }
-    for w in hooks {
-        if w.event == "exit" && prev.is_some_and(|p| w.policy == "*" || w.policy == p) {
-            out.push((w.clone(), "exit".to_string()));
-        }
-    }
-    for w in hooks {
-        if w.event == "enter" && (w.policy == "*" || w.policy == next) {
-            out.push((w.clone(), "enter".to_string()));
-        }
-    }
-    out
-}
