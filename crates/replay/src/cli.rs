@@ -109,7 +109,9 @@ pub struct Args {
     #[arg(long)]
     pub drop_reserve_max_w: Option<f64>,
     /// A price series (`timestamp,price_per_kwh`): run a weekday charge plan over it
-    /// (`--plan-kwh`, `--plan-arrive`, `--plan-depart`) against charging on arrival.
+    /// (`--plan-kwh`, `--plan-arrive`, `--plan-depart`) against charging on arrival. With
+    /// --trace: the plan with the trace's PV and house load and a forecast (--plan-forecast),
+    /// the prices put onto the trace's days by weekday.
     #[arg(long)]
     pub prices: Option<PathBuf>,
     /// Write the synthetic price series (this many days from --prices-start) to --write.
@@ -127,6 +129,10 @@ pub struct Args {
     /// Departure, local HH:MM.
     #[arg(long, default_value = "07:00")]
     pub plan_depart: String,
+    /// Forecasts for a --trace --prices plan replay, comma-separated: `none` (prices only),
+    /// `persistence` (the PV measured 24 h earlier), `perfect` (the trace's own hourly means).
+    #[arg(long, default_value = "none,persistence,perfect")]
+    pub plan_forecast: String,
     /// A price series (`timestamp,price_per_kwh`, as --prices) given to the engine during a
     /// --trace replay, so each session's cost is reported next to its solar share.
     #[arg(long)]
@@ -168,6 +174,9 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Result<(), String> {
         std::fs::write(path, crate::plan_month::synthetic_prices(start, days))
             .map_err(|e| format!("{}: {e}", path.display()))?;
         return Ok(());
+    }
+    if let (Some(path), Some(trace)) = (&a.prices, &a.trace) {
+        return plan_solar(&a, path, trace);
     }
     if let Some(path) = &a.prices {
         use crate::plan_month::{PlanMonthOptions, parse_prices, run_plan_month, table};
@@ -292,6 +301,72 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Result<(), String> {
         crate::sessions::table(&report.sessions, *trace.start().offset())
     );
     write_outputs(&a, path, &report)
+}
+
+/// `--trace FILE --prices FILE`: the weekday plan with PV, forecasts and prices.
+fn plan_solar(
+    a: &Args,
+    path: &std::path::Path,
+    trace_path: &std::path::Path,
+) -> Result<(), String> {
+    use crate::plan_solar::{ForecastMode, PlanSolarOptions, map_prices, run_plan_solar, table};
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))
+    };
+    let trace =
+        Trace::parse(&read(trace_path)?).map_err(|e| format!("{}: {e}", trace_path.display()))?;
+    let (prices, offset) = crate::plan_month::parse_prices(&read(path)?)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let (mapped, map) = map_prices(&prices, offset, &trace)?;
+    let modes = a
+        .plan_forecast
+        .split(',')
+        .map(ForecastMode::parse)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("--plan-forecast: {e}"))?;
+    let time = |k: &str, v: &str| {
+        chrono::NaiveTime::parse_from_str(v, "%H:%M")
+            .map_err(|e| format!("{k} {v:?}: {e} (expected HH:MM)"))
+    };
+    let o = PlanSolarOptions {
+        kwh: a.plan_kwh,
+        arrive: time("--plan-arrive", &a.plan_arrive)?,
+        depart: time("--plan-depart", &a.plan_depart)?,
+        max_amps: a.max_amps_per_twc.min(a.max_amps_all),
+        min_amps: a.min_amps,
+        voltage: a.voltage,
+        phases: a.phases,
+        meter_interval: Duration::from_secs(a.meter_interval_secs.max(1)),
+    };
+    let wall = std::time::Instant::now();
+    let days = run_plan_solar(&trace, &mapped, &o, &modes)?;
+    println!(
+        "trace {} ({} rows from {}); prices {} put onto its days by weekday: {} → {}, …, {} → {}",
+        trace_path.display(),
+        trace.steps.len(),
+        trace.start().to_rfc3339(),
+        path.display(),
+        map[0].0,
+        map[0].1,
+        map[map.len() - 1].0,
+        map[map.len() - 1].1
+    );
+    println!(
+        "weekday plan {} kWh, arrive {} depart {}, {} A max, {} phase(s) at {} V, meter every {} s",
+        o.kwh,
+        a.plan_arrive,
+        a.plan_depart,
+        o.max_amps,
+        o.phases,
+        o.voltage,
+        o.meter_interval.as_secs()
+    );
+    print!("{}", table(&days, &modes));
+    println!(
+        "replays took {:.1} s wall clock",
+        wall.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// The replay options the flags describe.

@@ -8,6 +8,7 @@ pub mod corpus;
 pub mod generate;
 pub mod metrics;
 pub mod plan_month;
+pub mod plan_solar;
 pub mod reference;
 pub mod run;
 pub mod sessions;

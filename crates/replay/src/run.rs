@@ -100,11 +100,14 @@ pub struct Report {
     pub sessions: Vec<crate::sessions::EndedSession>,
 }
 
-struct Meter {
-    trace: Arc<Trace>,
-    start: tokio::time::Instant,
-    sim: SimHandle,
-    volts_sum: f64,
+/// The replay's meter: the trace's PV and house load at the paused clock's time since `start`
+/// (plus `base_secs` into the trace), with the cars' actual draw in the grid power.
+pub(crate) struct Meter {
+    pub(crate) trace: Arc<Trace>,
+    pub(crate) start: tokio::time::Instant,
+    pub(crate) base_secs: f64,
+    pub(crate) sim: SimHandle,
+    pub(crate) volts_sum: f64,
 }
 
 fn charger_w(sim: &SimHandle, volts_sum: f64) -> (f64, Vec<f64>, Vec<f64>) {
@@ -124,7 +127,7 @@ fn charger_w(sim: &SimHandle, volts_sum: f64) -> (f64, Vec<f64>, Vec<f64>) {
 impl EmsSource for Meter {
     async fn read(&self) -> Result<EnergyReading, PluginError> {
         let now = tokio::time::Instant::now();
-        let t = (now - self.start).as_secs_f64();
+        let t = self.base_secs + (now - self.start).as_secs_f64();
         let step = self.trace.at_offset(t);
         let (cw, _, _) = charger_w(&self.sim, self.volts_sum);
         let battery = step.battery_w.unwrap_or(0.0);
@@ -217,6 +220,7 @@ async fn replay(trace: &Trace, opts: &SimOptions) -> Result<Report, String> {
     let meter = Meter {
         trace: trace.clone(),
         start,
+        base_secs: 0.0,
         sim: sim.clone(),
         volts_sum,
     };
