@@ -22,6 +22,7 @@ pub mod closed_loop;
 mod conditions;
 mod config;
 pub mod green;
+mod memo;
 mod schedule;
 mod site;
 pub mod sun;
@@ -170,6 +171,10 @@ pub struct PolicyEngine {
     green: Option<GreenTracker>,
     closed_loop: ClosedLoop,
     last: Option<(String, String, Action)>,
+    /// The reason with the surplus, by (reason so far, surplus W, A, correction A).
+    surplus_text: memo::TextMemo<(String, [u64; 3])>,
+    /// `[policy] utc_offset` parsed, by its text (parsed once, not on every evaluation).
+    offset: Option<(String, Option<FixedOffset>)>,
 }
 
 impl PolicyEngine {
@@ -181,6 +186,8 @@ impl PolicyEngine {
             green: None,
             closed_loop: ClosedLoop::default(),
             last: None,
+            surplus_text: memo::TextMemo::default(),
+            offset: None,
         }
     }
 
@@ -203,7 +210,7 @@ impl PolicyEngine {
 
     /// Evaluate the list and the limits.
     pub fn evaluate(&mut self, ctx: &Context<'_>) -> Outcome {
-        let local = local_time(&self.cfg.rules.utc_offset, ctx.now);
+        let local = self.local_time(ctx.now);
         let surplus = surplus_w(ctx, &self.cfg.green);
         let rules = self.rules(ctx, &local);
         let rule_names: Vec<String> = rules.iter().map(|r| r.name.clone()).collect();
@@ -353,12 +360,7 @@ impl PolicyEngine {
                 }
                 green_cars = Some(cars);
                 match surplus {
-                    Some(w) => {
-                        reason = format!("{reason}; surplus {w:.0} W = {:.2} A", w / volts_total);
-                        if correction != 0.0 {
-                            reason = format!("{reason}, {correction:+.2} A from the grid meter");
-                        }
-                    }
+                    Some(w) => reason = self.surplus_reason(reason, w, w / volts_total, correction),
                     None => reason = format!("{reason}; no fresh reading: 0 A until one arrives"),
                 }
                 (amps, true, Some(state))
