@@ -103,15 +103,15 @@ struct Meter {
 }
 
 fn charger_w(sim: &SimHandle, volts_sum: f64) -> (f64, Vec<f64>, Vec<f64>) {
-    let snaps = sim.slaves();
-    let w = snaps
+    let draws = sim.draws();
+    let w = draws
         .iter()
-        .map(|s| s.actual.amps() * volts_sum)
+        .map(|(_, actual)| actual.amps() * volts_sum)
         .sum::<f64>();
     (
         w,
-        snaps.iter().map(|s| s.limit.amps()).collect(),
-        snaps.iter().map(|s| s.actual.amps()).collect(),
+        draws.iter().map(|(limit, _)| limit.amps()).collect(),
+        draws.iter().map(|(_, actual)| actual.amps()).collect(),
     )
 }
 
