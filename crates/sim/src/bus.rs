@@ -267,6 +267,20 @@ impl SimHandle {
             .collect()
     }
 
+    /// Every slave's limit and its car's draw, brought up to date (as [`SimHandle::slaves`]
+    /// does, without the rest of the snapshot).
+    pub fn draws(&self) -> Vec<(CentiAmps, CentiAmps)> {
+        let now = Instant::now();
+        let mut st = self.shared.lock();
+        st.slaves
+            .iter_mut()
+            .map(|s| {
+                s.advance(now);
+                s.draw()
+            })
+            .collect()
+    }
+
     /// One slave, brought up to date.
     pub fn slave(&self, index: usize) -> Result<SlaveSnapshot, SimError> {
         self.with_slave(index, |s, now| {

@@ -440,6 +440,12 @@ impl SlaveSim {
         self.next_link_ready = Some(now);
     }
 
+    /// The limit it mirrors and what the car draws (without noise): the two fields of
+    /// [`SlaveSim::snapshot`] a replay samples every second, without cloning the car.
+    pub fn draw(&self) -> (CentiAmps, CentiAmps) {
+        (self.limit, centi(self.actual))
+    }
+
     /// What a test can read.
     pub fn snapshot(&self) -> SlaveSnapshot {
         SlaveSnapshot {

@@ -115,36 +115,79 @@ impl Core {
             .map(|s| s.power_w)
             .sum::<f64>()
             + load_points.iter().filter_map(|l| l.power_w()).sum::<f64>();
-        let status = Status {
-            updated_at: Some(self.wall(now)),
-            bus: self.bus.clone(),
-            slaves,
-            policy: self.policy.clone(),
-            reading: self.combined.clone(),
-            sources,
-            settings: self.settings.clone(),
-            wiring_max_all: self.cfg.master.wiring_max_all,
-            wiring_max_per_twc: self.cfg.master.wiring_max_per_twc,
-            min_amps_per_twc: self.cfg.min_amps_per_twc,
-            sinks: self.sink_faults(now),
-            site: SitePower {
-                charger_w,
-                ..self.site.clone()
-            },
-            vehicles: self.vehicles.clone(),
-            outlook: self.outlook.clone(),
-            plans: self.plans.status.clone(),
-            load_points,
-            car_currents: self.car_currents.clone(),
+        let updated_at = Some(self.wall(now));
+        let sinks = self.sink_faults(now);
+        let site = SitePower {
+            charger_w,
+            ..self.site.clone()
         };
+        // Field by field: a field equal to what subscribers have is left alone (not cloned
+        // again), one that differs is replaced, and subscribers are told when any differed: the
+        // same snapshot and the same notifications as building a whole new `Status` and
+        // comparing it, without cloning the settings, policy, outlook and plans on every turn
+        // of the loop (several times a second).
+        let (cfg, bus, policy, reading, settings) = (
+            &self.cfg,
+            &self.bus,
+            &self.policy,
+            &self.combined,
+            &self.settings,
+        );
+        let (vehicles, outlook, plans, car_currents) = (
+            &self.vehicles,
+            &self.outlook,
+            &self.plans.status,
+            &self.car_currents,
+        );
         self.status.send_if_modified(|old| {
-            if *old == status {
-                false
-            } else {
-                *old = status;
-                true
-            }
+            let mut changed = false;
+            put(&mut old.updated_at, updated_at, &mut changed);
+            put_ref(&mut old.bus, bus, &mut changed);
+            put(&mut old.slaves, slaves, &mut changed);
+            put_ref(&mut old.policy, policy, &mut changed);
+            put_ref(&mut old.reading, reading, &mut changed);
+            put(&mut old.sources, sources, &mut changed);
+            put_ref(&mut old.settings, settings, &mut changed);
+            put(
+                &mut old.wiring_max_all,
+                cfg.master.wiring_max_all,
+                &mut changed,
+            );
+            put(
+                &mut old.wiring_max_per_twc,
+                cfg.master.wiring_max_per_twc,
+                &mut changed,
+            );
+            put(
+                &mut old.min_amps_per_twc,
+                cfg.min_amps_per_twc,
+                &mut changed,
+            );
+            put(&mut old.sinks, sinks, &mut changed);
+            put(&mut old.site, site, &mut changed);
+            put_ref(&mut old.vehicles, vehicles, &mut changed);
+            put_ref(&mut old.outlook, outlook, &mut changed);
+            put_ref(&mut old.plans, plans, &mut changed);
+            put(&mut old.load_points, load_points, &mut changed);
+            put_ref(&mut old.car_currents, car_currents, &mut changed);
+            changed
         });
+    }
+}
+
+/// Replace `*dst` with `src` when they differ, noting that something changed.
+fn put<T: PartialEq>(dst: &mut T, src: T, changed: &mut bool) {
+    if *dst != src {
+        *dst = src;
+        *changed = true;
+    }
+}
+
+/// As [`put`], cloning `src` only when it differs.
+fn put_ref<T: PartialEq + Clone>(dst: &mut T, src: &T, changed: &mut bool) {
+    if dst != src {
+        dst.clone_from(src);
+        *changed = true;
     }
 }
 

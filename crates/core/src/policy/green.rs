@@ -36,6 +36,8 @@ pub struct GreenTracker {
     level: Option<(f64, f64)>,
     /// Import paid for holding the minimum in the current dip, A·s.
     dip_import: f64,
+    /// The "off: surplus … below the minimum" text, by (surplus, minimum) bits.
+    off_text: super::memo::TextMemo<[u64; 2]>,
 }
 
 /// What the tracker decided.
@@ -209,10 +211,12 @@ impl GreenTracker {
         }
         if self.cars == 0 {
             if state.is_empty() {
-                state = format!(
-                    "off: surplus {surplus:.1} A is below the minimum {:.1} A",
-                    s.min_a
-                );
+                let min_a = s.min_a;
+                state = self
+                    .off_text
+                    .text([surplus.to_bits(), min_a.to_bits()], |_| {
+                        format!("off: surplus {surplus:.1} A is below the minimum {min_a:.1} A")
+                    });
             }
             return GreenOutput { amps: 0.0, state };
         }

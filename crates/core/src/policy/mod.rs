@@ -23,6 +23,7 @@ mod conditions;
 mod config;
 pub mod drop_reserve;
 pub mod green;
+mod memo;
 mod schedule;
 mod site;
 pub mod sun;
@@ -175,6 +176,10 @@ pub struct PolicyEngine {
     closed_loop: ClosedLoop,
     drop_reserve: DropReserve,
     last: Option<(String, String, Action)>,
+    /// The reason with the surplus, by (reason so far, surplus W, A, correction A).
+    surplus_text: memo::TextMemo<(String, [u64; 4])>,
+    /// `[policy] utc_offset` parsed, by its text (parsed once, not on every evaluation).
+    offset: Option<(String, Option<FixedOffset>)>,
 }
 
 impl PolicyEngine {
@@ -187,6 +192,8 @@ impl PolicyEngine {
             closed_loop: ClosedLoop::default(),
             drop_reserve: DropReserve::default(),
             last: None,
+            surplus_text: memo::TextMemo::default(),
+            offset: None,
         }
     }
 
@@ -209,7 +216,7 @@ impl PolicyEngine {
 
     /// Evaluate the list and the limits.
     pub fn evaluate(&mut self, ctx: &Context<'_>) -> Outcome {
-        let local = local_time(&self.cfg.rules.utc_offset, ctx.now);
+        let local = self.local_time(ctx.now);
         let surplus = surplus_w(ctx, &self.cfg.green);
         let rules = self.rules(ctx, &local);
         let rule_names: Vec<String> = rules.iter().map(|r| r.name.clone()).collect();
@@ -376,13 +383,13 @@ impl PolicyEngine {
                 green_cars = Some(cars);
                 match surplus {
                     Some(w) => {
-                        reason = format!("{reason}; surplus {w:.0} W = {:.2} A", w / volts_total);
-                        if correction != 0.0 {
-                            reason = format!("{reason}, {correction:+.2} A from the grid meter");
-                        }
-                        if drop_reserve > 0.0 {
-                            reason = format!("{reason}, {drop_reserve:.2} A kept for falls");
-                        }
+                        reason = self.surplus_reason(
+                            reason,
+                            w,
+                            w / volts_total,
+                            correction,
+                            drop_reserve,
+                        )
                     }
                     None => reason = format!("{reason}; no fresh reading: 0 A until one arrives"),
                 }
