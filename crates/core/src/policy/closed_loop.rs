@@ -248,4 +248,21 @@ mod tests {
         cl.update(s(45), s(45), 1.0, 10.0, 1);
         assert_eq!(cl.update(s(50), s(50), f64::NAN, 10.0, 1), 0.0);
     }
+
+    #[test]
+    fn new_surplus_between_readings_is_followed_not_learned_as_well() {
+        let t0 = Instant::now();
+        let s = |k: u64| t0 + Duration::from_secs(k);
+        let mut cl = ClosedLoop::default();
+        cl.set_dead_band(0.5);
+        // Settled at a 0.3 A export with 20 A of surplus.
+        assert_eq!(cl.update(s(0), s(0), 0.3, 20.0, 1), 0.0);
+        // The sun comes out: 0.7 A more surplus, all of it exported on this reading. The budget
+        // follows the surplus; the correction must not take the 0.7 A a second time.
+        assert_eq!(cl.update(s(10), s(10), 1.0, 20.7, 1), 0.0);
+        // A cloud: the import is the surplus's fall, followed by the budget, not learned.
+        assert_eq!(cl.update(s(20), s(20), -0.6, 19.8, 1), 0.0);
+        // A shortfall at a steady surplus is still learned.
+        assert_eq!(cl.update(s(30), s(30), 0.8, 19.8, 1), 0.8);
+    }
 }
