@@ -179,23 +179,11 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Result<(), String> {
         return plan_solar(&a, path, trace);
     }
     if let Some(path) = &a.prices {
-        use crate::plan_month::{PlanMonthOptions, parse_prices, run_plan_month, table};
+        use crate::plan_month::{parse_prices, run_plan_month, table};
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let (prices, offset) =
             parse_prices(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        let time = |k: &str, v: &str| {
-            chrono::NaiveTime::parse_from_str(v, "%H:%M")
-                .map_err(|e| format!("{k} {v:?}: {e} (expected HH:MM)"))
-        };
-        let o = PlanMonthOptions {
-            kwh: a.plan_kwh,
-            arrive: time("--plan-arrive", &a.plan_arrive)?,
-            depart: time("--plan-depart", &a.plan_depart)?,
-            max_amps: a.max_amps_per_twc.min(a.max_amps_all),
-            min_amps: a.min_amps,
-            voltage: a.voltage,
-            phases: a.phases,
-        };
+        let o = plan_options(&a)?;
         let days = run_plan_month(&prices, offset, &o)?;
         println!(
             "prices {} ({} slots); weekday plan {} kWh, arrive {} depart {}, {} A max, {} phase(s) at {} V",
@@ -324,18 +312,8 @@ fn plan_solar(
         .map(ForecastMode::parse)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("--plan-forecast: {e}"))?;
-    let time = |k: &str, v: &str| {
-        chrono::NaiveTime::parse_from_str(v, "%H:%M")
-            .map_err(|e| format!("{k} {v:?}: {e} (expected HH:MM)"))
-    };
     let o = PlanSolarOptions {
-        kwh: a.plan_kwh,
-        arrive: time("--plan-arrive", &a.plan_arrive)?,
-        depart: time("--plan-depart", &a.plan_depart)?,
-        max_amps: a.max_amps_per_twc.min(a.max_amps_all),
-        min_amps: a.min_amps,
-        voltage: a.voltage,
-        phases: a.phases,
+        plan: plan_options(a)?,
         meter_interval: Duration::from_secs(a.meter_interval_secs.max(1)),
     };
     let wall = std::time::Instant::now();
@@ -353,12 +331,12 @@ fn plan_solar(
     );
     println!(
         "weekday plan {} kWh, arrive {} depart {}, {} A max, {} phase(s) at {} V, meter every {} s",
-        o.kwh,
+        o.plan.kwh,
         a.plan_arrive,
         a.plan_depart,
-        o.max_amps,
-        o.phases,
-        o.voltage,
+        o.plan.max_amps,
+        o.plan.phases,
+        o.plan.voltage,
         o.meter_interval.as_secs()
     );
     print!("{}", table(&days, &modes));
@@ -458,6 +436,23 @@ fn options(a: &Args) -> Result<SimOptions, String> {
         return Err(problems.join("; "));
     }
     Ok(opts)
+}
+
+/// The weekday plan and the car of `--prices` (with or without `--trace`).
+fn plan_options(a: &Args) -> Result<crate::plan_month::PlanMonthOptions, String> {
+    let time = |k: &str, v: &str| {
+        chrono::NaiveTime::parse_from_str(v, "%H:%M")
+            .map_err(|e| format!("{k} {v:?}: {e} (expected HH:MM)"))
+    };
+    Ok(crate::plan_month::PlanMonthOptions {
+        kwh: a.plan_kwh,
+        arrive: time("--plan-arrive", &a.plan_arrive)?,
+        depart: time("--plan-depart", &a.plan_depart)?,
+        max_amps: a.max_amps_per_twc.min(a.max_amps_all),
+        min_amps: a.min_amps,
+        voltage: a.voltage,
+        phases: a.phases,
+    })
 }
 
 /// `--out` and `--chart`.

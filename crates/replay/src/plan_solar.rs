@@ -48,23 +48,13 @@ impl ForecastMode {
     }
 }
 
-/// The scenario.
+/// The scenario: the weekday plan and the car as for the price-only month, and the meter.
 #[derive(Debug, Clone)]
 pub struct PlanSolarOptions {
-    /// Energy needed by each weekday departure, kWh (also the room in the car's battery).
-    pub kwh: f64,
-    /// Arrival, local time.
-    pub arrive: NaiveTime,
-    /// Departure: the first time of day `depart` after arrival (the next day when not later).
-    pub depart: NaiveTime,
-    /// Most the car may be offered, A.
-    pub max_amps: f64,
-    /// Least, A.
-    pub min_amps: f64,
-    /// Volts per phase.
-    pub voltage: f64,
-    /// Phases.
-    pub phases: u8,
+    /// Energy needed by each weekday departure (also the room in the car's battery), arrival,
+    /// departure (the first time of day `depart` after arrival: the next day when not later)
+    /// and the car.
+    pub plan: crate::plan_month::PlanMonthOptions,
     /// Meter poll interval.
     pub meter_interval: std::time::Duration,
 }
@@ -249,13 +239,13 @@ pub fn run_plan_solar(
     let mut out = Vec::new();
     let mut day = trace.start().date_naive();
     loop {
-        let arrive = local_at(day, o.arrive, off)?;
-        let dep_day = if o.depart > o.arrive {
+        let arrive = local_at(day, o.plan.arrive, off)?;
+        let dep_day = if o.plan.depart > o.plan.arrive {
             day
         } else {
             day + Duration::days(1)
         };
-        let depart = local_at(dep_day, o.depart, off)?;
+        let depart = local_at(dep_day, o.plan.depart, off)?;
         day += Duration::days(1);
         if depart > end {
             break;
@@ -287,12 +277,12 @@ fn on_arrival(
     depart: i64,
     o: &PlanSolarOptions,
 ) -> Result<Charged, String> {
-    let w = o.max_amps * o.voltage * f64::from(o.phases.max(1));
+    let w = o.plan.max_amps * o.plan.voltage * f64::from(o.plan.phases.max(1));
     let mut c = Charged::default();
     let step = 10;
     let mut t = arrive;
-    while t < depart && c.kwh < o.kwh {
-        let e = (w * step as f64 / 3.6e6).min(o.kwh - c.kwh);
+    while t < depart && c.kwh < o.plan.kwh {
+        let e = (w * step as f64 / 3.6e6).min(o.plan.kwh - c.kwh);
         let solar = e.min(surplus_w(trace, t) * step as f64 / 3.6e6);
         let p = prices.at(t).ok_or("no price on arrival")?.price_per_kwh;
         c.kwh += e;
@@ -300,7 +290,7 @@ fn on_arrival(
         c.cost += (e - solar) * p;
         t += step;
     }
-    c.met = c.kwh + 1e-9 >= o.kwh;
+    c.met = c.kwh + 1e-9 >= o.plan.kwh;
     Ok(c)
 }
 
@@ -331,20 +321,20 @@ fn engine_window(
         .build()
         .map_err(|e| e.to_string())?;
     rt.block_on(async move {
-        let v = o.voltage.round() as u16;
-        let volts = o.voltage * f64::from(o.phases.max(1));
+        let v = o.plan.voltage.round() as u16;
+        let volts = o.plan.voltage * f64::from(o.plan.phases.max(1));
         let (comms, sim) = duplex_pair(vec![SimSlave {
             slave: SlaveConfig {
-                volts: if o.phases > 1 { [v; 3] } else { [v, 0, 0] },
+                volts: if o.plan.phases > 1 { [v; 3] } else { [v, 0, 0] },
                 ..SlaveConfig::eu().with_id(TwcId([0x30, 0x03]))
             },
             car: CarConfig {
                 battery_kwh: Some(BATTERY_KWH),
-                soc_pct: Some(100.0 - o.kwh / BATTERY_KWH * 100.0),
+                soc_pct: Some(100.0 - o.plan.kwh / BATTERY_KWH * 100.0),
                 ..CarConfig::tesla()
             },
         }]);
-        let amps = CentiAmps::from_f64(o.max_amps);
+        let amps = CentiAmps::from_f64(o.plan.max_amps);
         let mut policy = PolicyConfig::default();
         policy.rules.utc_offset = trace.start().offset().to_string();
         let cfg = EngineConfig {
@@ -353,9 +343,9 @@ fn engine_window(
                 wiring_max_per_twc: amps,
                 ..MasterConfig::default()
             },
-            min_amps_per_twc: CentiAmps::from_f64(o.min_amps),
-            voltage: o.voltage,
-            phases: o.phases,
+            min_amps_per_twc: CentiAmps::from_f64(o.plan.min_amps),
+            voltage: o.plan.voltage,
+            phases: o.plan.phases,
             consumption_includes_chargers: false,
             policy,
             start_wall: DateTime::from_timestamp(arrive, 0),
@@ -395,7 +385,7 @@ fn engine_window(
             id: "weekday".into(),
             vin: None,
             twc: Some("3003".into()),
-            target: PlanTarget::Energy { kwh: o.kwh },
+            target: PlanTarget::Energy { kwh: o.plan.kwh },
             departure: Departure::Once { at_unix: depart },
             battery_kwh: None,
             enabled: true,
@@ -420,7 +410,7 @@ fn engine_window(
             t += step;
         }
         let last = car()?;
-        c.met = last.soc_pct.is_some_and(|s| s >= 100.0 - 1e-9) || c.kwh + 1e-9 >= o.kwh;
+        c.met = last.soc_pct.is_some_and(|s| s >= 100.0 - 1e-9) || c.kwh + 1e-9 >= o.plan.kwh;
         eng.shutdown().await;
         Ok(c)
     })

@@ -4,7 +4,7 @@
 
 use chrono::NaiveTime;
 use twc_replay::Trace;
-use twc_replay::plan_month::parse_prices;
+use twc_replay::plan_month::{PlanMonthOptions, parse_prices};
 use twc_replay::plan_solar::{ForecastMode, PlanSolarOptions, map_prices, run_plan_solar};
 
 fn month() -> Trace {
@@ -67,13 +67,15 @@ fn a_sunny_window_meets_its_target_with_more_solar_with_a_forecast_and_costs_les
     let (prices, map) = map_prices(&p, off, &trace).unwrap();
     assert_eq!(map[0].1.to_string(), "2023-11-01", "Wednesday to Wednesday");
     let o = PlanSolarOptions {
-        kwh: 15.0,
-        arrive: NaiveTime::from_hms_opt(0, 0, 0).unwrap(),
-        depart: NaiveTime::from_hms_opt(11, 0, 0).unwrap(),
-        max_amps: 32.0,
-        min_amps: 6.0,
-        voltage: 230.0,
-        phases: 1,
+        plan: PlanMonthOptions {
+            kwh: 15.0,
+            arrive: NaiveTime::from_hms_opt(0, 0, 0).unwrap(),
+            depart: NaiveTime::from_hms_opt(11, 0, 0).unwrap(),
+            max_amps: 32.0,
+            min_amps: 6.0,
+            voltage: 230.0,
+            phases: 1,
+        },
         meter_interval: std::time::Duration::from_secs(5),
     };
     let modes = [ForecastMode::None, ForecastMode::Persistence];

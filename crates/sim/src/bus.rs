@@ -256,27 +256,24 @@ impl SimHandle {
 
     /// Every slave, brought up to date.
     pub fn slaves(&self) -> Vec<SlaveSnapshot> {
-        let now = Instant::now();
-        let mut st = self.shared.lock();
-        st.slaves
-            .iter_mut()
-            .map(|s| {
-                s.advance(now);
-                s.snapshot()
-            })
-            .collect()
+        self.each_advanced(SlaveSim::snapshot)
     }
 
     /// Every slave's limit and its car's draw, brought up to date (as [`SimHandle::slaves`]
     /// does, without the rest of the snapshot).
     pub fn draws(&self) -> Vec<(CentiAmps, CentiAmps)> {
+        self.each_advanced(SlaveSim::draw)
+    }
+
+    /// `f` of every slave, each brought up to date first.
+    fn each_advanced<T>(&self, f: impl Fn(&SlaveSim) -> T) -> Vec<T> {
         let now = Instant::now();
         let mut st = self.shared.lock();
         st.slaves
             .iter_mut()
             .map(|s| {
                 s.advance(now);
-                s.draw()
+                f(s)
             })
             .collect()
     }
