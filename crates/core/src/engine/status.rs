@@ -140,6 +140,27 @@ impl Core {
             &self.car_currents,
         );
         self.status.send_if_modified(|old| {
+            // Every field named, so a field added to `Status` fails to compile here until it
+            // is published too.
+            let Status {
+                updated_at: _,
+                bus: _,
+                slaves: _,
+                policy: _,
+                reading: _,
+                sources: _,
+                settings: _,
+                wiring_max_all: _,
+                wiring_max_per_twc: _,
+                min_amps_per_twc: _,
+                sinks: _,
+                site: _,
+                vehicles: _,
+                outlook: _,
+                plans: _,
+                load_points: _,
+                car_currents: _,
+            } = old;
             let mut changed = false;
             put(&mut old.updated_at, updated_at, &mut changed);
             put_ref(&mut old.bus, bus, &mut changed);
