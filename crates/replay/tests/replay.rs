@@ -288,3 +288,39 @@ fn r15_cost_stop_imports_less_than_the_stop_count_and_the_reference() {
     assert!(ours.charging_import_kwh < reference.charging_import_kwh);
     assert!(ours.starts <= reference.starts);
 }
+
+/// Issue 15, drop reserve: on measured 1-minute PV under broken clouds (SERF, midday), keeping
+/// back the recent falls of the surplus imports less than following it exactly, starts no more
+/// often, and still captures more than the reference controller.
+#[test]
+fn r15_drop_reserve_imports_less_on_one_minute_clouds() {
+    let t = slice(
+        &Trace::parse(&committed("real/serf-1min-2022-03-18.csv")).unwrap(),
+        10,
+        14,
+    );
+    let mut opts = SimOptions {
+        keep_rows: false,
+        ..SimOptions::default()
+    };
+    opts.policy.green.restart_cost_wh = 5.0;
+    let follow = run(&t, &opts).unwrap().metrics;
+    opts.policy.green.drop_reserve_secs = 600.0;
+    opts.policy.green.drop_reserve_max_w = 300.0;
+    let reserve = run(&t, &opts).unwrap().metrics;
+    let reference = twc_replay::run_reference(&t, &opts, &twc_replay::ReferenceConfig::default());
+    println!(
+        "drop reserve: {}\nfollowing: {}\nreference: {}",
+        reserve.report(),
+        follow.report(),
+        reference.report()
+    );
+    assert!(
+        reserve.charging_import_kwh < follow.charging_import_kwh,
+        "drop reserve {:.4} kWh, following {:.4} kWh",
+        reserve.charging_import_kwh,
+        follow.charging_import_kwh
+    );
+    assert!(reserve.starts <= follow.starts);
+    assert!(reserve.captured_kwh > reference.captured_kwh);
+}
