@@ -51,6 +51,11 @@ struct Site {
 /// One TWC (16 A wiring) with a Tesla, green tracking at `pv_w` of PV, and the vehicles task
 /// with `low_current` on (2 A minimum, 30 s grace, 30 s between amps commands).
 fn site(pv_w: f64, follows: bool) -> Site {
+    site_with(pv_w, follows, 30)
+}
+
+/// [`site`] with `[vehicles] amps_lower_interval_secs` (30 s in [`site`]: as a raise).
+fn site_with(pv_w: f64, follows: bool, lower_secs: u64) -> Site {
     let vin = sample_vin(9);
     let slaves = vec![SimSlave {
         slave: SlaveConfig {
@@ -94,6 +99,7 @@ fn site(pv_w: f64, follows: bool) -> Site {
         low_current_min_amps: 2.0,
         low_current_grace_secs: 30,
         amps_interval_secs: 30,
+        amps_lower_interval_secs: lower_secs,
         ..VehiclesConfig::default()
     };
     let v = vehicles::spawn(
@@ -284,4 +290,102 @@ async fn a_car_that_ignores_its_amps_is_caught_within_its_grace_and_its_twc_fall
         assert_eq!(offered(&s), CentiAmps::ZERO);
     }
     assert!(s.h.status().car_currents[0].problem.is_some());
+}
+
+/// The `set_amps` commands sent so far.
+fn amps_cmds(s: &Site) -> Vec<String> {
+    s.sent
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|c| c.starts_with("set_amps"))
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_cloud_right_after_the_sun_keeps_the_car_charging_at_6_a_until_it_is_told_less_sooner_than_a_raise()
+ {
+    // Low current first (about 3.9 A of surplus), then the sun: the car is set back to its
+    // maximum and draws more than 6 A.
+    let s = site_with(1400.0, true, 10);
+    for _ in 0..300 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        safe(&s);
+        if s.h
+            .status()
+            .car_currents
+            .first()
+            .is_some_and(|c| c.confirmed)
+        {
+            break;
+        }
+    }
+    assert!(
+        s.h.status()
+            .car_currents
+            .first()
+            .is_some_and(|c| c.confirmed)
+    );
+    *s.pv_w.lock().unwrap() = 5000.0;
+    let restore = format!("set_amps {} 32", s.vin);
+    let mut since_restore = None;
+    for _ in 0..300 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        safe(&s);
+        if amps_cmds(&s).last() == Some(&restore) {
+            since_restore = Some(0u32);
+            break;
+        }
+    }
+    let mut since_restore = since_restore.unwrap_or_else(|| panic!("no restore: {:?}", s.sent));
+    while drawn(&s) <= CentiAmps::from_amps(8) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        since_restore += 1;
+        safe(&s);
+        assert!(
+            since_restore < 60,
+            "the car did not ramp: {:?}",
+            s.h.status().slaves
+        );
+    }
+    // A cloud, seconds after the restore: back to about 3.9 A. The car must be told less, and
+    // until it is, its TWC keeps the 6 A it draws at (no stop and restart).
+    let n = amps_cmds(&s).len();
+    *s.pv_w.lock().unwrap() = 1400.0;
+    let mut lowered_after = None;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        since_restore += 1;
+        safe(&s);
+        let st = s.h.status();
+        let sl = st.slaves.first().expect("one slave");
+        assert!(
+            sl.offered >= CentiAmps::from_amps(6),
+            "the TWC was offered {} while its car waited to be told less: {:?} {:?}",
+            sl.offered,
+            st.car_currents,
+            s.sent
+        );
+        if lowered_after.is_none() && amps_cmds(&s).len() > n {
+            lowered_after = Some(since_restore);
+        }
+    }
+    let lowered_after = lowered_after.unwrap_or_else(|| panic!("never told less: {:?}", s.sent));
+    let last = amps_cmds(&s)[n].clone();
+    let told: u8 = last.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((2..6).contains(&told), "{last}");
+    // A lowering waits 10 s after the last command, not the 30 s a raise waits.
+    assert!(
+        lowered_after < 30,
+        "told less {lowered_after} s after the restore"
+    );
+    assert!(drawn(&s) >= CentiAmps::from_amps(1), "stopped");
+    let now_told = s.h.status().vehicles[0].told_amps.expect("told amps");
+    assert!(
+        drawn(&s) <= CentiAmps::from_amps(u16::from(now_told)),
+        "draws {}, told {now_told}: {:?}",
+        drawn(&s),
+        s.sent
+    );
 }

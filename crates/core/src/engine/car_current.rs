@@ -33,6 +33,8 @@ pub(super) struct LowState {
     ok_since: Option<Instant>,
     /// Set once the car drew more than told for its grace time: why it is not done again.
     refused: Option<String>,
+    /// Since when the car, charging at its TWC's minimum, waits to accept amps below it.
+    pending_since: Option<Instant>,
 }
 
 /// What a slave's car was told and draws, for the decisions.
@@ -45,6 +47,10 @@ struct LowCar {
     confirmed: bool,
     /// The car has accepted amps below the TWC's minimum: the TWC may be offered its minimum.
     ready: bool,
+    /// Not ready, but charging at the TWC's minimum already: the minimum is held while the car
+    /// is told (as the green policy holds it for its stop delay), instead of a stop and a
+    /// restart.
+    holding: bool,
 }
 
 impl Core {
@@ -116,6 +122,18 @@ impl Core {
                         t < twc_min && sl.actual >= DRAWING && sl.actual <= t + TOLERANCE
                     });
                 let ready = told.is_some_and(|t| t < twc_min);
+                // A car charging at the TWC's minimum keeps it while it is told to draw less,
+                // for at most the green stop delay (a car that cannot be reached then stops).
+                let charging = sl.offered >= twc_min && sl.actual >= DRAWING;
+                let since = self
+                    .low_current
+                    .get(&sl.id)
+                    .and_then(|s| s.pending_since)
+                    .unwrap_or(now);
+                let holding = !ready
+                    && charging
+                    && now - since
+                        < Duration::from_secs_f64(self.cfg.policy.green.stop_delay_secs.max(0.0));
                 let counted = if confirmed {
                     sl.actual.max(told.unwrap_or_default()).max(share)
                 } else {
@@ -129,6 +147,7 @@ impl Core {
                     counted,
                     confirmed,
                     ready,
+                    holding,
                 });
             } else if share == CentiAmps::ZERO && told.is_some_and(|t| t < twc_min) {
                 // Offered nothing for now (a cloud): the car keeps what it was told, so that
@@ -144,18 +163,25 @@ impl Core {
                 });
             }
         }
+        for (id, s) in self.low_current.iter_mut() {
+            if !low.iter().any(|l| l.id == *id && !l.ready) {
+                s.pending_since = None;
+            }
+        }
         for l in &low {
-            self.low_current
-                .entry(l.id)
-                .or_insert_with(|| {
-                    info!(slave = %l.id, vin = %l.vin, amps = %l.share, "Charging below the TWC's minimum through the car");
-                    LowState {
-                        vin: l.vin.clone(),
-                        over_since: None,
-                        ok_since: None,
-                        refused: None,
-                    }
-                });
+            let s = self.low_current.entry(l.id).or_insert_with(|| {
+                info!(slave = %l.id, vin = %l.vin, amps = %l.share, "Charging below the TWC's minimum through the car");
+                LowState {
+                    vin: l.vin.clone(),
+                    over_since: None,
+                    ok_since: None,
+                    refused: None,
+                    pending_since: None,
+                }
+            });
+            if !l.ready {
+                s.pending_since.get_or_insert(now);
+            }
             requests.push(CarCurrent {
                 vin: l.vin.clone(),
                 at: l.id.to_string(),
@@ -223,10 +249,11 @@ impl Core {
         );
         shared.extend(rest);
         // The TWC is offered its minimum once the car has accepted the lower amps (until then
-        // nothing, so that a car that cannot be reached never draws the minimum unasked).
+        // nothing, so that a car that cannot be reached never draws the minimum unasked; one
+        // that already draws it keeps it for the stop delay at most).
         let mut above = CentiAmps::ZERO;
         for l in &low {
-            if l.ready {
+            if l.ready || l.holding {
                 shared.insert(ShareKey::Slave(l.id), l.twc_min);
                 above = above + l.twc_min.saturating_sub(l.share);
             } else {

@@ -54,6 +54,10 @@ pub struct VehiclesConfig {
     /// Least time between two `set_charging_amps` commands to one car, seconds (the Fleet
     /// API's budget).
     pub amps_interval_secs: u64,
+    /// Least time before a command that *lowers* a car's amps, seconds (never more than
+    /// `amps_interval_secs`): a car that draws more than the surplus imports until it is told
+    /// less, so a lowering need not wait the whole interval.
+    pub amps_lower_interval_secs: u64,
 }
 
 impl Default for VehiclesConfig {
@@ -71,6 +75,7 @@ impl Default for VehiclesConfig {
             low_current_min_amps: 2.0,
             low_current_grace_secs: 60,
             amps_interval_secs: 120,
+            amps_lower_interval_secs: 10,
         }
     }
 }
@@ -110,6 +115,7 @@ impl VehiclesConfig {
         for (key, v) in [
             ("low_current_grace_secs", c.low_current_grace_secs),
             ("amps_interval_secs", c.amps_interval_secs),
+            ("amps_lower_interval_secs", c.amps_lower_interval_secs),
             ("poll_secs", c.poll_secs),
             ("idle_poll_secs", c.idle_poll_secs),
             ("command_interval_secs", c.command_interval_secs),

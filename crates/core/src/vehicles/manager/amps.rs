@@ -40,11 +40,20 @@ impl Manager {
                 .iter()
                 .find(|r| r.vin.eq_ignore_ascii_case(&vin))
                 .cloned();
-            let may_amps = car
-                .amps_at
-                .is_none_or(|t| now - t >= Duration::from_secs(self.cfg.amps_interval_secs));
             let told = car.status.told_amps;
             let want = req.as_ref().and_then(|r| r.amps);
+            // Lowering (below what it was told, or from its own maximum) may come sooner.
+            let lowers = want.is_some_and(|a| told.is_none_or(|t| a < t));
+            let interval = if lowers {
+                self.cfg
+                    .amps_lower_interval_secs
+                    .min(self.cfg.amps_interval_secs)
+            } else {
+                self.cfg.amps_interval_secs
+            };
+            let may_amps = car
+                .amps_at
+                .is_none_or(|t| now - t >= Duration::from_secs(interval));
             let amps = match (want, told) {
                 (Some(a), Some(t)) if a == t => None,
                 (Some(a), _) => Some((a, format!("engine: draw {a} A at {}", at(&req)))),
