@@ -148,6 +148,12 @@ pub struct Args {
     /// `[vehicles] low_current_min_amps` for --low-current (default: the config default).
     #[arg(long)]
     pub low_current_min_amps: Option<f64>,
+    /// `[vehicles] amps_interval_secs` for --low-current (default: the config default).
+    #[arg(long)]
+    pub amps_interval_secs: Option<u64>,
+    /// `[vehicles] amps_lower_interval_secs` for --low-current (default: the config default).
+    #[arg(long)]
+    pub amps_lower_interval_secs: Option<u64>,
 }
 
 /// Run the command line.
@@ -228,6 +234,13 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Result<(), String> {
             opts.meter_interval.as_secs()
         );
         print!("{}", table(&days));
+        if opts.low_current.is_some() {
+            let total: usize = days.iter().map(|d| d.car_commands).sum();
+            let most = days.iter().map(|d| d.car_commands).max().unwrap_or(0);
+            println!(
+                "car API commands (set_charging_amps, start, stop): {total} in total, at most {most} on one day"
+            );
+        }
         println!(
             "replays took {:.2} s wall clock",
             wall.elapsed().as_secs_f64()
@@ -260,6 +273,12 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Result<(), String> {
             .unwrap_or_default()
     );
     print!("{}", report.metrics.report());
+    if opts.low_current.is_some() {
+        println!(
+            "car API commands        {} (set_charging_amps, start, stop)",
+            report.car_commands
+        );
+    }
     println!(
         "replay took             {:.2} s wall clock ({:.0}× real time)",
         report.wall_secs,
@@ -406,12 +425,24 @@ fn options(a: &Args) -> Result<SimOptions, String> {
         if let Some(m) = a.low_current_min_amps {
             v["low_current_min_amps"] = m.into();
         }
+        if let Some(m) = a.amps_interval_secs {
+            v["amps_interval_secs"] = m.into();
+        }
+        if let Some(m) = a.amps_lower_interval_secs {
+            v["amps_lower_interval_secs"] = m.into();
+        }
         let v =
             twc_core::vehicles::VehiclesConfig::from_root(&serde_json::json!({ "vehicles": v }))
                 .map_err(|e| e.join("; "))?;
         opts.low_current = Some(v);
-    } else if a.low_current_min_amps.is_some() {
-        return Err("--low-current-min-amps needs --low-current".into());
+    } else if a.low_current_min_amps.is_some()
+        || a.amps_interval_secs.is_some()
+        || a.amps_lower_interval_secs.is_some()
+    {
+        return Err(
+            "--low-current-min-amps, --amps-interval-secs and --amps-lower-interval-secs need --low-current"
+                .into(),
+        );
     }
     if let Some(path) = &a.tariff {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -62,6 +62,8 @@ pub struct DayResult {
     pub reference: Metrics,
     /// Wall-clock seconds our replay took.
     pub wall_secs: f64,
+    /// Commands ours sent to the cars' API (with `low_current`).
+    pub car_commands: usize,
 }
 
 impl DayResult {
@@ -110,6 +112,7 @@ pub fn run_corpus(
             reference: run_reference(&trace, &o, reference),
             ours: ours.metrics,
             wall_secs: ours.wall_secs,
+            car_commands: ours.car_commands,
         });
     }
     Ok(out)

@@ -98,6 +98,9 @@ pub struct Report {
     /// The charge sessions as the engine reported them when they ended (open ones end when the
     /// replay stops): energy, solar share, cost.
     pub sessions: Vec<crate::sessions::EndedSession>,
+    /// Commands sent to the cars' API (`set_charging_amps`, start, stop; with `low_current`
+    /// only): each is a request the vehicle API bills or rate-limits.
+    pub car_commands: usize,
 }
 
 /// The replay's meter: the trace's PV and house load at the paused clock's time since `start`
@@ -237,11 +240,11 @@ async fn replay(trace: &Trace, opts: &SimOptions) -> Result<Report, String> {
             stale_after: opts.stale_after,
         },
     }];
+    let mut car_log = None;
     if let Some(v) = &opts.low_current {
-        parts.vehicles = vec![(
-            "simcar".into(),
-            Box::new(crate::simcar::SimCars::new(sim.clone(), true)),
-        )];
+        let cars = crate::simcar::SimCars::new(sim.clone(), true);
+        car_log = Some(cars.sent());
+        parts.vehicles = vec![("simcar".into(), Box::new(cars))];
         parts.vehicles_config = v.clone();
     }
     let eng = twc_runtime::start(parts)
@@ -338,10 +341,14 @@ async fn replay(trace: &Trace, opts: &SimOptions) -> Result<Report, String> {
     let reactions = reactions.lock().map(|v| v.clone()).unwrap_or_default();
     let metrics = acc.finish(reactions);
     let sessions = ended.lock().map(|v| v.clone()).unwrap_or_default();
+    let car_commands = car_log
+        .and_then(|l| l.lock().map(|v| v.len()).ok())
+        .unwrap_or(0);
     Ok(Report {
         metrics,
         rows,
         wall_secs: 0.0,
         sessions,
+        car_commands,
     })
 }
