@@ -26,15 +26,36 @@
       : hhmm(d.at_unix);
     return tg + " · " + when + " · " + (p.plan.vin || "TWC " + p.plan.twc);
   }
+  const clock = (unix) => new Date(unix * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  // Adjacent 15-minute slots of one kind at one price read as one range ("Sun 09:00 – 11:00
+  // solar 6.6–11.0 A, 3.20 kWh @ 0.320"), so a plan's slots stay a short list on a phone too.
+  function ranges(list) {
+    const out = [];
+    for (const s of list) {
+      const r = out[out.length - 1];
+      if (r && r.kind === s.kind && r.price_per_kwh === s.price_per_kwh && r.end_unix === s.start_unix) {
+        r.end_unix = s.end_unix; r.kwh += s.kwh; r.lo = Math.min(r.lo, s.amps); r.hi = Math.max(r.hi, s.amps);
+      } else {
+        out.push({ ...s, lo: s.amps, hi: s.amps });
+      }
+    }
+    return out;
+  }
   function slots(p) {
     if (!p.slots.length) return mk("span", { class: "muted", text: "—" });
     const ul = mk("ul", { class: "plan-slots" });
-    for (const s of p.slots) {
-      const price = s.price_per_kwh == null ? "" : " @ " + s.price_per_kwh.toFixed(3);
-      ul.append(mk("li", { class: s.kind, text: hhmm(s.start_unix) + " " + s.kind + " " + s.amps.toFixed(1) + " A, " + s.kwh.toFixed(2) + " kWh" + price }));
+    for (const r of ranges(p.slots)) {
+      const price = r.price_per_kwh == null ? "" : " @ " + r.price_per_kwh.toFixed(3);
+      const amps = r.lo === r.hi ? r.lo.toFixed(1) : r.lo.toFixed(1) + "–" + r.hi.toFixed(1);
+      ul.append(mk("li", { class: r.kind, text: hhmm(r.start_unix) + " – " + clock(r.end_unix) + " " + r.kind + " " + amps + " A, " + r.kwh.toFixed(2) + " kWh" + price }));
     }
     return ul;
   }
+  const cell = (key, fallback, kid, cls) => {
+    const td = mk("td", { "data-label": tr(key, fallback), ...(cls ? { class: cls } : {}) });
+    td.append(kid);
+    return td;
+  };
   async function load() {
     if (!q("#plans")) return;
     let v;
@@ -47,11 +68,11 @@
       });
       const cost = p.expected_cost == null ? "—" : p.expected_cost.toFixed(2) + " " + (p.currency || "");
       return mk("tr", {},
-        mk("td", { text: p.id + ": " + describe(p) }),
-        mk("td", { class: p.feasible || !p.needed_kwh ? "" : "trouble", text: p.state }),
-        mk("td", { text: cost }),
-        mk("td", { text: Math.round(p.solar_share * 100) + " %" }),
-        mk("td", {}, slots(p)),
+        cell("plan.plan", "Plan", p.id + ": " + describe(p)),
+        cell("plan.state", "State", p.state, "words" + (p.feasible || !p.needed_kwh ? "" : " trouble")),
+        cell("plan.cost", "Expected cost", cost),
+        cell("plan.solar", "Solar share", Math.round(p.solar_share * 100) + " %"),
+        cell("plan.slots", "Slots", slots(p), "list"),
         mk("td", {}, del));
     }) : [mk("tr", {}, mk("td", { colspan: "6", class: "muted", text: tr("plan.none", "No plans yet.") }))]));
   }

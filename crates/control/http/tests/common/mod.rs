@@ -2,6 +2,9 @@
 //! numbers move, and the HTTP surface on an ephemeral loopback port. Real time.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod browser;
+pub mod past;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
