@@ -130,7 +130,8 @@ pub struct Args {
     #[arg(long, default_value = "07:00")]
     pub plan_depart: String,
     /// Forecasts for a --trace --prices plan replay, comma-separated: `none` (prices only),
-    /// `persistence` (the PV measured 24 h earlier), `perfect` (the trace's own hourly means).
+    /// `persistence` (the PV measured 24 h earlier), `refreshed` (persistence corrected every
+    /// hour by the last two hours' measured PV), `perfect` (the trace's own hourly means).
     #[arg(long, default_value = "none,persistence,perfect")]
     pub plan_forecast: String,
     /// A price series (`timestamp,price_per_kwh`, as --prices) given to the engine during a

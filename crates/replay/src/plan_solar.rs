@@ -23,6 +23,11 @@ pub enum ForecastMode {
     Persistence,
     /// The trace's own hourly means over the window: a perfect hourly forecast, an upper bound.
     Perfect,
+    /// Persistence at arrival, then corrected every hour by what was measured since: the hours
+    /// still to come are yesterday's times the ratio of the last two hours' measured PV to
+    /// yesterday's same two hours (as forecast services tune a forecast with a site's
+    /// measurements). Causal: only what was measured before each update.
+    Refreshed,
 }
 
 impl ForecastMode {
@@ -32,8 +37,9 @@ impl ForecastMode {
             "none" => Ok(ForecastMode::None),
             "persistence" => Ok(ForecastMode::Persistence),
             "perfect" => Ok(ForecastMode::Perfect),
+            "refreshed" => Ok(ForecastMode::Refreshed),
             o => Err(format!(
-                "forecast {o:?}: expected none, persistence or perfect"
+                "forecast {o:?}: expected none, persistence, refreshed or perfect"
             )),
         }
     }
@@ -44,6 +50,7 @@ impl ForecastMode {
             ForecastMode::None => "none",
             ForecastMode::Persistence => "persistence",
             ForecastMode::Perfect => "perfect",
+            ForecastMode::Refreshed => "refreshed",
         }
     }
 }
@@ -200,7 +207,7 @@ fn mean_pv(trace: &Trace, from: i64, to: i64) -> Option<f64> {
 pub fn forecast(trace: &Trace, mode: ForecastMode, from: i64, to: i64) -> Option<Forecast> {
     let lag = match mode {
         ForecastMode::None => return None,
-        ForecastMode::Persistence => 24 * 3600,
+        ForecastMode::Persistence | ForecastMode::Refreshed => 24 * 3600,
         ForecastMode::Perfect => 0,
     };
     let mut slots = Vec::new();
@@ -219,6 +226,32 @@ pub fn forecast(trace: &Trace, mode: ForecastMode, from: i64, to: i64) -> Option
         source: mode.name().into(),
         slots,
     })
+}
+
+/// Below this mean PV over the last two hours (and yesterday's same hours) a refresh keeps
+/// persistence as it is: at night and at dawn a ratio says nothing.
+const REFRESH_MIN_W: f64 = 200.0;
+/// How far a refresh may scale yesterday's hours.
+const REFRESH_SCALE: (f64, f64) = (0.1, 3.0);
+
+/// [`ForecastMode::Refreshed`] at `now` (on the hour) for the hours from `now` to `to`:
+/// yesterday's hourly PV times the ratio of the PV measured over the last two hours to
+/// yesterday's over the same two hours (`None` when the trace does not cover them).
+pub fn refreshed(trace: &Trace, now: i64, to: i64) -> Option<Forecast> {
+    const DAY: i64 = 24 * 3600;
+    let measured = mean_pv(trace, now - 2 * 3600, now)?;
+    let yesterday = mean_pv(trace, now - 2 * 3600 - DAY, now - DAY)?;
+    let k = if measured.max(yesterday) < REFRESH_MIN_W || yesterday <= 0.0 {
+        1.0
+    } else {
+        (measured / yesterday).clamp(REFRESH_SCALE.0, REFRESH_SCALE.1)
+    };
+    let mut f = forecast(trace, ForecastMode::Persistence, now, to)?;
+    for s in &mut f.slots {
+        s.watts *= k;
+    }
+    f.source = ForecastMode::Refreshed.name().into();
+    Some(f)
 }
 
 fn surplus_w(trace: &Trace, t: i64) -> f64 {
@@ -256,7 +289,11 @@ pub fn run_plan_solar(
         let mut plans = Vec::new();
         for &m in modes {
             let f = forecast(trace, m, arrive, depart);
-            plans.push((m, engine_window(trace, prices, f, arrive, depart, o)?));
+            let refresh = m == ForecastMode::Refreshed;
+            plans.push((
+                m,
+                engine_window(trace, prices, f, refresh, arrive, depart, o)?,
+            ));
         }
         out.push(SolarDay {
             date: dep_day,
@@ -296,11 +333,13 @@ fn on_arrival(
 
 /// One window through the real engine: the runtime as the daemon starts it, a meter reading
 /// the trace, a TWC with a car whose battery has room for the need, the policy "green" (so it
-/// charges from surplus, and from the grid only in the plan's grid slots).
+/// charges from surplus, and from the grid only in the plan's grid slots). With `refresh`, a
+/// [`refreshed`] forecast replaces the last one on every hour (the engine re-plans on it).
 fn engine_window(
     trace: &Trace,
     prices: &Prices,
     forecast: Option<Forecast>,
+    refresh: bool,
     arrive: i64,
     depart: i64,
     o: &PlanSolarOptions,
@@ -398,6 +437,15 @@ fn engine_window(
         let mut wh = car()?.energy_wh;
         let mut t = arrive;
         while t + step <= depart {
+            if refresh
+                && t > arrive
+                && t % 3600 == 0
+                && let Some(f) = refreshed(trace, t, depart)
+            {
+                h.command(Command::SetForecast(Some(f)))
+                    .await
+                    .map_err(err)?;
+            }
             tokio::time::sleep(StdDuration::from_secs(step as u64)).await;
             let now_wh = car()?.energy_wh;
             let e = (now_wh - wh) / 1000.0;

@@ -93,3 +93,37 @@ fn a_sunny_window_meets_its_target_with_more_solar_with_a_forecast_and_costs_les
         "with yesterday's sun as the forecast the plan waits for it: {d:?}"
     );
 }
+
+#[test]
+fn a_refreshed_forecast_follows_the_measured_sun_and_is_persistence_at_night() {
+    use twc_replay::plan_solar::{forecast, refreshed};
+    let m = month();
+    let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp();
+    let sum = |f: &twc_core::plugin::Forecast| f.slots.iter().map(|s| s.watts).sum::<f64>();
+    // 2 June after a sunny 1 June: by 11:00 the morning measured far less than the day before,
+    // so the rest of the day is expected lower than yesterday's, in proportion.
+    let (now, to) = (
+        at("2016-06-02T11:00:00+02:00"),
+        at("2016-06-02T16:00:00+02:00"),
+    );
+    let p = forecast(&m, ForecastMode::Persistence, now, to).unwrap();
+    let r = refreshed(&m, now, to).unwrap();
+    assert_eq!(r.slots.len(), p.slots.len());
+    assert_eq!(r.source, "refreshed");
+    let k = sum(&r) / sum(&p);
+    assert!(k < 0.7, "scaled by {k}");
+    for (a, b) in r.slots.iter().zip(&p.slots) {
+        assert_eq!(a.start_unix, b.start_unix);
+        assert!((a.watts - b.watts * k).abs() < 1e-6 * b.watts.max(1.0));
+    }
+    // At 02:00 nothing was measured for two hours, nor the night before: persistence as it is.
+    let (night, to) = (
+        at("2016-06-03T02:00:00+02:00"),
+        at("2016-06-03T16:00:00+02:00"),
+    );
+    let p = forecast(&m, ForecastMode::Persistence, night, to).unwrap();
+    let r = refreshed(&m, night, to).unwrap();
+    assert_eq!(sum(&r), sum(&p));
+    // Before the trace has a day behind it there is nothing to refresh from.
+    assert!(refreshed(&m, at("2016-06-01T12:00:00+02:00"), to).is_none());
+}
