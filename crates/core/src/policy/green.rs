@@ -15,7 +15,8 @@
 //!   quarter of the start delay. A strong or rising surplus starts sooner than a marginal or
 //!   falling one; a short sunny spell after a long shadow does not start at all.
 //! - **Cost stop** (`restart_cost` set): while short, the import the hold has cost in this dip
-//!   (measured on the grid meter where there is one, else the missing amps) plus the import
+//!   (measured on the grid meter where there is one, else the missing amps; at most the held
+//!   minimum, since the house's own import stays when the cars stop) plus the import
 //!   expected until the forecast reaches the minimum again (the whole window when it is not
 //!   rising) is compared with the expected cost of a restart; the car stops as soon as holding
 //!   is expected to cost more. A shallow dip that is recovering is held, a deep or lasting one
@@ -247,7 +248,9 @@ impl GreenTracker {
         // forecast is back at the minimum, against the cost of a restart.
         let mut too_costly = false;
         if let Some(cost) = s.restart_cost {
-            let rate = s.import_a.unwrap_or(missing).max(0.0);
+            // What stopping saves: the cars' own draw at most (the house's own import, a
+            // kettle under a cloud or the evening load, stays when the cars stop).
+            let rate = s.import_a.unwrap_or(missing).min(hold).max(0.0);
             self.dip_import += rate * dt;
             let window = if s.forecast_secs > 0.0 {
                 s.forecast_secs
@@ -535,6 +538,21 @@ mod tests {
         }
         let stopped = stopped.expect("a deep dip stops");
         assert!(stopped < 60, "stopped after {stopped} s");
+        // A kettle under the same dip: the grid shows 15 A of import, but stopping saves only
+        // the car's 6 A, so it is held exactly as long as the dip without the kettle.
+        let mut t = charging();
+        let mut with_kettle = None;
+        for s in 600..900 {
+            if smart(&mut t, s as f64, -9.0, Some(15.0)).amps == 0.0 {
+                with_kettle = Some(s - 600);
+                break;
+            }
+        }
+        assert_eq!(
+            with_kettle,
+            Some(stopped),
+            "the house's own import is no cost of holding"
+        );
         // The same dip without a cost stop runs the whole 300 s count.
         let mut t = GreenTracker::entering(1);
         for s in 0..600 {
