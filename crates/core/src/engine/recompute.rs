@@ -26,6 +26,10 @@ impl Core {
 
     pub(super) fn priority(&self, id: TwcId, vin: Option<&str>) -> i32 {
         let p = &self.settings.priorities;
+        if p.is_empty() {
+            // Nothing to look up (and no TWCID to format, several times a second).
+            return 0;
+        }
         vin.filter(|v| !v.is_empty())
             .and_then(|v| p.iter().find(|(k, _)| k.eq_ignore_ascii_case(v)))
             .or_else(|| {
