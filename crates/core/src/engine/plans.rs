@@ -1,6 +1,7 @@
 //! Charge plans in the engine: re-planning when an input changes, and the planned current.
 
 use super::*;
+use std::fmt::Write as _;
 use crate::planner::{self, ChargePlan, PlanInput, PlanStatus, PlanTarget, SlotKind};
 
 /// Re-plan at least this often (the slots move on, delivered energy adds up).
@@ -15,6 +16,8 @@ pub(super) struct PlansState {
     pub(super) status: Vec<PlanStatus>,
     /// Inputs of the last planning: a change re-plans at once.
     key: String,
+    /// The buffer the next key is written into (no allocation on every evaluation).
+    spare_key: String,
     /// Wall time of the last planning, Unix seconds.
     planned_at: i64,
     /// Bumped by every price or forecast update.
@@ -107,7 +110,11 @@ impl Core {
             keep.insert(p.id.clone(), d);
         }
         self.plans.delivered = keep;
-        let key = format!(
+        // Written into the spare buffer (this runs on every evaluation, several times a second).
+        let mut key = std::mem::take(&mut self.plans.spare_key);
+        key.clear();
+        let _ = write!(
+            key,
             "{:?}|{slaves:?}|{socs:?}|{:?}|{}|{}",
             self.settings.plans,
             delivered
@@ -118,9 +125,10 @@ impl Core {
             self.plans.outlook_gen,
         );
         if key == self.plans.key && now_unix - self.plans.planned_at < REPLAN_EVERY_SECS {
+            self.plans.spare_key = key;
             return;
         }
-        self.plans.key = key;
+        self.plans.spare_key = std::mem::replace(&mut self.plans.key, key);
         self.plans.planned_at = now_unix;
         let house_load_w = self.house_load_estimate_w();
         let volts = self.voltage();
