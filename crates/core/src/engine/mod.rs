@@ -214,6 +214,7 @@ pub fn spawn_with(
         combined: None,
         start_instant: now,
         start_wall,
+        last_wall: std::cell::Cell::new(None),
         policy_engine,
         denied_logged: BTreeMap::new(),
         vehicles: Vec::new(),
@@ -267,6 +268,8 @@ struct Core {
     combined: Option<EnergyReading>,
     start_instant: Instant,
     start_wall: DateTime<Utc>,
+    /// The last simulated wall time [`Core::wall`] computed, with the instant it was for.
+    last_wall: std::cell::Cell<Option<(Instant, DateTime<Utc>)>>,
     sessions: BTreeMap<TwcId, ChargeSession>,
     /// Energy of each open session integrated from the reported draw, Wh, and when last added
     /// to (the lifetime counter has whole kWh only).
@@ -333,8 +336,17 @@ impl Core {
     pub(super) fn wall(&self, now: Instant) -> DateTime<Utc> {
         let tokio_elapsed = now - self.start_instant;
         if self.cfg.start_wall.is_some() {
-            return self.start_wall
+            // A function of `now` alone here: asked several times per turn of the loop with
+            // the same `now`, computed once.
+            if let Some((at, wall)) = self.last_wall.get()
+                && at == now
+            {
+                return wall;
+            }
+            let wall = self.start_wall
                 + chrono::Duration::from_std(tokio_elapsed).unwrap_or(chrono::Duration::zero());
+            self.last_wall.set(Some((now, wall)));
+            return wall;
         }
         let ahead = tokio_elapsed.saturating_sub(self.std_start.elapsed());
         let now_utc = self.cfg.clock.as_ref().map_or_else(Utc::now, |c| (c.0)());

@@ -1,8 +1,8 @@
 //! Charge plans in the engine: re-planning when an input changes, and the planned current.
 
 use super::*;
-use std::fmt::Write as _;
 use crate::planner::{self, ChargePlan, PlanInput, PlanStatus, PlanTarget, SlotKind};
+use std::fmt::Write as _;
 
 /// Re-plan at least this often (the slots move on, delivered energy adds up).
 const REPLAN_EVERY_SECS: i64 = 60;
