@@ -217,6 +217,7 @@ pub fn spawn_with(
         last_wall: std::cell::Cell::new(None),
         policy_engine,
         denied_logged: BTreeMap::new(),
+        vins_scratch: Vec::new(),
         vehicles: Vec::new(),
         draw_history: BTreeMap::new(),
         paired: None,
@@ -285,6 +286,9 @@ struct Core {
     bus_out: mpsc::Sender<Frame>,
     policy_engine: PolicyEngine,
     denied_logged: BTreeMap<TwcId, String>,
+    /// The VINs of the cars that may charge, as given to the last evaluation (kept for their
+    /// strings).
+    vins_scratch: Vec<String>,
     /// Cars from the vehicles task ([`Command::SetVehicles`]).
     vehicles: Vec<crate::vehicles::VehicleStatus>,
     /// What each slave reported its car drew, A, with when: a reading is paired with the draw

@@ -219,10 +219,26 @@ impl PolicyEngine {
 
     /// Evaluate the list and the limits.
     pub fn evaluate(&mut self, ctx: &Context<'_>) -> Outcome {
+        let mut rules = Vec::new();
+        let mut out = self.evaluate_into(ctx, &mut rules);
+        out.rules = rules;
+        out
+    }
+
+    /// [`PolicyEngine::evaluate`] with the names of the policies written into `rules` (into the
+    /// strings already there: the engine passes the list of its last evaluation, which is
+    /// almost always the same) instead of [`Outcome::rules`], which is left empty.
+    pub fn evaluate_into(&mut self, ctx: &Context<'_>, rule_names: &mut Vec<String>) -> Outcome {
         let local = self.local_time(ctx.now);
         let surplus = surplus_w(ctx, &self.cfg.green);
         let rules = rules(&self.cfg.rules, ctx, &local);
-        let rule_names: Vec<String> = rules.iter().map(|r| r.name.to_string()).collect();
+        rule_names.truncate(rules.len());
+        for (i, r) in rules.iter().enumerate() {
+            match rule_names.get_mut(i) {
+                Some(n) => r.name.clone_into(n),
+                None => rule_names.push(r.name.to_string()),
+            }
+        }
         let mut chosen: Option<(String, String, Action)> = None;
         for r in &rules {
             let (base_ok, base_reason) = match &r.builtin {
@@ -457,7 +473,7 @@ impl PolicyEngine {
             green_state,
             green_cars,
             webhooks,
-            rules: rule_names,
+            rules: Vec::new(),
             explicit_stop,
         }
     }
@@ -505,7 +521,8 @@ fn rules<'a>(
         action,
         latch_minutes: latch,
     };
-    let mut out: Vec<Rule<'a>> = custom(Position::Emergency).collect();
+    let mut out: Vec<Rule<'a>> = Vec::with_capacity(r.custom.len() + 4);
+    out.extend(custom(Position::Emergency));
     // Charge Now.
     let cn = s
         .charge_now
