@@ -166,52 +166,79 @@ pub struct Combined {
 /// Combine the **fresh** readings (the caller drops stale ones) by the rules in the module docs.
 /// `fresh` is (source name, reading); order does not matter.
 pub fn combine(cfg: &SourcesConfig, fresh: &[(&str, &EnergyReading)]) -> Combined {
+    let mut providers = BTreeMap::new();
+    let (reading, problems) = combine_into(cfg, fresh, Some(&mut providers));
+    Combined {
+        reading,
+        providers,
+        problems,
+    }
+}
+
+/// [`combine`] without the providers (the engine, several times a second, needs only the
+/// reading and the problems): the same reading and problems.
+pub(crate) fn combine_reading(
+    cfg: &SourcesConfig,
+    fresh: &[(&str, &EnergyReading)],
+) -> (Option<EnergyReading>, Vec<String>) {
+    combine_into(cfg, fresh, None)
+}
+
+/// [`combine`], filling `providers` when given.
+fn combine_into(
+    cfg: &SourcesConfig,
+    fresh: &[(&str, &EnergyReading)],
+    mut providers: Option<&mut BTreeMap<Quantity, Vec<String>>>,
+) -> (Option<EnergyReading>, Vec<String>) {
     let mut out = EnergyReading::default();
-    let mut providers: BTreeMap<Quantity, Vec<String>> = BTreeMap::new();
     let mut problems = Vec::new();
     let mut oldest: Option<tokio::time::Instant> = None;
     let find = |n: &str| fresh.iter().find(|(s, _)| *s == n).map(|(_, r)| *r);
+    // One buffer for every quantity's sources, cleared for each.
+    let mut from: Vec<(&str, &EnergyReading)> = Vec::new();
 
     for q in QUANTITIES {
-        let from: Vec<(&str, &EnergyReading)> =
-            match cfg.pick(q) {
-                Some(p) => {
-                    let names = p.names();
-                    let mut got = Vec::new();
-                    for n in names {
-                        match find(n) {
-                            Some(r) if value(r, q).is_some() => got.push((n.as_str(), r)),
-                            Some(_) => problems
-                                .push(format!("{}: source {n:?} did not measure it", name(q))),
-                            None => problems
-                                .push(format!("{}: source {n:?} has no fresh reading", name(q))),
+        from.clear();
+        match cfg.pick(q) {
+            Some(p) => {
+                let names = p.names();
+                let got = &mut from;
+                for n in names {
+                    match find(n) {
+                        Some(r) if value(r, q).is_some() => got.push((n.as_str(), r)),
+                        Some(_) => {
+                            problems.push(format!("{}: source {n:?} did not measure it", name(q)))
+                        }
+                        None => {
+                            problems.push(format!("{}: source {n:?} has no fresh reading", name(q)))
                         }
                     }
-                    if got.len() != names.len() {
-                        continue;
-                    }
-                    got
                 }
-                None => {
-                    let v: Vec<(&str, &EnergyReading)> = fresh
+                if got.len() != names.len() {
+                    continue;
+                }
+            }
+            None => {
+                let v = &mut from;
+                v.extend(
+                    fresh
                         .iter()
                         .filter(|(_, r)| value(r, q).is_some())
-                        .map(|(n, r)| (*n, *r))
-                        .collect();
-                    if v.len() > 1 {
-                        let mut names: Vec<&str> = v.iter().map(|(n, _)| *n).collect();
-                        names.sort_unstable();
-                        problems.push(format!(
-                            "{}: measured by {}; set site.sources.{} to pick one (or a sum)",
-                            name(q),
-                            names.join(" and "),
-                            name(q)
-                        ));
-                        continue;
-                    }
-                    v
+                        .map(|(n, r)| (*n, *r)),
+                );
+                if v.len() > 1 {
+                    let mut names: Vec<&str> = v.iter().map(|(n, _)| *n).collect();
+                    names.sort_unstable();
+                    problems.push(format!(
+                        "{}: measured by {}; set site.sources.{} to pick one (or a sum)",
+                        name(q),
+                        names.join(" and "),
+                        name(q)
+                    ));
+                    continue;
                 }
-            };
+            }
+        }
         if from.is_empty() {
             continue;
         }
@@ -239,7 +266,9 @@ pub fn combine(cfg: &SourcesConfig, fresh: &[(&str, &EnergyReading)]) -> Combine
             #[allow(unreachable_patterns)]
             _ => {}
         }
-        providers.insert(q, from.iter().map(|(n, _)| n.to_string()).collect());
+        if let Some(p) = providers.as_deref_mut() {
+            p.insert(q, from.iter().map(|(n, _)| n.to_string()).collect());
+        }
     }
     if out.phase_voltages.is_none() {
         // Voltage is the same wherever it is measured: take the first source (by name) with it.
@@ -261,11 +290,7 @@ pub fn combine(cfg: &SourcesConfig, fresh: &[(&str, &EnergyReading)]) -> Combine
         out.measured_at = t;
         out
     });
-    Combined {
-        reading,
-        providers,
-        problems,
-    }
+    (reading, problems)
 }
 
 #[cfg(test)]

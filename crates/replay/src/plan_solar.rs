@@ -403,6 +403,7 @@ fn engine_window(
                 base_secs: (arrive - trace.start().timestamp()) as f64,
                 sim: sim.clone(),
                 volts_sum: volts,
+                hint: Default::default(),
             }),
             poll: PollSettings {
                 interval: o.meter_interval,

@@ -104,9 +104,10 @@ pub fn run_reference(trace: &Trace, opts: &SimOptions, cfg: &ReferenceConfig) ->
     let ramp = twc_sim::CarConfig::tesla().ramp_amps_per_sec;
     let n = (trace.duration_secs() as f64 / dt).floor() as u64;
     let mut next_reading = 0.0;
+    let mut hint = 0;
     for k in 0..n {
         let t = k as f64 * dt;
-        let step = trace.at_offset(t);
+        let step = trace.at_offset_near(t, &mut hint);
         let surplus_w = step.pv_w - step.load_w + step.battery_w.unwrap_or(0.0);
         if t >= next_reading {
             next_reading += meter;

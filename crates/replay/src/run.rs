@@ -111,6 +111,8 @@ pub(crate) struct Meter {
     pub(crate) base_secs: f64,
     pub(crate) sim: SimHandle,
     pub(crate) volts_sum: f64,
+    /// Where the last reading was found in the trace ([`Trace::at_offset_near`]).
+    pub(crate) hint: std::sync::atomic::AtomicUsize,
 }
 
 fn charger_w(sim: &SimHandle, volts_sum: f64) -> (f64, Vec<f64>, Vec<f64>) {
@@ -131,7 +133,9 @@ impl EmsSource for Meter {
     async fn read(&self) -> Result<EnergyReading, PluginError> {
         let now = tokio::time::Instant::now();
         let t = self.base_secs + (now - self.start).as_secs_f64();
-        let step = self.trace.at_offset(t);
+        let mut hint = self.hint.load(std::sync::atomic::Ordering::Relaxed);
+        let step = self.trace.at_offset_near(t, &mut hint);
+        self.hint.store(hint, std::sync::atomic::Ordering::Relaxed);
         let (cw, _, _) = charger_w(&self.sim, self.volts_sum);
         let battery = step.battery_w.unwrap_or(0.0);
         Ok(EnergyReading {
@@ -229,6 +233,7 @@ async fn replay(trace: &Trace, opts: &SimOptions) -> Result<Report, String> {
         base_secs: 0.0,
         sim: sim.clone(),
         volts_sum,
+        hint: Default::default(),
     };
     // Started as the daemon starts it (the runtime's order), with the replay's meter only.
     let mut parts = twc_runtime::Parts::new(cfg, Box::new(comms), settings);
@@ -305,10 +310,11 @@ async fn replay(trace: &Trace, opts: &SimOptions) -> Result<Report, String> {
     };
     let mut acc = Accumulator::new(params);
     let status_rx = eng.handle.watch_status();
+    let mut hint = 0;
     for k in 0..n {
         tokio::time::sleep_until(start + Duration::from_secs_f64(k as f64 * dt)).await;
         let t = k as f64 * dt;
-        let step = trace.at_offset(t);
+        let step = trace.at_offset_near(t, &mut hint);
         let (cw, offered, actual) = charger_w(&sim, volts_sum);
         let (budget_a, green) = {
             let st = status_rx.borrow();

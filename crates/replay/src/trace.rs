@@ -168,4 +168,29 @@ impl Trace {
         let i = self.steps.partition_point(|s| s.at <= until);
         &self.steps[i.saturating_sub(1)]
     }
+
+    /// [`Trace::at_offset`] for a caller that moves forward through the trace: `hint` is where
+    /// the last call found its row, tried first (it or the next row) before searching, and
+    /// updated. The same row as `at_offset` for any hint.
+    pub fn at_offset_near(&self, secs: f64, hint: &mut usize) -> &TraceStep {
+        let t0 = self.start();
+        let until = t0 + chrono::Duration::microseconds((secs * 1e6).floor() as i64);
+        let n = self.steps.len();
+        // `i` is the partition point: every row before it is at or before `until`, none from it.
+        let is_split = |i: usize| {
+            i <= n
+                && (i == 0 || self.steps[i - 1].at <= until)
+                && (i == n || self.steps[i].at > until)
+        };
+        let h = *hint;
+        let i = if is_split(h) {
+            h
+        } else if is_split(h + 1) {
+            h + 1
+        } else {
+            self.steps.partition_point(|s| s.at <= until)
+        };
+        *hint = i;
+        &self.steps[i.saturating_sub(1)]
+    }
 }

@@ -107,6 +107,9 @@ impl SimBus {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
+        // One timer, moved only when the next wakeup changes.
+        let timer = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(timer);
         loop {
             let now = Instant::now();
             let (out, wake) = {
@@ -120,6 +123,9 @@ impl SimBus {
             };
             self.send_all(comms, out).await?;
             let wake = wake.unwrap_or(now + Duration::from_secs(3600));
+            if timer.deadline() != wake || timer.is_elapsed() {
+                timer.as_mut().reset(wake);
+            }
             tokio::select! {
                 r = comms.recv() => match r {
                     Ok(Received::Frame(frame)) => {
@@ -160,7 +166,7 @@ impl SimBus {
                         return Ok(());
                     }
                 },
-                _ = tokio::time::sleep_until(wake) => {}
+                _ = &mut timer => {}
                 _ = self.shared.notify.notified() => {}
             }
         }

@@ -24,6 +24,10 @@ impl Core {
         let mut shutdown: Option<(Instant, Vec<Reply>)> = None;
         let mut reads_open = true;
         self.recompute(Instant::now());
+        // One timer for the next transmission, moved only when that changes (not made and
+        // dropped again on every turn of the loop).
+        let wake_timer = tokio::time::sleep_until(self.master.next_wakeup(Instant::now()));
+        tokio::pin!(wake_timer);
         loop {
             let now = Instant::now();
             if let Some((started, _)) = &shutdown
@@ -32,12 +36,15 @@ impl Core {
                 break;
             }
             let wake = self.master.next_wakeup(now);
+            if wake_timer.deadline() != wake || wake_timer.is_elapsed() {
+                wake_timer.as_mut().reset(wake);
+            }
             // Order matters under load: a due heartbeat first, then the bus, the tick and the
             // readings, and commands last, so that no flood of commands (nor of frames from a
             // noisy bridge) can delay a heartbeat or freeze the offer.
             tokio::select! {
                 biased;
-                _ = tokio::time::sleep_until(wake) => self.transmit(Instant::now()).await,
+                _ = &mut wake_timer => self.transmit(Instant::now()).await,
                 _ = tick.tick() => {
                     let now = Instant::now();
                     let ev = self.master.check_timeouts(now);

@@ -214,8 +214,10 @@ pub fn spawn_with(
         combined: None,
         start_instant: now,
         start_wall,
+        last_wall: std::cell::Cell::new(None),
         policy_engine,
         denied_logged: BTreeMap::new(),
+        vins_scratch: Vec::new(),
         vehicles: Vec::new(),
         draw_history: BTreeMap::new(),
         paired: None,
@@ -267,6 +269,8 @@ struct Core {
     combined: Option<EnergyReading>,
     start_instant: Instant,
     start_wall: DateTime<Utc>,
+    /// The last simulated wall time [`Core::wall`] computed, with the instant it was for.
+    last_wall: std::cell::Cell<Option<(Instant, DateTime<Utc>)>>,
     sessions: BTreeMap<TwcId, ChargeSession>,
     /// Energy of each open session integrated from the reported draw, Wh, and when last added
     /// to (the lifetime counter has whole kWh only).
@@ -282,6 +286,9 @@ struct Core {
     bus_out: mpsc::Sender<Frame>,
     policy_engine: PolicyEngine,
     denied_logged: BTreeMap<TwcId, String>,
+    /// The VINs of the cars that may charge, as given to the last evaluation (kept for their
+    /// strings).
+    vins_scratch: Vec<String>,
     /// Cars from the vehicles task ([`Command::SetVehicles`]).
     vehicles: Vec<crate::vehicles::VehicleStatus>,
     /// What each slave reported its car drew, A, with when: a reading is paired with the draw
@@ -333,8 +340,17 @@ impl Core {
     pub(super) fn wall(&self, now: Instant) -> DateTime<Utc> {
         let tokio_elapsed = now - self.start_instant;
         if self.cfg.start_wall.is_some() {
-            return self.start_wall
+            // A function of `now` alone here: asked several times per turn of the loop with
+            // the same `now`, computed once.
+            if let Some((at, wall)) = self.last_wall.get()
+                && at == now
+            {
+                return wall;
+            }
+            let wall = self.start_wall
                 + chrono::Duration::from_std(tokio_elapsed).unwrap_or(chrono::Duration::zero());
+            self.last_wall.set(Some((now, wall)));
+            return wall;
         }
         let ahead = tokio_elapsed.saturating_sub(self.std_start.elapsed());
         let now_utc = self.cfg.clock.as_ref().map_or_else(Utc::now, |c| (c.0)());

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::planner::{self, ChargePlan, PlanInput, PlanStatus, PlanTarget, SlotKind};
+use std::fmt::Write as _;
 
 /// Re-plan at least this often (the slots move on, delivered energy adds up).
 const REPLAN_EVERY_SECS: i64 = 60;
@@ -15,6 +16,11 @@ pub(super) struct PlansState {
     pub(super) status: Vec<PlanStatus>,
     /// Inputs of the last planning: a change re-plans at once.
     key: String,
+    /// The buffer the next key is written into (no allocation on every evaluation).
+    spare_key: String,
+    /// Set when `key` was made without plans: the outlook part of it (price and forecast
+    /// present, outlook generation), all the key then depends on.
+    empty_key: Option<(u8, u64)>,
     /// Wall time of the last planning, Unix seconds.
     planned_at: i64,
     /// Bumped by every price or forecast update.
@@ -60,6 +66,19 @@ impl Core {
     pub(super) fn replan(&mut self, now: Instant) {
         let wall = self.wall(now);
         let now_unix = wall.timestamp();
+        let outlook = (
+            self.outlook.prices.is_some() as u8 + 2 * self.outlook.forecast.is_some() as u8,
+            self.plans.outlook_gen,
+        );
+        // Without plans (and nothing delivered to forget) the key is known without writing it:
+        // the same early return as below, without formatting on every evaluation.
+        if self.settings.plans.is_empty()
+            && self.plans.delivered.is_empty()
+            && self.plans.empty_key == Some(outlook)
+            && now_unix - self.plans.planned_at < REPLAN_EVERY_SECS
+        {
+            return;
+        }
         let slaves: Vec<Option<TwcId>> = self
             .settings
             .plans
@@ -107,20 +126,26 @@ impl Core {
             keep.insert(p.id.clone(), d);
         }
         self.plans.delivered = keep;
-        let key = format!(
+        // Written into the spare buffer (this runs on every evaluation, several times a second).
+        let mut key = std::mem::take(&mut self.plans.spare_key);
+        key.clear();
+        let _ = write!(
+            key,
             "{:?}|{slaves:?}|{socs:?}|{:?}|{}|{}",
             self.settings.plans,
             delivered
                 .iter()
                 .map(|d| d.map(|k| (k * 10.0).round() as i64))
                 .collect::<Vec<_>>(),
-            self.outlook.prices.is_some() as u8 + 2 * self.outlook.forecast.is_some() as u8,
-            self.plans.outlook_gen,
+            outlook.0,
+            outlook.1,
         );
         if key == self.plans.key && now_unix - self.plans.planned_at < REPLAN_EVERY_SECS {
+            self.plans.spare_key = key;
             return;
         }
-        self.plans.key = key;
+        self.plans.spare_key = std::mem::replace(&mut self.plans.key, key);
+        self.plans.empty_key = self.settings.plans.is_empty().then_some(outlook);
         self.plans.planned_at = now_unix;
         let house_load_w = self.house_load_estimate_w();
         let volts = self.voltage();

@@ -124,28 +124,30 @@ impl Core {
             }
         }
         // Each quantity from its configured source(s), never double counted (crate::combine).
-        let combined = crate::combine::combine(&self.cfg.sources, &fresh);
-        if combined.problems != self.combine_problems {
-            for p in &combined.problems {
+        let (reading, problems) = crate::combine::combine_reading(&self.cfg.sources, &fresh);
+        if problems != self.combine_problems {
+            for p in &problems {
                 warn!(problem = %p, "Combining energy sources");
             }
-            self.combine_problems = combined.problems;
+            self.combine_problems = problems;
         }
-        combined.reading
+        reading
     }
 
     pub(super) fn voltage(&self) -> f64 {
-        let v: Vec<f64> = self
-            .master
-            .slaves()
-            .flat_map(|s| s.volts.iter().copied())
-            .map(f64::from)
-            .filter(|v| PLAUSIBLE_VOLTS.contains(v))
-            .collect();
-        if v.is_empty() {
+        // Summed in the same order as a collected list would be, without collecting it.
+        let v = || {
+            self.master
+                .slaves()
+                .flat_map(|s| s.volts.iter().copied())
+                .map(f64::from)
+                .filter(|v| PLAUSIBLE_VOLTS.contains(v))
+        };
+        let n = v().count();
+        if n == 0 {
             self.cfg.voltage
         } else {
-            v.iter().sum::<f64>() / v.len() as f64
+            v().sum::<f64>() / n as f64
         }
     }
 

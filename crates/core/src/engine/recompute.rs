@@ -26,6 +26,10 @@ impl Core {
 
     pub(super) fn priority(&self, id: TwcId, vin: Option<&str>) -> i32 {
         let p = &self.settings.priorities;
+        if p.is_empty() {
+            // Nothing to look up (and no TWCID to format, several times a second).
+            return 0;
+        }
         vin.filter(|v| !v.is_empty())
             .and_then(|v| p.iter().find(|(k, _)| k.eq_ignore_ascii_case(v)))
             .or_else(|| {
@@ -63,7 +67,9 @@ impl Core {
         }
         // VIN allow/deny: a car that is not allowed gets 0 A, with a log line saying why.
         let mut denied: BTreeMap<TwcId, String> = BTreeMap::new();
-        let mut vins = Vec::new();
+        // The VINs go into the strings of the last evaluation (no new allocation per turn).
+        let mut vins = std::mem::take(&mut self.vins_scratch);
+        let mut n_vins = 0;
         let (mut connected, mut charging) = (0usize, 0usize);
         let mut min_amps: Option<CentiAmps> = None;
         // The master forgets a VIN when the session ends (the car stops drawing); the car that
@@ -94,13 +100,18 @@ impl Core {
                 charging += 1;
             }
             if let Some(v) = self.car_vin.get(&sl.id).filter(|v| !v.is_empty()) {
-                vins.push(v.clone());
+                match vins.get_mut(n_vins) {
+                    Some(x) => x.clone_from(v),
+                    None => vins.push(v.clone()),
+                }
+                n_vins += 1;
             }
             let m = self.cfg.min_amps_per_twc.max(sl.version.min_amps());
             // A car that may be told to draw less starts green tracking at its own minimum.
             let m = self.low_car_min(sl.id).map_or(m, |c| c.min(m));
             min_amps = Some(min_amps.map_or(m, |x: CentiAmps| x.min(m)));
         }
+        vins.truncate(n_vins);
         for (id, why) in &denied {
             if self.denied_logged.get(id) != Some(why) {
                 warn!(slave = %id, reason = %why, "Car not allowed to charge: offering 0 A");
@@ -135,7 +146,10 @@ impl Core {
             price_per_kwh: price_now.map(|s| s.price_per_kwh),
             co2_g_per_kwh: price_now.and_then(|s| s.co2_g_per_kwh),
         };
-        let out = self.policy_engine.evaluate(&ctx);
+        // The names of the policies go into the list of the last evaluation, in place.
+        let out = self
+            .policy_engine
+            .evaluate_into(&ctx, &mut self.policy.rules);
         let phases = self.cfg.phases.max(1);
         self.site = SitePower {
             voltage,
@@ -145,6 +159,7 @@ impl Core {
         };
         let policy_budget = CentiAmps::from_f64(out.amps).min(wiring);
         let headroom = crate::policy::grid_headroom(&ctx, &self.cfg.policy.grid);
+        self.vins_scratch = vins;
         self.note_surplus(reading.as_ref(), charger_amps);
         let (unlimited, boosted) = self.min_soc_boost(policy_budget, &out.name, headroom);
         self.replan(now);
@@ -194,7 +209,7 @@ impl Core {
             surplus_w: out.surplus_w,
             grid_headroom_amps: out.grid_headroom_amps,
             green_state: out.green_state,
-            rules: out.rules,
+            rules: std::mem::take(&mut self.policy.rules),
         };
         self.combined = reading;
         // A car that does not follow its offer draws what it likes: that draw comes out of the

@@ -23,6 +23,7 @@ mod conditions;
 mod config;
 pub mod drop_reserve;
 pub mod green;
+mod list;
 mod memo;
 mod schedule;
 mod site;
@@ -38,6 +39,7 @@ pub use config::{
 };
 use drop_reserve::DropReserve;
 use green::{GreenStep, GreenTracker};
+use list::rules;
 pub use schedule::{active_window, local_time};
 pub use site::{GridHeadroom, grid_headroom, grid_now_w, offsets_w, surplus_w};
 pub use webhooks::webhooks_for_change;
@@ -157,16 +159,6 @@ enum Action {
     Green { flex: Option<f64> },
 }
 
-#[derive(Debug, Clone)]
-struct Rule {
-    name: String,
-    key: String,
-    conditions: Vec<Condition>,
-    builtin: Option<(bool, String, Action)>,
-    action: Action,
-    latch_minutes: f64,
-}
-
 /// The policy engine's state: latches, green tracking and the active policy.
 #[derive(Debug, Clone)]
 pub struct PolicyEngine {
@@ -216,49 +208,68 @@ impl PolicyEngine {
 
     /// Evaluate the list and the limits.
     pub fn evaluate(&mut self, ctx: &Context<'_>) -> Outcome {
+        let mut rules = Vec::new();
+        let mut out = self.evaluate_into(ctx, &mut rules);
+        out.rules = rules;
+        out
+    }
+
+    /// [`PolicyEngine::evaluate`] with the names of the policies written into `rules` (into the
+    /// strings already there: the engine passes the list of its last evaluation, which is
+    /// almost always the same) instead of [`Outcome::rules`], which is left empty.
+    pub fn evaluate_into(&mut self, ctx: &Context<'_>, rule_names: &mut Vec<String>) -> Outcome {
         let local = self.local_time(ctx.now);
         let surplus = surplus_w(ctx, &self.cfg.green);
-        let rules = self.rules(ctx, &local);
-        let rule_names: Vec<String> = rules.iter().map(|r| r.name.clone()).collect();
+        let rules = rules(&self.cfg.rules, ctx, &local);
+        rule_names.truncate(rules.len());
+        for (i, r) in rules.iter().enumerate() {
+            match rule_names.get_mut(i) {
+                Some(n) => r.name.clone_into(n),
+                None => rule_names.push(r.name.to_string()),
+            }
+        }
         let mut chosen: Option<(String, String, Action)> = None;
         for r in &rules {
             let (base_ok, base_reason) = match &r.builtin {
-                Some((ok, why, _)) => (*ok, why.clone()),
-                None => (true, String::new()),
+                Some((ok, why, _)) => (*ok, why.as_ref()),
+                None => (true, ""),
             };
             let conds_ok = r
                 .conditions
                 .iter()
                 .all(|c| eval_condition(c, ctx, &local, surplus));
             let really = base_ok && conds_ok;
-            let mut reason = if r.builtin.is_some() {
-                base_reason
-            } else {
-                describe_conditions(&r.conditions)
+            // Made only for the rule that matches (the same text as before for it).
+            let reason = || {
+                let mut reason = if r.builtin.is_some() {
+                    base_reason.to_string()
+                } else {
+                    describe_conditions(r.conditions)
+                };
+                if r.builtin.is_some() && !r.conditions.is_empty() {
+                    reason = format!("{reason}; and {}", describe_conditions(r.conditions));
+                }
+                reason
             };
-            if r.builtin.is_some() && !r.conditions.is_empty() {
-                reason = format!("{reason}; and {}", describe_conditions(&r.conditions));
-            }
             let matched = if really {
                 if r.latch_minutes > 0.0 {
                     self.latches
-                        .insert(r.key.clone(), ctx.mono_secs + r.latch_minutes * 60.0);
+                        .insert(r.key.to_string(), ctx.mono_secs + r.latch_minutes * 60.0);
                 }
-                true
-            } else if let Some(until) = self.latches.get(&r.key).copied()
+                Some(reason())
+            } else if let Some(until) = self.latches.get(r.key.as_ref()).copied()
                 && ctx.mono_secs < until
             {
-                reason = format!(
+                Some(format!(
                     "latched: matched {:.0} min ago or less, latch runs {:.0} s more",
                     r.latch_minutes,
                     until - ctx.mono_secs
-                );
-                true
+                ))
             } else {
-                false
+                None
             };
-            if matched {
-                chosen = Some((r.name.clone(), reason, r.action.clone()));
+            if let Some(reason) = matched {
+                chosen = Some((r.name.to_string(), reason, r.action.clone()));
                 break;
             }
         }
@@ -292,9 +303,17 @@ impl PolicyEngine {
         let explicit_stop = matches!(action, Action::Fixed(a) if a <= 0.0)
             && (name.eq_ignore_ascii_case("stop")
                 || self.cfg.rules.custom.iter().any(|c| c.name == name));
-        let prev = self.last.as_ref().map(|(n, _, _)| n.clone());
-        let webhooks = webhooks_for_change(&self.cfg.rules.webhooks, prev.as_deref(), &name);
-        self.last = Some((name.clone(), reason.clone(), action.clone()));
+        let prev = self.last.as_ref().map(|(n, _, _)| n.as_str());
+        let webhooks = webhooks_for_change(&self.cfg.rules.webhooks, prev, &name);
+        // Into the strings already held (no new allocation when they fit).
+        match &mut self.last {
+            Some((n, r, a)) => {
+                n.clone_from(&name);
+                r.clone_from(&reason);
+                *a = action.clone();
+            }
+            None => self.last = Some((name.clone(), reason.clone(), action.clone())),
+        }
 
         let volts_total = ctx.voltage * ctx.phases.max(1) as f64;
         let mut green_cars = None;
@@ -443,155 +462,9 @@ impl PolicyEngine {
             green_state,
             green_cars,
             webhooks,
-            rules: rule_names,
+            rules: Vec::new(),
             explicit_stop,
         }
-    }
-
-    fn rules(&self, ctx: &Context<'_>, local: &DateTime<FixedOffset>) -> Vec<Rule> {
-        let r = &self.cfg.rules;
-        let s = ctx.settings;
-        let custom = |pos: Position| -> Vec<Rule> {
-            r.custom
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| r.replace_builtin || c.position == pos)
-                .map(|(i, c)| Rule {
-                    name: c.name.clone(),
-                    key: format!("custom#{i}"),
-                    conditions: c.conditions.clone(),
-                    builtin: None,
-                    action: match c.amps {
-                        Some(a) => Action::Fixed(a),
-                        None => Action::Green { flex: c.flex_amps },
-                    },
-                    latch_minutes: c.latch_minutes,
-                })
-                .collect()
-        };
-        if r.replace_builtin {
-            return custom(Position::Before);
-        }
-        let restr = |name: &str| r.restrictions.get(name).cloned().unwrap_or_default();
-        let builtin =
-            |name: &str, key: &str, ok: bool, why: String, action: Action, latch: f64| Rule {
-                name: name.to_string(),
-                key: key.to_string(),
-                conditions: restr(name),
-                builtin: Some((ok, why, action.clone())),
-                action,
-                latch_minutes: latch,
-            };
-        let mut out = custom(Position::Emergency);
-        // Charge Now.
-        let cn = s
-            .charge_now
-            .filter(|c| c.until_unix > ctx.now.timestamp() && c.amps > 0.0);
-        out.push(builtin(
-            "Charge Now",
-            "charge_now",
-            cn.is_some(),
-            cn.map(|c| {
-                format!(
-                    "charge now at {:.0} A for {} more seconds",
-                    c.amps,
-                    c.until_unix - ctx.now.timestamp()
-                )
-            })
-            .unwrap_or_default(),
-            Action::Fixed(cn.map(|c| c.amps).unwrap_or(0.0)),
-            0.0,
-        ));
-        out.extend(custom(Position::Before));
-        // Scheduled Charging.
-        let win = active_window(s, local);
-        out.push(builtin(
-            "Scheduled Charging",
-            "scheduled",
-            win.is_some(),
-            win.as_ref().map(|w| w.1.clone()).unwrap_or_default(),
-            Action::Fixed(win.map(|w| w.0).unwrap_or(0.0)),
-            0.0,
-        ));
-        // Track Green Energy, daytime.
-        if r.daytime_green {
-            let (day, why) = self.daytime(s, ctx.now, local);
-            out.push(builtin(
-                "Track Green Energy",
-                "green_daytime",
-                day && s.non_scheduled_action != "stop",
-                why,
-                Action::Green { flex: None },
-                r.green_latch_minutes,
-            ));
-        }
-        out.extend(custom(Position::After));
-        match s.non_scheduled_action.as_str() {
-            "green" => out.push(builtin(
-                "Track Green Energy",
-                "green_all_day",
-                true,
-                "non-scheduled action is \"green\"".into(),
-                Action::Green { flex: None },
-                0.0,
-            )),
-            "stop" => out.push(builtin(
-                "Non Scheduled Charging",
-                "non_scheduled",
-                true,
-                "non-scheduled action is \"stop\"".into(),
-                Action::Fixed(0.0),
-                0.0,
-            )),
-            _ => out.push(builtin(
-                "Non Scheduled Charging",
-                "non_scheduled",
-                true,
-                format!(
-                    "non-scheduled action is \"charge\" at {:.0} A",
-                    s.non_scheduled_amps
-                ),
-                Action::Fixed(s.non_scheduled_amps.max(0.0)),
-                0.0,
-            )),
-        }
-        out
-    }
-
-    fn daytime(
-        &self,
-        s: &Settings,
-        now: DateTime<Utc>,
-        local: &DateTime<FixedOffset>,
-    ) -> (bool, String) {
-        let r = &self.cfg.rules;
-        if r.green_window == "sun"
-            && let Some(h) = s.home
-        {
-            return match sun::sun_times(local.date_naive(), h.lat, h.lon) {
-                sun::SunTimes::RiseSet { rise, set } => {
-                    let tz = local.offset();
-                    let (a, b) = (
-                        rise.with_timezone(tz).format("%H:%M"),
-                        set.with_timezone(tz).format("%H:%M"),
-                    );
-                    (
-                        rise <= now && now < set,
-                        format!("daytime: sunrise {a}, sunset {b} (local)"),
-                    )
-                }
-                sun::SunTimes::AlwaysUp => (true, "daytime: the sun does not set today".into()),
-                sun::SunTimes::AlwaysDown => (false, String::new()),
-            };
-        }
-        let h = local.hour() as f64 + local.minute() as f64 / 60.0;
-        (
-            r.green_start_hour <= h && h < r.green_end_hour,
-            format!(
-                "daytime: between {:.1} h and {:.1} h (local)",
-                r.green_start_hour, r.green_end_hour
-            ),
-        )
     }
 }
 
