@@ -153,6 +153,64 @@ pub fn run_plan_month(
     Ok(out)
 }
 
+/// The paused single-threaded runtime one plan window runs on.
+pub(crate) fn paused_runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// The one TWC (3003) of a plan replay with `car`, on `o`'s phases and voltage.
+pub(crate) fn plan_slave(o: &PlanMonthOptions, car: twc_sim::CarConfig) -> twc_sim::SimSlave {
+    use twc_core::protocol::TwcId;
+    let v = o.voltage.round() as u16;
+    twc_sim::SimSlave {
+        slave: twc_sim::SlaveConfig {
+            volts: if o.phases > 1 { [v; 3] } else { [v, 0, 0] },
+            ..twc_sim::SlaveConfig::eu().with_id(TwcId([0x30, 0x03]))
+        },
+        car,
+    }
+}
+
+/// The engine of a plan replay: the wiring at `o`'s maximum, its minimum, voltage and phases,
+/// the wall clock starting at `arrive` (the caller adds what is its own).
+pub(crate) fn plan_engine_config(
+    o: &PlanMonthOptions,
+    arrive: i64,
+) -> twc_core::engine::EngineConfig {
+    use twc_core::model::CentiAmps;
+    let amps = CentiAmps::from_f64(o.max_amps);
+    twc_core::engine::EngineConfig {
+        master: twc_core::master::MasterConfig {
+            wiring_max_all: amps,
+            wiring_max_per_twc: amps,
+            ..Default::default()
+        },
+        min_amps_per_twc: CentiAmps::from_f64(o.min_amps),
+        voltage: o.voltage,
+        phases: o.phases,
+        start_wall: chrono::DateTime::from_timestamp(arrive, 0),
+        ..Default::default()
+    }
+}
+
+/// The weekday plan of a replay window: `kwh` into TWC 3003 by `depart`.
+pub(crate) fn weekday_plan(kwh: f64, depart: i64) -> twc_core::engine::Command {
+    use twc_core::planner::{ChargePlan, Departure, PlanTarget};
+    twc_core::engine::Command::SetPlan(Box::new(ChargePlan {
+        id: "weekday".into(),
+        vin: None,
+        twc: Some("3003".into()),
+        target: PlanTarget::Energy { kwh },
+        departure: Departure::Once { at_unix: depart },
+        battery_kwh: None,
+        enabled: true,
+    }))
+}
+
 /// One night through the real engine: a TWC with a car that draws what it is offered, the
 /// policy "green" without a meter (so only the plan makes it charge), the prices and the plan
 /// as commands. Returns the energy the car drew by departure, kWh, and its cost.
@@ -163,43 +221,13 @@ fn engine_night(
     o: &PlanMonthOptions,
 ) -> Result<(f64, f64), String> {
     use std::time::Duration as StdDuration;
-    use twc_core::engine::{self, Command, EngineConfig};
-    use twc_core::master::MasterConfig;
-    use twc_core::model::{CentiAmps, Settings};
-    use twc_core::planner::{ChargePlan, Departure, PlanTarget};
-    use twc_core::protocol::TwcId;
-    use twc_sim::{CarConfig, SimSlave, SlaveConfig, duplex_pair};
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .map_err(|e| e.to_string())?;
+    use twc_core::engine::{self, Command};
+    use twc_core::model::Settings;
+    use twc_sim::{CarConfig, duplex_pair};
+    let rt = paused_runtime()?;
     rt.block_on(async move {
-        let v = o.voltage.round() as u16;
-        let (comms, _sim) = duplex_pair(vec![SimSlave {
-            slave: SlaveConfig {
-                volts: [
-                    v,
-                    if o.phases > 1 { v } else { 0 },
-                    if o.phases > 1 { v } else { 0 },
-                ],
-                ..SlaveConfig::eu().with_id(TwcId([0x30, 0x03]))
-            },
-            car: CarConfig::tesla(),
-        }]);
-        let amps = CentiAmps::from_f64(o.max_amps);
-        let cfg = EngineConfig {
-            master: MasterConfig {
-                wiring_max_all: amps,
-                wiring_max_per_twc: amps,
-                ..MasterConfig::default()
-            },
-            min_amps_per_twc: CentiAmps::from_f64(o.min_amps),
-            voltage: o.voltage,
-            phases: o.phases,
-            start_wall: chrono::DateTime::from_timestamp(arrive, 0),
-            ..EngineConfig::default()
-        };
+        let (comms, _sim) = duplex_pair(vec![plan_slave(o, CarConfig::tesla())]);
+        let cfg = plan_engine_config(o, arrive);
         let settings = Settings {
             non_scheduled_action: "green".into(),
             ..Settings::default()
@@ -210,17 +238,7 @@ fn engine_night(
         h.command(Command::SetPrices(Some(prices.clone())))
             .await
             .map_err(err)?;
-        h.command(Command::SetPlan(Box::new(ChargePlan {
-            id: "weekday".into(),
-            vin: None,
-            twc: Some("3003".into()),
-            target: PlanTarget::Energy { kwh: o.kwh },
-            departure: Departure::Once { at_unix: depart },
-            battery_kwh: None,
-            enabled: true,
-        })))
-        .await
-        .map_err(err)?;
+        h.command(weekday_plan(o.kwh, depart)).await.map_err(err)?;
         let step = 10i64;
         let volts = o.voltage * f64::from(o.phases.max(1));
         let (mut kwh, mut cost) = (0.0, 0.0);

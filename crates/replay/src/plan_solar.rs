@@ -80,6 +80,15 @@ pub struct Charged {
 }
 
 impl Charged {
+    /// Adds `e` kWh drawn over `step` seconds while the surplus was `surplus_w`, the part not
+    /// covered by it at `price`.
+    fn add(&mut self, e: f64, surplus_w: f64, step: i64, price: f64) {
+        let solar = e.min(surplus_w * step as f64 / 3.6e6);
+        self.kwh += e;
+        self.solar_kwh += solar;
+        self.cost += (e - solar) * price;
+    }
+
     /// Solar share, 0..=1 (0 without energy).
     pub fn solar_share(&self) -> f64 {
         if self.kwh > 0.0 {
@@ -320,11 +329,8 @@ fn on_arrival(
     let mut t = arrive;
     while t < depart && c.kwh < o.plan.kwh {
         let e = (w * step as f64 / 3.6e6).min(o.plan.kwh - c.kwh);
-        let solar = e.min(surplus_w(trace, t) * step as f64 / 3.6e6);
         let p = prices.at(t).ok_or("no price on arrival")?.price_per_kwh;
-        c.kwh += e;
-        c.solar_kwh += solar;
-        c.cost += (e - solar) * p;
+        c.add(e, surplus_w(trace, t), step, p);
         t += step;
     }
     c.met = c.kwh + 1e-9 >= o.plan.kwh;
@@ -344,51 +350,29 @@ fn engine_window(
     depart: i64,
     o: &PlanSolarOptions,
 ) -> Result<Charged, String> {
+    use crate::plan_month::{paused_runtime, plan_engine_config, plan_slave, weekday_plan};
     use std::time::Duration as StdDuration;
     use twc_core::engine::{Command, EngineConfig, SourceSpec};
-    use twc_core::master::MasterConfig;
-    use twc_core::model::{CentiAmps, Settings};
-    use twc_core::planner::{ChargePlan, Departure, PlanTarget};
+    use twc_core::model::Settings;
     use twc_core::plugin::PollSettings;
     use twc_core::policy::PolicyConfig;
-    use twc_core::protocol::TwcId;
-    use twc_sim::{CarConfig, SimSlave, SlaveConfig, duplex_pair};
+    use twc_sim::{CarConfig, duplex_pair};
     const BATTERY_KWH: f64 = 75.0;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let rt = paused_runtime()?;
     rt.block_on(async move {
-        let v = o.plan.voltage.round() as u16;
         let volts = o.plan.voltage * f64::from(o.plan.phases.max(1));
-        let (comms, sim) = duplex_pair(vec![SimSlave {
-            slave: SlaveConfig {
-                volts: if o.plan.phases > 1 { [v; 3] } else { [v, 0, 0] },
-                ..SlaveConfig::eu().with_id(TwcId([0x30, 0x03]))
-            },
-            car: CarConfig {
-                battery_kwh: Some(BATTERY_KWH),
-                soc_pct: Some(100.0 - o.plan.kwh / BATTERY_KWH * 100.0),
-                ..CarConfig::tesla()
-            },
-        }]);
-        let amps = CentiAmps::from_f64(o.plan.max_amps);
+        let car = CarConfig {
+            battery_kwh: Some(BATTERY_KWH),
+            soc_pct: Some(100.0 - o.plan.kwh / BATTERY_KWH * 100.0),
+            ..CarConfig::tesla()
+        };
+        let (comms, sim) = duplex_pair(vec![plan_slave(&o.plan, car)]);
         let mut policy = PolicyConfig::default();
         policy.rules.utc_offset = trace.start().offset().to_string();
         let cfg = EngineConfig {
-            master: MasterConfig {
-                wiring_max_all: amps,
-                wiring_max_per_twc: amps,
-                ..MasterConfig::default()
-            },
-            min_amps_per_twc: CentiAmps::from_f64(o.plan.min_amps),
-            voltage: o.plan.voltage,
-            phases: o.plan.phases,
             consumption_includes_chargers: false,
             policy,
-            start_wall: DateTime::from_timestamp(arrive, 0),
-            ..EngineConfig::default()
+            ..plan_engine_config(&o.plan, arrive)
         };
         let settings = Settings {
             non_scheduled_action: "green".into(),
@@ -421,17 +405,9 @@ fn engine_window(
         h.command(Command::SetForecast(forecast))
             .await
             .map_err(err)?;
-        h.command(Command::SetPlan(Box::new(ChargePlan {
-            id: "weekday".into(),
-            vin: None,
-            twc: Some("3003".into()),
-            target: PlanTarget::Energy { kwh: o.plan.kwh },
-            departure: Departure::Once { at_unix: depart },
-            battery_kwh: None,
-            enabled: true,
-        })))
-        .await
-        .map_err(err)?;
+        h.command(weekday_plan(o.plan.kwh, depart))
+            .await
+            .map_err(err)?;
         let car = || sim.slave(0).map_err(|e| e.to_string());
         let step = 10i64;
         let mut c = Charged::default();
@@ -451,11 +427,8 @@ fn engine_window(
             let now_wh = car()?.energy_wh;
             let e = (now_wh - wh) / 1000.0;
             wh = now_wh;
-            let solar = e.min(surplus_w(trace, t) * step as f64 / 3.6e6);
             let p = prices.at(t).ok_or("no price in the window")?.price_per_kwh;
-            c.kwh += e;
-            c.solar_kwh += solar;
-            c.cost += (e - solar) * p;
+            c.add(e, surplus_w(trace, t), step, p);
             t += step;
         }
         let last = car()?;
