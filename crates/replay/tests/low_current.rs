@@ -9,7 +9,10 @@ use std::time::Duration;
 use twc_core::engine::{self, EngineConfig, EngineHandle};
 use twc_core::master::MasterConfig;
 use twc_core::model::{CentiAmps, EnergyReading, Settings};
-use twc_core::plugin::{EmsSource, PluginError, PollSettings};
+use twc_core::plugin::{
+    AccountStatus, ChargeState, EmsSource, ErrorKind, PluginError, PollSettings, Vehicle,
+    VehicleApi,
+};
 use twc_core::protocol::TwcId;
 use twc_core::vehicles::{self, VehiclesConfig};
 use twc_replay::simcar::SimCars;
@@ -56,6 +59,46 @@ fn site(pv_w: f64, follows: bool) -> Site {
 
 /// [`site`] with `[vehicles] amps_lower_interval_secs` (30 s in [`site`]: as a raise).
 fn site_with(pv_w: f64, follows: bool, lower_secs: u64) -> Site {
+    site_api(pv_w, lower_secs, |sim| {
+        let api = SimCars::new(sim, follows);
+        let sent = api.sent();
+        (Box::new(api), sent)
+    })
+}
+
+/// A car API whose `set_charging_amps` never gets through (the car is out of reach); the rest
+/// as [`SimCars`].
+struct Unreachable(SimCars);
+
+#[twc_core::async_trait]
+impl VehicleApi for Unreachable {
+    fn name(&self) -> &str {
+        "simcar"
+    }
+    async fn list(&self) -> Result<Vec<Vehicle>, PluginError> {
+        self.0.list().await
+    }
+    async fn charge_state(&self, vin: &str) -> Result<ChargeState, PluginError> {
+        self.0.charge_state(vin).await
+    }
+    async fn set_amps(&self, vin: &str, _amps: u8) -> Result<(), PluginError> {
+        Err(PluginError::new(
+            ErrorKind::Transient,
+            "simcar",
+            format!("{vin}: vehicle unavailable (asleep, out of reach)"),
+        ))
+    }
+    fn account(&self) -> AccountStatus {
+        self.0.account()
+    }
+}
+
+/// [`site_with`] with the car API `api` makes from the bus (and its log of commands).
+fn site_api(
+    pv_w: f64,
+    lower_secs: u64,
+    api: impl FnOnce(SimHandle) -> (Box<dyn VehicleApi>, Arc<Mutex<Vec<String>>>),
+) -> Site {
     let vin = sample_vin(9);
     let slaves = vec![SimSlave {
         slave: SlaveConfig {
@@ -91,8 +134,7 @@ fn site_with(pv_w: f64, follows: bool, lower_secs: u64) -> Site {
     };
     let eng = engine::spawn(cfg, Box::new(comms), vec![src], settings);
     std::mem::forget(eng.task);
-    let api = SimCars::new(sim.clone(), follows);
-    let sent = api.sent();
+    let (api, sent) = api(sim.clone());
     let vcfg = VehiclesConfig {
         poll_secs: 10,
         low_current: true,
@@ -102,11 +144,7 @@ fn site_with(pv_w: f64, follows: bool, lower_secs: u64) -> Site {
         amps_lower_interval_secs: lower_secs,
         ..VehiclesConfig::default()
     };
-    let v = vehicles::spawn(
-        vec![("simcar".into(), Box::new(api))],
-        vcfg,
-        eng.handle.clone(),
-    );
+    let v = vehicles::spawn(vec![("simcar".into(), api)], vcfg, eng.handle.clone());
     Site {
         h: eng.handle,
         sim,
@@ -388,4 +426,62 @@ async fn a_cloud_right_after_the_sun_keeps_the_car_charging_at_6_a_until_it_is_t
         drawn(&s),
         s.sent
     );
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_car_charging_at_6_a_that_cannot_be_told_less_keeps_6_a_for_the_stop_delay_at_most() {
+    // The sun first: the car charges above 6 A without ever being told anything.
+    let s = site_api(5000.0, 10, |sim| {
+        let api = SimCars::new(sim, true);
+        let sent = api.sent();
+        (Box::new(Unreachable(api)), sent)
+    });
+    for _ in 0..300 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        safe(&s);
+        if drawn(&s) > CentiAmps::from_amps(8) {
+            break;
+        }
+    }
+    assert!(
+        drawn(&s) > CentiAmps::from_amps(8),
+        "{:?}",
+        s.h.status().slaves
+    );
+    // A cloud (about 3.9 A of surplus). The car cannot be told less: its TWC keeps the 6 A the
+    // car draws for the green stop delay (300 s), then offers nothing and the car stops.
+    *s.pv_w.lock().unwrap() = 1400.0;
+    let mut held = 0u32;
+    let mut stopped_after = None;
+    for t in 1..=600u32 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        safe(&s);
+        let o = offered(&s);
+        assert!(o <= CentiAmps::from_amps(16), "{o}");
+        if o == CentiAmps::from_amps(6) {
+            held += 1;
+        }
+        if o == CentiAmps::ZERO && drawn(&s) == CentiAmps::ZERO {
+            stopped_after = Some(t);
+            break;
+        }
+    }
+    let stopped_after = stopped_after.unwrap_or_else(|| {
+        panic!(
+            "still offered {} after 600 s: {:?}",
+            offered(&s),
+            s.h.status().car_currents
+        )
+    });
+    assert!(held >= 200, "held 6 A for only {held} s");
+    assert!(
+        (250..=330).contains(&stopped_after),
+        "stopped {stopped_after} s after the cloud"
+    );
+    // It stays off while the car cannot be reached.
+    for _ in 0..300 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        safe(&s);
+        assert_eq!(offered(&s), CentiAmps::ZERO);
+    }
 }
