@@ -1,8 +1,9 @@
 //! The price tiles, the Plans page and the Sessions page in real headless Chromium, with real
 //! data: prices from the time-of-use tariff plugin, a plan saved from the Plans page's form and
 //! one through the API, and sessions the engine charged on simulated TWCs over the last days
-//! (in paused time), stored by the SQLite logger. Every page must fit a 360 px and a 390 px phone. Set
-//! `TWC_UPDATE_SCREENSHOTS=1` to refresh docs/web-{prices,plans,sessions}-{desktop,phone}.png.
+//! (in paused time), stored by the SQLite logger. Every page must fit a 360 px and a 390 px
+//! phone. Set `TWC_UPDATE_SCREENSHOTS=1` to refresh
+//! docs/web-{prices,plans,sessions}-{desktop,phone}.png.
 
 mod common;
 
