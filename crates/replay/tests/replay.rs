@@ -324,3 +324,69 @@ fn r15_drop_reserve_imports_less_on_one_minute_clouds() {
     assert!(reserve.starts <= follow.starts);
     assert!(reserve.captured_kwh > reference.captured_kwh);
 }
+
+/// Issue 15, the closed loop through the real engine: a car charging under a surplus that steps
+/// down and up every minute by uneven amounts (so the offer's rounding changes each time). Within
+/// each minute the surplus is constant, so once the meter has seen the step (its next reading,
+/// plus the slave's reply) the offer must go straight to where it stays: never below the offer
+/// it ends the minute on (a step down taken twice, once more for the car's reply to the first
+/// lowering), and no import after that (the rounding learned as a shortfall, one step too high).
+/// Both happened before the offer-and-draw fix; this fails with either.
+#[test]
+fn r15_a_stepping_surplus_is_followed_once_without_undershoot_or_import() {
+    let start = chrono::DateTime::parse_from_rfc3339("2026-06-17T10:00:00+02:00").unwrap();
+    let mut csv = String::from("timestamp,pv_w,load_w\n");
+    // 10 minutes to start and settle, then 40 one-minute steps of uneven size.
+    for m in 0..50u32 {
+        let pv = if m < 10 {
+            4200.0
+        } else {
+            3400.0 + f64::from((m * 7) % 11) * 97.0 + f64::from((m * 3) % 5) * 41.0
+        };
+        let at = start + chrono::Duration::minutes(i64::from(m));
+        csv.push_str(&format!("{},{pv},300\n", at.to_rfc3339()));
+    }
+    let t = Trace::parse(&csv).unwrap();
+    let opts = SimOptions::default();
+    let rep = run(&t, &opts).unwrap();
+    let rows: Vec<&Row> = rep
+        .rows
+        .iter()
+        .filter(|r| r.at >= start + chrono::Duration::minutes(10))
+        .collect();
+    assert!(rows.iter().all(|r| r.actual_a[0] >= 6.0), "the car charges");
+    let mut checked = 0;
+    for minute in rows.chunk_by(|a, b| {
+        a.pv_w == b.pv_w && a.at.format("%M").to_string() == b.at.format("%M").to_string()
+    }) {
+        let last = minute.last().unwrap().offered_a[0];
+        // The meter reads every 5 s; its reading and the slave's reply take a few seconds more.
+        for r in minute.iter().skip(10) {
+            assert!(
+                r.offered_a[0] >= last,
+                "{}: offered {:.2} A, below the {:.2} A it ends the minute on",
+                r.at,
+                r.offered_a[0],
+                last
+            );
+            assert!(
+                r.grid_w <= 0.0,
+                "{}: {:.0} W imported at a steady surplus ({:.2} A offered, {:.2} A drawn)",
+                r.at,
+                r.grid_w,
+                r.offered_a[0],
+                r.actual_a[0]
+            );
+            checked += 1;
+        }
+        // Settled: less than one offer step (0.5 A) exported at the end of the minute.
+        let end = minute.last().unwrap();
+        assert!(
+            end.grid_w > -0.5 * 230.0 - 1.0,
+            "{}: {:.0} W exported",
+            end.at,
+            end.grid_w
+        );
+    }
+    assert!(checked > 1500, "{checked} rows checked");
+}

@@ -211,6 +211,7 @@ impl Core {
                     }
                     self.emit(Event::SlaveTimedOut { at, slave: id });
                     self.draw_history.remove(&id);
+                    self.offer_lowered.remove(&id);
                     self.end_session(id, now, "the slave timed out");
                     recompute = true;
                 }
@@ -236,6 +237,14 @@ impl Core {
                 }
                 MasterEvent::OfferSent { slave, from, to } => {
                     info!(slave = %slave, from = %from, to = %to, "Offer changed");
+                    if to < from {
+                        let l = self.offer_lowered.entry(slave).or_default();
+                        l.push_back(now);
+                        // The readings still waiting for a pairing are a few seconds old.
+                        while l.len() > 64 {
+                            l.pop_front();
+                        }
+                    }
                     self.emit(Event::OfferChanged {
                         at,
                         slave,

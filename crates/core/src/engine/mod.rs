@@ -190,8 +190,7 @@ pub fn spawn_with(
     }
     drop(read_tx);
     let now = Instant::now();
-    let mut policy_engine = PolicyEngine::new(cfg.policy.clone());
-    policy_engine.set_offer_step(cfg.master.offer_step.amps());
+    let policy_engine = PolicyEngine::new(cfg.policy.clone());
     let start_wall = cfg.start_wall.unwrap_or_else(Utc::now);
     // The settings as the engine holds them: read by the handle, saved by the writer task.
     let (settings_tx, settings_rx) = watch::channel(settings.clone());
@@ -220,9 +219,11 @@ pub fn spawn_with(
         vins_scratch: Vec::new(),
         vehicles: Vec::new(),
         draw_history: BTreeMap::new(),
+        offer_lowered: BTreeMap::new(),
         paired: None,
         unpaired: VecDeque::new(),
         pair_pending: false,
+        offer_in_force: None,
         battery_expected,
         std_start: std::time::Instant::now(),
         settings_tx,
@@ -294,12 +295,20 @@ struct Core {
     /// What each slave reported its car drew, A, with when: a reading is paired with the draw
     /// at the time it was *measured* (see [`Core::charger_for`]).
     draw_history: BTreeMap<TwcId, VecDeque<(Instant, f64)>>,
+    /// When each slave's offer was lowered (the last 64 times): its reports after that show our
+    /// own change, not what a reading measured before it saw (see [`Core::charger_for`]).
+    offer_lowered: BTreeMap<TwcId, VecDeque<Instant>>,
     /// The last reading that could be paired, with the chargers' draw at its time.
-    paired: Option<(EnergyReading, f64)>,
-    /// Newer combined readings waiting for the slaves' reports after their measuring time.
-    unpaired: VecDeque<EnergyReading>,
+    paired: Option<(EnergyReading, readings::Draw)>,
+    /// Newer combined readings waiting for the slaves' reports after their measuring time, each
+    /// with the most the chargers were seen able to draw since it arrived, A.
+    unpaired: VecDeque<(EnergyReading, f64)>,
     /// A newer reading waits for the slaves' next reports: re-evaluate on each heartbeat.
     pair_pending: bool,
+    /// The drawing slaves' effective offers (centiamps, summed) and how many draw, with since
+    /// when: the closed loop is given the offer a reading was measured under (see
+    /// [`Core::offered_in_force`]).
+    offer_in_force: Option<((u32, usize), Instant)>,
     /// True once a battery is configured or any source reported battery power: from then on a
     /// missing battery reading makes derived grid values unknown, never 0 W.
     battery_expected: bool,

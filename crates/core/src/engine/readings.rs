@@ -180,33 +180,50 @@ impl Core {
     /// of it): the safe side for every use, as house load and grid import are never
     /// underestimated and surplus never overestimated. Without a report before, or (incomplete)
     /// after, the least possible draw, 0 A, bounds that end.
-    pub(super) fn charger_for(&self, measured: Instant) -> (f64, bool) {
+    ///
+    /// That least draw is [`Draw::least`], for the grid limit. [`Draw::best`], for the green
+    /// surplus and the cars' shortfall, leaves out the reports after the slave's offer was
+    /// *lowered* (after the measuring time and its margin): they show our own lowering, which
+    /// the reading cannot have seen. Taking them made every step down of the surplus lower the
+    /// offer twice: once for the new reading, once more for the car's reply to that lowering.
+    /// (The grid limit keeps them: a car already ramping down when the reading was measured
+    /// may draw less than its report before, and only its later reports bound that.)
+    pub(super) fn charger_for(&self, measured: Instant) -> (Draw, bool) {
         let from = measured.checked_sub(DRAW_MARGIN).unwrap_or(measured);
         let to = measured + DRAW_MARGIN;
-        let (mut total, mut complete) = (0.0, true);
-        for h in self
-            .master
-            .slaves()
-            .filter_map(|s| self.draw_history.get(&s.id))
-        {
-            let mut least = h
+        let (mut total, mut complete) = (Draw::default(), true);
+        for (h, lowered) in self.master.slaves().filter_map(|s| {
+            // The first lowering after the measuring time (and its margin: a lowering the
+            // meter may have seen keeps the least draw, the safe side).
+            let lowered = self
+                .offer_lowered
+                .get(&s.id)
+                .and_then(|l| l.iter().find(|l| **l > to));
+            self.draw_history.get(&s.id).map(|h| (h, lowered))
+        }) {
+            let before = h
                 .iter()
                 .rev()
                 .find(|(t, _)| *t <= from)
                 .map_or(0.0, |(_, a)| *a);
+            let (mut least, mut best) = (before, before);
             let mut bracketed = false;
             for (t, a) in h.iter().filter(|(t, _)| *t > from) {
                 least = least.min(*a);
+                if lowered.is_none_or(|l| t < l) {
+                    best = best.min(*a);
+                }
                 if *t >= to {
                     bracketed = true;
                     break;
                 }
             }
             if !bracketed {
-                least = 0.0;
+                (least, best) = (0.0, 0.0);
                 complete = false;
             }
-            total += least;
+            total.least += least;
+            total.best += best;
         }
         (total, complete)
     }
@@ -214,31 +231,45 @@ impl Core {
     /// The reading the policy uses, with the chargers' draw at its time: the newest combined
     /// reading for which every slave has reported after it was measured (a meter polled more
     /// often than the heartbeats always has a newer one waiting); while none is, and the last
-    /// paired one is no longer fresh, the newest with the least draw known for it.
+    /// paired one is no longer fresh, the newest with the least draw known for it. The flag
+    /// says whether the draw is the paired one (not a bound on it).
     pub(super) fn paired_reading(
         &mut self,
         reading: Option<EnergyReading>,
         now: Instant,
-    ) -> (Option<EnergyReading>, f64) {
+    ) -> (Option<EnergyReading>, Draw, bool) {
         self.pair_pending = false;
         let Some(r) = reading else {
             self.paired = None;
             self.unpaired.clear();
-            return (None, 0.0);
+            return (None, Draw::default(), false);
         };
-        match self.unpaired.back_mut() {
+        // The most the chargers can have drawn when `r` was measured: the most seen since it
+        // arrived. Never the offer of *now* alone: lowering the offer on this very reading
+        // would make the reading show less room on each heartbeat, and the budget would follow
+        // the cars' own fall down until the pairing (positive feedback, then an export the
+        // closed loop mistakes for a shortfall and overshoots into import).
+        let most_now = self.charger_most();
+        let c_most = match self.unpaired.back_mut() {
             // The same measuring time (a quantity from a newer reading of another source).
-            Some(b) if b.measured_at == r.measured_at => *b = r.clone(),
-            _ => self.unpaired.push_back(r.clone()),
-        }
+            Some((b, m)) if b.measured_at == r.measured_at => {
+                *b = r.clone();
+                *m = m.max(most_now);
+                *m
+            }
+            _ => {
+                self.unpaired.push_back((r.clone(), most_now));
+                most_now
+            }
+        };
         while self.unpaired.len() > 64 {
             self.unpaired.pop_front();
         }
         // The newest waiting reading that can now be paired; older ones are dropped with it.
         for i in (0..self.unpaired.len()).rev() {
-            let (c, complete) = self.charger_for(self.unpaired[i].measured_at);
+            let (c, complete) = self.charger_for(self.unpaired[i].0.measured_at);
             if complete {
-                let p = self.unpaired[i].clone();
+                let p = self.unpaired[i].0.clone();
                 self.unpaired.drain(..=i);
                 self.paired = Some((p, c));
                 break;
@@ -259,21 +290,70 @@ impl Core {
                 // drawing (a cloud, a kettle): waiting for every slave's next report (about a
                 // second per slave) would import meanwhile. It can only lower the budget, so
                 // it needs no pairing to be safe; raising waits for the pairing as before.
-                let c_most = self.charger_most();
                 if p.measured_at < r.measured_at
-                    && let (Some(new), Some(old)) = (self.room_w(&r, c_most), self.room_w(p, *c))
+                    && let (Some(new), Some(old)) =
+                        (self.room_w(&r, c_most), self.room_w(p, c.best))
                     && new < old
                 {
-                    (Some(r), c_most)
+                    // The grid limit still takes the least draw known for it (the most the
+                    // chargers can draw would make the house look smaller).
+                    let least = self.charger_for(r.measured_at).0.least;
+                    (
+                        Some(r),
+                        Draw {
+                            least,
+                            best: c_most,
+                        },
+                        false,
+                    )
                 } else {
-                    (Some(p.clone()), *c)
+                    (Some(p.clone()), *c, true)
                 }
             }
             _ => {
                 let (c, _) = self.charger_for(r.measured_at);
-                (Some(r), c)
+                (Some(r), c, false)
             }
         }
+    }
+
+    /// What the drawing slaves' cars were offered when `r` was measured, A (summed), for the
+    /// closed loop: `None` unless that offer (and which slaves draw) had not changed for the
+    /// closed loop's settle time before the measuring time, so the reading shows the cars
+    /// following it; also `None` while a load point draws (its offer is not a slave's). A car
+    /// told less through its own API counts at what it accepted, when that is less. `None` as
+    /// well when the reading's draw is not the paired one (`paired` false): offer − draw is
+    /// then no shortfall.
+    pub(super) fn offered_in_force(
+        &mut self,
+        r: Option<&EnergyReading>,
+        paired: bool,
+        now: Instant,
+    ) -> Option<f64> {
+        let (mut sum, mut n) = (0u32, 0usize);
+        for sl in self.master.slaves().filter(|s| s.actual.0 >= 100) {
+            let told = self
+                .vehicles
+                .iter()
+                .find(|v| v.slave == Some(sl.id))
+                .and_then(|v| v.told_amps)
+                .map_or(u16::MAX, |a| CentiAmps::from_amps(u16::from(a)).0);
+            sum += u32::from(sl.offered.0.min(told));
+            n += 1;
+        }
+        let since = match self.offer_in_force {
+            Some((k, since)) if k == (sum, n) => since,
+            _ => {
+                self.offer_in_force = Some(((sum, n), now));
+                now
+            }
+        };
+        let settle = Duration::from_secs_f64(crate::policy::closed_loop::SETTLE_SECS);
+        (paired
+            && n > 0
+            && r?.measured_at >= since + settle
+            && self.load_point_draw(now) == CentiAmps::ZERO)
+            .then(|| f64::from(sum) / 100.0)
     }
 
     /// The most the slaves' cars can be drawing now: per slave the larger of its last report
@@ -364,4 +444,14 @@ fn stale_event(name: &str, stale_after: Duration, at: chrono::DateTime<chrono::U
             stale_after.as_secs()
         ),
     }
+}
+
+/// The chargers' draw paired with a reading, A (sum over slaves; see [`Core::charger_for`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(super) struct Draw {
+    /// The least they may have drawn: for the grid limit (never a smaller house).
+    pub least: f64,
+    /// What they drew, leaving out our own lowering after the measuring time: for the green
+    /// surplus and the cars' shortfall.
+    pub best: f64,
 }

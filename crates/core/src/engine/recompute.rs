@@ -54,9 +54,11 @@ impl Core {
     pub(super) fn recompute(&mut self, now: Instant) {
         self.confirm_car_load_points(now);
         let combined = self.combine(now);
-        let (reading, charger_amps) = self.paired_reading(combined, now);
+        let (reading, draw, paired) = self.paired_reading(combined, now);
         // Load points draw from the same circuit: their fresh draw is charger current too.
-        let charger_amps = charger_amps + self.load_point_draw(now).amps();
+        let lp = self.load_point_draw(now).amps();
+        let (charger_amps, drawn_amps) = (draw.least + lp, draw.best + lp);
+        let offered_amps = self.offered_in_force(reading.as_ref(), paired, now);
         let wall = self.wall(now);
         if let Some(cn) = self.settings.charge_now
             && cn.until_unix <= wall.timestamp()
@@ -134,6 +136,8 @@ impl Core {
             mono_secs: (now - self.start_instant).as_secs_f64(),
             reading: reading.as_ref(),
             charger_amps,
+            drawn_amps,
+            offered_amps,
             voltage,
             phases: self.cfg.phases,
             consumption_includes_chargers: self.cfg.consumption_includes_chargers,

@@ -77,7 +77,7 @@ impl super::PolicyEngine {
         self.surplus_text.text((reason, key), |(base, _)| {
             let mut r = format!("{base}; surplus {w:.0} W = {a:.2} A");
             if correction != 0.0 {
-                r = format!("{r}, {correction:+.2} A from the grid meter");
+                r = format!("{r}, {correction:+.2} A for the cars drawing under their offer");
             }
             if drop_reserve > 0.0 {
                 r = format!("{r}, {drop_reserve:.2} A kept for falls");

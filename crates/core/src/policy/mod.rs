@@ -93,6 +93,16 @@ pub struct Context<'a> {
     /// grid and consumption include that draw, so it is what must be taken out again (using the
     /// draw of *now* would misjudge the house while a car ramps).
     pub charger_amps: f64,
+    /// What the chargers drew when the reading was measured, the best estimate, A: for the
+    /// green surplus and the cars' shortfall. `charger_amps` is the least it may have been, for
+    /// the grid limit (a larger draw would make the house look smaller); the two differ after
+    /// an offer was lowered since the measuring time, whose effect the reading cannot show.
+    pub drawn_amps: f64,
+    /// What the drawing chargers were offered when the reading was measured, A (sum), when
+    /// that offer had been in force long enough before it for the cars to follow it, and no
+    /// car was told less through its own API. `None` otherwise. With it, the closed loop sees
+    /// each car's shortfall (offer − draw) directly, without the offer's rounding in it.
+    pub offered_amps: Option<f64>,
     /// Volts per phase.
     pub voltage: f64,
     /// Phases the chargers use.
@@ -187,12 +197,6 @@ impl PolicyEngine {
             surplus_text: memo::TextMemo::default(),
             offset: None,
         }
-    }
-
-    /// The step offers are rounded down to, A (`[wiring] offer_step_amps`): the closed loop
-    /// leaves an export smaller than one step alone.
-    pub fn set_offer_step(&mut self, amps: f64) {
-        self.closed_loop.set_dead_band(amps);
     }
 
     /// The config.
@@ -362,18 +366,17 @@ impl PolicyEngine {
                         0.0
                     }
                 };
-                // Closed loop (closed_loop.rs): add what the meter says the cars leave unused,
-                // beyond the export the drop reserve means to leave.
-                let export_a = ctx
+                // Closed loop (closed_loop.rs): add the cars' shortfall under their offer, with
+                // a grid meter (the surplus is then measured).
+                let measured_at = ctx
                     .reading
-                    .filter(|_| self.cfg.green.closed_loop)
-                    .and_then(|r| r.grid_w.map(|g| (r.measured_at, -g / volts_total)));
-                let correction = match (export_a, surplus) {
-                    (Some((at, e)), Some(w)) => self.closed_loop.update(
+                    .filter(|r| self.cfg.green.closed_loop && r.grid_w.is_some())
+                    .map(|r| r.measured_at);
+                let correction = match (measured_at, surplus) {
+                    (Some(at), Some(_)) => self.closed_loop.update(
                         tokio::time::Instant::now(),
                         at,
-                        e - drop_reserve,
-                        w / volts_total,
+                        ctx.offered_amps.map(|o| o - ctx.drawn_amps),
                         ctx.cars_charging,
                     ),
                     _ => {

@@ -18,7 +18,7 @@ pub fn offsets_w(s: &Settings, volts_total: f64) -> f64 {
 pub fn surplus_w(ctx: &Context<'_>, g: &GreenConfig) -> Option<f64> {
     let r = ctx.reading?;
     let volts_total = ctx.voltage * ctx.phases.max(1) as f64;
-    let charger_w = ctx.charger_amps * volts_total;
+    let charger_w = ctx.drawn_amps * volts_total;
     let base = match (r.generation_w, r.consumption_w, r.grid_w) {
         // Closed loop: the grid meter measures what the chargers may take (see closed_loop.rs).
         (_, _, Some(grid)) if g.closed_loop => charger_w - grid - battery_w(ctx, r)?,

@@ -54,6 +54,8 @@ impl T {
             mono_secs: self.mono,
             reading: self.reading.as_ref(),
             charger_amps: self.charger_amps,
+            drawn_amps: self.charger_amps,
+            offered_amps: None,
             voltage: 230.0,
             phases: self.phases,
             consumption_includes_chargers: self.includes,
