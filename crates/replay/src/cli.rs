@@ -108,6 +108,13 @@ pub struct Args {
     /// `[green] drop_reserve_max_w` (default: the config default).
     #[arg(long)]
     pub drop_reserve_max_w: Option<f64>,
+    /// `[green] low_sun_minutes` (0 = off; default: the config default); needs --home.
+    #[arg(long)]
+    pub low_sun_minutes: Option<f64>,
+    /// The home location `LAT,LON` in degrees (north and east positive), for sunrise and sunset
+    /// (the corpus in docs/traces/real was measured at 39.74,-105.18).
+    #[arg(long, value_parser = parse_home, allow_hyphen_values = true)]
+    pub home: Option<twc_core::model::HomeLocation>,
     /// A price series (`timestamp,price_per_kwh`): run a weekday charge plan over it
     /// (`--plan-kwh`, `--plan-arrive`, `--plan-depart`) against charging on arrival. With
     /// --trace: the plan with the trace's PV and house load and a forecast (--plan-forecast),
@@ -367,6 +374,20 @@ fn plan_solar(
     Ok(())
 }
 
+/// `--home LAT,LON`.
+fn parse_home(s: &str) -> Result<twc_core::model::HomeLocation, String> {
+    let bad = || format!("--home {s:?}: expected LAT,LON in degrees, e.g. 39.74,-105.18");
+    let (lat, lon) = s.split_once(',').ok_or_else(bad)?;
+    let (lat, lon): (f64, f64) = (
+        lat.trim().parse().map_err(|_| bad())?,
+        lon.trim().parse().map_err(|_| bad())?,
+    );
+    if !((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon)) {
+        return Err(bad());
+    }
+    Ok(twc_core::model::HomeLocation { lat, lon })
+}
+
 /// The replay options the flags describe.
 fn options(a: &Args) -> Result<SimOptions, String> {
     let mut policy = PolicyConfig::default();
@@ -400,6 +421,9 @@ fn options(a: &Args) -> Result<SimOptions, String> {
     if let Some(w) = a.drop_reserve_max_w {
         policy.green.drop_reserve_max_w = w;
     }
+    if let Some(m) = a.low_sun_minutes {
+        policy.green.low_sun_minutes = m;
+    }
     let mut opts = SimOptions {
         slaves: a.slaves,
         phases: a.phases,
@@ -415,6 +439,7 @@ fn options(a: &Args) -> Result<SimOptions, String> {
         grid_limit_w: a.grid_limit_w,
         policy,
         keep_rows: a.out.is_some() || a.chart.is_some(),
+        home: a.home,
         ..SimOptions::default()
     };
     if let Some(step) = a.offer_step_amps {

@@ -58,6 +58,8 @@ pub struct SimOptions {
     /// (cars that follow `set_charging_amps`): surplus below the TWC's minimum is charged
     /// through the car. `None`: no vehicle API.
     pub low_current: Option<twc_core::vehicles::VehiclesConfig>,
+    /// The home location (the settings' `home`), for sunrise and sunset.
+    pub home: Option<twc_core::model::HomeLocation>,
 }
 
 impl Default for SimOptions {
@@ -82,6 +84,7 @@ impl Default for SimOptions {
             offer_step_amps: 0.5,
             prices: None,
             low_current: None,
+            home: None,
         }
     }
 }
@@ -225,6 +228,7 @@ async fn replay(trace: &Trace, opts: &SimOptions) -> Result<Report, String> {
         non_scheduled_action: opts.action.clone(),
         non_scheduled_amps: opts.non_scheduled_amps,
         flex_amps: opts.flex_amps,
+        home: opts.home,
         ..Settings::default()
     };
     let meter = Meter {

@@ -301,8 +301,9 @@ struct Core {
     /// The last reading that could be paired, with the chargers' draw at its time.
     paired: Option<(EnergyReading, readings::Draw)>,
     /// Newer combined readings waiting for the slaves' reports after their measuring time, each
-    /// with the most the chargers were seen able to draw since it arrived, A.
-    unpaired: VecDeque<(EnergyReading, f64)>,
+    /// with the most the chargers were seen able to draw since it arrived, A, and when it
+    /// arrived.
+    unpaired: VecDeque<(EnergyReading, f64, Instant)>,
     /// A newer reading waits for the slaves' next reports: re-evaluate on each heartbeat.
     pair_pending: bool,
     /// The drawing slaves' effective offers (centiamps, summed) and how many draw, with since

@@ -187,10 +187,14 @@ impl Core {
     /// the reading cannot have seen. Taking them made every step down of the surplus lower the
     /// offer twice: once for the new reading, once more for the car's reply to that lowering.
     /// (The grid limit keeps them: a car already ramping down when the reading was measured
-    /// may draw less than its report before, and only its later reports bound that.)
-    pub(super) fn charger_for(&self, measured: Instant) -> (Draw, bool) {
+    /// may draw less than its report before, and only its later reports bound that.) A
+    /// lowering after the reading *arrived* (`arrived`) is never one it saw, even within the
+    /// margin: without that, a lowering sent on the reading itself a moment after it was
+    /// measured counted as seen, and the step down was taken twice.
+    pub(super) fn charger_for(&self, measured: Instant, arrived: Instant) -> (Draw, bool) {
         let from = measured.checked_sub(DRAW_MARGIN).unwrap_or(measured);
         let to = measured + DRAW_MARGIN;
+        let unseen_after = to.min(arrived.max(measured));
         let (mut total, mut complete) = (Draw::default(), true);
         for (h, lowered) in self.master.slaves().filter_map(|s| {
             // The first lowering after the measuring time (and its margin: a lowering the
@@ -198,7 +202,7 @@ impl Core {
             let lowered = self
                 .offer_lowered
                 .get(&s.id)
-                .and_then(|l| l.iter().find(|l| **l > to));
+                .and_then(|l| l.iter().find(|l| **l > unseen_after));
             self.draw_history.get(&s.id).map(|h| (h, lowered))
         }) {
             let before = h
@@ -250,16 +254,29 @@ impl Core {
         // the cars' own fall down until the pairing (positive feedback, then an export the
         // closed loop mistakes for a shortfall and overshoots into import).
         let most_now = self.charger_most();
-        let c_most = match self.unpaired.back_mut() {
+        let (c_most, arrived) = match self.unpaired.back_mut() {
+            // The reading already paired, again (every evaluation gets the newest reading): it
+            // keeps its pairing. Waiting for a new one would pair it with reports after the
+            // lowering it caused, as if the meter had seen them.
+            _ if self
+                .paired
+                .as_ref()
+                .is_some_and(|(p, _)| p.measured_at == r.measured_at) =>
+            {
+                if let Some((p, _)) = &mut self.paired {
+                    *p = r.clone();
+                }
+                (most_now, now)
+            }
             // The same measuring time (a quantity from a newer reading of another source).
-            Some((b, m)) if b.measured_at == r.measured_at => {
+            Some((b, m, a)) if b.measured_at == r.measured_at => {
                 *b = r.clone();
                 *m = m.max(most_now);
-                *m
+                (*m, *a)
             }
             _ => {
-                self.unpaired.push_back((r.clone(), most_now));
-                most_now
+                self.unpaired.push_back((r.clone(), most_now, now));
+                (most_now, now)
             }
         };
         while self.unpaired.len() > 64 {
@@ -267,7 +284,8 @@ impl Core {
         }
         // The newest waiting reading that can now be paired; older ones are dropped with it.
         for i in (0..self.unpaired.len()).rev() {
-            let (c, complete) = self.charger_for(self.unpaired[i].0.measured_at);
+            let (c, complete) =
+                self.charger_for(self.unpaired[i].0.measured_at, self.unpaired[i].2);
             if complete {
                 let p = self.unpaired[i].0.clone();
                 self.unpaired.drain(..=i);
@@ -297,12 +315,13 @@ impl Core {
                 {
                     // The grid limit still takes the least draw known for it (the most the
                     // chargers can draw would make the house look smaller).
-                    let least = self.charger_for(r.measured_at).0.least;
+                    let least = self.charger_for(r.measured_at, arrived).0.least;
                     (
                         Some(r),
                         Draw {
                             least,
                             best: c_most,
+                            upper_bound: true,
                         },
                         false,
                     )
@@ -311,7 +330,7 @@ impl Core {
                 }
             }
             _ => {
-                let (c, _) = self.charger_for(r.measured_at);
+                let (c, _) = self.charger_for(r.measured_at, arrived);
                 (Some(r), c, false)
             }
         }
@@ -454,4 +473,8 @@ pub(super) struct Draw {
     /// What they drew, leaving out our own lowering after the measuring time: for the green
     /// surplus and the cars' shortfall.
     pub best: f64,
+    /// `best` is the most the chargers can draw (their offers), not a reported draw: a newer
+    /// reading used before its pairing. The cars' shortfall under their offers is then already
+    /// in it and must not be added again.
+    pub upper_bound: bool,
 }

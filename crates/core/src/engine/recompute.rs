@@ -137,6 +137,7 @@ impl Core {
             reading: reading.as_ref(),
             charger_amps,
             drawn_amps,
+            drawn_is_bound: draw.upper_bound,
             offered_amps,
             voltage,
             phases: self.cfg.phases,

@@ -211,6 +211,11 @@ pub struct GreenConfig {
     pub drop_reserve_secs: f64,
     /// The most the drop reserve keeps back, W.
     pub drop_reserve_max_w: f64,
+    /// Low sun: with a home location, in the first and last this many minutes of daylight (and
+    /// at night) a car does not start and a surplus short of the minimum is not held; the car
+    /// stops at once, since the sun will not bring the surplus back within the stop delay.
+    /// 0 = off.
+    pub low_sun_minutes: f64,
 }
 
 impl Default for GreenConfig {
@@ -230,6 +235,7 @@ impl Default for GreenConfig {
             restart_cost_wh: 0.0,
             drop_reserve_secs: 0.0,
             drop_reserve_max_w: 300.0,
+            low_sun_minutes: 30.0,
         }
     }
 }
@@ -398,6 +404,7 @@ impl PolicyConfig {
             ("restart_cost_wh", g.restart_cost_wh),
             ("drop_reserve_secs", g.drop_reserve_secs),
             ("drop_reserve_max_w", g.drop_reserve_max_w),
+            ("low_sun_minutes", g.low_sun_minutes),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 e.push(format!("[green] {k} = {v}: expected a number ≥ 0"));

@@ -21,6 +21,9 @@
 //!   rising) is compared with the expected cost of a restart; the car stops as soon as holding
 //!   is expected to cost more. A shallow dip that is recovering is held, a deep or lasting one
 //!   stops at once. The weighted stop count stays as the upper bound.
+//! - **Low sun** (`low_sun`: the sun is down or within `[green] low_sun_minutes` of sunrise or
+//!   sunset, with a home location): no car starts, and a shortfall is not held at all; the car
+//!   stops at once, as the sun will not bring the surplus back within a stop delay.
 //! - **No fresh data**: 0 A at once and back to off (safety invariant 3).
 
 /// Start/stop state of green tracking: how many cars the surplus carries. Time is monotonic
@@ -79,6 +82,9 @@ pub struct GreenStep {
     pub restart_cost: Option<f64>,
     /// Import measured on the grid meter now, site A (≥ 0), when there is one.
     pub import_a: Option<f64>,
+    /// The sun is down or within `[green] low_sun_minutes` of sunrise or sunset: no start, and
+    /// a shortfall is not held (it does not pass within a stop delay).
+    pub low_sun: bool,
 }
 
 impl GreenTracker {
@@ -185,7 +191,7 @@ impl GreenTracker {
             } else {
                 (delay, true)
             };
-            if surplus >= need {
+            if surplus >= need && !s.low_sun {
                 self.ok_secs += dt;
                 if self.ok_secs >= delay && forecast_ok {
                     self.cars += 1;
@@ -264,7 +270,7 @@ impl GreenTracker {
             };
             too_costly = self.dip_import + rate * remaining > cost;
         }
-        if self.short_secs >= s.stop_delay || too_costly {
+        if self.short_secs >= s.stop_delay || too_costly || s.low_sun {
             self.dip_import = 0.0;
             self.cars -= 1;
             self.stopped = true;
@@ -277,7 +283,9 @@ impl GreenTracker {
             };
             return GreenOutput {
                 amps,
-                state: if self.cars == 0 {
+                state: if self.cars == 0 && s.low_sun {
+                    "off: stopped, the surplus is short and the sun is low".into()
+                } else if self.cars == 0 {
                     "off: stopped, the surplus stayed short".into()
                 } else {
                     format!("charging: one car stopped, {} still charging", self.cars)
@@ -312,6 +320,7 @@ mod tests {
             forecast_secs: 0.0,
             restart_cost: None,
             import_a: None,
+            low_sun: false,
         })
     }
 
@@ -386,6 +395,7 @@ mod tests {
                 forecast_secs: 0.0,
                 restart_cost: None,
                 import_a: None,
+                low_sun: false,
             })
         };
         let mut t = GreenTracker::entering(1);
@@ -436,6 +446,7 @@ mod tests {
                 forecast_secs: 0.0,
                 restart_cost: None,
                 import_a: None,
+                low_sun: false,
             })
         };
         for s in 0..1000 {
@@ -460,6 +471,7 @@ mod tests {
             // 20 Wh at 230 V.
             restart_cost: Some(20.0 * 3600.0 / 230.0),
             import_a,
+            low_sun: false,
         })
     }
 
@@ -561,5 +573,49 @@ mod tests {
         for s in 600..719 {
             assert_eq!(step(&mut t, s as f64, Some(0.0)).amps, 6.0, "at {s} s");
         }
+    }
+
+    #[test]
+    fn low_sun_neither_starts_nor_holds_a_shortfall() {
+        let low = |t: &mut GreenTracker, now: f64, surplus: f64, low_sun: bool| {
+            t.update(GreenStep {
+                surplus_a: Some(surplus),
+                min_a: 6.0,
+                max_cars: 1,
+                flex_a: 0.0,
+                flex_to_start: false,
+                start_delay: 60.0,
+                restart_delay: 0.0,
+                stop_delay: 300.0,
+                now,
+                forecast_secs: 0.0,
+                restart_cost: None,
+                import_a: None,
+                low_sun,
+            })
+        };
+        // Enough surplus for ten minutes, but the sun is low: no start.
+        let mut t = GreenTracker::default();
+        for s in 0..600 {
+            assert_eq!(low(&mut t, f64::from(s), 10.0, true).amps, 0.0);
+        }
+        assert!(!t.is_charging());
+        // Once it is not, the start delay counts from then.
+        for s in 600..=660 {
+            low(&mut t, f64::from(s), 10.0, false);
+        }
+        assert!(t.is_charging());
+        // A shortfall in full sun is held for the stop delay…
+        let mut held = t.clone();
+        assert_eq!(low(&mut held, 661.0, 3.0, false).amps, 6.0);
+        assert!(held.is_charging());
+        // …with a low sun it stops at once, and says why.
+        let out = low(&mut t, 661.0, 3.0, true);
+        assert_eq!(out.amps, 0.0);
+        assert!(!t.is_charging());
+        assert!(out.state.contains("sun is low"), "{}", out.state);
+        // A surplus above the minimum keeps charging with a low sun (it only stops a shortfall).
+        let mut t = held;
+        assert_eq!(low(&mut t, 662.0, 8.0, true).amps, 8.0);
     }
 }

@@ -98,6 +98,10 @@ pub struct Context<'a> {
     /// the grid limit (a larger draw would make the house look smaller); the two differ after
     /// an offer was lowered since the measuring time, whose effect the reading cannot show.
     pub drawn_amps: f64,
+    /// `drawn_amps` is the most the chargers can draw (their offers: a newer reading used to
+    /// lower before the slaves reported after it), so the closed loop's correction for the
+    /// cars drawing under their offers is left out of this evaluation (it would count twice).
+    pub drawn_is_bound: bool,
     /// What the drawing chargers were offered when the reading was measured, A (sum), when
     /// that offer had been in force long enough before it for the cars to follow it, and no
     /// car was told less through its own API. `None` otherwise. With it, the closed loop sees
@@ -182,6 +186,8 @@ pub struct PolicyEngine {
     surplus_text: memo::TextMemo<(String, [u64; 4])>,
     /// `[policy] utc_offset` parsed, by its text (parsed once, not on every evaluation).
     offset: Option<(String, Option<FixedOffset>)>,
+    /// Sunrise and sunset of the last local date and home location asked for.
+    sun: Option<((chrono::NaiveDate, u64, u64), sun::SunTimes)>,
 }
 
 impl PolicyEngine {
@@ -196,6 +202,7 @@ impl PolicyEngine {
             last: None,
             surplus_text: memo::TextMemo::default(),
             offset: None,
+            sun: None,
         }
     }
 
@@ -216,6 +223,25 @@ impl PolicyEngine {
         let mut out = self.evaluate_into(ctx, &mut rules);
         out.rules = rules;
         out
+    }
+
+    /// Whether the sun is down or within `[green] low_sun_minutes` of sunrise or sunset at the
+    /// home location (false without one, or with the rule off).
+    fn low_sun(&mut self, ctx: &Context<'_>, local: &DateTime<FixedOffset>) -> bool {
+        let minutes = self.cfg.green.low_sun_minutes;
+        let Some(h) = ctx.settings.home.filter(|_| minutes > 0.0) else {
+            return false;
+        };
+        let key = (local.date_naive(), h.lat.to_bits(), h.lon.to_bits());
+        let times = match self.sun {
+            Some((k, t)) if k == key => t,
+            _ => {
+                let t = sun::sun_times(key.0, h.lat, h.lon);
+                self.sun = Some((key, t));
+                t
+            }
+        };
+        sun::is_low(times, ctx.now, minutes)
     }
 
     /// [`PolicyEngine::evaluate`] with the names of the policies written into `rules` (into the
@@ -329,6 +355,7 @@ impl PolicyEngine {
                 (a.max(0.0), false, None)
             }
             Action::Green { flex } => {
+                let low_sun = self.low_sun(ctx, &local);
                 let tracker = self
                     .green
                     .get_or_insert_with(|| GreenTracker::entering(ctx.cars_charging));
@@ -349,6 +376,7 @@ impl PolicyEngine {
                         .reading
                         .and_then(|r| r.grid_w)
                         .map(|g| g.max(0.0) / volts_total),
+                    low_sun,
                 });
                 let mut cars = tracker.cars();
                 let mut amps = out.amps;
@@ -384,6 +412,8 @@ impl PolicyEngine {
                         0.0
                     }
                 };
+                // With the offers standing in for the draw, the shortfall is already counted.
+                let correction = if ctx.drawn_is_bound { 0.0 } else { correction };
                 let hold = cars as f64 * ctx.min_amps;
                 if let Some(s) = surplus.map(|w| w / volts_total)
                     && cars > 0

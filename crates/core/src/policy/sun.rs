@@ -69,6 +69,20 @@ pub fn is_up(now: DateTime<Utc>, local_date: NaiveDate, lat: f64, lon: f64) -> b
     }
 }
 
+/// True when the sun is down at `now` or within `minutes` of sunrise or sunset: a shortfall of
+/// the surplus then does not come back within a stop delay (dusk only gets darker; a shadow at
+/// dawn lifts more slowly than a cloud passes).
+pub fn is_low(times: SunTimes, now: DateTime<Utc>, minutes: f64) -> bool {
+    match times {
+        SunTimes::RiseSet { rise, set } => {
+            let margin = chrono::Duration::milliseconds((minutes.max(0.0) * 60_000.0) as i64);
+            now < rise + margin || now >= set - margin
+        }
+        SunTimes::AlwaysUp => false,
+        SunTimes::AlwaysDown => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,5 +189,23 @@ mod tests {
             ),
             SunTimes::AlwaysDown
         );
+    }
+
+    #[test]
+    fn low_sun_is_the_first_and_last_minutes_of_daylight_and_the_night() {
+        // Golden, Colorado (the corpus's site), 2022-01-03: sunrise about 07:21, sunset about
+        // 16:47 local (UTC−7).
+        let t = sun_times(NaiveDate::from_ymd_opt(2022, 1, 3).unwrap(), 39.74, -105.18);
+        let at = |h: u32, m: u32| Utc.with_ymd_and_hms(2022, 1, 3, h + 7, m, 0).unwrap();
+        assert!(is_low(t, at(6, 0), 30.0), "night");
+        assert!(is_low(t, at(7, 45), 30.0), "24 min after sunrise");
+        assert!(!is_low(t, at(8, 0), 30.0), "39 min after sunrise");
+        assert!(!is_low(t, at(12, 0), 30.0), "noon");
+        assert!(!is_low(t, at(16, 10), 30.0), "37 min before sunset");
+        assert!(is_low(t, at(16, 20), 30.0), "27 min before sunset");
+        assert!(!is_low(t, at(16, 20), 0.0), "0 minutes: only the night");
+        assert!(is_low(t, at(16, 50), 0.0), "after sunset");
+        assert!(!is_low(SunTimes::AlwaysUp, at(0, 0), 30.0));
+        assert!(is_low(SunTimes::AlwaysDown, at(12, 0), 30.0));
     }
 }

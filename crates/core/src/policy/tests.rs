@@ -56,6 +56,7 @@ impl T {
             charger_amps: self.charger_amps,
             drawn_amps: self.charger_amps,
             offered_amps: None,
+            drawn_is_bound: false,
             voltage: 230.0,
             phases: self.phases,
             consumption_includes_chargers: self.includes,
