@@ -421,6 +421,29 @@ fn bench() -> Result<(), String> {
         "30",
     ]);
     step("30-day replay (target < 30 s)", c)?;
+    // Issue 15: the real corpus against the reference controller, with the setting of
+    // config/examples/solar-tracking.toml (the table in docs/policy.md, "Real days").
+    let mut c = cargo();
+    c.args([
+        "run",
+        "--release",
+        "--quiet",
+        "-p",
+        "twc-replay",
+        "--",
+        "--corpus",
+        "docs/traces/real",
+        "--restart-cost-wh",
+        "5",
+        "--low-current",
+        "--drop-reserve-secs",
+        "600",
+        "--drop-reserve-max-w",
+        "75",
+        "--home",
+        "39.74,-105.18",
+    ]);
+    step("real corpus, solar-tracking setting, ours vs reference", c)?;
     Ok(())
 }
 

@@ -171,3 +171,85 @@ fn two_tariffs_are_refused_naming_both() {
     assert!(r.plugins.iter().any(|p| p.name == "fixed"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `config/examples/solar-tracking.toml` is the setting the README and `cargo xtask bench`
+/// measure on the real corpus: it must resolve in a full build and carry exactly those values
+/// (a change here must change the replay options in xtask's bench and the tables, or fail).
+#[test]
+fn the_solar_tracking_example_resolves_with_the_measured_setting() {
+    let registry = Registry::collect().expect("registry");
+    let needed = [
+        ("comms", "rs485"),
+        ("ems", "fronius"),
+        ("vehicle", "teslaapi"),
+    ];
+    let linked = |k: &str, n: &str| {
+        twcmanager::build::ENABLED_FEATURES.contains(&format!("{k}-{n}").as_str())
+    };
+    if !needed.iter().all(|(k, n)| linked(k, n)) {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI builds the tests with every feature"
+        );
+        return;
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../config/examples/solar-tracking.toml");
+    let raw = twcmanager::config::load(Some(&path)).expect("parses as TOML");
+    let r = resolve(raw, &registry).unwrap_or_else(|e| panic!("{}", e.join("\n")));
+    let g = &r.engine.policy.green;
+    assert_eq!(
+        (
+            g.restart_cost_wh,
+            g.drop_reserve_secs,
+            g.drop_reserve_max_w,
+            g.low_sun_minutes
+        ),
+        (5.0, 600.0, 75.0, 30.0)
+    );
+    assert_eq!(r.settings.non_scheduled_action, "green");
+    assert!(r.settings.home.is_some(), "low sun needs the home location");
+    let v = twc_core::vehicles::VehiclesConfig::from_root(&r.raw).expect("[vehicles]");
+    assert!(v.low_current);
+    assert_eq!(v.low_current_min_amps, 2.0);
+    for (k, n) in needed {
+        assert!(
+            r.plugins
+                .iter()
+                .any(|p| p.kind.to_string() == k && p.name == n),
+            "[{k}.{n}] enabled"
+        );
+    }
+}
+
+/// `[settings] home` is range-checked, naming the key and the expected range.
+#[test]
+fn a_home_location_out_of_range_is_named() {
+    let registry = Registry::collect().expect("registry");
+    let dir = std::env::temp_dir().join(format!("twc-cfg-home-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("home.toml");
+    std::fs::write(
+        &f,
+        "[comms.dummy]\nenabled = true\n[settings]\nhome = { lat = 95.0, lon = 13.4 }\n",
+    )
+    .unwrap();
+    let raw = twcmanager::config::load(Some(&f)).expect("parses as TOML");
+    let errors = resolve(raw, &registry).expect_err("lat 95");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("[settings] home") && e.contains("-90..=90")),
+        "{errors:?}"
+    );
+    std::fs::write(
+        &f,
+        "[comms.dummy]\nenabled = true\n[settings]\nhome = { lat = 52.52, lon = 13.4 }\n",
+    )
+    .unwrap();
+    let raw = twcmanager::config::load(Some(&f)).expect("parses as TOML");
+    let r = resolve(raw, &registry).expect("a valid home");
+    assert_eq!(r.settings.home.map(|h| (h.lat, h.lon)), Some((52.52, 13.4)));
+    std::fs::remove_dir_all(&dir).ok();
+}

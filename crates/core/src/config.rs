@@ -73,6 +73,10 @@ pub struct SettingsSection {
     pub non_scheduled_action: String,
     /// Initial non-scheduled amps.
     pub non_scheduled_amps: f64,
+    /// The home location (`home = { lat = …, lon = … }`), for sunrise and sunset: used while
+    /// the saved settings have none (the UI and the API set it too).
+    #[serde(default)]
+    pub home: Option<crate::model::HomeLocation>,
 }
 
 /// Core's sections, resolved.
@@ -257,6 +261,17 @@ impl CoreConfig {
                         "[settings] non_scheduled_amps = {}: expected 0..={} (the wiring limit for all TWCs)",
                         s.non_scheduled_amps, w.max_amps_all_twcs
                     ));
+            }
+            if let Some(h) = &s.home
+                && !(h.lat.is_finite()
+                    && h.lon.is_finite()
+                    && (-90.0..=90.0).contains(&h.lat)
+                    && (-180.0..=180.0).contains(&h.lon))
+            {
+                errors.push(format!(
+                    "[settings] home = {{ lat = {}, lon = {} }}: expected lat in -90..=90 and lon in -180..=180 (degrees, north and east positive)",
+                    h.lat, h.lon
+                ));
             }
         }
 

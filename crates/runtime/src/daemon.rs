@@ -213,11 +213,15 @@ fn load_settings(
                 });
             }
             info!(target: LOG_TARGET, path = %store.path().display(), "Loaded saved settings");
-            saved
+            Settings {
+                home: saved.home.or(s.home),
+                ..saved
+            }
         }
         Ok(None) => Settings {
             non_scheduled_action: s.non_scheduled_action.clone(),
             non_scheduled_amps: s.non_scheduled_amps,
+            home: s.home,
             ..Settings::default()
         },
         Err(e) => {
