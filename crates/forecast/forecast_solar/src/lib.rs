@@ -1,7 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 use async_trait::async_trait;
-use chrono::{NaiveDateTime, TimeZone};
+use chrono::{DateTime, NaiveDateTime, TimeZone};
 use serde::Deserialize;
 use serde_json::Value;
 use std::sync::Mutex;
@@ -68,6 +68,21 @@ pub struct Estimate {
     pub period_secs: Option<u64>,
 }
 
+/// Unix time of a `result.watts` key: ISO 8601 with its offset (`time=iso8601`, what the
+/// plugin asks for, e.g. `2024-04-26T07:00:00+02:00`) or the default local
+/// `YYYY-MM-DD HH:MM:SS` in the answer's `message.info.timezone`.
+fn key_time(k: &str, zone: chrono_tz::Tz) -> Result<i64, ParseError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(k) {
+        return Ok(t.timestamp());
+    }
+    let naive = NaiveDateTime::parse_from_str(k, "%Y-%m-%d %H:%M:%S")
+        .map_err(|_| ParseError::protocol(format!("result.watts key {k:?} is no time")))?;
+    zone.from_local_datetime(&naive)
+        .earliest()
+        .map(|t| t.timestamp())
+        .ok_or_else(|| ParseError::protocol(format!("{k} does not exist in {zone}")))
+}
+
 /// Parse an estimate answer.
 pub fn parse(body: &[u8]) -> Result<Estimate, ParseError> {
     let v = num::json(body)?;
@@ -96,20 +111,14 @@ pub fn parse(body: &[u8]) -> Result<Estimate, ParseError> {
         .ok_or_else(|| ParseError::protocol("no result.watts in the answer"))?;
     let mut points = Vec::with_capacity(watts.len());
     for (k, w) in watts {
-        let naive = NaiveDateTime::parse_from_str(k, "%Y-%m-%d %H:%M:%S").map_err(|_| {
-            ParseError::protocol(format!("result.watts key {k:?} is no local time"))
-        })?;
-        let at = zone
-            .from_local_datetime(&naive)
-            .earliest()
-            .ok_or_else(|| ParseError::protocol(format!("{k} does not exist in {zone}")))?;
+        let at = key_time(k, zone)?;
         let w = w
             .as_f64()
             .filter(|w| w.is_finite() && *w >= 0.0)
             .ok_or_else(|| {
                 ParseError::protocol(format!("result.watts[{k:?}] is not a power ≥ 0"))
             })?;
-        points.push((at.timestamp(), w));
+        points.push((at, w));
     }
     points.sort_by_key(|p| p.0);
     points.dedup_by_key(|p| p.0);
@@ -236,7 +245,7 @@ pub fn build_forecast_solar(cfg: &PluginConfig) -> Result<ForecastSolar, BuildEr
         _ => String::new(),
     };
     let url = format!(
-        "{base}{key}/estimate/{}/{}/{}/{}/{}",
+        "{base}{key}/estimate/{}/{}/{}/{}/{}?time=iso8601",
         c.latitude, c.longitude, c.declination, c.azimuth, c.kwp
     );
     Ok(ForecastSolar {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 use twc_core::plugin::{ErrorKind, PluginConfig, Registry, SolarForecast};
 use twc_forecast_forecast_solar::{build, build_forecast_solar, parse};
-use twc_testkit::wiremock::matchers::{method, path};
+use twc_testkit::wiremock::matchers::{method, path, query_param};
 use twc_testkit::wiremock::{Mock, MockServer, ResponseTemplate};
 
 const OK: &str = "estimate_berlin_dst_end_RECONSTRUCTED.json";
@@ -173,4 +173,50 @@ fn config_errors_name_the_key() {
             .forecast
             .contains_key("forecast_solar")
     );
+}
+
+/// A recorded forecast.solar answer (Leiden, 2024-04-26 and 27, asked with `time=iso8601`), as
+/// kept by the `forecast_solar` Python library's tests: see tests/fixtures/README.md.
+const REAL: &str = "estimate_leiden_iso8601_ha_libs_REAL.json";
+
+#[tokio::test]
+async fn a_recorded_answer_with_iso8601_times() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/estimate/52.16/4.47/20/10/2.16"))
+        .and(query_param("time", "iso8601"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(fixture(REAL)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let extra = serde_json::json!({
+        "latitude": 52.16, "longitude": 4.47, "declination": 20.0, "azimuth": 10.0, "kwp": 2.16
+    });
+    let p = build_forecast_solar(&cfg(&server.uri(), extra)).unwrap();
+    let f = p.forecast().await.unwrap();
+    assert_eq!(f.validate(), Ok(()));
+    // 33 points (sunrise, full hours, sunset on two days): 32 slots, the night one of them.
+    assert_eq!(f.slots.len(), 32);
+    assert_eq!(f.slots[0].start_unix, 1_714_105_217, "06:20:17+02:00");
+    assert_eq!(
+        f.slots.last().unwrap().end_unix,
+        1_714_244_465,
+        "21:01:05+02:00 on the 27th"
+    );
+    // 11:00 to 12:00 CEST on the 26th: the mean of 869 W and 773 W.
+    let s = f
+        .slots
+        .iter()
+        .find(|s| s.start_unix == 1_714_122_000)
+        .unwrap();
+    assert_eq!((s.end_unix, s.watts), (1_714_125_600, 821.0));
+    // The trapezoid of each local day (Europe/Amsterdam, CEST), close to forecast.solar's own
+    // watt_hours_day (6660 and 5338 Wh).
+    let d26 = f.energy_kwh(1_714_082_400, 1_714_168_800).unwrap();
+    let d27 = f.energy_kwh(1_714_168_800, 1_714_255_200).unwrap();
+    assert!((d26 - 6.655_167).abs() < 1e-6, "{d26}");
+    assert!((d27 - 5.335_023).abs() < 1e-6, "{d27}");
+    let e = parse(&fixture(REAL)).unwrap();
+    assert_eq!((e.remaining, e.period_secs), (Some(11), Some(3600)));
+    server.verify().await;
 }

@@ -130,3 +130,47 @@ fn config_errors_name_the_key() {
     assert!(e(serde_json::json!({"vat_pct": -1.0})).contains("vat_pct"));
     assert!(Registry::collect().unwrap().tariff.contains_key("nordpool"));
 }
+
+/// A recorded Nord Pool answer (data portal `DayAheadPrices`, delivery day 2024-11-05, SE3 and
+/// SE4 in SEK), as kept by Home Assistant's tests: see tests/fixtures/README.md.
+const REAL: &str = "dayahead_se3_se4_2024-11-05_ha_REAL.json";
+/// 2024-11-04T23:00Z = 2024-11-05 00:00 CET, the start of the recorded delivery day.
+const REAL_T0: i64 = 1_730_761_200;
+
+#[tokio::test]
+async fn a_recorded_answer_for_se3() {
+    let server = MockServer::start().await;
+    for (date, resp) in [
+        (
+            "2024-11-05",
+            ResponseTemplate::new(200).set_body_bytes(fixture(REAL)),
+        ),
+        ("2024-11-06", ResponseTemplate::new(204)),
+    ] {
+        Mock::given(method("GET"))
+            .and(path("/api/DayAheadPrices"))
+            .and(query_param("date", date))
+            .and(query_param("market", "DayAhead"))
+            .and(query_param("deliveryArea", "SE3"))
+            .and(query_param("currency", "SEK"))
+            .respond_with(resp)
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
+    let t = build_nordpool(&cfg(&server.uri(), serde_json::json!({}))).unwrap();
+    let p = t.prices_at(REAL_T0 + 60).await.unwrap();
+    assert_eq!(p.currency, "SEK");
+    assert_eq!(p.validate(), Ok(()));
+    // 24 hours of a day without a clock change, from 23:00Z to 23:00Z.
+    assert_eq!(p.slots.len(), 24);
+    assert_eq!(p.slots[0].start_unix, REAL_T0);
+    assert_eq!(p.slots[23].end_unix, REAL_T0 + 24 * 3600);
+    assert!(p.slots.iter().all(|s| s.end_unix - s.start_unix == 3600));
+    // SEK/MWh from the file, / 1000 per kWh, + 25 % VAT.
+    let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-9, "{a} != {b}");
+    close(p.slots[0].price_per_kwh, 0.25073 * 1.25); // 250.73
+    close(p.slots[17].price_per_kwh, 2.51265 * 1.25); // 2512.65 at 16:00Z, the day's peak
+    close(p.slots[23].price_per_kwh, 0.28914 * 1.25); // 289.14
+    assert_eq!(p.slots[17].start_unix, 1_730_822_400);
+}

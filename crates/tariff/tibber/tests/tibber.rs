@@ -155,3 +155,50 @@ fn config_errors_name_the_key() {
     assert!(e(serde_json::json!({"token": "x", "resolution": "DAILY"})).contains("resolution"));
     assert!(Registry::collect().unwrap().tariff.contains_key("tibber"));
 }
+
+/// `viewer.homes` of a recorded answer for Tibber's demo home (Stockholm, SE3, SEK; today
+/// 2019-09-28 and tomorrow), as kept by the `tibber-api` Node library: see
+/// tests/fixtures/README.md. The file is that array byte for byte; the GraphQL envelope around
+/// it is added here.
+const REAL_HOMES: &str = "viewer_homes_demo_2019-09-28_tibber_api_REAL.json";
+/// 2019-09-28 00:00+02:00.
+const REAL_T0: i64 = 1_569_621_600;
+
+#[tokio::test]
+async fn a_recorded_answer_for_the_demo_home() {
+    let mut body = br#"{"data":{"viewer":{"homes":"#.to_vec();
+    body.extend(fixture(REAL_HOMES));
+    body.extend(b"}}}");
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1-beta/gql"))
+        .and(header(
+            "authorization",
+            "Bearer 5K4MVS-OjfWhK_4yrjOlFe1F6kJXPVf7eQYggo8ebAE",
+        ))
+        .and(body_string_contains("priceInfo(resolution: HOURLY)"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(body))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let t = build_tibber(&cfg(
+        &server.uri(),
+        serde_json::json!({"home_id": "c70dcbe5-4485-4821-933d-a8a86452737b"}),
+    ))
+    .unwrap();
+    let p = t.prices_at(REAL_T0).await.unwrap();
+    assert_eq!(p.currency, "SEK");
+    assert_eq!(p.validate(), Ok(()));
+    // 24 + 24 hours, `startsAt` with the +02:00 offset, one hour each, no gaps.
+    assert_eq!(p.slots.len(), 48);
+    assert_eq!(p.slots[0].start_unix, REAL_T0);
+    assert_eq!(p.slots[47].end_unix, REAL_T0 + 48 * 3600);
+    for w in p.slots.windows(2) {
+        assert_eq!(w[0].end_unix, w[1].start_unix);
+    }
+    // `total` (energy + tax) is the bill price, taken as it is.
+    assert_eq!(p.slots[0].price_per_kwh, 0.4596);
+    assert_eq!(p.at(REAL_T0 + 19 * 3600).unwrap().price_per_kwh, 0.4911);
+    assert_eq!(p.at(REAL_T0 + 27 * 3600).unwrap().price_per_kwh, 0.4051);
+    assert_eq!(p.slots[47].price_per_kwh, 0.4354);
+}
