@@ -53,6 +53,8 @@ fn url() -> String {
 /// One `Period` as read.
 #[derive(Debug, Default, Clone)]
 struct Period {
+    /// Index of its `TimeSeries` in the document.
+    series: usize,
     start: Option<i64>,
     end: Option<i64>,
     resolution: Option<i64>,
@@ -80,6 +82,30 @@ fn resolution_secs(s: &str) -> Option<i64> {
     }
 }
 
+/// The parts of `[start, end)` that no slot in `taken` (disjoint, keyed by start) covers.
+fn uncovered(taken: &BTreeMap<i64, PriceSlot>, start: i64, end: i64) -> Vec<(i64, i64)> {
+    let mut out = Vec::new();
+    let mut cursor = start;
+    // A slot starting before `start` may reach into it: begin with the last such one.
+    let from = taken.range(..start).next_back().map_or(start, |(k, _)| *k);
+    for t in taken.range(from..end).map(|(_, t)| t) {
+        if t.end_unix <= cursor {
+            continue;
+        }
+        if t.start_unix > cursor {
+            out.push((cursor, t.start_unix));
+        }
+        cursor = cursor.max(t.end_unix);
+        if cursor >= end {
+            break;
+        }
+    }
+    if cursor < end {
+        out.push((cursor, end));
+    }
+    out
+}
+
 /// The prices and currency of an A44 document (prices per MWh, adjusted to bill prices per
 /// kWh); an `Acknowledgement_MarketDocument` is an error with its reason.
 pub fn parse(body: &[u8], adjust: &Adjust) -> Result<(String, Vec<PriceSlot>), ParseError> {
@@ -92,6 +118,8 @@ pub fn parse(body: &[u8], adjust: &Adjust) -> Result<(String, Vec<PriceSlot>), P
     let mut unit = None;
     let mut reason = Vec::new();
     let mut periods: Vec<Period> = Vec::new();
+    // `classificationSequence_AttributeInstanceComponent.position` of each `TimeSeries`.
+    let mut sequences: Vec<Option<u32>> = Vec::new();
     let mut point_pos: Option<u32> = None;
     loop {
         match reader.read_event() {
@@ -100,8 +128,14 @@ pub fn parse(body: &[u8], adjust: &Adjust) -> Result<(String, Vec<PriceSlot>), P
                 if root.is_none() {
                     root = Some(name.clone());
                 }
+                if name == "TimeSeries" {
+                    sequences.push(None);
+                }
                 if name == "Period" {
-                    periods.push(Period::default());
+                    periods.push(Period {
+                        series: sequences.len().saturating_sub(1),
+                        ..Period::default()
+                    });
                 }
                 if name == "Point" {
                     point_pos = None;
@@ -129,6 +163,18 @@ pub fn parse(body: &[u8], adjust: &Adjust) -> Result<(String, Vec<PriceSlot>), P
                     }
                     ("TimeSeries", "price_Measure_Unit.name") => {
                         unit.get_or_insert(v);
+                    }
+                    (
+                        "TimeSeries",
+                        "classificationSequence_AttributeInstanceComponent.position",
+                    ) => {
+                        let n = v
+                            .trim()
+                            .parse()
+                            .map_err(|_| bad("classificationSequence position"))?;
+                        if let Some(q) = sequences.last_mut() {
+                            *q = Some(n);
+                        }
                     }
                     ("Reason", "text") => reason.push(v),
                     ("timeInterval", "start") if path.iter().any(|p| p == "Period") => {
@@ -199,12 +245,29 @@ pub fn parse(body: &[u8], adjust: &Adjust) -> Result<(String, Vec<PriceSlot>), P
             "price_Measure_Unit.name is {u:?}, expected \"MWH\""
         )));
     }
-    let mut by_start: BTreeMap<i64, PriceSlot> = BTreeMap::new();
+    // Which series gives the price of a time: classification sequence 1 before 2 (ENTSO-E
+    // publishes the SDAC auction as sequence 1 and, for DE-LU and AT, EXAA's separate auction
+    // as sequence 2; a series without one counts as 1), then the finest resolution (the
+    // 15-minute prices of the market's own MTU before an hourly series), then document order.
+    // A series further down the ranking fills only the times those before it leave open.
     for (i, p) in periods.iter().enumerate() {
-        let (Some(start), Some(end), Some(res)) = (p.start, p.end, p.resolution) else {
+        if p.start.is_none() || p.end.is_none() || p.resolution.is_none() {
             return Err(ParseError::protocol(format!(
                 "Period {i} lacks its timeInterval or resolution"
             )));
+        }
+    }
+    let rank = |p: &Period| {
+        let seq = sequences.get(p.series).copied().flatten().unwrap_or(1);
+        (seq, p.resolution.unwrap_or(i64::MAX))
+    };
+    let mut order: Vec<usize> = (0..periods.len()).collect();
+    order.sort_by_key(|&i| (rank(&periods[i]), i));
+    let mut taken: BTreeMap<i64, PriceSlot> = BTreeMap::new();
+    for i in order {
+        let p = &periods[i];
+        let (Some(start), Some(end), Some(res)) = (p.start, p.end, p.resolution) else {
+            continue;
         };
         let n = ((end - start) / res).max(0) as u32;
         let mut last = None;
@@ -215,21 +278,20 @@ pub fn parse(body: &[u8], adjust: &Adjust) -> Result<(String, Vec<PriceSlot>), P
             };
             last = Some(price);
             let s = start + i64::from(pos - 1) * res;
-            by_start.entry(s).or_insert(PriceSlot {
-                start_unix: s,
-                end_unix: s + res,
-                price_per_kwh: adjust.per_mwh(price),
-                co2_g_per_kwh: None,
-            });
+            for (a, b) in uncovered(&taken, s, s + res) {
+                taken.insert(
+                    a,
+                    PriceSlot {
+                        start_unix: a,
+                        end_unix: b,
+                        price_per_kwh: adjust.per_mwh(price),
+                        co2_g_per_kwh: None,
+                    },
+                );
+            }
         }
     }
-    // Mixed resolutions could overlap: keep a slot only when it starts after the one before ends.
-    let mut slots: Vec<PriceSlot> = Vec::with_capacity(by_start.len());
-    for s in by_start.into_values() {
-        if slots.last().is_none_or(|l| l.end_unix <= s.start_unix) {
-            slots.push(s);
-        }
-    }
+    let slots: Vec<PriceSlot> = taken.into_values().collect();
     Ok((currency.unwrap_or_else(|| "EUR".into()), slots))
 }
 

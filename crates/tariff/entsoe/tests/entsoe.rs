@@ -128,3 +128,145 @@ fn config_errors_name_the_key() {
     assert!(e("vat_pct", 101.0.into()).contains("vat_pct"));
     assert!(Registry::collect().unwrap().tariff.contains_key("entsoe"));
 }
+
+/// A 60-minute series (sequence 2) listed before a 15-minute series (sequence 1) for the same
+/// day, the 15-minute one with no prices for 11:00–12:00Z: see tests/fixtures/README.md.
+const TWO: &str = "a44_de_lu_2025-11-05_15min_and_60min_RECONSTRUCTED.xml";
+/// 2025-11-04T23:00Z, midnight CET of the delivery day 2025-11-05.
+const T2: i64 = 1_762_297_200;
+
+fn bill(per_mwh: f64) -> f64 {
+    (per_mwh / 1000.0 + 0.18) * 1.19
+}
+
+/// The answer `body` served for the request the plugin makes at `T2`, read into prices.
+async fn prices_for(body: String) -> twc_core::plugin::Prices {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api"))
+        .and(query_param("securityToken", TOKEN))
+        .and(query_param("documentType", "A44"))
+        .and(query_param("in_Domain", "10Y1001A1001A82H"))
+        .and(query_param("out_Domain", "10Y1001A1001A82H"))
+        .and(query_param("periodStart", "202511042300"))
+        .and(query_param("periodEnd", "202511062300"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(body))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let t = build_entsoe(&cfg(&server.uri())).unwrap();
+    let p = t.prices_at(T2 + 30).await.unwrap();
+    assert_eq!(p.currency, "EUR");
+    assert_eq!(p.validate(), Ok(()));
+    p
+}
+
+fn two() -> String {
+    String::from_utf8(fixture(TWO)).unwrap()
+}
+
+/// The document with its two `TimeSeries` in the other order.
+fn swapped_order(doc: &str) -> String {
+    let first = doc.find("  <TimeSeries>").unwrap();
+    let second = doc[first + 1..].find("  <TimeSeries>").unwrap() + first + 1;
+    let end = doc.find("</Publication_MarketDocument>").unwrap();
+    format!(
+        "{}{}{}{}",
+        &doc[..first],
+        &doc[second..end],
+        &doc[first..second],
+        &doc[end..]
+    )
+}
+
+fn assert_quarter_hours_with_the_gap_from_the_hourly_series(p: &twc_core::plugin::Prices) {
+    // 48 quarter hours, the hour 11:00–12:00Z from the hourly series, 44 quarter hours.
+    assert_eq!(p.slots.len(), 93);
+    assert_eq!(p.slots[0].start_unix, T2);
+    assert_eq!(p.slots[0].end_unix, T2 + 900);
+    close(p.slots[0].price_per_kwh, bill(54.19));
+    // Position 3 is left out (curve A03): it repeats position 2.
+    close(p.slots[1].price_per_kwh, bill(52.19));
+    close(p.slots[2].price_per_kwh, bill(52.19));
+    assert_eq!(p.slots[2].start_unix, T2 + 1800);
+    close(p.slots[3].price_per_kwh, bill(48.19));
+    close(p.slots[47].price_per_kwh, bill(82.31));
+    assert_eq!(p.slots[47].end_unix, T2 + 12 * 3600);
+    // The gap: one hourly slot at the hourly series' price for 11:00Z.
+    assert_eq!(p.slots[48].start_unix, T2 + 12 * 3600);
+    assert_eq!(p.slots[48].end_unix, T2 + 13 * 3600);
+    close(p.slots[48].price_per_kwh, bill(88.81));
+    assert_eq!(p.slots[49].start_unix, T2 + 13 * 3600);
+    assert_eq!(p.slots[49].end_unix - p.slots[49].start_unix, 900);
+    close(p.slots[49].price_per_kwh, bill(93.0));
+    assert_eq!(p.slots[92].end_unix, T2 + 24 * 3600);
+    close(p.slots[92].price_per_kwh, bill(51.69));
+    for w in p.slots.windows(2) {
+        assert_eq!(w[0].end_unix, w[1].start_unix, "no gap, no overlap");
+    }
+}
+
+#[tokio::test]
+async fn the_15_minute_series_wins_over_the_hourly_one_whatever_the_order() {
+    let doc = two();
+    let as_listed = prices_for(doc.clone()).await;
+    assert_quarter_hours_with_the_gap_from_the_hourly_series(&as_listed);
+    let reordered = prices_for(swapped_order(&doc)).await;
+    assert_eq!(reordered.slots, as_listed.slots);
+    // Without classification sequences the finest resolution decides alone, in either order.
+    let unclassified: String = doc
+        .lines()
+        .filter(|l| !l.contains("classificationSequence"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(
+        prices_for(unclassified.clone()).await.slots,
+        as_listed.slots
+    );
+    assert_eq!(
+        prices_for(swapped_order(&unclassified)).await.slots,
+        as_listed.slots
+    );
+}
+
+#[tokio::test]
+async fn a_gap_in_the_15_minute_series_is_filled_from_the_hourly_one() {
+    let p = prices_for(two()).await;
+    let gap: Vec<_> = p
+        .slots
+        .iter()
+        .filter(|s| s.end_unix - s.start_unix == 3600)
+        .collect();
+    assert_eq!(
+        gap.len(),
+        1,
+        "only the hour the 15-minute series leaves open"
+    );
+    assert_eq!(gap[0].start_unix, T2 + 12 * 3600);
+    close(gap[0].price_per_kwh, bill(88.81));
+}
+
+#[tokio::test]
+async fn sequence_1_wins_over_a_finer_sequence_2() {
+    // The same series with their sequences exchanged: the hourly one is now sequence 1 (SDAC,
+    // as before the 15-minute MTU) and the 15-minute one sequence 2 (as EXAA's separate
+    // auction is published for DE-LU and AT). Sequence 2 must not override sequence 1.
+    let seq = |n: u32| {
+        format!(
+            "<classificationSequence_AttributeInstanceComponent.position>{n}</classificationSequence_AttributeInstanceComponent.position>"
+        )
+    };
+    let doc = two()
+        .replace(&seq(1), "SEQ-ONE")
+        .replace(&seq(2), &seq(1))
+        .replace("SEQ-ONE", &seq(2));
+    for d in [doc.clone(), swapped_order(&doc)] {
+        let p = prices_for(d).await;
+        assert_eq!(p.slots.len(), 24);
+        assert!(p.slots.iter().all(|s| s.end_unix - s.start_unix == 3600));
+        close(p.slots[0].price_per_kwh, bill(51.69));
+        close(p.slots[1].price_per_kwh, bill(50.0));
+        close(p.slots[12].price_per_kwh, bill(88.81));
+        close(p.slots[23].price_per_kwh, bill(54.69));
+    }
+}
