@@ -44,7 +44,14 @@ impl Core {
             // noisy bridge) can delay a heartbeat or freeze the offer.
             tokio::select! {
                 biased;
-                _ = &mut wake_timer => self.transmit(Instant::now()).await,
+                _ = &mut wake_timer => {
+                    // A wakeup with nothing to send (the idle one, half a second after the
+                    // last) changed nothing a subscriber sees but the clock: the next turn
+                    // (within half a second) publishes.
+                    if !self.transmit(Instant::now()).await {
+                        continue;
+                    }
+                }
                 _ = tick.tick() => {
                     let now = Instant::now();
                     let ev = self.master.check_timeouts(now);
@@ -108,7 +115,8 @@ impl Core {
         }
     }
 
-    pub(super) async fn transmit(&mut self, now: Instant) {
+    /// Send the frame that is due, if any; true if one was.
+    pub(super) async fn transmit(&mut self, now: Instant) -> bool {
         if let Some((frame, events)) = self.master.poll_transmit(now) {
             trace!(hex = %frame.hex(), "TX");
             // Never wait for the transport: while the link is down and the bus task backs off,
@@ -122,6 +130,9 @@ impl Core {
                 Err(mpsc::error::TrySendError::Closed(_)) => self.bus.link_up = false,
             }
             self.on_master_events(events, now);
+            true
+        } else {
+            false
         }
     }
 
