@@ -407,30 +407,22 @@ fn bench() -> Result<(), String> {
     step("web API getStatus / v2 status req/s, p99, RSS", c)?;
     // Issue 15: a month of the broken-cloud day through the real engine (target: under 30 s
     // wall clock; the replay prints its own time as "replay took").
-    let mut c = cargo();
-    c.args([
-        "run",
-        "--release",
-        "--quiet",
-        "-p",
-        "twc-replay",
-        "--",
+    let replay = |args: &[&str]| {
+        let mut c = cargo();
+        c.args(["run", "--release", "--quiet", "-p", "twc-replay", "--"]);
+        c.args(args);
+        c
+    };
+    let month = [
         "--trace",
         "docs/traces/broken-cloud-day.csv",
         "--days",
         "30",
-    ]);
-    step("30-day replay (target < 30 s)", c)?;
+    ];
+    step("30-day replay (target < 30 s)", replay(&month))?;
     // Issue 15: the real corpus against the reference controller, with the setting of
     // config/examples/solar-tracking.toml (the table in docs/policy.md, "Real days").
-    let mut c = cargo();
-    c.args([
-        "run",
-        "--release",
-        "--quiet",
-        "-p",
-        "twc-replay",
-        "--",
+    let corpus = [
         "--corpus",
         "docs/traces/real",
         "--restart-cost-wh",
@@ -442,8 +434,11 @@ fn bench() -> Result<(), String> {
         "75",
         "--home",
         "39.74,-105.18",
-    ]);
-    step("real corpus, solar-tracking setting, ours vs reference", c)?;
+    ];
+    step(
+        "real corpus, solar-tracking setting, ours vs reference",
+        replay(&corpus),
+    )?;
     Ok(())
 }
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 use twc_core::plugin::{ErrorKind, PluginConfig, Registry};
 use twc_tariff_entsoe::{build, build_entsoe};
 use twc_testkit::wiremock::matchers::{method, path, query_param};
-use twc_testkit::wiremock::{Mock, MockServer, ResponseTemplate};
+use twc_testkit::wiremock::{Mock, MockServer, ResponseTemplate, Times};
 
 const OK: &str = "a44_de_lu_2024-10-27_RECONSTRUCTED.xml";
 const T0: i64 = 1_729_980_000; // 2024-10-26T22:00Z
@@ -35,24 +35,39 @@ async fn serve(resp: ResponseTemplate) -> MockServer {
     server
 }
 
+/// `resp` for the A44 request the plugin makes for DE-LU over `(periodStart, periodEnd)`;
+/// `expect`: how often it must be asked (`..`: any number of times).
+async fn serve_a44(
+    period: (&str, &str),
+    resp: ResponseTemplate,
+    expect: impl Into<Times>,
+) -> MockServer {
+    let server = MockServer::start().await;
+    let mock = Mock::given(method("GET"))
+        .and(path("/api"))
+        .and(query_param("securityToken", TOKEN))
+        .and(query_param("documentType", "A44"))
+        .and(query_param("in_Domain", "10Y1001A1001A82H"))
+        .and(query_param("out_Domain", "10Y1001A1001A82H"))
+        .and(query_param("periodStart", period.0))
+        .and(query_param("periodEnd", period.1))
+        .respond_with(resp);
+    mock.expect(expect).mount(&server).await;
+    server
+}
+
 fn close(a: f64, b: f64) {
     assert!((a - b).abs() < 1e-9, "{a} != {b}");
 }
 
 #[tokio::test]
 async fn a_25_hour_day_with_a_left_out_position() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/api"))
-        .and(query_param("securityToken", TOKEN))
-        .and(query_param("documentType", "A44"))
-        .and(query_param("in_Domain", "10Y1001A1001A82H"))
-        .and(query_param("out_Domain", "10Y1001A1001A82H"))
-        .and(query_param("periodStart", "202410262200"))
-        .and(query_param("periodEnd", "202410282200"))
-        .respond_with(ResponseTemplate::new(200).set_body_bytes(fixture(OK)))
-        .mount(&server)
-        .await;
+    let server = serve_a44(
+        ("202410262200", "202410282200"),
+        ResponseTemplate::new(200).set_body_bytes(fixture(OK)),
+        ..,
+    )
+    .await;
     let t = build_entsoe(&cfg(&server.uri())).unwrap();
     let p = t.prices_at(T0 + 30).await.unwrap();
     assert_eq!(p.currency, "EUR");
@@ -141,19 +156,12 @@ fn bill(per_mwh: f64) -> f64 {
 
 /// The answer `body` served for the request the plugin makes at `T2`, read into prices.
 async fn prices_for(body: String) -> twc_core::plugin::Prices {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/api"))
-        .and(query_param("securityToken", TOKEN))
-        .and(query_param("documentType", "A44"))
-        .and(query_param("in_Domain", "10Y1001A1001A82H"))
-        .and(query_param("out_Domain", "10Y1001A1001A82H"))
-        .and(query_param("periodStart", "202511042300"))
-        .and(query_param("periodEnd", "202511062300"))
-        .respond_with(ResponseTemplate::new(200).set_body_string(body))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = serve_a44(
+        ("202511042300", "202511062300"),
+        ResponseTemplate::new(200).set_body_string(body),
+        1,
+    )
+    .await;
     let t = build_entsoe(&cfg(&server.uri())).unwrap();
     let p = t.prices_at(T2 + 30).await.unwrap();
     assert_eq!(p.currency, "EUR");

@@ -4,7 +4,7 @@ use std::time::Duration;
 use twc_core::plugin::{ErrorKind, PluginConfig, Registry};
 use twc_tariff_nordpool::{build, build_nordpool};
 use twc_testkit::wiremock::matchers::{method, path, query_param};
-use twc_testkit::wiremock::{Mock, MockServer, ResponseTemplate};
+use twc_testkit::wiremock::{Mock, MockServer, ResponseTemplate, Times};
 
 const OK: &str = "dayahead_se3_2024-10-27_RECONSTRUCTED.json";
 const T0: i64 = 1_729_980_000; // 2024-10-26T22:00Z = 2024-10-27 00:00 CEST
@@ -28,17 +28,25 @@ fn cfg(url: &str, extra: serde_json::Value) -> PluginConfig {
 }
 
 async fn serve(today: ResponseTemplate, tomorrow: ResponseTemplate) -> MockServer {
+    serve_days([("2024-10-27", today), ("2024-10-28", tomorrow)], ..).await
+}
+
+/// Each delivery day's answer to the request the plugin makes for SE3 in SEK; `expect`: how
+/// often each must be asked (`..`: any number of times).
+async fn serve_days(
+    days: [(&str, ResponseTemplate); 2],
+    expect: impl Into<Times> + Clone,
+) -> MockServer {
     let server = MockServer::start().await;
-    for (date, resp) in [("2024-10-27", today), ("2024-10-28", tomorrow)] {
-        Mock::given(method("GET"))
+    for (date, resp) in days {
+        let mock = Mock::given(method("GET"))
             .and(path("/api/DayAheadPrices"))
             .and(query_param("date", date))
             .and(query_param("market", "DayAhead"))
             .and(query_param("deliveryArea", "SE3"))
             .and(query_param("currency", "SEK"))
-            .respond_with(resp)
-            .mount(&server)
-            .await;
+            .respond_with(resp);
+        mock.expect(expect.clone()).mount(&server).await;
     }
     server
 }
@@ -139,25 +147,17 @@ const REAL_T0: i64 = 1_730_761_200;
 
 #[tokio::test]
 async fn a_recorded_answer_for_se3() {
-    let server = MockServer::start().await;
-    for (date, resp) in [
-        (
-            "2024-11-05",
-            ResponseTemplate::new(200).set_body_bytes(fixture(REAL)),
-        ),
-        ("2024-11-06", ResponseTemplate::new(204)),
-    ] {
-        Mock::given(method("GET"))
-            .and(path("/api/DayAheadPrices"))
-            .and(query_param("date", date))
-            .and(query_param("market", "DayAhead"))
-            .and(query_param("deliveryArea", "SE3"))
-            .and(query_param("currency", "SEK"))
-            .respond_with(resp)
-            .expect(1)
-            .mount(&server)
-            .await;
-    }
+    let server = serve_days(
+        [
+            (
+                "2024-11-05",
+                ResponseTemplate::new(200).set_body_bytes(fixture(REAL)),
+            ),
+            ("2024-11-06", ResponseTemplate::new(204)),
+        ],
+        1,
+    )
+    .await;
     let t = build_nordpool(&cfg(&server.uri(), serde_json::json!({}))).unwrap();
     let p = t.prices_at(REAL_T0 + 60).await.unwrap();
     assert_eq!(p.currency, "SEK");

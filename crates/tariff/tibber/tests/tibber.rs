@@ -38,8 +38,8 @@ async fn serve(resp: ResponseTemplate) -> MockServer {
     server
 }
 
-#[tokio::test]
-async fn today_with_a_dst_change_and_tomorrow() {
+/// `resp` for the query the plugin really sends: its token, hourly price info.
+async fn serve_asked(resp: ResponseTemplate) -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/v1-beta/gql"))
@@ -48,12 +48,19 @@ async fn today_with_a_dst_change_and_tomorrow() {
             "Bearer 5K4MVS-OjfWhK_4yrjOlFe1F6kJXPVf7eQYggo8ebAE",
         ))
         .and(body_string_contains("priceInfo(resolution: HOURLY)"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_bytes(fixture("priceinfo_dst_start_RECONSTRUCTED.json")),
-        )
+        .respond_with(resp)
         .mount(&server)
         .await;
+    server
+}
+
+#[tokio::test]
+async fn today_with_a_dst_change_and_tomorrow() {
+    let server = serve_asked(
+        ResponseTemplate::new(200)
+            .set_body_bytes(fixture("priceinfo_dst_start_RECONSTRUCTED.json")),
+    )
+    .await;
     let t = build_tibber(&cfg(
         &server.uri(),
         serde_json::json!({"feed_in_per_kwh": 0.07}),
@@ -169,18 +176,7 @@ async fn a_recorded_answer_for_the_demo_home() {
     let mut body = br#"{"data":{"viewer":{"homes":"#.to_vec();
     body.extend(fixture(REAL_HOMES));
     body.extend(b"}}}");
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1-beta/gql"))
-        .and(header(
-            "authorization",
-            "Bearer 5K4MVS-OjfWhK_4yrjOlFe1F6kJXPVf7eQYggo8ebAE",
-        ))
-        .and(body_string_contains("priceInfo(resolution: HOURLY)"))
-        .respond_with(ResponseTemplate::new(200).set_body_bytes(body))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = serve_asked(ResponseTemplate::new(200).set_body_bytes(body)).await;
     let t = build_tibber(&cfg(
         &server.uri(),
         serde_json::json!({"home_id": "c70dcbe5-4485-4821-933d-a8a86452737b"}),
@@ -201,4 +197,5 @@ async fn a_recorded_answer_for_the_demo_home() {
     assert_eq!(p.at(REAL_T0 + 19 * 3600).unwrap().price_per_kwh, 0.4911);
     assert_eq!(p.at(REAL_T0 + 27 * 3600).unwrap().price_per_kwh, 0.4051);
     assert_eq!(p.slots[47].price_per_kwh, 0.4354);
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
 }
