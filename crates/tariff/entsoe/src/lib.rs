@@ -120,6 +120,10 @@ pub fn parse(body: &[u8], adjust: &Adjust) -> Result<(String, Vec<PriceSlot>), P
     let mut periods: Vec<Period> = Vec::new();
     // `classificationSequence_AttributeInstanceComponent.position` of each `TimeSeries`.
     let mut sequences: Vec<Option<u32>> = Vec::new();
+    // Whether each `TimeSeries` is of another market than the day-ahead auction
+    // (`contract_MarketAgreement.type` other than A01: e.g. A07, intraday, which some areas'
+    // A44 answers carry beside it).
+    let mut not_day_ahead: Vec<bool> = Vec::new();
     let mut point_pos: Option<u32> = None;
     loop {
         match reader.read_event() {
@@ -130,6 +134,7 @@ pub fn parse(body: &[u8], adjust: &Adjust) -> Result<(String, Vec<PriceSlot>), P
                 }
                 if name == "TimeSeries" {
                     sequences.push(None);
+                    not_day_ahead.push(false);
                 }
                 if name == "Period" {
                     periods.push(Period {
@@ -174,6 +179,11 @@ pub fn parse(body: &[u8], adjust: &Adjust) -> Result<(String, Vec<PriceSlot>), P
                             .map_err(|_| bad("classificationSequence position"))?;
                         if let Some(q) = sequences.last_mut() {
                             *q = Some(n);
+                        }
+                    }
+                    ("TimeSeries", "contract_MarketAgreement.type") => {
+                        if let Some(q) = not_day_ahead.last_mut() {
+                            *q = v.trim() != "A01";
                         }
                     }
                     ("Reason", "text") => reason.push(v),
@@ -245,7 +255,8 @@ pub fn parse(body: &[u8], adjust: &Adjust) -> Result<(String, Vec<PriceSlot>), P
             "price_Measure_Unit.name is {u:?}, expected \"MWH\""
         )));
     }
-    // Which series gives the price of a time: classification sequence 1 before 2 (ENTSO-E
+    // Which series gives the price of a time: the day-ahead auction (contract type A01, or
+    // none given) before any other market, then classification sequence 1 before 2 (ENTSO-E
     // publishes the SDAC auction as sequence 1 and, for DE-LU and AT, EXAA's separate auction
     // as sequence 2; a series without one counts as 1), then the finest resolution (the
     // 15-minute prices of the market's own MTU before an hourly series), then document order.
@@ -258,8 +269,9 @@ pub fn parse(body: &[u8], adjust: &Adjust) -> Result<(String, Vec<PriceSlot>), P
         }
     }
     let rank = |p: &Period| {
+        let other_market = not_day_ahead.get(p.series).copied().unwrap_or(false);
         let seq = sequences.get(p.series).copied().flatten().unwrap_or(1);
-        (seq, p.resolution.unwrap_or(i64::MAX))
+        (other_market, seq, p.resolution.unwrap_or(i64::MAX))
     };
     let mut order: Vec<usize> = (0..periods.len()).collect();
     order.sort_by_key(|&i| (rank(&periods[i]), i));

@@ -278,3 +278,24 @@ async fn sequence_1_wins_over_a_finer_sequence_2() {
         close(p.slots[23].price_per_kwh, bill(54.69));
     }
 }
+
+#[tokio::test]
+async fn the_day_ahead_auction_wins_over_another_market_in_the_same_answer() {
+    // The 15-minute series (sequence 1, listed second) marked as intraday (contract type A07),
+    // as some areas' A44 answers carry: the hourly day-ahead series (A01) prices every hour,
+    // however fine or well-sequenced the other is.
+    let doc = two();
+    let second = doc.rfind("<contract_MarketAgreement.type>A01").unwrap();
+    let doc = format!(
+        "{}{}",
+        &doc[..second],
+        doc[second..].replacen(">A01<", ">A07<", 1)
+    );
+    for d in [doc.clone(), swapped_order(&doc)] {
+        let p = prices_for(d).await;
+        assert_eq!(p.slots.len(), 24);
+        assert!(p.slots.iter().all(|s| s.end_unix - s.start_unix == 3600));
+        close(p.slots[0].price_per_kwh, bill(51.69));
+        close(p.slots[12].price_per_kwh, bill(88.81));
+    }
+}
