@@ -5,7 +5,9 @@
 //! of charge with a vehicle API, energy without) and a departure (one-off or weekly). The
 //! planner ([`plan`]) divides the time until departure into slots and picks, in this order:
 //! 1. slots where the forecast solar surplus (forecast PV minus the house-load estimate) lets
-//!    the car charge at least at its minimum current: free energy, left to the green policy;
+//!    the car charge at least at its minimum current: free energy, left to the green policy,
+//!    counted toward the target in full or, with [`PlanInput::solar_confidence`] below 1, only
+//!    in that share (the grid slots then make up the rest);
 //! 2. the cheapest grid slots from the prices (unknown prices last, earliest first), charged at
 //!    the charger's allowed maximum; the last one at what is still needed but never below the
 //!    car's minimum current, so the minimum current never makes the car late.
