@@ -253,3 +253,27 @@ fn a_home_location_out_of_range_is_named() {
     assert_eq!(r.settings.home.map(|h| (h.lat, h.lon)), Some((52.52, 13.4)));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `[plans] solar_confidence` is a share in (0, 1]: out of range is named, a valid one reaches
+/// the engine, the default counts the forecast solar in full.
+#[test]
+fn plans_solar_confidence_is_checked_and_reaches_the_engine() {
+    let registry = Registry::collect().expect("registry");
+    let mut raw = twcmanager::config::load(None).expect("defaults");
+    raw["comms"]["dummy"] = serde_json::json!({ "enabled": true });
+    let ok = resolve(raw.clone(), &registry).expect("defaults are valid");
+    assert_eq!(ok.engine.plans.solar_confidence, 1.0);
+    for bad in [0.0, -0.5, 1.5] {
+        raw["plans"]["solar_confidence"] = serde_json::json!(bad);
+        let all = resolve(raw.clone(), &registry)
+            .expect_err("out of range")
+            .join("\n");
+        assert!(
+            all.contains("[plans] solar_confidence") && all.contains("0 < c ≤ 1"),
+            "{bad}: {all}"
+        );
+    }
+    raw["plans"]["solar_confidence"] = serde_json::json!(0.6);
+    let ok = resolve(raw, &registry).expect("valid");
+    assert_eq!(ok.engine.plans.solar_confidence, 0.6);
+}

@@ -1,5 +1,5 @@
 //! Core's own configuration sections — `[master]`, `[wiring]`, `[site]`, `[engine]`,
-//! `[settings]` (and, through [`crate::policy::PolicyConfig::from_sections`], `[policy]`,
+//! `[settings]`, `[plans]` (and, through [`crate::policy::PolicyConfig::from_sections`], `[policy]`,
 //! `[green]`, `[grid]`) — read from the merged configuration and validated here, where the
 //! settings they fill are defined. Every problem is reported at once, naming the key.
 
@@ -14,6 +14,7 @@ use std::time::Duration;
 /// Sections core reads itself; every other top-level section must be a plugin kind.
 pub const CORE_SECTIONS: &[&str] = &[
     "master", "wiring", "site", "engine", "settings", "policy", "green", "grid", "vehicles",
+    "plans",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -63,6 +64,13 @@ struct EngineSection {
     sink_spill_dir: String,
 }
 
+/// `[plans]`: how the charge planner weighs the solar forecast.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlansSection {
+    solar_confidence: f64,
+}
+
 /// `[settings]`: where runtime settings live and their initial values.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -102,6 +110,7 @@ impl CoreConfig {
         let site: Option<SiteSection> = section(root, "site", &mut errors);
         let eng: Option<EngineSection> = section(root, "engine", &mut errors);
         let settings: Option<SettingsSection> = section(root, "settings", &mut errors);
+        let plans: Option<PlansSection> = section(root, "plans", &mut errors);
 
         let mut engine = EngineConfig::default();
         if let Some(m) = &master {
@@ -275,6 +284,18 @@ impl CoreConfig {
             }
         }
 
+        if let Some(p) = &plans {
+            let c = p.solar_confidence;
+            if c.is_finite() && c > 0.0 && c <= 1.0 {
+                engine.plans.solar_confidence = c;
+            } else {
+                errors.push(format!(
+                    "[plans] solar_confidence = {c}: expected a share 0 < c ≤ 1 (1 = count the \
+                     forecast solar in full)"
+                ));
+            }
+        }
+
         // [policy], [green], [grid]: the policy engine's own sections, validated by twc-core.
         match crate::policy::PolicyConfig::from_sections(root, engine.master.wiring_max_all.amps())
         {
@@ -282,8 +303,8 @@ impl CoreConfig {
             Err(e) => errors.extend(e),
         }
 
-        match (errors.is_empty(), eng, settings, site) {
-            (true, Some(eng), Some(settings), Some(_)) => Ok(CoreConfig {
+        match (errors.is_empty(), eng, settings, site, plans) {
+            (true, Some(eng), Some(settings), Some(_), Some(_)) => Ok(CoreConfig {
                 engine,
                 settings,
                 sink_queue_capacity: eng.sink_queue_capacity,

@@ -5,7 +5,9 @@
 //! of charge with a vehicle API, energy without) and a departure (one-off or weekly). The
 //! planner ([`plan`]) divides the time until departure into slots and picks, in this order:
 //! 1. slots where the forecast solar surplus (forecast PV minus the house-load estimate) lets
-//!    the car charge at least at its minimum current: free energy, left to the green policy;
+//!    the car charge at least at its minimum current: free energy, left to the green policy,
+//!    counted toward the target in full or, with [`PlanInput::solar_confidence`] below 1, only
+//!    in that share (the grid slots then make up the rest);
 //! 2. the cheapest grid slots from the prices (unknown prices last, earliest first), charged at
 //!    the charger's allowed maximum; the last one at what is still needed but never below the
 //!    car's minimum current, so the minimum current never makes the car late.
@@ -225,6 +227,27 @@ pub struct PlanInput<'a> {
     pub prices: Option<&'a Prices>,
     /// Forecast, when known.
     pub forecast: Option<&'a Forecast>,
+    /// The share of a forecast solar slot's energy counted toward the target, 0 < c ≤ 1
+    /// (`[plans] solar_confidence`; 1 = the forecast is trusted in full). The slot is still
+    /// planned as solar at its forecast current and reported with its forecast energy; the
+    /// grid slots make up the rest, so the target is met even if only this share of the
+    /// forecast solar comes.
+    pub solar_confidence: f64,
+}
+
+/// Plan settings from the configuration (`[plans]`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlansConfig {
+    /// [`PlanInput::solar_confidence`].
+    pub solar_confidence: f64,
+}
+
+impl Default for PlansConfig {
+    fn default() -> Self {
+        PlansConfig {
+            solar_confidence: 1.0,
+        }
+    }
 }
 
 /// Where a slot's energy is expected to come from.
@@ -331,6 +354,13 @@ pub fn plan(input: &PlanInput<'_>) -> PlanOutcome {
     }
     let kwh_at = |amps: f64, c: &Cand| amps * volts * (c.end - c.start) as f64 / 3_600_000.0;
     let mut chosen: Vec<Option<PlannedSlot>> = cands.iter().map(|_| None).collect();
+    // What the slots chosen so far are counted on to bring: a solar slot counts `conf` of its
+    // forecast energy, a grid slot all of it (its current is offered whatever the sun does).
+    let conf = if input.solar_confidence.is_finite() {
+        input.solar_confidence.clamp(0.0, 1.0)
+    } else {
+        1.0
+    };
     let mut got = 0.0;
     // 1. Solar surplus, most first (a car charges from it only at or above its minimum).
     let mut solar: Vec<usize> = (0..cands.len())
@@ -344,7 +374,7 @@ pub fn plan(input: &PlanInput<'_>) -> PlanOutcome {
         let c = &cands[i];
         let a = c.surplus_amps.min(max_a);
         let k = kwh_at(a, c);
-        got += k;
+        got += k * conf;
         chosen[i] = Some(PlannedSlot {
             start_unix: c.start,
             end_unix: c.end,
@@ -375,10 +405,13 @@ pub fn plan(input: &PlanInput<'_>) -> PlanOutcome {
             continue;
         }
         let per_amp = kwh_at(1.0, c);
-        let missing = needed - got;
+        // A solar slot raised from the grid is offered its whole current: the share of its
+        // solar energy not counted in step 1 is now counted too.
+        let uncounted = solar_k - solar_k * conf;
+        let missing = (needed - got - uncounted).max(0.0);
         // Never below the minimum current: round up to it, never down to nothing.
         let want = (have_a + missing / per_amp).max(min_a).min(max_a);
-        let add = kwh_at(want - have_a, c);
+        let add = kwh_at(want - have_a, c) + uncounted;
         got += add;
         chosen[i] = Some(PlannedSlot {
             start_unix: c.start,
@@ -406,7 +439,17 @@ pub fn plan(input: &PlanInput<'_>) -> PlanOutcome {
             s.price_per_kwh.map(|p| acc + p * grid_kwh)
         }
     });
-    out.feasible = out.planned_kwh + 1e-6 >= needed;
+    // Feasible when what the slots are counted on to bring (a solar slot `conf` of its
+    // forecast) meets the need; with `conf` = 1 that is the planned energy.
+    let counted: f64 = out
+        .slots
+        .iter()
+        .map(|s| match s.kind {
+            SlotKind::Solar => s.kwh * conf,
+            SlotKind::Grid => s.kwh,
+        })
+        .sum();
+    out.feasible = counted + 1e-6 >= needed;
     out
 }
 
@@ -469,6 +512,7 @@ mod tests {
             house_load_w: 500.0,
             prices: p,
             forecast: f,
+            solar_confidence: 1.0,
         }
     }
 
@@ -511,6 +555,88 @@ mod tests {
             .filter(|s| s.kind == SlotKind::Grid)
             .collect();
         assert!(!grid.is_empty());
+    }
+
+    #[test]
+    fn solar_confidence_below_one_buys_grid_for_the_share_not_counted() {
+        // 3 kW of PV from 03:00 to 09:00: 2.5 kW surplus (10.9 A), 2.5 kWh an hour.
+        let f = Forecast {
+            source: "f".into(),
+            slots: (0..12)
+                .map(|h| ForecastSlot {
+                    start_unix: h * 3600,
+                    end_unix: (h + 1) * 3600,
+                    watts: if (3..9).contains(&h) { 3000.0 } else { 0.0 },
+                })
+                .collect(),
+        };
+        let p = prices(&[0.05, 0.1, 0.2, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.2, 0.2, 0.2]);
+        let grid_kwh = |o: &PlanOutcome| -> f64 {
+            o.slots
+                .iter()
+                .filter(|s| s.kind == SlotKind::Grid)
+                .map(|s| s.kwh)
+                .sum()
+        };
+        // c = 1: the forecast sun carries the whole 11 kWh (10 + 10 %), nothing from the grid.
+        let full = plan(&input(Some(&p), Some(&f), 10.0));
+        assert!(full.feasible);
+        assert_eq!(grid_kwh(&full), 0.0, "{full:?}");
+        assert!((full.planned_kwh - 11.25).abs() < 1e-9, "{full:?}");
+        assert_eq!(full.solar_share, 1.0);
+        // c = 0.5: every solar hour is still planned at its forecast current, and the grid
+        // makes up what half of it would leave short, in the cheapest hours.
+        let hedged = plan(&PlanInput {
+            solar_confidence: 0.5,
+            ..input(Some(&p), Some(&f), 10.0)
+        });
+        assert!(hedged.feasible);
+        for s in full.slots.iter() {
+            assert!(
+                hedged.slots.iter().any(|h| h.start_unix == s.start_unix
+                    && h.kind == SlotKind::Solar
+                    && h.amps == s.amps
+                    && h.kwh == s.kwh),
+                "{s:?} not kept in {hedged:?}"
+            );
+        }
+        let solar: f64 = hedged
+            .slots
+            .iter()
+            .filter(|s| s.kind == SlotKind::Solar)
+            .map(|s| s.kwh)
+            .sum();
+        assert!((solar - 15.0).abs() < 1e-9, "all 6 h of sun: {solar}");
+        let grid = grid_kwh(&hedged);
+        assert!(grid + 0.5 * solar + 1e-6 >= 11.0, "{grid} + {solar} / 2");
+        // 3.5 kWh at 16 A (3.68 kWh an hour): the 0.05 hour.
+        assert!(grid < 3.68 + 1e-9, "{hedged:?}");
+        assert!(
+            hedged
+                .slots
+                .iter()
+                .filter(|s| s.kind == SlotKind::Grid)
+                .all(|s| s.price_per_kwh == Some(0.05)),
+            "{hedged:?}"
+        );
+        // The reported energy, cost and share are what the forecast brings.
+        assert!((hedged.planned_kwh - solar - grid).abs() < 1e-9);
+        assert!((hedged.expected_cost.unwrap() - grid * 0.05).abs() < 1e-9);
+        // 4.5 kW of surplus (above the 16 A maximum) from 03:00 to 09:00: 22.1 kWh of sun at
+        // 16 A plus 21.2 kWh from the grid in the other hours meet 35 kWh (38.5 with the margin)
+        // when the sun is counted in full, not when only half of it is.
+        let mut sunny = f.clone();
+        for s in &mut sunny.slots {
+            if s.watts > 0.0 {
+                s.watts = 5000.0;
+            }
+        }
+        assert!(plan(&input(Some(&p), Some(&sunny), 35.0)).feasible);
+        let short = plan(&PlanInput {
+            solar_confidence: 0.5,
+            ..input(Some(&p), Some(&sunny), 35.0)
+        });
+        assert!(!short.feasible, "{short:?}");
     }
 
     #[test]

@@ -141,6 +141,11 @@ pub struct Args {
     /// hour by the last two hours' measured PV), `perfect` (the trace's own hourly means).
     #[arg(long, default_value = "none,persistence,perfect")]
     pub plan_forecast: String,
+    /// `[plans] solar_confidence` for a --trace --prices plan replay: the share of each
+    /// forecast solar slot's energy the planner counts on (0 < c ≤ 1; the grid makes up the
+    /// rest).
+    #[arg(long, default_value_t = 1.0)]
+    pub plan_solar_confidence: f64,
     /// A price series (`timestamp,price_per_kwh`, as --prices) given to the engine during a
     /// --trace replay, so each session's cost is reported next to its solar share.
     #[arg(long)]
@@ -339,9 +344,16 @@ fn plan_solar(
         .map(ForecastMode::parse)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("--plan-forecast: {e}"))?;
+    let c = a.plan_solar_confidence;
+    if !(c.is_finite() && c > 0.0 && c <= 1.0) {
+        return Err(format!(
+            "--plan-solar-confidence {c}: expected a share 0 < c ≤ 1"
+        ));
+    }
     let o = PlanSolarOptions {
         plan: plan_options(a)?,
         meter_interval: Duration::from_secs(a.meter_interval_secs.max(1)),
+        solar_confidence: c,
     };
     let wall = std::time::Instant::now();
     let days = run_plan_solar(&trace, &mapped, &o, &modes)?;
@@ -357,14 +369,15 @@ fn plan_solar(
         map[map.len() - 1].1
     );
     println!(
-        "weekday plan {} kWh, arrive {} depart {}, {} A max, {} phase(s) at {} V, meter every {} s",
+        "weekday plan {} kWh, arrive {} depart {}, {} A max, {} phase(s) at {} V, meter every {} s, solar confidence {}",
         o.plan.kwh,
         a.plan_arrive,
         a.plan_depart,
         o.plan.max_amps,
         o.plan.phases,
         o.plan.voltage,
-        o.meter_interval.as_secs()
+        o.meter_interval.as_secs(),
+        o.solar_confidence
     );
     print!("{}", table(&days, &modes));
     println!(

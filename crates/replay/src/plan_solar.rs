@@ -64,6 +64,8 @@ pub struct PlanSolarOptions {
     pub plan: crate::plan_month::PlanMonthOptions,
     /// Meter poll interval.
     pub meter_interval: std::time::Duration,
+    /// `[plans] solar_confidence`: the share of each forecast solar slot the planner counts on.
+    pub solar_confidence: f64,
 }
 
 /// What the car got in one window.
@@ -372,6 +374,9 @@ fn engine_window(
         let cfg = EngineConfig {
             consumption_includes_chargers: false,
             policy,
+            plans: twc_core::planner::PlansConfig {
+                solar_confidence: o.solar_confidence,
+            },
             ..plan_engine_config(&o.plan, arrive)
         };
         let settings = Settings {

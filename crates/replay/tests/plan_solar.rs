@@ -77,6 +77,7 @@ fn a_sunny_window_meets_its_target_with_more_solar_with_a_forecast_and_costs_les
             phases: 1,
         },
         meter_interval: std::time::Duration::from_secs(5),
+        solar_confidence: 1.0,
     };
     let modes = [ForecastMode::None, ForecastMode::Persistence];
     let days = run_plan_solar(&trace, &prices, &o, &modes).unwrap();

@@ -204,6 +204,7 @@ proptest! {
         needed in 0.0f64..80.0, max_a in 0.0f64..48.0, min_a in 5.0f64..8.0,
         phases in 1u8..=3, hours in 1i64..30, offset in 0i64..3600,
         grid in proptest::option::of(0.0f64..40.0),
+        confidence in prop_oneof![Just(1.0f64), 0.05f64..1.0],
     ) {
         let now = T0 + offset;
         let p = hourly(T0, &prices);
@@ -227,11 +228,14 @@ proptest! {
             house_load_w: 400.0,
             prices: Some(&p),
             forecast: Some(&f),
+            solar_confidence: confidence,
         };
         let o = planner::plan(&input);
         let cap = grid.map_or(max_a, |g| max_a.min(g));
         let volts = 230.0 * f64::from(phases);
         let mut kwh = 0.0;
+        // What the plan counts on: a solar slot only `confidence` of its energy.
+        let mut counted = 0.0;
         let mut last_end = now;
         for s in &o.slots {
             prop_assert!(s.amps <= cap + 1e-9, "{s:?} above cap {cap}");
@@ -242,13 +246,17 @@ proptest! {
             prop_assert!(s.end_unix <= input.departure_unix - planner::PLAN_END_MARGIN_SECS);
             last_end = s.end_unix;
             // What the car gets when it draws the planned current over the slot.
-            kwh += s.amps * volts * (s.end_unix - s.start_unix) as f64 / 3.6e6;
+            let k = s.amps * volts * (s.end_unix - s.start_unix) as f64 / 3.6e6;
+            kwh += k;
+            counted += if s.kind == SlotKind::Solar { k * confidence } else { k };
         }
         if o.feasible {
             prop_assert!(kwh + 1e-6 >= needed, "feasible but {kwh} < {needed}");
+            // Even if only `confidence` of the forecast solar comes.
+            prop_assert!(counted + 1e-6 >= needed, "feasible but counted {counted} < {needed}");
         } else {
-            // Infeasible: every slot at the maximum, and it still falls short.
-            prop_assert!(kwh < needed * (1.0 + planner::PLAN_ENERGY_MARGIN) + 1e-6);
+            // Infeasible: every slot at the maximum, and what it counts on still falls short.
+            prop_assert!(counted < needed * (1.0 + planner::PLAN_ENERGY_MARGIN) + 1e-6);
         }
     }
 }

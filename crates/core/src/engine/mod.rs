@@ -79,6 +79,8 @@ pub struct EngineConfig {
     pub shutdown_timeout: Duration,
     /// `[policy]`, `[green]`, `[grid]`.
     pub policy: PolicyConfig,
+    /// `[plans]`: how the charge planner weighs the forecast.
+    pub plans: crate::planner::PlansConfig,
     /// Where settings are saved after every settings-changing command (`None` = not saved).
     pub settings_store: Option<SettingsStore>,
     /// Wall-clock time at start (`None` = now); the simulator replays a day from its first
@@ -116,6 +118,7 @@ impl Default for EngineConfig {
             event_capacity: 1024,
             shutdown_timeout: Duration::from_secs(10),
             policy: PolicyConfig::default(),
+            plans: crate::planner::PlansConfig::default(),
             settings_store: None,
             start_wall: None,
             clock: None,

@@ -199,6 +199,7 @@ impl Core {
                     house_load_w,
                     prices: self.outlook.prices.as_ref(),
                     forecast: self.outlook.forecast.as_ref(),
+                    solar_confidence: self.cfg.plans.solar_confidence,
                 }),
                 _ => Default::default(),
             };
