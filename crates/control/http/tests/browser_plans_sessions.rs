@@ -202,7 +202,9 @@ async fn price_tiles_plans_and_sessions_with_a_tariff_and_real_charging() {
     }
     b.goto(&d.url("/plans")).await;
     b.wait_js(
-        "return document.querySelectorAll('#plans > tr').length === 2 && document.querySelectorAll('#plans .plan-slots li').length > 2",
+        // Each plan shows its slots (merged into ranges: how many depends on the time of day
+        // the test runs at, against the tariff's windows).
+        "const rows = Array.from(document.querySelectorAll('#plans > tr')); return rows.length === 2 && rows.every(r => r.querySelectorAll('.plan-slots li').length >= 1)",
         Duration::from_secs(10),
         "both plans with their slots",
     )
