@@ -272,10 +272,7 @@ impl CoreConfig {
                     ));
             }
             if let Some(h) = &s.home
-                && !(h.lat.is_finite()
-                    && h.lon.is_finite()
-                    && (-90.0..=90.0).contains(&h.lat)
-                    && (-180.0..=180.0).contains(&h.lon))
+                && !h.is_valid()
             {
                 errors.push(format!(
                     "[settings] home = {{ lat = {}, lon = {} }}: expected lat in -90..=90 and lon in -180..=180 (degrees, north and east positive)",
@@ -285,14 +282,11 @@ impl CoreConfig {
         }
 
         if let Some(p) = &plans {
-            let c = p.solar_confidence;
-            if c.is_finite() && c > 0.0 && c <= 1.0 {
-                engine.plans.solar_confidence = c;
-            } else {
-                errors.push(format!(
-                    "[plans] solar_confidence = {c}: expected a share 0 < c ≤ 1 (1 = count the \
-                     forecast solar in full)"
-                ));
+            match crate::planner::PlansConfig::new(p.solar_confidence) {
+                Ok(c) => engine.plans = c,
+                Err(e) => errors.push(format!(
+                    "[plans] {e} (1 = count the forecast solar in full)"
+                )),
             }
         }
 

@@ -242,6 +242,22 @@ pub struct PlansConfig {
     pub solar_confidence: f64,
 }
 
+impl PlansConfig {
+    /// Checked: `solar_confidence` must be a share 0 < c ≤ 1; the error names the key.
+    pub fn new(solar_confidence: f64) -> Result<Self, String> {
+        let c = solar_confidence;
+        if c.is_finite() && c > 0.0 && c <= 1.0 {
+            Ok(PlansConfig {
+                solar_confidence: c,
+            })
+        } else {
+            Err(format!(
+                "solar_confidence = {c}: expected a share 0 < c ≤ 1"
+            ))
+        }
+    }
+}
+
 impl Default for PlansConfig {
     fn default() -> Self {
         PlansConfig {
@@ -531,18 +547,23 @@ mod tests {
         assert!(cost < 11.0 * 0.1 && cost > 11.0 * 0.05, "{cost}");
     }
 
-    #[test]
-    fn solar_first_and_min_current_rounds_up() {
-        let f = Forecast {
+    /// Twelve hourly forecast slots from 0: 3 kW of PV in the hours `sunny` picks, none else.
+    fn pv_3kw_in(sunny: impl Fn(i64) -> bool) -> Forecast {
+        Forecast {
             source: "f".into(),
             slots: (0..12)
                 .map(|h| ForecastSlot {
                     start_unix: h * 3600,
                     end_unix: (h + 1) * 3600,
-                    watts: if h == 5 { 3000.0 } else { 0.0 },
+                    watts: if sunny(h) { 3000.0 } else { 0.0 },
                 })
                 .collect(),
-        };
+        }
+    }
+
+    #[test]
+    fn solar_first_and_min_current_rounds_up() {
+        let f = pv_3kw_in(|h| h == 5);
         let p = prices(&[0.2; 12]);
         let o = plan(&input(Some(&p), Some(&f), 3.0));
         assert!(o.feasible);
@@ -560,16 +581,7 @@ mod tests {
     #[test]
     fn solar_confidence_below_one_buys_grid_for_the_share_not_counted() {
         // 3 kW of PV from 03:00 to 09:00: 2.5 kW surplus (10.9 A), 2.5 kWh an hour.
-        let f = Forecast {
-            source: "f".into(),
-            slots: (0..12)
-                .map(|h| ForecastSlot {
-                    start_unix: h * 3600,
-                    end_unix: (h + 1) * 3600,
-                    watts: if (3..9).contains(&h) { 3000.0 } else { 0.0 },
-                })
-                .collect(),
-        };
+        let f = pv_3kw_in(|h| (3..9).contains(&h));
         let p = prices(&[0.05, 0.1, 0.2, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.2, 0.2, 0.2]);
         let grid_kwh = |o: &PlanOutcome| -> f64 {
             o.slots

@@ -344,12 +344,9 @@ fn plan_solar(
         .map(ForecastMode::parse)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("--plan-forecast: {e}"))?;
-    let c = a.plan_solar_confidence;
-    if !(c.is_finite() && c > 0.0 && c <= 1.0) {
-        return Err(format!(
-            "--plan-solar-confidence {c}: expected a share 0 < c ≤ 1"
-        ));
-    }
+    let c = twc_core::planner::PlansConfig::new(a.plan_solar_confidence)
+        .map_err(|e| format!("--plan-solar-confidence: {e}"))?
+        .solar_confidence;
     let o = PlanSolarOptions {
         plan: plan_options(a)?,
         meter_interval: Duration::from_secs(a.meter_interval_secs.max(1)),

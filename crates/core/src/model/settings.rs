@@ -145,6 +145,16 @@ pub struct HomeLocation {
     pub lon: f64,
 }
 
+impl HomeLocation {
+    /// True when both are finite and in range: lat −90..=90, lon −180..=180.
+    pub fn is_valid(&self) -> bool {
+        self.lat.is_finite()
+            && self.lon.is_finite()
+            && (-90.0..=90.0).contains(&self.lat)
+            && (-180.0..=180.0).contains(&self.lon)
+    }
+}
+
 /// What the settings are checked against: the installation's limits from the configuration.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SettingsLimits {
@@ -231,10 +241,7 @@ impl Settings {
         self.validate_offsets()?;
         self.validate_plans()?;
         if let Some(h) = self.home
-            && !(h.lat.is_finite()
-                && h.lon.is_finite()
-                && (-90.0..=90.0).contains(&h.lat)
-                && (-180.0..=180.0).contains(&h.lon))
+            && !h.is_valid()
         {
             return bad(format!(
                 "home location lat = {}, lon = {}: expected −90..=90 and −180..=180",

@@ -254,6 +254,19 @@ async fn a_gap_in_the_15_minute_series_is_filled_from_the_hourly_one() {
     close(gap[0].price_per_kwh, bill(88.81));
 }
 
+/// `doc`, as listed and with its series swapped, gives the hourly series' 24 prices alone.
+async fn assert_only_the_hourly_series_in_either_order(doc: &str) {
+    for d in [doc.to_string(), swapped_order(doc)] {
+        let p = prices_for(d).await;
+        assert_eq!(p.slots.len(), 24);
+        assert!(p.slots.iter().all(|s| s.end_unix - s.start_unix == 3600));
+        close(p.slots[0].price_per_kwh, bill(51.69));
+        close(p.slots[1].price_per_kwh, bill(50.0));
+        close(p.slots[12].price_per_kwh, bill(88.81));
+        close(p.slots[23].price_per_kwh, bill(54.69));
+    }
+}
+
 #[tokio::test]
 async fn sequence_1_wins_over_a_finer_sequence_2() {
     // The same series with their sequences exchanged: the hourly one is now sequence 1 (SDAC,
@@ -268,15 +281,7 @@ async fn sequence_1_wins_over_a_finer_sequence_2() {
         .replace(&seq(1), "SEQ-ONE")
         .replace(&seq(2), &seq(1))
         .replace("SEQ-ONE", &seq(2));
-    for d in [doc.clone(), swapped_order(&doc)] {
-        let p = prices_for(d).await;
-        assert_eq!(p.slots.len(), 24);
-        assert!(p.slots.iter().all(|s| s.end_unix - s.start_unix == 3600));
-        close(p.slots[0].price_per_kwh, bill(51.69));
-        close(p.slots[1].price_per_kwh, bill(50.0));
-        close(p.slots[12].price_per_kwh, bill(88.81));
-        close(p.slots[23].price_per_kwh, bill(54.69));
-    }
+    assert_only_the_hourly_series_in_either_order(&doc).await;
 }
 
 #[tokio::test]
@@ -291,11 +296,5 @@ async fn the_day_ahead_auction_wins_over_another_market_in_the_same_answer() {
         &doc[..second],
         doc[second..].replacen(">A01<", ">A07<", 1)
     );
-    for d in [doc.clone(), swapped_order(&doc)] {
-        let p = prices_for(d).await;
-        assert_eq!(p.slots.len(), 24);
-        assert!(p.slots.iter().all(|s| s.end_unix - s.start_unix == 3600));
-        close(p.slots[0].price_per_kwh, bill(51.69));
-        close(p.slots[12].price_per_kwh, bill(88.81));
-    }
+    assert_only_the_hourly_series_in_either_order(&doc).await;
 }
