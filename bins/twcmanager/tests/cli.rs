@@ -484,3 +484,80 @@ fn r13_fallback_ports_moves_to_the_next_port_with_a_warning() {
     assert!(sent > 0, "the daemon sent nothing on the bus:\n{log}");
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{log}");
 }
+
+/// `GET path` on the daemon's web API (HTTP/1.0, the connection closed by the server): the
+/// status code and the body as JSON.
+#[cfg(feature = "control-http")]
+fn api_get(port: u16, path: &str) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (
+        code,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// `[settings] home` reaches the running daemon: from the config when nothing is saved or the
+/// saved settings have no home, while a home saved from the UI or the API wins over it.
+#[cfg(all(feature = "comms-dummy", feature = "control-http"))]
+#[test]
+fn the_config_home_location_reaches_the_daemon_unless_one_is_saved() {
+    let dir = std::env::temp_dir().join(format!("twc-home-cfg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let saved = dir.join("saved.json");
+    let cases = [
+        (None, (52.52, 13.4)),
+        (Some(r#"{"non_scheduled_action": "green"}"#), (52.52, 13.4)),
+        (Some(r#"{"home": {"lat": 46.8, "lon": 6.9}}"#), (46.8, 6.9)),
+    ];
+    for (i, (file, want)) in cases.into_iter().enumerate() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cfg = dir.join(format!("home-{i}.toml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "[comms.dummy]\nenabled = true\n\
+                 [control.http]\nenabled = true\nlisten = \"127.0.0.1\"\nport = {port}\n\
+                 [settings]\nhome = {{ lat = 52.52, lon = 13.4 }}\n"
+            ),
+        )
+        .unwrap();
+        let _ = std::fs::remove_file(&saved);
+        if let Some(f) = file {
+            std::fs::write(&saved, f).unwrap();
+        }
+        let mut d = Daemon::start(
+            &format!("home-{i}"),
+            &cfg.display().to_string(),
+            &[("TWCMANAGER__SETTINGS__PATH", saved.display().to_string())],
+        );
+        let listening = d.wait_for(&format!("127.0.0.1:{port}"), 1, 15);
+        let (code, v) = api_get(port, "/api/v2/settings");
+        d.signal("TERM");
+        let _ = d.wait_exit(20);
+        let log = d.log();
+        assert!(listening && code == 200, "case {i}: {code} {v}\n{log}");
+        let home = &v["home"];
+        assert_eq!(
+            (home["lat"].as_f64(), home["lon"].as_f64()),
+            (Some(want.0), Some(want.1)),
+            "case {i}: {v}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

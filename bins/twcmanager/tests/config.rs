@@ -227,31 +227,19 @@ fn the_solar_tracking_example_resolves_with_the_measured_setting() {
 #[test]
 fn a_home_location_out_of_range_is_named() {
     let registry = Registry::collect().expect("registry");
-    let dir = std::env::temp_dir().join(format!("twc-cfg-home-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let f = dir.join("home.toml");
-    std::fs::write(
-        &f,
-        "[comms.dummy]\nenabled = true\n[settings]\nhome = { lat = 95.0, lon = 13.4 }\n",
-    )
-    .unwrap();
-    let raw = twcmanager::config::load(Some(&f)).expect("parses as TOML");
-    let errors = resolve(raw, &registry).expect_err("lat 95");
+    let mut raw = twcmanager::config::load(None).expect("defaults");
+    raw["comms"]["dummy"] = serde_json::json!({ "enabled": true });
+    raw["settings"]["home"] = serde_json::json!({ "lat": 95.0, "lon": 13.4 });
+    let errors = resolve(raw.clone(), &registry).expect_err("lat 95");
     assert!(
         errors
             .iter()
             .any(|e| e.starts_with("[settings] home") && e.contains("-90..=90")),
         "{errors:?}"
     );
-    std::fs::write(
-        &f,
-        "[comms.dummy]\nenabled = true\n[settings]\nhome = { lat = 52.52, lon = 13.4 }\n",
-    )
-    .unwrap();
-    let raw = twcmanager::config::load(Some(&f)).expect("parses as TOML");
+    raw["settings"]["home"] = serde_json::json!({ "lat": 52.52, "lon": 13.4 });
     let r = resolve(raw, &registry).expect("a valid home");
     assert_eq!(r.settings.home.map(|h| (h.lat, h.lon)), Some((52.52, 13.4)));
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// `[plans] solar_confidence` is a share in (0, 1]: out of range is named, a valid one reaches
