@@ -110,6 +110,14 @@ async fn failures_are_errors_of_the_right_kind() {
             "MWH",
         ),
         (
+            ResponseTemplate::new(200).set_body_string(two().replace(
+                ">1</classificationSequence",
+                ">first</classificationSequence",
+            )),
+            ErrorKind::Protocol,
+            "classificationSequence",
+        ),
+        (
             ResponseTemplate::new(200)
                 .set_body_bytes(full.clone())
                 .set_delay(Duration::from_secs(3)),
